@@ -1,0 +1,295 @@
+//! Verification: the signature chain (with discharges, each used at most once, bound
+//! to the permission token, nested at most `max_depth` deep), then the caveats.
+
+use macvault_caveats::{Access, Caveat, Denial, ParseError};
+
+use super::crypto::{self, KEY_LEN};
+use super::ident::{IdentifierError, TokenId, TokenIdentifier};
+use super::wire::DecodeError;
+use super::{Bundle, LIMITS, Macaroon, RootKey};
+
+/// Finds the root key a token names. Implementations must not touch the disk on
+/// the hot path: keep keys in memory.
+pub trait KeyResolver {
+    /// The root key of `org` at `key_version`, if it exists and is not retired.
+    fn root_key(&self, org: &str, key_version: u32) -> Option<RootKey>;
+}
+
+/// Why a signature chain does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError<E> {
+    /// A signature (or a sealed caveat key) does not match.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// A third-party caveat has no discharge in the bundle.
+    #[error("a third-party caveat has no discharge")]
+    MissingDischarge,
+    /// A discharge in the bundle answers no third-party caveat.
+    #[error("a discharge answers no third-party caveat")]
+    UnusedDischarge,
+    /// Discharges nest deeper than allowed.
+    #[error("third-party caveats nest deeper than {} levels", LIMITS.max_depth)]
+    TooDeep,
+    /// The predicate check refused a first-party caveat.
+    #[error("caveat not satisfied")]
+    Predicate(E),
+}
+
+/// Checks the HMAC chain of a bundle from `root_key`, calling `predicate` on each
+/// first-party caveat of the token and of the discharges it uses. Signatures are
+/// compared in constant time.
+pub fn verify_chain<'b, E>(
+    root_key: &[u8; KEY_LEN],
+    bundle: &'b Bundle<'_>,
+    mut predicate: impl FnMut(&'b [u8]) -> Result<(), E>,
+) -> Result<(), ChainError<E>> {
+    if bundle.discharges.len() > LIMITS.max_discharges.min(64) {
+        return Err(ChainError::UnusedDischarge);
+    }
+    let mut walk = Walk {
+        root_sig: &bundle.token.signature,
+        discharges: &bundle.discharges,
+        used: 0,
+        predicate: &mut predicate,
+    };
+    walk.macaroon(&bundle.token, root_key, false, 0)?;
+    if walk.used.count_ones() as usize != bundle.discharges.len() {
+        return Err(ChainError::UnusedDischarge);
+    }
+    Ok(())
+}
+
+struct Walk<'b, 'r, F> {
+    root_sig: &'r [u8; KEY_LEN],
+    discharges: &'b [Macaroon<'b>],
+    used: u64,
+    predicate: &'r mut F,
+}
+
+impl<'b, F, E> Walk<'b, '_, F>
+where
+    F: FnMut(&'b [u8]) -> Result<(), E>,
+{
+    fn macaroon(
+        &mut self,
+        m: &'b Macaroon<'b>,
+        key: &[u8; KEY_LEN],
+        bound: bool,
+        depth: usize,
+    ) -> Result<(), ChainError<E>> {
+        let mut sig = crypto::hmac(key, &m.identifier);
+        for c in &m.caveats {
+            match &c.vid {
+                None => {
+                    (self.predicate)(&c.id).map_err(ChainError::Predicate)?;
+                    sig = crypto::hmac(&sig, &c.id);
+                }
+                Some(vid) => {
+                    if depth >= LIMITS.max_depth {
+                        return Err(ChainError::TooDeep);
+                    }
+                    let caveat_key = crypto::open_vid(&sig, vid).ok_or(ChainError::BadSignature)?;
+                    let discharges = self.discharges;
+                    let i = (0..discharges.len())
+                        .find(|&i| self.used & (1 << i) == 0 && *discharges[i].identifier == *c.id)
+                        .ok_or(ChainError::MissingDischarge)?;
+                    self.used |= 1 << i;
+                    self.macaroon(&discharges[i], &caveat_key, true, depth + 1)?;
+                    sig = crypto::hash2(&sig, vid, &c.id);
+                }
+            }
+        }
+        let expected = if bound {
+            crypto::bind(self.root_sig, &sig)
+        } else {
+            sig
+        };
+        if crypto::sig_eq(&expected, &m.signature) {
+            Ok(())
+        } else {
+            Err(ChainError::BadSignature)
+        }
+    }
+}
+
+/// The class of a verification failure: all a caller learns about an unauthenticated
+/// token (HTTP 401 bodies carry only this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Not a well-formed macvault token.
+    Malformed,
+    /// Names an org or key version that does not exist or was retired.
+    UnknownKey,
+    /// The signature chain does not verify.
+    BadSignature,
+    /// A third-party caveat lacks its discharge.
+    MissingDischarge,
+    /// Outside its validity window.
+    Expired,
+    /// Revoked (decided by the authority, not by the core).
+    Revoked,
+}
+
+impl FailureClass {
+    /// A stable snake_case code.
+    pub fn code(self) -> &'static str {
+        match self {
+            FailureClass::Malformed => "malformed",
+            FailureClass::UnknownKey => "unknown_key",
+            FailureClass::BadSignature => "bad_signature",
+            FailureClass::MissingDischarge => "missing_discharge",
+            FailureClass::Expired => "expired",
+            FailureClass::Revoked => "revoked",
+        }
+    }
+}
+
+/// Why a token does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The text or bytes are not a token.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The identifier is not ours.
+    #[error(transparent)]
+    Identifier(#[from] IdentifierError),
+    /// No such root key.
+    #[error("unknown or retired root key")]
+    UnknownKey,
+    /// The chain does not verify.
+    #[error("{0}")]
+    Chain(ChainError<()>),
+    /// A first-party caveat is not one this verifier understands: fail closed.
+    #[error("caveat {index} is not a caveat this verifier understands: {error}")]
+    UnknownCaveat {
+        /// 1-based position among the effective caveats.
+        index: usize,
+        /// What is wrong with it.
+        error: ParseError,
+    },
+    /// Outside the validity window.
+    #[error("token is expired or not yet valid")]
+    Expired,
+}
+
+impl VerifyError {
+    /// What a caller outside may learn.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            VerifyError::Decode(_)
+            | VerifyError::Identifier(_)
+            | VerifyError::UnknownCaveat { .. } => FailureClass::Malformed,
+            VerifyError::UnknownKey => FailureClass::UnknownKey,
+            VerifyError::Chain(ChainError::MissingDischarge) => FailureClass::MissingDischarge,
+            VerifyError::Chain(ChainError::UnusedDischarge) => FailureClass::Malformed,
+            VerifyError::Chain(_) => FailureClass::BadSignature,
+            VerifyError::Expired => FailureClass::Expired,
+        }
+    }
+}
+
+/// A token whose chain verified, whose caveats all parsed and whose validity window
+/// holds. Only [`verify`] makes one.
+#[derive(Debug)]
+pub struct Verified<'b> {
+    id: TokenIdentifier,
+    caveats: Vec<Caveat<'b>>,
+    expires: Option<u64>,
+}
+
+impl<'b> Verified<'b> {
+    /// The token's handle (the same for every attenuation of it).
+    pub fn token_id(&self) -> TokenId {
+        self.id.token_id
+    }
+
+    /// The org whose key signed it.
+    pub fn org(&self) -> &str {
+        &self.id.org
+    }
+
+    /// The root-key version that signed it.
+    pub fn key_version(&self) -> u32 {
+        self.id.key_version
+    }
+
+    /// The decoded identifier.
+    pub fn identifier(&self) -> &TokenIdentifier {
+        &self.id
+    }
+
+    /// The earliest `not_after` of all its caveats, unix seconds.
+    pub fn expires(&self) -> Option<u64> {
+        self.expires
+    }
+
+    /// Every first-party caveat of the token and of the discharges it used, in order.
+    pub fn caveats(&self) -> &[Caveat<'b>] {
+        &self.caveats
+    }
+
+    /// Allowed only if the access is in the token's org and every caveat allows it.
+    pub fn check(&self, access: &Access<'_>) -> Result<(), Denial> {
+        if access.org != self.id.org {
+            return Err(Denial {
+                index: 0,
+                caveat: format!("identifier (org = {})", self.id.org),
+                reason: format!("does not allow org \"{}\"", access.org),
+            });
+        }
+        for (i, c) in self.caveats.iter().enumerate() {
+            if let Err(reason) = c.check(access) {
+                return Err(Denial {
+                    index: i + 1,
+                    caveat: c.to_string(),
+                    reason: reason.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Verifies a parsed bundle at time `now` (unix seconds) with keys from `keys`.
+pub fn verify<'b>(
+    bundle: &'b Bundle<'_>,
+    keys: &(impl KeyResolver + ?Sized),
+    now: u64,
+) -> Result<Verified<'b>, VerifyError> {
+    let id = TokenIdentifier::decode(bundle.token.identifier())?;
+    let key = keys
+        .root_key(&id.org, id.key_version)
+        .ok_or(VerifyError::UnknownKey)?;
+    let mut caveats = Vec::with_capacity(bundle.token.caveats.len());
+    // Parse failures are held back until the chain has verified, so that a forged
+    // token is reported as a bad signature and nothing else.
+    let mut unknown = None;
+    verify_chain(key.expose_bytes(), bundle, |predicate| {
+        match Caveat::parse_bytes(predicate) {
+            Ok(c) => caveats.push(c),
+            Err(error) if unknown.is_none() => unknown = Some((caveats.len() + 1, error)),
+            Err(_) => {}
+        }
+        Ok::<(), ()>(())
+    })
+    .map_err(VerifyError::Chain)?;
+    if let Some((index, error)) = unknown {
+        return Err(VerifyError::UnknownCaveat { index, error });
+    }
+    let mut expires: Option<u64> = None;
+    for c in &caveats {
+        if let Caveat::Validity(w) = c {
+            if !w.contains(now) {
+                return Err(VerifyError::Expired);
+            }
+        }
+        if let Some(t) = c.not_after() {
+            expires = Some(expires.map_or(t, |e| e.min(t)));
+        }
+    }
+    Ok(Verified {
+        id,
+        caveats,
+        expires,
+    })
+}
