@@ -1,6 +1,9 @@
 //! macvault: a token authority built on macaroons, and a secrets store that trusts
 //! nothing but those tokens.
 
+// Tests may unwrap (STYLE.md); the non-test build is still linted.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod token;
 
 /// The caveat vocabulary (crate `macvault-caveats`).

@@ -278,10 +278,10 @@ pub fn verify<'b>(
     }
     let mut expires: Option<u64> = None;
     for c in &caveats {
-        if let Caveat::Validity(w) = c {
-            if !w.contains(now) {
-                return Err(VerifyError::Expired);
-            }
+        if let Caveat::Validity(w) = c
+            && !w.contains(now)
+        {
+            return Err(VerifyError::Expired);
         }
         if let Some(t) = c.not_after() {
             expires = Some(expires.map_or(t, |e| e.min(t)));

@@ -153,7 +153,6 @@ pub fn decode_v2<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Macaroon<'a>, us
     let location = r.field(LOCATION, max)?;
     let identifier = r
         .field(IDENTIFIER, max)?
-        .filter(|i| !i.is_empty())
         .ok_or(DecodeError::Missing("identifier"))?;
     next_must_be_eos(&mut r)?;
     let mut caveats = Vec::new();
@@ -168,7 +167,6 @@ pub fn decode_v2<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Macaroon<'a>, us
         let loc = r.field(LOCATION, max)?;
         let id = r
             .field(IDENTIFIER, max)?
-            .filter(|i| !i.is_empty())
             .ok_or(DecodeError::Missing("caveat identifier"))?;
         let vid = r.field(VID, max)?;
         if vid.is_some_and(<[u8]>::is_empty) {
@@ -321,18 +319,12 @@ pub fn decode_v1<'a>(buf: &'a [u8], limits: &Limits) -> Result<Macaroon<'a>, Dec
     let mut p = Packets { buf, pos: 0 };
     let location = p.next("location", max)?;
     let identifier = p.next("identifier", max)?;
-    if identifier.is_empty() {
-        return Err(DecodeError::Missing("identifier"));
-    }
     let mut caveats = Vec::new();
     while p.peek_key() == Some(b"cid") {
         if caveats.len() == limits.max_caveats {
             return Err(DecodeError::TooManyCaveats(limits.max_caveats));
         }
         let id = p.next("cid", max)?;
-        if id.is_empty() {
-            return Err(DecodeError::Missing("caveat identifier"));
-        }
         let vid = if p.peek_key() == Some(b"vid") {
             Some(p.next("vid", max)?)
         } else {
@@ -360,4 +352,105 @@ pub fn decode_v1<'a>(buf: &'a [u8], limits: &Limits) -> Result<Macaroon<'a>, Dec
         caveats,
         signature,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::LIMITS;
+
+    fn sample() -> Vec<u8> {
+        let mut m = Macaroon::mint(&[1; 32], b"id", Some(b"loc"));
+        m.add_first_party(b"org = acme");
+        m.add_third_party_with_nonce(b"ci", &[2; 32], b"ticket", &[3; 24]);
+        m.to_v2()
+    }
+
+    #[test]
+    fn every_truncation_is_rejected() {
+        let bytes = sample();
+        for n in 0..bytes.len() {
+            assert!(Macaroon::from_v2(&bytes[..n]).is_err(), "prefix {n}");
+        }
+        assert!(Macaroon::from_v2(&bytes).is_ok());
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        let mut bytes = sample();
+        bytes.push(0);
+        assert_eq!(
+            Macaroon::from_v2(&bytes).err(),
+            Some(DecodeError::TrailingBytes)
+        );
+    }
+
+    #[test]
+    fn unknown_and_out_of_order_fields_are_rejected() {
+        // version, identifier "i", then an unknown field type 3 before EOS.
+        let bytes = [2, 2, 1, b'i', 3, 0, 0, 0, 6, 32];
+        assert_eq!(
+            Macaroon::from_v2(&bytes).err(),
+            Some(DecodeError::FieldType(3))
+        );
+        // location after identifier.
+        let bytes = [2, 2, 1, b'i', 1, 1, b'l', 0];
+        assert_eq!(
+            Macaroon::from_v2(&bytes).err(),
+            Some(DecodeError::FieldType(1))
+        );
+        // v1 is not v2.
+        assert_eq!(
+            Macaroon::from_v2(b"0010location x\n").err(),
+            Some(DecodeError::Version(b'0'))
+        );
+    }
+
+    #[test]
+    fn overlong_varints_are_rejected() {
+        // identifier length 1 written as 0x81 0x00.
+        let bytes = [2, 2, 0x81, 0x00, b'i', 0, 0, 6, 32];
+        assert_eq!(Macaroon::from_v2(&bytes).err(), Some(DecodeError::Varint));
+    }
+
+    #[test]
+    fn oversized_fields_and_caveat_counts_are_rejected() {
+        let big = vec![b'a'; LIMITS.max_field + 1];
+        let m = Macaroon::mint(&[1; 32], &big, None);
+        assert_eq!(
+            Macaroon::from_v2(&m.to_v2()).err(),
+            Some(DecodeError::FieldTooLarge(LIMITS.max_field))
+        );
+        let mut m = Macaroon::mint(&[1; 32], b"id", None);
+        for _ in 0..=LIMITS.max_caveats {
+            m.add_first_party(b"c");
+        }
+        assert_eq!(
+            Macaroon::from_v2(&m.to_v2()).err(),
+            Some(DecodeError::TooManyCaveats(LIMITS.max_caveats))
+        );
+        let mut sig = sample();
+        let n = sig.len();
+        sig[n - 33] = 31; // signature length 31
+        sig.pop();
+        assert_eq!(
+            Macaroon::from_v2(&sig).err(),
+            Some(DecodeError::SignatureLength)
+        );
+    }
+
+    #[test]
+    fn v1_rejects_garbage() {
+        let bytes = sample();
+        let v1 = Macaroon::from_v2(&bytes).unwrap().to_v1();
+        for n in 0..v1.len() {
+            assert!(Macaroon::from_v1(&v1[..n]).is_err(), "prefix {n}");
+        }
+        let mut upper = v1.clone();
+        upper[0..4].copy_from_slice(b"001A");
+        assert!(Macaroon::from_v1(&upper).is_err());
+        let mut trailing = v1;
+        trailing.push(b'\n');
+        assert!(Macaroon::from_v1(&trailing).is_err());
+    }
 }
