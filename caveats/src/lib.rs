@@ -27,6 +27,7 @@ mod action;
 mod caveat;
 mod error;
 mod eval;
+mod implies;
 mod json;
 mod net;
 mod time;

@@ -235,6 +235,16 @@ proptest! {
         prop_assert_eq!(after, before && allowed(&[extra], &access));
     }
 
+    /// Implication is sound: if `a` implies `b`, no access allowed by `a` is denied by `b`.
+    #[test]
+    fn implication_is_sound(a in caveat(), b in caveat(), acc in access()) {
+        let access = acc.access();
+        if a.implies(&b) && a.check(&access).is_ok() {
+            prop_assert!(b.check(&access).is_ok(), "{} implies {} but {:?}", a, b, access);
+        }
+        prop_assert!(a.implies(&a), "{} does not imply itself", a);
+    }
+
     #[test]
     fn arbitrary_strings_never_panic(s in "\\PC{0,64}") {
         if let Ok(c) = Caveat::parse(&s) {

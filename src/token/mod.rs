@@ -4,6 +4,7 @@
 //! Parsing and verification are separate steps: [`Bundle::parse`] gives an unverified
 //! [`Bundle`]; only [`verify`] turns it into a [`Verified`] token.
 
+mod attenuate;
 mod bundle;
 mod crypto;
 mod ident;
@@ -15,6 +16,10 @@ use std::fmt;
 
 use zeroize::{Zeroize, Zeroizing};
 
+pub use attenuate::{
+    AttenuateError, Discharge, InspectError, InspectedCaveat, Inspection, ThirdParty, attenuate,
+    inspect,
+};
 pub use bundle::{Bundle, TEXT_PREFIX, decode_text, encode_text};
 pub use crypto::{KEY_LEN, NONCE_LEN, VID_LEN, derive_key};
 pub use ident::{IdentifierError, TokenId, TokenIdentifier};
@@ -22,6 +27,14 @@ pub use verify::{
     ChainError, FailureClass, KeyResolver, Verified, VerifyError, verify, verify_chain,
 };
 pub use wire::DecodeError;
+
+/// A short fingerprint of a token text: the first 12 hex digits of its SHA-256. The
+/// ledger keeps it to re-identify a minted token; it cannot be turned back into one.
+pub fn fingerprint(text: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Bounds checked before (and while) decoding anything.
 #[derive(Debug, Clone, Copy)]

@@ -228,6 +228,15 @@ impl<'b> Verified<'b> {
         &self.caveats
     }
 
+    /// Detaches the verified token from the bundle it was verified from.
+    pub fn into_owned(self) -> Verified<'static> {
+        Verified {
+            id: self.id,
+            caveats: self.caveats.into_iter().map(Caveat::into_owned).collect(),
+            expires: self.expires,
+        }
+    }
+
     /// Allowed only if the access is in the token's org and every caveat allows it.
     pub fn check(&self, access: &Access<'_>) -> Result<(), Denial> {
         if access.org != self.id.org {

@@ -1,0 +1,208 @@
+//! The master key: it wraps every root key before a root key touches the disk.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
+use zeroize::Zeroizing;
+
+use crate::token::{KEY_LEN, RootKey};
+
+const NONCE_LEN: usize = 24;
+
+/// Why the master key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterKeyError {
+    /// The file is readable or writable by group or others.
+    #[error(
+        "master key file {path} has mode {mode:o}; it must be readable by its owner only (chmod 600)"
+    )]
+    Permissions {
+        /// The file.
+        path: String,
+        /// Its mode bits.
+        mode: u32,
+    },
+    /// The file is not exactly 32 bytes.
+    #[error("master key file {0} is not a 32-byte key")]
+    Length(String),
+    /// Reading, creating or writing failed.
+    #[error("master key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// No randomness.
+    #[error("no randomness from the operating system")]
+    Random,
+    /// A wrapped key does not open: wrong master key or tampered database.
+    #[error("a root key does not unwrap with this master key")]
+    Unwrap,
+}
+
+/// The 32-byte master key. Wiped on drop; never printed.
+pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKey").finish_non_exhaustive()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MasterKeyError + '_ {
+    move |source| MasterKeyError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Refuses a file that group or others can read or write.
+pub fn check_private(path: &Path) -> Result<(), MasterKeyError> {
+    let mode = fs::metadata(path).map_err(io(path))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(MasterKeyError::Permissions {
+            path: path.display().to_string(),
+            mode: mode & 0o777,
+        });
+    }
+    Ok(())
+}
+
+/// Creates a file readable by its owner only and writes `bytes` to it.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), MasterKeyError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+impl MasterKey {
+    /// Loads the key file, or creates it (mode 0600) with a fresh random key.
+    pub fn load_or_create(path: &Path) -> Result<Self, MasterKeyError> {
+        if path.exists() {
+            check_private(path)?;
+            let mut bytes = Zeroizing::new(Vec::new());
+            fs::File::open(path)
+                .map_err(io(path))?
+                .read_to_end(&mut bytes)
+                .map_err(io(path))?;
+            let key: [u8; KEY_LEN] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| MasterKeyError::Length(path.display().to_string()))?;
+            return Ok(MasterKey(Zeroizing::new(key)));
+        }
+        let key = RootKey::generate().map_err(|_| MasterKeyError::Random)?;
+        write_private(path, key.expose_bytes())?;
+        Ok(MasterKey(Zeroizing::new(*key.expose_bytes())))
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new((&*self.0).into())
+    }
+
+    /// `nonce || XChaCha20-Poly1305(root key)`, bound to (org, version) as associated data.
+    pub fn wrap(&self, org: &str, version: u32, key: &RootKey) -> Result<Vec<u8>, MasterKeyError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|_| MasterKeyError::Random)?;
+        let aad = aad(org, version);
+        let ct = self
+            .cipher()
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: key.expose_bytes(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| MasterKeyError::Unwrap)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    /// Opens a wrapped root key; fails if it was moved to another org or version.
+    pub fn unwrap_key(
+        &self,
+        org: &str,
+        version: u32,
+        wrapped: &[u8],
+    ) -> Result<RootKey, MasterKeyError> {
+        if wrapped.len() <= NONCE_LEN {
+            return Err(MasterKeyError::Unwrap);
+        }
+        let (nonce, ct) = wrapped.split_at(NONCE_LEN);
+        let nonce = XNonce::try_from(nonce).map_err(|_| MasterKeyError::Unwrap)?;
+        let aad = aad(org, version);
+        let plain = Zeroizing::new(
+            self.cipher()
+                .decrypt(&nonce, Payload { msg: ct, aad: &aad })
+                .map_err(|_| MasterKeyError::Unwrap)?,
+        );
+        let key: [u8; KEY_LEN] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| MasterKeyError::Unwrap)?;
+        Ok(RootKey::from_bytes(key))
+    }
+}
+
+fn aad(org: &str, version: u32) -> Vec<u8> {
+    let mut aad = b"macvault root key v1\0".to_vec();
+    aad.extend_from_slice(org.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_is_bound_to_org_and_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MasterKey::load_or_create(&dir.path().join("k")).unwrap();
+        let key = RootKey::from_bytes([7; 32]);
+        let w = m.wrap("acme", 1, &key).unwrap();
+        assert_eq!(
+            m.unwrap_key("acme", 1, &w).unwrap().expose_bytes(),
+            &[7; 32]
+        );
+        assert!(m.unwrap_key("acme", 2, &w).is_err());
+        assert!(m.unwrap_key("beta", 1, &w).is_err());
+        let mut bad = w.clone();
+        bad[30] ^= 1;
+        assert!(m.unwrap_key("acme", 1, &bad).is_err());
+        assert!(
+            !w.windows(32).any(|win| win == [7; 32]),
+            "the key must not appear in the clear"
+        );
+    }
+
+    #[test]
+    fn key_file_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let a = MasterKey::load_or_create(&path).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let b = MasterKey::load_or_create(&path).unwrap();
+        assert_eq!(*a.0, *b.0);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = MasterKey::load_or_create(&path).unwrap_err();
+        assert!(matches!(err, MasterKeyError::Permissions { .. }), "{err}");
+        assert!(!format!("{a:?}").contains(&format!("{:?}", &a.0[..4])));
+    }
+}

@@ -1,0 +1,953 @@
+//! The token authority: orgs and their root keys, minting presets, the ledger,
+//! revocation, last-used, the audit trail, and full verification of a request.
+//!
+//! Verification never reads the disk: root keys and the deny-list live in memory, and
+//! last-used times and denial events are queued and written by [`Authority::flush`].
+
+mod master;
+mod presets;
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use zeroize::Zeroizing;
+
+pub use master::{MasterKey, MasterKeyError};
+pub use presets::{DEFAULT_EXPIRY, Preset};
+
+use crate::api::{DenialBody, VerifyRequest, VerifyResponse};
+use crate::audit::{self, Actor, action};
+use crate::caveats::{Access, Action, Caveat, Denial, Resource, format_time, is_valid_name};
+use crate::store::{
+    AuditRecord, KeyRecord, LastUsed, OrgRecord, Outcome, Store, StoreError, TokenKind, TokenRecord,
+};
+use crate::token::{
+    Bundle, FailureClass, KEY_LEN, KeyResolver, Macaroon, RootKey, TokenId, TokenIdentifier,
+    Verified, decode_text, fingerprint, verify,
+};
+
+/// The org whose tokens administer the authority itself (creating orgs).
+pub const SYSTEM_ORG: &str = "system";
+/// How long the operator token lives.
+const OPERATOR_EXPIRY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Longest user agent kept in the ledger.
+const MAX_USER_AGENT: usize = 256;
+/// Longest token name.
+const MAX_NAME: usize = 64;
+
+/// Why a request to the authority failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    /// The presented token does not authenticate; only the class is told.
+    #[error("token does not authenticate: {}", .0.code())]
+    Unauthenticated(FailureClass),
+    /// A caveat denies the request.
+    #[error("{0}")]
+    Denied(Denial),
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such thing.
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// It conflicts with what exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The master key failed.
+    #[error(transparent)]
+    Master(#[from] MasterKeyError),
+    /// Creating the data directory or a file in it failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<StoreError> for AuthorityError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => {
+                AuthorityError::Conflict(format!("{what} already exists"))
+            }
+            StoreError::NotFound(what) => AuthorityError::NotFound(what),
+            other => AuthorityError::Store(other),
+        }
+    }
+}
+
+type Result<T, E = AuthorityError> = std::result::Result<T, E>;
+
+/// The client side of a request: where it came from and what it calls itself.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// The peer address.
+    pub ip: Option<IpAddr>,
+    /// The User-Agent header.
+    pub user_agent: Option<String>,
+}
+
+/// The current time, unix seconds.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A token minted by the authority: the text (shown once) and its ledger record.
+#[derive(Debug)]
+pub struct Minted {
+    /// The token text.
+    pub token: Secret,
+    /// Its ledger record.
+    pub record: TokenRecord,
+}
+
+/// A token text that must not be logged: `Debug` hides it.
+pub struct Secret(String);
+
+impl Secret {
+    /// The text, for the one place that hands it to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+/// Live root keys of one org, by version.
+type OrgKeys = Vec<(u32, Zeroizing<[u8; KEY_LEN]>)>;
+
+#[derive(Default)]
+struct Pending {
+    usage: HashMap<TokenId, LastUsed>,
+    audit: Vec<AuditRecord>,
+}
+
+/// The authority: store, master key, and the in-memory state the verify path reads.
+pub struct Authority {
+    store: Store,
+    master: MasterKey,
+    data_dir: PathBuf,
+    keys: RwLock<HashMap<String, OrgKeys>>,
+    revoked: RwLock<HashSet<TokenId>>,
+    pending: Mutex<Pending>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyResolver for Authority {
+    fn root_key(&self, org: &str, key_version: u32) -> Option<RootKey> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let versions = keys.get(org)?;
+        versions
+            .iter()
+            .find(|(v, _)| *v == key_version)
+            .map(|(_, k)| RootKey::from_bytes(**k))
+    }
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> AuthorityError {
+    AuthorityError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(AuthorityError::BadRequest(format!(
+            "invalid {what} name {name:?}: use 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit"
+        )))
+    }
+}
+
+impl Authority {
+    /// Opens the data directory, creating it, the master key and the database on
+    /// first start. On first start it also mints the operator token, saves it as
+    /// `operator.token` (mode 0600) and returns it so it can be shown once.
+    pub fn open(data_dir: &Path) -> Result<(Self, Option<Secret>)> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        if !data_dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)
+                .map_err(|e| io_err("cannot create data directory", data_dir, e))?;
+        }
+        let master = MasterKey::load_or_create(&data_dir.join("master.key"))?;
+        let store = Store::open(&data_dir.join("macvault.redb"))?;
+        let authority = Authority {
+            store,
+            master,
+            data_dir: data_dir.to_owned(),
+            keys: RwLock::new(HashMap::new()),
+            revoked: RwLock::new(HashSet::new()),
+            pending: Mutex::new(Pending::default()),
+        };
+        authority.load()?;
+        let operator = if authority.store.org(SYSTEM_ORG)?.is_none() {
+            Some(authority.bootstrap()?)
+        } else {
+            None
+        };
+        Ok((authority, operator))
+    }
+
+    fn load(&self) -> Result<()> {
+        let mut keys: HashMap<String, OrgKeys> = HashMap::new();
+        for (org, rec) in self.store.all_keys()? {
+            if rec.retired.is_none() {
+                let key = self.master.unwrap_key(&org, rec.version, &rec.wrapped)?;
+                keys.entry(org)
+                    .or_default()
+                    .push((rec.version, Zeroizing::new(*key.expose_bytes())));
+            }
+        }
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        let revoked = self.store.revoked()?.into_iter().collect();
+        *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = revoked;
+        Ok(())
+    }
+
+    /// Creates the system org and the operator token.
+    fn bootstrap(&self) -> Result<Secret> {
+        let now = now();
+        let expires = now + OPERATOR_EXPIRY.as_secs();
+        let caveats = vec![
+            Caveat::org(SYSTEM_ORG).map_err(|e| AuthorityError::BadRequest(e.to_string()))?,
+            Caveat::expires(expires),
+        ];
+        let (key, key_rec) = self.new_root_key(SYSTEM_ORG, 1, now)?;
+        let org = OrgRecord {
+            name: SYSTEM_ORG.into(),
+            created: now,
+            current_key: 1,
+            max_expiry_secs: None,
+        };
+        let minted = self.build_token(
+            &org,
+            &key,
+            TokenKind::Operator,
+            None,
+            "operator",
+            &caveats,
+            None,
+            now,
+            expires,
+        )?;
+        let path = self.data_dir.join("operator.token");
+        if path.exists() {
+            std::fs::remove_file(&path).map_err(|e| io_err("cannot replace", &path, e))?;
+        }
+        master::write_private(&path, format!("{}\n", minted.token.expose()).as_bytes())?;
+        self.store.write(|w| {
+            w.create_org(&org)?;
+            w.put_key(SYSTEM_ORG, &key_rec)?;
+            w.put_token(&minted.record)?;
+            w.append_audit(audit::event(
+                SYSTEM_ORG,
+                action::ORG_CREATE,
+                Actor::default(),
+                Outcome::Ok,
+                "system org and operator token".into(),
+                now,
+            ))
+        })?;
+        self.add_live_key(SYSTEM_ORG, 1, &key);
+        Ok(minted.token)
+    }
+
+    fn new_root_key(&self, org: &str, version: u32, now: u64) -> Result<(RootKey, KeyRecord)> {
+        let key = RootKey::generate().map_err(|_| MasterKeyError::Random)?;
+        let wrapped = self.master.wrap(org, version, &key)?;
+        Ok((
+            key,
+            KeyRecord {
+                version,
+                wrapped,
+                created: now,
+                retired: None,
+            },
+        ))
+    }
+
+    fn add_live_key(&self, org: &str, version: u32, key: &RootKey) {
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        keys.entry(org.to_owned())
+            .or_default()
+            .push((version, Zeroizing::new(*key.expose_bytes())));
+    }
+
+    /// Mints the token text and its ledger record (nothing is stored yet).
+    #[allow(clippy::too_many_arguments)]
+    fn build_token(
+        &self,
+        org: &OrgRecord,
+        key: &RootKey,
+        kind: TokenKind,
+        app: Option<&str>,
+        name: &str,
+        caveats: &[Caveat<'_>],
+        creator: Option<TokenId>,
+        now: u64,
+        expires: u64,
+    ) -> Result<Minted> {
+        let id = TokenId::generate().map_err(|_| MasterKeyError::Random)?;
+        let identifier = TokenIdentifier {
+            org: org.name.clone(),
+            key_version: org.current_key,
+            token_id: id,
+        };
+        let identifier = identifier
+            .encode()
+            .map_err(|e| AuthorityError::BadRequest(e.to_string()))?;
+        let mut m = Macaroon::mint(key.expose_bytes(), identifier.as_bytes(), None);
+        let texts: Vec<String> = caveats.iter().map(ToString::to_string).collect();
+        for t in &texts {
+            m.add_first_party(t.as_bytes());
+        }
+        let text = Bundle::single(m).to_text();
+        let record = TokenRecord {
+            id,
+            org: org.name.clone(),
+            name: name.to_owned(),
+            kind,
+            app: app.map(str::to_owned),
+            caveats: texts,
+            key_version: org.current_key,
+            created: now,
+            creator,
+            expires,
+            fingerprint: fingerprint(&text),
+            revoked: None,
+            last_used: None,
+        };
+        Ok(Minted {
+            token: Secret(text),
+            record,
+        })
+    }
+
+    fn current_key(&self, org: &OrgRecord) -> Result<RootKey> {
+        self.root_key(&org.name, org.current_key).ok_or_else(|| {
+            AuthorityError::Conflict(format!("org {} has no live root key", org.name))
+        })
+    }
+
+    fn org(&self, name: &str) -> Result<OrgRecord> {
+        self.store.org(name)?.ok_or(AuthorityError::NotFound("org"))
+    }
+
+    fn is_revoked(&self, id: &TokenId) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
+    /// Verifies a bearer token (chain, key, validity, revocation) and records its use.
+    pub fn authenticate(&self, text: &str, client: &Client) -> Result<Verified<'static>> {
+        let now = now();
+        let bytes = decode_text(text)
+            .map_err(|_| AuthorityError::Unauthenticated(FailureClass::Malformed))?;
+        let bundle = Bundle::parse(&bytes)
+            .map_err(|_| AuthorityError::Unauthenticated(FailureClass::Malformed))?;
+        let verified =
+            verify(&bundle, self, now).map_err(|e| AuthorityError::Unauthenticated(e.class()))?;
+        if self.is_revoked(&verified.token_id()) {
+            return Err(AuthorityError::Unauthenticated(FailureClass::Revoked));
+        }
+        self.record_use(verified.token_id(), client, now);
+        Ok(verified.into_owned())
+    }
+
+    /// Checks an access against a verified token; a denial is audited.
+    pub fn authorize(&self, who: &Verified<'_>, access: &Access<'_>) -> Result<()> {
+        who.check(access)
+            .map_err(|denial| self.denied(who, access.org, access.source_ip, denial))
+    }
+
+    fn denied(
+        &self,
+        who: &Verified<'_>,
+        org: &str,
+        ip: Option<IpAddr>,
+        denial: Denial,
+    ) -> AuthorityError {
+        // Denials in an org the token does not belong to are logged in the token's own
+        // org: nobody may fill another org's audit log.
+        let log_org = if who.org() == org { org } else { who.org() };
+        let event = audit::event(
+            log_org,
+            action::REQUEST_DENIED,
+            Actor {
+                token: Some(who.token_id()),
+                ip,
+            },
+            Outcome::Denied,
+            denial.to_string(),
+            now(),
+        );
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .audit
+            .push(event);
+        AuthorityError::Denied(denial)
+    }
+
+    fn access<'a>(
+        org: &'a str,
+        app: Option<&'a str>,
+        resource: Resource,
+        action: Action,
+        ip: Option<IpAddr>,
+    ) -> Access<'a> {
+        Access {
+            org,
+            app,
+            resource,
+            action,
+            secret: None,
+            now: now(),
+            source_ip: ip,
+        }
+    }
+
+    fn record_use(&self, id: TokenId, client: &Client, now: u64) {
+        let user_agent = client
+            .user_agent
+            .as_ref()
+            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+        let used = LastUsed {
+            time: now,
+            ip: client.ip,
+            user_agent,
+        };
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .usage
+            .insert(id, used);
+    }
+
+    /// Writes queued last-used times and audit events in one transaction.
+    pub fn flush(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if pending.usage.is_empty() && pending.audit.is_empty() {
+            return Ok(());
+        }
+        self.store.write(|w| {
+            for (id, used) in &pending.usage {
+                if let Some(mut rec) = w.token(id)? {
+                    rec.last_used = Some(used.clone());
+                    w.put_token(&rec)?;
+                }
+            }
+            for event in pending.audit {
+                w.append_audit(event)?;
+            }
+            Ok::<_, AuthorityError>(())
+        })
+    }
+
+    /// `POST /v1/verify`: verification and decision, borrowing the request throughout.
+    pub fn verify_request(
+        &self,
+        req: &VerifyRequest,
+        client: &Client,
+    ) -> Result<VerifyResponse, FailureClass> {
+        let now = now();
+        let bytes = decode_text(&req.token).map_err(|_| FailureClass::Malformed)?;
+        let bundle = Bundle::parse(&bytes).map_err(|_| FailureClass::Malformed)?;
+        let verified = verify(&bundle, self, now).map_err(|e| e.class())?;
+        if self.is_revoked(&verified.token_id()) {
+            return Err(FailureClass::Revoked);
+        }
+        let ip = req.source_ip.or(client.ip);
+        self.record_use(
+            verified.token_id(),
+            &Client {
+                ip,
+                user_agent: client.user_agent.clone(),
+            },
+            now,
+        );
+        let denial = req
+            .access
+            .as_ref()
+            .and_then(|spec| verified.check(&spec.access(now, req.source_ip)).err());
+        Ok(VerifyResponse {
+            allowed: denial.is_none(),
+            token_id: verified.token_id().to_string(),
+            org: verified.org().to_owned(),
+            key_version: verified.key_version(),
+            expires: verified.expires().map(format_time),
+            caveats: verified.caveats().iter().map(ToString::to_string).collect(),
+            denial: denial.map(|d| DenialBody {
+                index: d.index,
+                caveat: d.caveat,
+                reason: d.reason,
+            }),
+        })
+    }
+
+    /// Creates an org with its first root key; returns an `org` token for it.
+    pub fn create_org(&self, who: &Verified<'_>, name: &str, client: &Client) -> Result<Minted> {
+        self.authorize(
+            who,
+            &Self::access(SYSTEM_ORG, None, Resource::Orgs, Action::Create, client.ip),
+        )?;
+        check_name("org", name)?;
+        if name == SYSTEM_ORG {
+            return Err(AuthorityError::Conflict(format!(
+                "org {SYSTEM_ORG} is reserved"
+            )));
+        }
+        let now = now();
+        let (key, key_rec) = self.new_root_key(name, 1, now)?;
+        let org = OrgRecord {
+            name: name.to_owned(),
+            created: now,
+            current_key: 1,
+            max_expiry_secs: None,
+        };
+        let expires = now + DEFAULT_EXPIRY.as_secs();
+        let caveats = Preset::Org.caveats(name, None, expires)?;
+        let minted = self.build_token(
+            &org,
+            &key,
+            TokenKind::Org,
+            None,
+            "org",
+            &caveats,
+            Some(who.token_id()),
+            now,
+            expires,
+        )?;
+        let actor = Actor {
+            token: Some(who.token_id()),
+            ip: client.ip,
+        };
+        self.store.write(|w| {
+            w.create_org(&org)?;
+            w.put_key(name, &key_rec)?;
+            w.put_token(&minted.record)?;
+            w.append_audit(audit::event(
+                name,
+                action::ORG_CREATE,
+                actor,
+                Outcome::Ok,
+                format!("org {name} created"),
+                now,
+            ))?;
+            w.append_audit(audit::event(
+                name,
+                action::TOKEN_MINT,
+                actor,
+                Outcome::Ok,
+                mint_detail(&minted.record),
+                now,
+            ))?;
+            w.append_audit(audit::event(
+                SYSTEM_ORG,
+                action::ORG_CREATE,
+                actor,
+                Outcome::Ok,
+                format!("org {name} created"),
+                now,
+            ))
+        })?;
+        self.add_live_key(name, 1, &key);
+        Ok(minted)
+    }
+
+    /// An org's settings.
+    pub fn get_org(&self, who: &Verified<'_>, name: &str, client: &Client) -> Result<OrgRecord> {
+        self.authorize(
+            who,
+            &Self::access(name, None, Resource::Orgs, Action::Read, client.ip),
+        )?;
+        self.org(name)
+    }
+
+    /// Sets an org's maximum token lifetime.
+    pub fn set_max_expiry(
+        &self,
+        who: &Verified<'_>,
+        name: &str,
+        max: Option<u64>,
+        client: &Client,
+    ) -> Result<OrgRecord> {
+        self.authorize(
+            who,
+            &Self::access(name, None, Resource::Orgs, Action::Write, client.ip),
+        )?;
+        if max == Some(0) {
+            return Err(AuthorityError::BadRequest(
+                "max expiry must be positive".into(),
+            ));
+        }
+        let actor = Actor {
+            token: Some(who.token_id()),
+            ip: client.ip,
+        };
+        let now = now();
+        self.store.write(|w| {
+            let mut org = w.org(name)?.ok_or(AuthorityError::NotFound("org"))?;
+            org.max_expiry_secs = max;
+            w.put_org(&org)?;
+            let detail = match max {
+                Some(s) => format!(
+                    "max expiry set to {}",
+                    humantime::format_duration(Duration::from_secs(s))
+                ),
+                None => "max expiry removed".into(),
+            };
+            w.append_audit(audit::event(
+                name,
+                action::ORG_UPDATE,
+                actor,
+                Outcome::Ok,
+                detail,
+                now,
+            ))?;
+            Ok(org)
+        })
+    }
+
+    /// Mints a preset. The presented token must be allowed to create tokens (for the
+    /// app, if any) and must itself hold every right it grants: each of its caveats
+    /// must be implied by a caveat of the new token, expiry included.
+    pub fn mint(
+        &self,
+        who: &Verified<'_>,
+        org_name: &str,
+        req: &MintSpec,
+        client: &Client,
+    ) -> Result<Minted> {
+        check_name("org", org_name)?;
+        if let Some(app) = &req.app {
+            check_name("app", app)?;
+        }
+        self.authorize(
+            who,
+            &Self::access(
+                org_name,
+                req.app.as_deref(),
+                Resource::Tokens,
+                Action::Create,
+                client.ip,
+            ),
+        )?;
+        let org = self.org(org_name)?;
+        let name = req.name.as_deref().unwrap_or(req.preset.name());
+        if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control)
+        {
+            return Err(AuthorityError::BadRequest(format!(
+                "a token name is 1 to {MAX_NAME} printable characters"
+            )));
+        }
+        let ttl = req.expiry_secs.unwrap_or(DEFAULT_EXPIRY.as_secs());
+        if ttl == 0 {
+            return Err(AuthorityError::BadRequest("expiry must be positive".into()));
+        }
+        if let Some(max) = org.max_expiry_secs
+            && ttl > max
+        {
+            return Err(AuthorityError::BadRequest(format!(
+                "expiry {} exceeds the org's maximum of {}",
+                humantime::format_duration(Duration::from_secs(ttl)),
+                humantime::format_duration(Duration::from_secs(max))
+            )));
+        }
+        let now = now();
+        let expires = now.saturating_add(ttl);
+        let caveats = req.preset.caveats(org_name, req.app.as_deref(), expires)?;
+        for (i, held) in who.caveats().iter().enumerate() {
+            if !caveats.iter().any(|c| c.implies(held)) {
+                let denial = Denial {
+                    index: i + 1,
+                    caveat: held.to_string(),
+                    reason: format!(
+                        "is not implied by the {} token being minted: a token cannot mint rights it does not hold",
+                        req.preset.name()
+                    ),
+                };
+                return Err(self.denied(who, org_name, client.ip, denial));
+            }
+        }
+        let key = self.current_key(&org)?;
+        let minted = self.build_token(
+            &org,
+            &key,
+            req.preset.kind(),
+            req.app.as_deref(),
+            name,
+            &caveats,
+            Some(who.token_id()),
+            now,
+            expires,
+        )?;
+        let actor = Actor {
+            token: Some(who.token_id()),
+            ip: client.ip,
+        };
+        self.store.write(|w| {
+            w.put_token(&minted.record)?;
+            w.append_audit(audit::event(
+                org_name,
+                action::TOKEN_MINT,
+                actor,
+                Outcome::Ok,
+                mint_detail(&minted.record),
+                now,
+            ))
+        })?;
+        Ok(minted)
+    }
+
+    /// The ledger of an org.
+    pub fn list_tokens(
+        &self,
+        who: &Verified<'_>,
+        org: &str,
+        client: &Client,
+    ) -> Result<Vec<TokenRecord>> {
+        self.authorize(
+            who,
+            &Self::access(org, None, Resource::Tokens, Action::Read, client.ip),
+        )?;
+        Ok(self.store.tokens(org)?)
+    }
+
+    /// Revokes a token by id (and with it every token attenuated from it).
+    pub fn revoke(&self, who: &Verified<'_>, id: &TokenId, client: &Client) -> Result<TokenRecord> {
+        let rec = self
+            .store
+            .token(id)?
+            .ok_or(AuthorityError::NotFound("token"))?;
+        self.authorize(
+            who,
+            &Self::access(
+                &rec.org,
+                rec.app.as_deref(),
+                Resource::Tokens,
+                Action::Delete,
+                client.ip,
+            ),
+        )?;
+        self.revoke_record(rec, who.token_id(), client)
+    }
+
+    /// Revokes the presented token itself: always allowed, since it only takes away.
+    pub fn revoke_self(&self, who: &Verified<'_>, client: &Client) -> Result<TokenRecord> {
+        let rec = self
+            .store
+            .token(&who.token_id())?
+            .ok_or(AuthorityError::NotFound("token"))?;
+        self.revoke_record(rec, who.token_id(), client)
+    }
+
+    fn revoke_record(
+        &self,
+        mut rec: TokenRecord,
+        actor: TokenId,
+        client: &Client,
+    ) -> Result<TokenRecord> {
+        if rec.revoked.is_some() {
+            return Ok(rec);
+        }
+        let now = now();
+        rec.revoked = Some(now);
+        let actor = Actor {
+            token: Some(actor),
+            ip: client.ip,
+        };
+        self.store.write(|w| {
+            w.put_token(&rec)?;
+            w.put_revoked(&rec.id, now)?;
+            let detail = format!(
+                "{} token \"{}\" ({}) revoked",
+                rec.kind.name(),
+                rec.name,
+                rec.id
+            );
+            w.append_audit(audit::event(
+                &rec.org,
+                action::TOKEN_REVOKE,
+                actor,
+                Outcome::Ok,
+                detail,
+                now,
+            ))
+        })?;
+        self.revoked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rec.id);
+        Ok(rec)
+    }
+
+    /// An org's root-key versions (never the keys).
+    pub fn list_keys(
+        &self,
+        who: &Verified<'_>,
+        org: &str,
+        client: &Client,
+    ) -> Result<(OrgRecord, Vec<KeyRecord>)> {
+        self.authorize(
+            who,
+            &Self::access(org, None, Resource::Keys, Action::Read, client.ip),
+        )?;
+        let rec = self.org(org)?;
+        Ok((rec, self.store.keys(org)?))
+    }
+
+    /// Adds a root-key version and makes it the one used for minting.
+    pub fn rotate_key(
+        &self,
+        who: &Verified<'_>,
+        org: &str,
+        client: &Client,
+    ) -> Result<(OrgRecord, KeyRecord)> {
+        self.authorize(
+            who,
+            &Self::access(org, None, Resource::Keys, Action::Control, client.ip),
+        )?;
+        let now = now();
+        let actor = Actor {
+            token: Some(who.token_id()),
+            ip: client.ip,
+        };
+        let (rec, key_rec, key) = self.store.write(|w| {
+            let mut rec = w.org(org)?.ok_or(AuthorityError::NotFound("org"))?;
+            let version = w
+                .last_key_version(org)?
+                .unwrap_or(0)
+                .checked_add(1)
+                .ok_or_else(|| AuthorityError::Conflict("no key versions left".into()))?;
+            let (key, key_rec) = self.new_root_key(org, version, now)?;
+            rec.current_key = version;
+            w.put_key(org, &key_rec)?;
+            w.put_org(&rec)?;
+            w.append_audit(audit::event(
+                org,
+                action::KEY_ROTATE,
+                actor,
+                Outcome::Ok,
+                format!("root key version {version} is now current"),
+                now,
+            ))?;
+            Ok::<_, AuthorityError>((rec, key_rec, key))
+        })?;
+        self.add_live_key(org, key_rec.version, &key);
+        Ok((rec, key_rec))
+    }
+
+    /// Retires a root-key version: every token minted under it stops verifying.
+    pub fn retire_key(
+        &self,
+        who: &Verified<'_>,
+        org: &str,
+        version: u32,
+        client: &Client,
+    ) -> Result<(OrgRecord, KeyRecord)> {
+        self.authorize(
+            who,
+            &Self::access(org, None, Resource::Keys, Action::Control, client.ip),
+        )?;
+        let now = now();
+        let actor = Actor {
+            token: Some(who.token_id()),
+            ip: client.ip,
+        };
+        let out = self.store.write(|w| {
+            let rec = w.org(org)?.ok_or(AuthorityError::NotFound("org"))?;
+            let mut key = w
+                .key(org, version)?
+                .ok_or(AuthorityError::NotFound("key version"))?;
+            if version == rec.current_key {
+                return Err(AuthorityError::Conflict(format!(
+                    "version {version} is the current key: rotate first"
+                )));
+            }
+            if key.retired.is_none() {
+                key.retired = Some(now);
+                w.put_key(org, &key)?;
+                w.append_audit(audit::event(
+                    org,
+                    action::KEY_RETIRE,
+                    actor,
+                    Outcome::Ok,
+                    format!("root key version {version} retired"),
+                    now,
+                ))?;
+            }
+            Ok((rec, key))
+        })?;
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(versions) = keys.get_mut(org) {
+            versions.retain(|(v, _)| *v != version);
+        }
+        Ok(out)
+    }
+
+    /// The last `limit` audit events of an org.
+    pub fn audit(
+        &self,
+        who: &Verified<'_>,
+        org: &str,
+        limit: usize,
+        client: &Client,
+    ) -> Result<Vec<AuditRecord>> {
+        self.authorize(
+            who,
+            &Self::access(org, None, Resource::Audit, Action::Read, client.ip),
+        )?;
+        // Queued events (denials) become visible to the reader who asks for them.
+        self.flush()?;
+        Ok(self.store.audit(org, limit.clamp(1, 1000))?)
+    }
+}
+
+fn mint_detail(rec: &TokenRecord) -> String {
+    let app = rec
+        .app
+        .as_ref()
+        .map(|a| format!(" for app {a}"))
+        .unwrap_or_default();
+    format!(
+        "{} token \"{}\" ({}){app}, expires {}",
+        rec.kind.name(),
+        rec.name,
+        rec.id,
+        format_time(rec.expires)
+    )
+}
+
+/// What to mint.
+#[derive(Debug, Clone)]
+pub struct MintSpec {
+    /// The preset.
+    pub preset: Preset,
+    /// The app (deploy and runtime).
+    pub app: Option<String>,
+    /// The ledger name (defaults to the preset's name).
+    pub name: Option<String>,
+    /// Lifetime in seconds (defaults to [`DEFAULT_EXPIRY`]).
+    pub expiry_secs: Option<u64>,
+}

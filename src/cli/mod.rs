@@ -1,0 +1,122 @@
+//! The `macvault` command line: the server, a client of its HTTP API, and offline token
+//! tools (attenuate, inspect).
+
+mod admin;
+mod client;
+mod input;
+mod output;
+mod tokens;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use reqwest::Url;
+
+pub use client::ApiError;
+pub use input::SecretToken;
+
+use client::Client;
+
+/// macvault: a token authority built on macaroons.
+#[derive(Parser)]
+#[command(name = "macvault", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The server's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "MACVAULT_URL",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    url: Url,
+    /// The token to present (or, for offline commands, to work on).
+    #[arg(long, global = true, env = "MACVAULT_TOKEN", hide_env_values = true)]
+    token: Option<SecretToken>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Create and configure orgs.
+    #[command(subcommand)]
+    Orgs(admin::OrgsCommand),
+    /// List, rotate and retire an org's root keys.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+    /// Mint, attenuate, inspect, list, revoke and verify tokens.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
+    /// Show an org's audit log.
+    Audit(admin::AuditArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// Where the server keeps its keys and database.
+    #[arg(long, env = "MACVAULT_DATA_DIR", default_value = "./macvault-data")]
+    data_dir: PathBuf,
+}
+
+/// Parses the command line, runs the command, and reports errors as `error: …`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let Cli {
+        url,
+        token,
+        command,
+    } = cli;
+    match command {
+        Command::Serve(args) => serve(args),
+        Command::Tokens(cmd) => tokens::run(cmd, url, token),
+        Command::Orgs(cmd) => block_on(admin::orgs(&Client::new(url, token)?, cmd)),
+        Command::Keys(cmd) => block_on(admin::keys(&Client::new(url, token)?, cmd)),
+        Command::Audit(args) => block_on(admin::audit(&Client::new(url, token)?, args)),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(crate::http::serve(args.listen, args.data_dir))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one client command to completion on a current-thread runtime.
+fn block_on<T>(command: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(command)
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

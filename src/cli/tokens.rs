@@ -1,0 +1,503 @@
+//! `tokens …`: minting, listing, revoking and verifying through the API, and the
+//! offline `attenuate` and `inspect`.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use reqwest::{Method, StatusCode, Url};
+
+use super::client::{ApiError, Client};
+use super::input::{SecretToken, parse_duration, token_or_stdin};
+use super::output::{self, clean, or_dash};
+use super::{block_on, output::fields};
+use crate::api::{
+    MintRequest, MintResponse, TokenList, TokenRecordBody, VerifyRequest, VerifyResponse,
+};
+use crate::caveats::{AccessSpec, Action, ActionSet, Caveat, IpNet, Resource, ResourceSet};
+use crate::token::{self, Inspection, TokenId};
+
+/// Largest caveats file read.
+const MAX_CAVEATS_FILE: u64 = 256 * 1024;
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Mint a token in an org; prints the token (shown only once).
+    Create(CreateArgs),
+    /// Add caveats to a token (offline); prints the narrower token.
+    Attenuate(AttenuateArgs),
+    /// Show what a token says, without verifying it (offline).
+    Inspect {
+        /// The token (else --token / MACVAULT_TOKEN, else stdin).
+        token: Option<SecretToken>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an org's tokens, revoked ones included.
+    List {
+        /// The org.
+        #[arg(long)]
+        org: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke tokens by id, or the presented token itself.
+    Revoke {
+        /// Token ids (32 hex digits).
+        #[arg(required_unless_present = "self_", conflicts_with = "self_")]
+        ids: Vec<String>,
+        /// Revoke the token given by --token / MACVAULT_TOKEN.
+        #[arg(long = "self")]
+        self_: bool,
+    },
+    /// Ask the server whether a token is valid, and whether it allows an access.
+    Verify(VerifyArgs),
+}
+
+/// The token presets of `POST /v1/orgs/{org}/tokens`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Kind {
+    /// Everything in the org.
+    Org,
+    /// Read and change one app.
+    Deploy,
+    /// Read everything, reveal nothing.
+    Readonly,
+    /// Read one app's secrets at run time.
+    Runtime,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Org => "org",
+            Kind::Deploy => "deploy",
+            Kind::Readonly => "readonly",
+            Kind::Runtime => "runtime",
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// The preset.
+    kind: Kind,
+    /// The org.
+    #[arg(long)]
+    org: String,
+    /// The app (deploy and runtime tokens).
+    #[arg(long)]
+    app: Option<String>,
+    /// A name for the ledger (default: the kind).
+    #[arg(long)]
+    name: Option<String>,
+    /// Lifetime, e.g. 90d, 2160h, 1h (default 90 days).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    expiry: Option<Duration>,
+    /// Print the whole JSON answer (token and ledger record).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct AttenuateArgs {
+    /// Only these apps, e.g. `web` (every action) or `web:r`; all together form one caveat.
+    #[arg(long, value_name = "APP[:ACTIONS]", value_parser = parse_app)]
+    app: Vec<(String, ActionSet)>,
+    /// Only reading (`actions = r`).
+    #[arg(long)]
+    read_only: bool,
+    /// Expires this long from now, e.g. 1h, 7d.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    expiry: Option<Duration>,
+    /// Only secrets matching these patterns (`NAME` or `PREFIX*`).
+    #[arg(long, value_name = "PATTERN")]
+    secret: Vec<String>,
+    /// Only requests from these networks, e.g. 10.0.0.0/8.
+    #[arg(long, value_name = "CIDR")]
+    ip: Vec<IpNet>,
+    /// Only these resource kinds: apps, audit, keys, orgs, secrets, tokens.
+    #[arg(long, value_name = "KIND")]
+    resource: Vec<Resource>,
+    /// A JSON file holding an array of caveats in their JSON form.
+    #[arg(long, value_name = "FILE")]
+    caveats: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The token (else --token / MACVAULT_TOKEN, else stdin).
+    token: Option<SecretToken>,
+    /// The org of the access to check.
+    #[arg(long, requires_all = ["resource", "action"])]
+    org: Option<String>,
+    /// The resource kind of the access.
+    #[arg(long, requires = "org")]
+    resource: Option<Resource>,
+    /// The action: read, write, create, delete, control, reveal.
+    #[arg(long, requires = "org")]
+    action: Option<Action>,
+    /// The app of the access (none: an org-level access).
+    #[arg(long, requires = "org")]
+    app: Option<String>,
+    /// The secret the access is about.
+    #[arg(long, requires = "org")]
+    secret: Option<String>,
+    /// The address the access comes from.
+    #[arg(long)]
+    source_ip: Option<IpAddr>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: TokensCommand, url: Url, token: Option<SecretToken>) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TokensCommand::Attenuate(args) => attenuate(&args, token.as_ref()),
+        TokensCommand::Inspect { token: arg, json } => inspect(arg, token.as_ref(), json),
+        TokensCommand::Verify(args) => {
+            let text = token_or_stdin(args.token.clone(), token.as_ref())?;
+            block_on(verify(&Client::new(url, None)?, text, args))
+        }
+        TokensCommand::Create(args) => block_on(create(&Client::new(url, token)?, args)),
+        TokensCommand::List { org, json } => block_on(list(&Client::new(url, token)?, &org, json)),
+        TokensCommand::Revoke { ids, self_ } => {
+            block_on(revoke(&Client::new(url, token)?, &ids, self_))
+        }
+    }
+}
+
+/// `APP` (every action) or `APP:LETTERS`.
+fn parse_app(s: &str) -> Result<(String, ActionSet), String> {
+    let (name, actions) = match s.split_once(':') {
+        Some((name, letters)) => (name, letters.parse().map_err(|e| format!("{e}"))?),
+        None => (s, ActionSet::ALL),
+    };
+    Ok((name.to_owned(), actions))
+}
+
+fn attenuate(args: &AttenuateArgs, global: Option<&SecretToken>) -> anyhow::Result<ExitCode> {
+    let caveats = attenuation_caveats(args, unix_now()?)?;
+    if caveats.is_empty() {
+        bail!(
+            "no caveats to add: give at least one of --app, --read-only, --expiry, --secret, \
+             --ip, --resource, --caveats"
+        );
+    }
+    let text = token_or_stdin(None, global)?;
+    let narrower = token::attenuate(text.expose(), &caveats)?;
+    output::line(narrower)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The caveats the flags ask for, in a fixed order.
+fn attenuation_caveats(args: &AttenuateArgs, now: u64) -> anyhow::Result<Vec<Caveat<'static>>> {
+    let mut caveats = Vec::new();
+    if !args.app.is_empty() {
+        caveats.push(Caveat::apps(args.app.iter().cloned()).context("--app")?);
+    }
+    if args.read_only {
+        caveats.push(Caveat::actions(Action::Read.into())?);
+    }
+    if !args.secret.is_empty() {
+        caveats.push(Caveat::secrets(&args.secret).context("--secret")?);
+    }
+    if !args.resource.is_empty() {
+        let set: ResourceSet = args.resource.iter().copied().collect();
+        caveats.push(Caveat::resources(set)?);
+    }
+    if !args.ip.is_empty() {
+        caveats.push(Caveat::source_ip(args.ip.iter().copied()).context("--ip")?);
+    }
+    if let Some(d) = args.expiry {
+        caveats.push(Caveat::expires(now.saturating_add(d.as_secs())));
+    }
+    if let Some(path) = &args.caveats {
+        caveats.extend(read_caveats_file(path)?);
+    }
+    Ok(caveats)
+}
+
+fn read_caveats_file(path: &Path) -> anyhow::Result<Vec<Caveat<'static>>> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {shown}"))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(file, MAX_CAVEATS_FILE + 1),
+        &mut text,
+    )
+    .with_context(|| format!("cannot read {shown}"))?;
+    if text.len() as u64 > MAX_CAVEATS_FILE {
+        bail!("{shown} is larger than {MAX_CAVEATS_FILE} bytes");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{shown} is not a JSON array of caveats"))
+}
+
+fn unix_now() -> anyhow::Result<u64> {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH);
+    Ok(since.context("the system clock is before 1970")?.as_secs())
+}
+
+fn inspect(
+    arg: Option<SecretToken>,
+    global: Option<&SecretToken>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let text = token_or_stdin(arg, global)?;
+    let seen = token::inspect(text.expose())?;
+    if json {
+        output::json(&seen)?;
+    } else {
+        print_inspection(&seen)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_inspection(seen: &Inspection) -> std::io::Result<()> {
+    let mut rows = match &seen.foreign_identifier {
+        Some(raw) => vec![(
+            "identifier",
+            format!("{raw} (not a macvault identifier)").into(),
+        )],
+        None => vec![
+            ("token id", or_dash(seen.token_id.as_deref())),
+            ("org", or_dash(seen.org.as_deref())),
+            (
+                "key version",
+                or_dash(seen.key_version.map(|v| v.to_string()).as_deref())
+                    .into_owned()
+                    .into(),
+            ),
+        ],
+    };
+    rows.push(("fingerprint", Cow::Borrowed(seen.fingerprint.as_str())));
+    rows.push(("expires", seen.expires.as_deref().unwrap_or("never").into()));
+    rows.push(("discharges", seen.discharges.len().to_string().into()));
+    fields(&rows)?;
+    output::line("caveats (unverified):")?;
+    print_caveats(&seen.caveats, "  ")?;
+    for (i, tp) in seen.third_party.iter().enumerate() {
+        let at = or_dash(tp.location.as_deref());
+        output::line(format_args!(
+            "third-party caveat {}: discharged at {at}",
+            i + 1
+        ))?;
+    }
+    for (i, d) in seen.discharges.iter().enumerate() {
+        let at = or_dash(d.location.as_deref());
+        output::line(format_args!("discharge {} (from {at}):", i + 1))?;
+        print_caveats(&d.caveats, "  ")?;
+    }
+    Ok(())
+}
+
+fn print_caveats(caveats: &[token::InspectedCaveat], indent: &str) -> std::io::Result<()> {
+    if caveats.is_empty() {
+        return output::line(format_args!("{indent}(none)"));
+    }
+    for (i, c) in caveats.iter().enumerate() {
+        let mark = if c.known {
+            ""
+        } else {
+            "  [not a macvault caveat]"
+        };
+        output::line(format_args!("{indent}{}. {}{mark}", i + 1, clean(&c.text)))?;
+    }
+    Ok(())
+}
+
+async fn create(client: &Client, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let req = MintRequest {
+        kind: args.kind.as_str().to_owned(),
+        app: args.app,
+        name: args.name,
+        expiry_secs: args.expiry.map(|d| d.as_secs()),
+    };
+    let path = ["v1", "orgs", &args.org, "tokens"];
+    let minted: MintResponse = client.call(Method::POST, &path, Some(&req)).await?;
+    if args.json {
+        output::json(&minted)?;
+    } else {
+        output::line(&minted.token)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(client: &Client, org: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let list: TokenList = client.get(&["v1", "orgs", org, "tokens"]).await?;
+    if json {
+        output::json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = list.tokens.iter().map(token_row).collect();
+    let header = [
+        "ID",
+        "NAME",
+        "KIND",
+        "APP",
+        "CREATED",
+        "EXPIRES",
+        "LAST USED",
+        "REVOKED",
+    ];
+    output::table(header, rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token_row(t: &TokenRecordBody) -> [Cow<'_, str>; 8] {
+    let last_used = t.last_used.as_ref().map_or(Cow::Borrowed("never"), |u| {
+        let mut s = u.time.clone();
+        if let Some(ip) = &u.ip {
+            s = format!("{s} from {ip}");
+        }
+        if let Some(agent) = &u.user_agent {
+            s = format!("{s} ({agent})");
+        }
+        s.into()
+    });
+    [
+        Cow::Borrowed(t.id.as_str()),
+        t.name.as_str().into(),
+        t.kind.as_str().into(),
+        or_dash(t.app.as_deref()),
+        t.created.as_str().into(),
+        t.expires.as_str().into(),
+        last_used,
+        or_dash(t.revoked.as_deref()),
+    ]
+}
+
+async fn revoke(client: &Client, ids: &[String], self_: bool) -> anyhow::Result<ExitCode> {
+    if self_ {
+        let path = ["v1", "tokens", "self", "revoke"];
+        let record: TokenRecordBody = client.call(Method::POST, &path, None::<&()>).await?;
+        output::line(format_args!(
+            "revoked {} ({})",
+            record.id,
+            clean(&record.name)
+        ))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ids: Vec<TokenId> = ids
+        .iter()
+        .map(|id| {
+            id.parse()
+                .with_context(|| format!("bad token id \"{}\"", clean(id)))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut code = ExitCode::SUCCESS;
+    for id in ids {
+        let id = id.to_string();
+        let path = ["v1", "tokens", &id, "revoke"];
+        match client
+            .call::<(), TokenRecordBody>(Method::POST, &path, None)
+            .await
+        {
+            Ok(record) => output::line(format_args!("revoked {id} ({})", clean(&record.name)))?,
+            Err(err) => {
+                eprintln!("error: {id}: {err:#}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+async fn verify(client: &Client, token: SecretToken, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let access = match (args.org, args.resource, args.action) {
+        (Some(org), Some(resource), Some(action)) => Some(AccessSpec {
+            org,
+            app: args.app,
+            resource,
+            action,
+            secret: args.secret,
+        }),
+        _ => None,
+    };
+    let req = VerifyRequest {
+        token: token.expose().to_owned(),
+        access,
+        source_ip: args.source_ip,
+    };
+    let answer = client
+        .post_anonymous::<_, VerifyResponse>(&["v1", "verify"], &req)
+        .await;
+    match answer {
+        Ok(resp) => show_verdict(&resp, args.json),
+        Err(err) => match err.downcast::<ApiError>() {
+            Ok(api) if api.status == StatusCode::UNAUTHORIZED => {
+                show_unauthenticated(&api, args.json)
+            }
+            Ok(api) => Err(api.into()),
+            Err(err) => Err(err),
+        },
+    }
+}
+
+fn show_verdict(resp: &VerifyResponse, json: bool) -> anyhow::Result<ExitCode> {
+    let code = if resp.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
+    if json {
+        output::json(resp)?;
+        return Ok(code);
+    }
+    if let Some(d) = resp.denial.as_ref().filter(|_| !resp.allowed) {
+        let (caveat, reason) = (clean(&d.caveat), clean(&d.reason));
+        output::line(format_args!(
+            "denied: caveat {} ({caveat}) {reason}",
+            d.index
+        ))?;
+        return Ok(code);
+    }
+    if !resp.allowed {
+        output::line("denied")?;
+        return Ok(code);
+    }
+    output::line("allowed")?;
+    fields(&[
+        ("token id", clean(&resp.token_id)),
+        ("org", clean(&resp.org)),
+        ("key version", resp.key_version.to_string().into()),
+        ("expires", or_dash(resp.expires.as_deref())),
+    ])?;
+    output::line("caveats:")?;
+    for (i, c) in resp.caveats.iter().enumerate() {
+        output::line(format_args!("  {}. {}", i + 1, clean(c)))?;
+    }
+    Ok(code)
+}
+
+fn show_unauthenticated(api: &ApiError, json: bool) -> anyhow::Result<ExitCode> {
+    match &api.body {
+        Some(body) if json => output::json(body)?,
+        Some(body) => output::line(format_args!(
+            "not authenticated: {}",
+            clean(&body.error.code)
+        ))?,
+        None => output::line("not authenticated")?,
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_flags() {
+        assert_eq!(parse_app("web"), Ok(("web".into(), ActionSet::ALL)));
+        let r = ActionSet::from(Action::Read);
+        assert_eq!(parse_app("web:r"), Ok(("web".into(), r)));
+        assert!(parse_app("web:wr").is_err());
+        assert!(parse_app("web:").is_err());
+    }
+}

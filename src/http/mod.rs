@@ -1,0 +1,212 @@
+//! The HTTP API (docs/API.md): axum router, the bearer-token extractor, thin handlers.
+//! Handlers translate requests into authority calls; they hold no crypto and no caveat
+//! logic.
+
+mod error;
+mod handlers;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::authority::{Authority, Client};
+use crate::token::Verified;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Longest a request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often queued last-used times and audit events are written.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// What every handler shares.
+pub type AppState = Arc<Authority>;
+
+/// The router with every endpoint and the middleware around them.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(handlers::health))
+        .route("/v1/verify", post(handlers::verify))
+        .route("/v1/orgs", post(handlers::create_org))
+        .route(
+            "/v1/orgs/{org}",
+            get(handlers::get_org).patch(handlers::update_org),
+        )
+        .route(
+            "/v1/orgs/{org}/tokens",
+            post(handlers::mint).get(handlers::list_tokens),
+        )
+        .route("/v1/tokens/self/revoke", post(handlers::revoke_self))
+        .route("/v1/tokens/{id}/revoke", post(handlers::revoke))
+        .route("/v1/orgs/{org}/keys", get(handlers::list_keys))
+        .route("/v1/orgs/{org}/keys/rotate", post(handlers::rotate_key))
+        .route(
+            "/v1/orgs/{org}/keys/{version}/retire",
+            post(handlers::retire_key),
+        )
+        .route("/v1/orgs/{org}/audit", get(handlers::audit))
+        .fallback(handlers::not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::custom(handlers::panic_response))
+        .layer(TraceLayer::new_for_http())
+        // Outermost, so the trace layer already sees the header marked sensitive.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+}
+
+/// Who is calling, as far as the connection and headers tell.
+fn client(parts: &Parts) -> Client {
+    Client {
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    }
+}
+
+/// The caller's address and user agent (no token needed).
+pub struct ClientInfo(pub Client);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(ClientInfo(client(parts)))
+    }
+}
+
+/// An authenticated caller: its verified token (not yet authorized for anything).
+pub struct Caller {
+    /// The verified bearer token.
+    pub token: Verified<'static>,
+    /// Where it came from.
+    pub client: Client,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let client = client(parts);
+        let text = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(ApiError::missing_token)?;
+        let token = state.authenticate(text, &client)?;
+        Ok(Caller { token, client })
+    }
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then writes what is queued.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let flusher = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FLUSH_EVERY);
+            loop {
+                tick.tick().await;
+                let s = state.clone();
+                match tokio::task::spawn_blocking(move || s.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "writing last-used times failed"),
+                    Err(e) => tracing::error!(error = %e, "flush task failed"),
+                }
+            }
+        })
+    };
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    flusher.abort();
+    tokio::task::spawn_blocking(move || state.flush()).await??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// `macvault serve`: opens the data directory and serves until SIGINT or SIGTERM.
+pub async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
+    init_tracing();
+    let dir = data_dir.clone();
+    let (authority, operator) =
+        tokio::task::spawn_blocking(move || Authority::open(&dir)).await??;
+    if let Some(token) = operator {
+        println!(
+            "operator token (shown once; also saved in {}):\n{}",
+            data_dir.join("operator.token").display(),
+            token.expose()
+        );
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    println!("macvault listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    run(listener, Arc::new(authority), shutdown_signal()).await
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MACVAULT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
