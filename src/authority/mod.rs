@@ -674,8 +674,32 @@ impl Authority {
                 humantime::format_duration(Duration::from_secs(max))
             )));
         }
+        if who.third_party_caveats() > 0 {
+            // The new token would not carry the third-party requirement: minting would
+            // launder it away (a CI token would mint tokens usable without the CI job).
+            let denial = Denial {
+                index: 0,
+                caveat: "third-party caveat".into(),
+                reason: "a token that needs a discharge cannot mint tokens".into(),
+            };
+            return Err(self.denied(who, org_name, client.ip, denial));
+        }
         let now = now();
-        let expires = now.saturating_add(ttl);
+        let mut expires = now.saturating_add(ttl);
+        if let Some(limit) = who.expires()
+            && expires > limit
+        {
+            // Nothing outlives the token that minted it: the default expiry is cut to
+            // fit; an explicit one that does not fit is refused.
+            if req.expiry_secs.is_some() {
+                return Err(AuthorityError::BadRequest(format!(
+                    "expiry {} is later than the presenting token's own expiry ({})",
+                    format_time(expires),
+                    format_time(limit)
+                )));
+            }
+            expires = limit;
+        }
         let caveats = req.preset.caveats(org_name, req.app.as_deref(), expires)?;
         for (i, held) in who.caveats().iter().enumerate() {
             if !caveats.iter().any(|c| c.implies(held)) {
@@ -951,3 +975,6 @@ pub struct MintSpec {
     /// Lifetime in seconds (defaults to [`DEFAULT_EXPIRY`]).
     pub expiry_secs: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests;

@@ -30,11 +30,18 @@ pub struct Cli {
         long,
         global = true,
         env = "MACVAULT_URL",
+        help_heading = "Global options",
         default_value = "http://127.0.0.1:7070"
     )]
     url: Url,
     /// The token to present (or, for offline commands, to work on).
-    #[arg(long, global = true, env = "MACVAULT_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "MACVAULT_TOKEN",
+        hide_env_values = true,
+        help_heading = "Global options"
+    )]
     token: Option<SecretToken>,
     #[command(subcommand)]
     command: Command,

@@ -33,7 +33,8 @@ pub enum TokensCommand {
     /// Show what a token says, without verifying it (offline).
     Inspect {
         /// The token (else --token / MACVAULT_TOKEN, else stdin).
-        token: Option<SecretToken>,
+        #[arg(value_name = "TOKEN")]
+        given: Option<SecretToken>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -133,7 +134,8 @@ pub struct AttenuateArgs {
 #[derive(Args)]
 pub struct VerifyArgs {
     /// The token (else --token / MACVAULT_TOKEN, else stdin).
-    token: Option<SecretToken>,
+    #[arg(value_name = "TOKEN")]
+    given: Option<SecretToken>,
     /// The org of the access to check.
     #[arg(long, requires_all = ["resource", "action"])]
     org: Option<String>,
@@ -160,9 +162,9 @@ pub struct VerifyArgs {
 pub fn run(cmd: TokensCommand, url: Url, token: Option<SecretToken>) -> anyhow::Result<ExitCode> {
     match cmd {
         TokensCommand::Attenuate(args) => attenuate(&args, token.as_ref()),
-        TokensCommand::Inspect { token: arg, json } => inspect(arg, token.as_ref(), json),
+        TokensCommand::Inspect { given, json } => inspect(given, token.as_ref(), json),
         TokensCommand::Verify(args) => {
-            let text = token_or_stdin(args.token.clone(), token.as_ref())?;
+            let text = token_or_stdin(args.given.clone(), token.as_ref())?;
             block_on(verify(&Client::new(url, None)?, text, args))
         }
         TokensCommand::Create(args) => block_on(create(&Client::new(url, token)?, args)),

@@ -195,6 +195,7 @@ pub struct Verified<'b> {
     id: TokenIdentifier,
     caveats: Vec<Caveat<'b>>,
     expires: Option<u64>,
+    third_party: usize,
 }
 
 impl<'b> Verified<'b> {
@@ -223,6 +224,12 @@ impl<'b> Verified<'b> {
         self.expires
     }
 
+    /// How many third-party caveats the token and its discharges carry (each one was
+    /// satisfied by a discharge in the bundle).
+    pub fn third_party_caveats(&self) -> usize {
+        self.third_party
+    }
+
     /// Every first-party caveat of the token and of the discharges it used, in order.
     pub fn caveats(&self) -> &[Caveat<'b>] {
         &self.caveats
@@ -234,6 +241,7 @@ impl<'b> Verified<'b> {
             id: self.id,
             caveats: self.caveats.into_iter().map(Caveat::into_owned).collect(),
             expires: self.expires,
+            third_party: self.third_party,
         }
     }
 
@@ -296,9 +304,15 @@ pub fn verify<'b>(
             expires = Some(expires.map_or(t, |e| e.min(t)));
         }
     }
+    let third_party = std::iter::once(&bundle.token)
+        .chain(&bundle.discharges)
+        .flat_map(|m| m.caveats())
+        .filter(|c| c.is_third_party())
+        .count();
     Ok(Verified {
         id,
         caveats,
         expires,
+        third_party,
     })
 }
