@@ -538,10 +538,7 @@ impl Authority {
             now,
             expires,
         )?;
-        let actor = Actor {
-            token: Some(who.token_id()),
-            ip: client.ip,
-        };
+        let actor = actor(who, client);
         self.store.write(|w| {
             w.create_org(&org)?;
             w.put_key(name, &key_rec)?;
@@ -601,10 +598,7 @@ impl Authority {
                 "max expiry must be positive".into(),
             ));
         }
-        let actor = Actor {
-            token: Some(who.token_id()),
-            ip: client.ip,
-        };
+        let actor = actor(who, client);
         let now = now();
         self.store.write(|w| {
             let mut org = w.org(name)?.ok_or(AuthorityError::NotFound("org"))?;
@@ -726,10 +720,7 @@ impl Authority {
             now,
             expires,
         )?;
-        let actor = Actor {
-            token: Some(who.token_id()),
-            ip: client.ip,
-        };
+        let actor = actor(who, client);
         self.store.write(|w| {
             w.put_token(&minted.record)?;
             w.append_audit(audit::event(
@@ -774,7 +765,7 @@ impl Authority {
                 client.ip,
             ),
         )?;
-        self.revoke_record(rec, who.token_id(), client)
+        self.revoke_record(rec, who, client)
     }
 
     /// Revokes the presented token itself: always allowed, since it only takes away.
@@ -783,13 +774,13 @@ impl Authority {
             .store
             .token(&who.token_id())?
             .ok_or(AuthorityError::NotFound("token"))?;
-        self.revoke_record(rec, who.token_id(), client)
+        self.revoke_record(rec, who, client)
     }
 
     fn revoke_record(
         &self,
         mut rec: TokenRecord,
-        actor: TokenId,
+        who: &Verified<'_>,
         client: &Client,
     ) -> Result<TokenRecord> {
         if rec.revoked.is_some() {
@@ -797,10 +788,7 @@ impl Authority {
         }
         let now = now();
         rec.revoked = Some(now);
-        let actor = Actor {
-            token: Some(actor),
-            ip: client.ip,
-        };
+        let actor = actor(who, client);
         self.store.write(|w| {
             w.put_token(&rec)?;
             w.put_revoked(&rec.id, now)?;
@@ -853,10 +841,7 @@ impl Authority {
             &Self::access(org, None, Resource::Keys, Action::Control, client.ip),
         )?;
         let now = now();
-        let actor = Actor {
-            token: Some(who.token_id()),
-            ip: client.ip,
-        };
+        let actor = actor(who, client);
         let (rec, key_rec, key) = self.store.write(|w| {
             let mut rec = w.org(org)?.ok_or(AuthorityError::NotFound("org"))?;
             let version = w
@@ -895,10 +880,7 @@ impl Authority {
             &Self::access(org, None, Resource::Keys, Action::Control, client.ip),
         )?;
         let now = now();
-        let actor = Actor {
-            token: Some(who.token_id()),
-            ip: client.ip,
-        };
+        let actor = actor(who, client);
         let out = self.store.write(|w| {
             let rec = w.org(org)?.ok_or(AuthorityError::NotFound("org"))?;
             let mut key = w
@@ -945,6 +927,14 @@ impl Authority {
         // Queued events (denials) become visible to the reader who asks for them.
         self.flush()?;
         Ok(self.store.audit(org, limit.clamp(1, 1000))?)
+    }
+}
+
+/// The audit actor of a request.
+fn actor(who: &Verified<'_>, client: &Client) -> Actor {
+    Actor {
+        token: Some(who.token_id()),
+        ip: client.ip,
     }
 }
 
