@@ -70,7 +70,8 @@ pub enum KeysCommand {
         #[arg(long)]
         org: String,
         /// The key version.
-        version: u32,
+        #[arg(value_name = "VERSION")]
+        key_version: u32,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -162,8 +163,12 @@ pub async fn keys(client: &Client, cmd: KeysCommand) -> anyhow::Result<ExitCode>
             let key: KeyBody = client.call(Method::POST, &path, None::<&()>).await?;
             show_key(key, json)?;
         }
-        KeysCommand::Retire { org, version, json } => {
-            let version = version.to_string();
+        KeysCommand::Retire {
+            org,
+            key_version,
+            json,
+        } => {
+            let version = key_version.to_string();
             let path = ["v1", "orgs", &org, "keys", &version, "retire"];
             let key: KeyBody = client.call(Method::POST, &path, None::<&()>).await?;
             show_key(key, json)?;

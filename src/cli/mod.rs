@@ -134,8 +134,31 @@ mod tests {
 
     use super::*;
 
+    /// Every subcommand path, e.g. `["keys", "retire"]`.
+    fn paths(cmd: &clap::Command, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands() {
+            let mut path = prefix.clone();
+            path.push(sub.get_name().to_owned());
+            paths(sub, path.clone(), out);
+            out.push(path);
+        }
+    }
+
     #[test]
     fn command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        // Subcommands are only fully built (and checked) when used: ask each for help.
+        let mut all = Vec::new();
+        paths(&cmd, Vec::new(), &mut all);
+        assert!(all.len() > 15);
+        for path in all {
+            let args = ["macvault"]
+                .into_iter()
+                .chain(path.iter().map(String::as_str))
+                .chain(["--help"]);
+            let err = Cli::try_parse_from(args).err().unwrap();
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{path:?}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! offline `attenuate` and `inspect`.
 
 use std::borrow::Cow;
+use std::io::Read as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,10 +12,10 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use reqwest::{Method, StatusCode, Url};
 
+use super::block_on;
 use super::client::{ApiError, Client};
 use super::input::{SecretToken, parse_duration, token_or_stdin};
-use super::output::{self, clean, or_dash};
-use super::{block_on, output::fields};
+use super::output::{self, clean, fields, or_dash};
 use crate::api::{
     MintRequest, MintResponse, TokenList, TokenRecordBody, VerifyRequest, VerifyResponse,
 };
@@ -51,7 +52,11 @@ pub enum TokensCommand {
     /// Revoke tokens by id, or the presented token itself.
     Revoke {
         /// Token ids (32 hex digits).
-        #[arg(required_unless_present = "self_", conflicts_with = "self_")]
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "self_",
+            conflicts_with = "self_"
+        )]
         ids: Vec<String>,
         /// Revoke the token given by --token / MACVAULT_TOKEN.
         #[arg(long = "self")]
@@ -230,11 +235,9 @@ fn read_caveats_file(path: &Path) -> anyhow::Result<Vec<Caveat<'static>>> {
     let shown = path.display();
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {shown}"))?;
     let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut std::io::Read::take(file, MAX_CAVEATS_FILE + 1),
-        &mut text,
-    )
-    .with_context(|| format!("cannot read {shown}"))?;
+    file.take(MAX_CAVEATS_FILE + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {shown}"))?;
     if text.len() as u64 > MAX_CAVEATS_FILE {
         bail!("{shown} is larger than {MAX_CAVEATS_FILE} bytes");
     }

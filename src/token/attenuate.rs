@@ -12,7 +12,7 @@ use super::{Bundle, DecodeError, LIMITS, Macaroon, TokenIdentifier, decode_text,
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttenuateError {
     /// The text is not a well-formed token.
-    #[error("not a valid token: {0}")]
+    #[error("not a valid token")]
     Decode(#[from] DecodeError),
     /// Nothing to add.
     #[error("no caveats to add")]
@@ -108,7 +108,7 @@ pub struct Discharge {
 
 /// Why a token could not be inspected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a valid token: {0}")]
+#[error("not a valid token")]
 pub struct InspectError(#[from] DecodeError);
 
 /// Reads a token bundle without verifying it: nothing here is trustworthy until the
