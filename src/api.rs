@@ -108,7 +108,8 @@ pub struct OrgBody {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrgRequest {
-    /// New maximum expiry (null: none).
+    /// New maximum expiry (null: none). Required, so that `{}` changes nothing by accident.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub max_expiry_secs: Option<u64>,
 }
 

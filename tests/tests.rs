@@ -3,7 +3,11 @@
 // Tests may unwrap (STYLE.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod authz;
+mod cli_offline;
 mod common;
+mod e2e;
 mod readme;
+mod support;
 mod token_props;
 mod vectors;

@@ -20,7 +20,9 @@ pub use presets::{DEFAULT_EXPIRY, Preset};
 
 use crate::api::{DenialBody, VerifyRequest, VerifyResponse};
 use crate::audit::{self, Actor, action};
-use crate::caveats::{Access, Action, Caveat, Denial, Resource, format_time, is_valid_name};
+use crate::caveats::{
+    Access, Action, Caveat, Denial, MAX_TIME, Resource, format_time, is_valid_name,
+};
 use crate::store::{
     AuditRecord, KeyRecord, LastUsed, OrgRecord, Outcome, Store, StoreError, TokenKind, TokenRecord,
 };
@@ -477,15 +479,9 @@ impl Authority {
         if self.is_revoked(&verified.token_id()) {
             return Err(FailureClass::Revoked);
         }
-        let ip = req.source_ip.or(client.ip);
-        self.record_use(
-            verified.token_id(),
-            &Client {
-                ip,
-                user_agent: client.user_agent.clone(),
-            },
-            now,
-        );
+        // Last use is recorded with the caller's own address: `source_ip` in the body
+        // is the caller's say-so, fine for deciding an IP caveat, not for the ledger.
+        self.record_use(verified.token_id(), client, now);
         let denial = req
             .access
             .as_ref()
@@ -605,10 +601,7 @@ impl Authority {
             org.max_expiry_secs = max;
             w.put_org(&org)?;
             let detail = match max {
-                Some(s) => format!(
-                    "max expiry set to {}",
-                    humantime::format_duration(Duration::from_secs(s))
-                ),
+                Some(s) => format!("max expiry set to {}", span(s)),
                 None => "max expiry removed".into(),
             };
             w.append_audit(audit::event(
@@ -655,19 +648,23 @@ impl Authority {
                 "a token name is 1 to {MAX_NAME} printable characters"
             )));
         }
-        let ttl = req.expiry_secs.unwrap_or(DEFAULT_EXPIRY.as_secs());
-        if ttl == 0 {
-            return Err(AuthorityError::BadRequest("expiry must be positive".into()));
-        }
-        if let Some(max) = org.max_expiry_secs
-            && ttl > max
-        {
-            return Err(AuthorityError::BadRequest(format!(
-                "expiry {} exceeds the org's maximum of {}",
-                humantime::format_duration(Duration::from_secs(ttl)),
-                humantime::format_duration(Duration::from_secs(max))
-            )));
-        }
+        // The default lifetime is cut to the org's maximum; an explicit one over it is refused.
+        let ttl = match (req.expiry_secs, org.max_expiry_secs) {
+            (Some(0), _) => {
+                return Err(AuthorityError::BadRequest("expiry must be positive".into()));
+            }
+            (Some(ttl), Some(max)) if ttl > max => {
+                return Err(AuthorityError::BadRequest(format!(
+                    "expiry {} exceeds the org's maximum of {}",
+                    span(ttl),
+                    span(max)
+                )));
+            }
+            (Some(ttl), _) => ttl,
+            (None, max) => max.map_or(DEFAULT_EXPIRY.as_secs(), |m| {
+                m.min(DEFAULT_EXPIRY.as_secs())
+            }),
+        };
         if who.third_party_caveats() > 0 {
             // The new token would not carry the third-party requirement: minting would
             // launder it away (a CI token would mint tokens usable without the CI job).
@@ -680,6 +677,12 @@ impl Authority {
         }
         let now = now();
         let mut expires = now.saturating_add(ttl);
+        if expires > MAX_TIME {
+            return Err(AuthorityError::BadRequest(format!(
+                "expiry {} is too far away",
+                span(ttl)
+            )));
+        }
         if let Some(limit) = who.expires()
             && expires > limit
         {
@@ -755,41 +758,62 @@ impl Authority {
             .store
             .token(id)?
             .ok_or(AuthorityError::NotFound("token"))?;
-        self.authorize(
-            who,
-            &Self::access(
-                &rec.org,
-                rec.app.as_deref(),
-                Resource::Tokens,
-                Action::Delete,
-                client.ip,
-            ),
-        )?;
-        self.revoke_record(rec, who, client)
+        self.authorize_revocation(who, &rec, client)?;
+        self.revoke_record(rec.id, who, client)
     }
 
-    /// Revokes the presented token itself: always allowed, since it only takes away.
+    /// Revokes the presented token itself, and with it everything attenuated from it.
+    /// The token as minted may always do so; an attenuated copy needs `delete` on
+    /// tokens like any other revoker, so that a narrow copy handed to someone else
+    /// cannot kill the original.
     pub fn revoke_self(&self, who: &Verified<'_>, client: &Client) -> Result<TokenRecord> {
         let rec = self
             .store
             .token(&who.token_id())?
             .ok_or(AuthorityError::NotFound("token"))?;
-        self.revoke_record(rec, who, client)
+        let as_minted = who.caveats().len() == rec.caveats.len()
+            && who
+                .caveats()
+                .iter()
+                .zip(&rec.caveats)
+                .all(|(c, minted)| c.to_string() == *minted);
+        if !as_minted {
+            self.authorize_revocation(who, &rec, client)?;
+        }
+        self.revoke_record(rec.id, who, client)
+    }
+
+    fn authorize_revocation(
+        &self,
+        who: &Verified<'_>,
+        rec: &TokenRecord,
+        client: &Client,
+    ) -> Result<()> {
+        let access = Self::access(
+            &rec.org,
+            rec.app.as_deref(),
+            Resource::Tokens,
+            Action::Delete,
+            client.ip,
+        );
+        self.authorize(who, &access)
     }
 
     fn revoke_record(
         &self,
-        mut rec: TokenRecord,
+        id: TokenId,
         who: &Verified<'_>,
         client: &Client,
     ) -> Result<TokenRecord> {
-        if rec.revoked.is_some() {
-            return Ok(rec);
-        }
         let now = now();
-        rec.revoked = Some(now);
         let actor = actor(who, client);
-        self.store.write(|w| {
+        // Read and write in one transaction, so a concurrent last-used flush is kept.
+        let rec = self.store.write(|w| {
+            let mut rec = w.token(&id)?.ok_or(AuthorityError::NotFound("token"))?;
+            if rec.revoked.is_some() {
+                return Ok(rec);
+            }
+            rec.revoked = Some(now);
             w.put_token(&rec)?;
             w.put_revoked(&rec.id, now)?;
             let detail = format!(
@@ -805,7 +829,8 @@ impl Authority {
                 Outcome::Ok,
                 detail,
                 now,
-            ))
+            ))?;
+            Ok::<_, AuthorityError>(rec)
         })?;
         self.revoked
             .write()
@@ -935,6 +960,16 @@ fn actor(who: &Verified<'_>, client: &Client) -> Actor {
     Actor {
         token: Some(who.token_id()),
         ip: client.ip,
+    }
+}
+
+/// A lifetime for people: `90d`, `36h`, `15m`, `42s` (the largest unit that divides it).
+fn span(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 

@@ -201,3 +201,79 @@ fn revocation_and_key_retirement_take_effect_at_once_and_persist() {
         "{r:?}"
     );
 }
+
+#[test]
+fn an_attenuated_copy_cannot_revoke_its_original_by_itself() {
+    let (_d, a, op) = open();
+    let org = org_token(&a, &op, "acme");
+    let c = Client::default();
+    let deploy = a
+        .mint(
+            &who(&a, &org),
+            "acme",
+            &spec(Preset::Deploy, Some("web"), Some(3600)),
+            &c,
+        )
+        .unwrap();
+    let deploy = deploy.token.expose().to_owned();
+    let readonly =
+        crate::token::attenuate(&deploy, &[Caveat::actions(Action::Read.into()).unwrap()]).unwrap();
+    let r = a.revoke_self(&who(&a, &readonly), &c);
+    assert!(matches!(r, Err(AuthorityError::Denied(_))), "{r:?}");
+    who(&a, &deploy);
+    // A copy that keeps `delete` on tokens may; so may the token as minted.
+    let narrower = crate::token::attenuate(&deploy, &[Caveat::expires(now() + 60)]).unwrap();
+    a.revoke_self(&who(&a, &narrower), &c).unwrap();
+    let r = a.authenticate(&deploy, &c);
+    assert!(
+        matches!(
+            r,
+            Err(AuthorityError::Unauthenticated(FailureClass::Revoked))
+        ),
+        "{r:?}"
+    );
+    let other = a
+        .mint(
+            &who(&a, &org),
+            "acme",
+            &spec(Preset::Readonly, None, Some(3600)),
+            &c,
+        )
+        .unwrap();
+    a.revoke_self(&who(&a, other.token.expose()), &c).unwrap();
+}
+
+#[test]
+fn org_maximum_cuts_the_default_and_refuses_longer() {
+    let (_d, a, op) = open();
+    let org = org_token(&a, &op, "acme");
+    let c = Client::default();
+    a.set_max_expiry(&who(&a, &org), "acme", Some(3600), &c)
+        .unwrap();
+    let t = a
+        .mint(
+            &who(&a, &org),
+            "acme",
+            &spec(Preset::Readonly, None, None),
+            &c,
+        )
+        .unwrap();
+    assert!(t.record.expires - t.record.created <= 3600);
+    let r = a.mint(
+        &who(&a, &org),
+        "acme",
+        &spec(Preset::Readonly, None, Some(7200)),
+        &c,
+    );
+    assert!(
+        matches!(r, Err(AuthorityError::BadRequest(ref m)) if m.contains("2h") && m.contains("1h")),
+        "{r:?}"
+    );
+    let r = a.mint(
+        &who(&a, &org),
+        "acme",
+        &spec(Preset::Readonly, None, Some(u64::MAX)),
+        &c,
+    );
+    assert!(matches!(r, Err(AuthorityError::BadRequest(_))), "{r:?}");
+}

@@ -52,6 +52,14 @@ pub(super) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
+pub(super) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+}
+
 pub(super) fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a handler panicked");
     ApiError::new(

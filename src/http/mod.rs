@@ -61,6 +61,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/orgs/{org}/audit", get(handlers::audit))
         .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(
@@ -119,12 +120,20 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(bearer)
             .ok_or_else(ApiError::missing_token)?;
         let token = state.authenticate(text, &client)?;
         Ok(Caller { token, client })
     }
+}
+
+/// The credentials of `Bearer <token>`; the scheme name is case-insensitive (RFC 9110).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then writes what is queued.
@@ -209,4 +218,19 @@ fn init_tracing() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer mvt_x"), Some("mvt_x"));
+        assert_eq!(bearer("bearer mvt_x "), Some("mvt_x"));
+        assert_eq!(bearer("BEARER  mvt_x"), Some("mvt_x"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("mvt_x"), None);
+    }
 }
