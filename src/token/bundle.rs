@@ -17,7 +17,8 @@ pub const TEXT_PREFIX: &str = "mvt_";
 pub struct Bundle<'a> {
     /// The token whose identifier names the org and root key.
     pub token: Macaroon<'a>,
-    /// Discharges for its third-party caveats, bound to it.
+    /// Discharges for its third-party caveats, bound to it. Each third-party caveat
+    /// takes the first unused discharge with its identifier, in bundle order.
     pub discharges: Vec<Macaroon<'a>>,
 }
 
@@ -51,6 +52,9 @@ impl<'a> Bundle<'a> {
     /// Parses the decoded bytes of a token text: one permission token, then discharges.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let limits = &LIMITS;
+        if bytes.len() > limits.max_text {
+            return Err(DecodeError::TooLarge(limits.max_text));
+        }
         let (token, mut pos) = wire::decode_v2(bytes, limits)?;
         let mut discharges = Vec::new();
         while pos < bytes.len() {

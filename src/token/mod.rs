@@ -238,8 +238,9 @@ impl<'a> Macaroon<'a> {
         out
     }
 
-    /// The libmacaroons v1 packet stream (before libmacaroons' base64).
-    pub fn to_v1(&self) -> Vec<u8> {
+    /// The libmacaroons v1 packet stream (before libmacaroons' base64); fails if a
+    /// field is too large for a v1 packet.
+    pub fn to_v1(&self) -> Result<Vec<u8>, DecodeError> {
         wire::encode_v1(self)
     }
 

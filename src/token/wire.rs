@@ -236,35 +236,43 @@ pub fn encode_v2(m: &Macaroon<'_>, out: &mut Vec<u8>) {
     put_field(out, SIGNATURE as u8, &m.signature);
 }
 
-fn put_packet(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+/// Longest v1 packet: its length is written as 4 hex digits.
+const MAX_PACKET: usize = 0xffff;
+
+fn put_packet(out: &mut Vec<u8>, key: &str, value: &[u8]) -> Result<(), DecodeError> {
     let len = 4 + key.len() + 1 + value.len() + 1;
+    if len > MAX_PACKET {
+        return Err(DecodeError::FieldTooLarge(MAX_PACKET - 4 - key.len() - 2));
+    }
     out.extend_from_slice(format!("{len:04x}").as_bytes());
     out.extend_from_slice(key.as_bytes());
     out.push(b' ');
     out.extend_from_slice(value);
     out.push(b'\n');
+    Ok(())
 }
 
-/// The v1 encoding: the binary packet stream (libmacaroons base64-encodes it).
-pub fn encode_v1(m: &Macaroon<'_>) -> Vec<u8> {
+/// The v1 encoding: the binary packet stream (libmacaroons base64-encodes it). Fails
+/// if a field does not fit a v1 packet (64 KiB).
+pub fn encode_v1(m: &Macaroon<'_>) -> Result<Vec<u8>, DecodeError> {
     let mut out = Vec::new();
     put_packet(
         &mut out,
         "location",
         m.location.as_deref().unwrap_or_default(),
-    );
-    put_packet(&mut out, "identifier", &m.identifier);
+    )?;
+    put_packet(&mut out, "identifier", &m.identifier)?;
     for c in &m.caveats {
-        put_packet(&mut out, "cid", &c.id);
+        put_packet(&mut out, "cid", &c.id)?;
         if let Some(vid) = &c.vid {
-            put_packet(&mut out, "vid", vid);
+            put_packet(&mut out, "vid", vid)?;
         }
         if let Some(loc) = &c.location {
-            put_packet(&mut out, "cl", loc);
+            put_packet(&mut out, "cl", loc)?;
         }
     }
-    put_packet(&mut out, "signature", &m.signature);
-    out
+    put_packet(&mut out, "signature", &m.signature)?;
+    Ok(out)
 }
 
 struct Packets<'a> {
@@ -330,6 +338,9 @@ pub fn decode_v1<'a>(buf: &'a [u8], limits: &Limits) -> Result<Macaroon<'a>, Dec
         } else {
             None
         };
+        if vid.is_some_and(<[u8]>::is_empty) {
+            return Err(DecodeError::Missing("verification id"));
+        }
         let loc = if p.peek_key() == Some(b"cl") {
             Some(p.next("cl", max)?)
         } else {
@@ -440,9 +451,32 @@ mod tests {
     }
 
     #[test]
+    fn v1_limits_and_empty_vid() {
+        let m = Macaroon::mint(&[1; 32], &vec![b'a'; 0x10000], None);
+        assert!(
+            m.to_v1().is_err(),
+            "a field over a v1 packet must not encode"
+        );
+        let mut v1 = Vec::new();
+        for (k, v) in [
+            ("location", &b""[..]),
+            ("identifier", b"id"),
+            ("cid", b"c"),
+            ("vid", b""),
+            ("signature", &[0u8; 32]),
+        ] {
+            put_packet(&mut v1, k, v).unwrap();
+        }
+        assert_eq!(
+            Macaroon::from_v1(&v1).err(),
+            Some(DecodeError::Missing("verification id"))
+        );
+    }
+
+    #[test]
     fn v1_rejects_garbage() {
         let bytes = sample();
-        let v1 = Macaroon::from_v2(&bytes).unwrap().to_v1();
+        let v1 = Macaroon::from_v2(&bytes).unwrap().to_v1().unwrap();
         for n in 0..v1.len() {
             assert!(Macaroon::from_v1(&v1[..n]).is_err(), "prefix {n}");
         }
