@@ -235,3 +235,48 @@ pub struct AuditList {
     /// Events, oldest first.
     pub events: Vec<AuditEventBody>,
 }
+
+/// Serializes a value through its `Display`, straight into the output (no `String`).
+pub struct DisplayStr<T>(pub T);
+
+impl<T: std::fmt::Display> Serialize for DisplayStr<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// Serializes a slice as a list of `Display` strings.
+pub struct DisplayList<'a, T>(pub &'a [T]);
+
+impl<T: std::fmt::Display> Serialize for DisplayList<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(DisplayStr))
+    }
+}
+
+/// The 200 answer of `POST /v1/verify` as the server writes it: the JSON of
+/// [`VerifyResponse`], serialized from borrowed parts because it is the hot path.
+#[derive(Serialize)]
+#[serde(bound = "")]
+pub struct VerifyAnswer<
+    'a,
+    Id: std::fmt::Display,
+    Time: std::fmt::Display,
+    Caveat: std::fmt::Display,
+> {
+    /// See [`VerifyResponse::allowed`].
+    pub allowed: bool,
+    /// See [`VerifyResponse::token_id`].
+    pub token_id: DisplayStr<Id>,
+    /// See [`VerifyResponse::org`].
+    pub org: &'a str,
+    /// See [`VerifyResponse::key_version`].
+    pub key_version: u32,
+    /// See [`VerifyResponse::expires`].
+    pub expires: Option<DisplayStr<Time>>,
+    /// See [`VerifyResponse::caveats`].
+    pub caveats: DisplayList<'a, Caveat>,
+    /// See [`VerifyResponse::denial`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denial: Option<DenialBody>,
+}

@@ -11,7 +11,7 @@ const DAY: u64 = 86_400;
 
 /// Displays unix seconds as `YYYY-MM-DDTHH:MM:SSZ` without allocating.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Timestamp(pub(crate) u64);
+pub struct Timestamp(pub u64);
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

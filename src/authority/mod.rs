@@ -18,10 +18,10 @@ use zeroize::Zeroizing;
 pub use master::{MasterKey, MasterKeyError};
 pub use presets::{DEFAULT_EXPIRY, Preset};
 
-use crate::api::{DenialBody, VerifyRequest, VerifyResponse};
+use crate::api::{DenialBody, DisplayList, DisplayStr, VerifyAnswer, VerifyRequest};
 use crate::audit::{self, Actor, action};
 use crate::caveats::{
-    Access, Action, Caveat, Denial, MAX_TIME, Resource, format_time, is_valid_name,
+    Access, Action, Caveat, Denial, MAX_TIME, Resource, Timestamp, format_time, is_valid_name,
 };
 use crate::store::{
     AuditRecord, KeyRecord, LastUsed, OrgRecord, Outcome, Store, StoreError, TokenKind, TokenRecord,
@@ -430,20 +430,29 @@ impl Authority {
     }
 
     fn record_use(&self, id: TokenId, client: &Client, now: u64) {
-        let user_agent = client
-            .user_agent
-            .as_ref()
-            .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
-        let used = LastUsed {
-            time: now,
-            ip: client.ip,
-            user_agent,
-        };
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .usage
-            .insert(id, used);
+        let ua = client.user_agent.as_deref().map(|ua| {
+            let cut = ua
+                .char_indices()
+                .nth(MAX_USER_AGENT)
+                .map_or(ua.len(), |(i, _)| i);
+            &ua[..cut]
+        });
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match pending.usage.get_mut(&id) {
+            // The same client again (the common case): no allocation.
+            Some(used) if used.user_agent.as_deref() == ua => {
+                used.time = now;
+                used.ip = client.ip;
+            }
+            _ => {
+                let used = LastUsed {
+                    time: now,
+                    ip: client.ip,
+                    user_agent: ua.map(str::to_owned),
+                };
+                pending.usage.insert(id, used);
+            }
+        }
     }
 
     /// Writes queued last-used times and audit events in one transaction.
@@ -466,12 +475,13 @@ impl Authority {
         })
     }
 
-    /// `POST /v1/verify`: verification and decision, borrowing the request throughout.
+    /// `POST /v1/verify`: verification and decision, borrowing the request throughout;
+    /// returns the JSON of the 200 answer ([`crate::api::VerifyResponse`]).
     pub fn verify_request(
         &self,
         req: &VerifyRequest,
         client: &Client,
-    ) -> Result<VerifyResponse, FailureClass> {
+    ) -> Result<Vec<u8>, FailureClass> {
         let now = now();
         let bytes = decode_text(&req.token).map_err(|_| FailureClass::Malformed)?;
         let bundle = Bundle::parse(&bytes).map_err(|_| FailureClass::Malformed)?;
@@ -486,19 +496,21 @@ impl Authority {
             .access
             .as_ref()
             .and_then(|spec| verified.check(&spec.access(now, req.source_ip)).err());
-        Ok(VerifyResponse {
+        let answer = VerifyAnswer {
             allowed: denial.is_none(),
-            token_id: verified.token_id().to_string(),
-            org: verified.org().to_owned(),
+            token_id: DisplayStr(verified.token_id()),
+            org: verified.org(),
             key_version: verified.key_version(),
-            expires: verified.expires().map(format_time),
-            caveats: verified.caveats().iter().map(ToString::to_string).collect(),
+            expires: verified.expires().map(|t| DisplayStr(Timestamp(t))),
+            caveats: DisplayList(verified.caveats()),
             denial: denial.map(|d| DenialBody {
                 index: d.index,
                 caveat: d.caveat,
                 reason: d.reason,
             }),
-        })
+        };
+        // Serializing plain data to a Vec cannot fail.
+        serde_json::to_vec(&answer).map_err(|_| FailureClass::Malformed)
     }
 
     /// Creates an org with its first root key; returns an `org` token for it.

@@ -6,7 +6,7 @@ use std::any::Any;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -77,7 +77,7 @@ pub(super) async fn verify(
 ) -> ApiResult<Response> {
     let req = body(json)?;
     match state.verify_request(&req, &client) {
-        Ok(answer) => Ok(Json(answer).into_response()),
+        Ok(answer) => Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response()),
         Err(class) => Err(ApiError::unauthenticated(class)),
     }
 }

@@ -39,7 +39,7 @@ pub type AppState = Arc<Authority>;
 
 /// The router with every endpoint and the middleware around them.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/health", get(handlers::health))
         .route("/v1/verify", post(handlers::verify))
         .route("/v1/orgs", post(handlers::create_org))
@@ -68,13 +68,19 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(CatchPanicLayer::custom(handlers::panic_response))
-        .layer(TraceLayer::new_for_http())
-        // Outermost, so the trace layer already sees the header marked sensitive.
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-        ]))
+        .layer(CatchPanicLayer::custom(handlers::panic_response));
+    // Per-request spans cost time on the verify path; they are built only when
+    // someone will read them (MACVAULT_LOG=debug).
+    let router = if tracing::enabled!(tracing::Level::DEBUG) {
+        router.layer(TraceLayer::new_for_http())
+    } else {
+        router
+    };
+    // Outermost, so the trace layer already sees the header marked sensitive.
+    router.layer(SetSensitiveRequestHeadersLayer::new([
+        header::AUTHORIZATION,
+        header::COOKIE,
+    ]))
 }
 
 /// Who is calling, as far as the connection and headers tell.
