@@ -6,12 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::caveats::AccessSpec;
 
-/// `POST /v1/verify`.
+/// `POST /v1/verify`. The token borrows from the request body where it can.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VerifyRequest {
+pub struct VerifyRequest<'a> {
     /// The bundle text, `mvt_…`.
-    pub token: String,
+    #[serde(borrow)]
+    pub token: std::borrow::Cow<'a, str>,
     /// The access to decide; without it only the token itself is checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<AccessSpec>,

@@ -479,7 +479,7 @@ impl Authority {
     /// returns the JSON of the 200 answer ([`crate::api::VerifyResponse`]).
     pub fn verify_request(
         &self,
-        req: &VerifyRequest,
+        req: &VerifyRequest<'_>,
         client: &Client,
     ) -> Result<Vec<u8>, FailureClass> {
         let now = now();

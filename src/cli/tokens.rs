@@ -426,7 +426,7 @@ async fn verify(client: &Client, token: SecretToken, args: VerifyArgs) -> anyhow
         _ => None,
     };
     let req = VerifyRequest {
-        token: token.expose().to_owned(),
+        token: token.expose().into(),
         access,
         source_ip: args.source_ip,
     };

@@ -4,9 +4,10 @@
 use std::any::Any;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -38,6 +39,26 @@ async fn blocking<T: Send + 'static>(
             ))
         }
     }
+}
+
+/// `application/json` or `application/…+json`, as axum's `Json` extractor accepts.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
 }
 
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
@@ -73,9 +94,18 @@ pub(super) fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
 pub(super) async fn verify(
     State(state): State<AppState>,
     ClientInfo(client): ClientInfo,
-    json: Result<Json<VerifyRequest>, JsonRejection>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let req = body(json)?;
+    // Parsed by hand rather than with `Json`, so the token borrows from the body.
+    let bytes = bytes?;
+    if !is_json(&headers) {
+        return Err(ApiError::bad_request(
+            "expected a request with Content-Type: application/json",
+        ));
+    }
+    let req: VerifyRequest<'_> = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("failed to parse the request body: {e}")))?;
     match state.verify_request(&req, &client) {
         Ok(answer) => Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response()),
         Err(class) => Err(ApiError::unauthenticated(class)),
