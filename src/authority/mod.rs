@@ -382,6 +382,19 @@ impl Authority {
             .map_err(|denial| self.denied(who, access.org, access.source_ip, denial))
     }
 
+    /// Authorizes `who` for one action on one object (audited when denied).
+    fn require(
+        &self,
+        who: &Verified<'_>,
+        org: &str,
+        app: Option<&str>,
+        resource: Resource,
+        action: Action,
+        client: &Client,
+    ) -> Result<()> {
+        self.authorize(who, &Self::access(org, app, resource, action, client.ip))
+    }
+
     fn denied(
         &self,
         who: &Verified<'_>,
@@ -515,9 +528,13 @@ impl Authority {
 
     /// Creates an org with its first root key; returns an `org` token for it.
     pub fn create_org(&self, who: &Verified<'_>, name: &str, client: &Client) -> Result<Minted> {
-        self.authorize(
+        self.require(
             who,
-            &Self::access(SYSTEM_ORG, None, Resource::Orgs, Action::Create, client.ip),
+            SYSTEM_ORG,
+            None,
+            Resource::Orgs,
+            Action::Create,
+            client,
         )?;
         check_name("org", name)?;
         if name == SYSTEM_ORG {
@@ -582,10 +599,7 @@ impl Authority {
 
     /// An org's settings.
     pub fn get_org(&self, who: &Verified<'_>, name: &str, client: &Client) -> Result<OrgRecord> {
-        self.authorize(
-            who,
-            &Self::access(name, None, Resource::Orgs, Action::Read, client.ip),
-        )?;
+        self.require(who, name, None, Resource::Orgs, Action::Read, client)?;
         self.org(name)
     }
 
@@ -597,10 +611,7 @@ impl Authority {
         max: Option<u64>,
         client: &Client,
     ) -> Result<OrgRecord> {
-        self.authorize(
-            who,
-            &Self::access(name, None, Resource::Orgs, Action::Write, client.ip),
-        )?;
+        self.require(who, name, None, Resource::Orgs, Action::Write, client)?;
         if max == Some(0) {
             return Err(AuthorityError::BadRequest(
                 "max expiry must be positive".into(),
@@ -642,15 +653,13 @@ impl Authority {
         if let Some(app) = &req.app {
             check_name("app", app)?;
         }
-        self.authorize(
+        self.require(
             who,
-            &Self::access(
-                org_name,
-                req.app.as_deref(),
-                Resource::Tokens,
-                Action::Create,
-                client.ip,
-            ),
+            org_name,
+            req.app.as_deref(),
+            Resource::Tokens,
+            Action::Create,
+            client,
         )?;
         let org = self.org(org_name)?;
         let name = req.name.as_deref().unwrap_or(req.preset.name());
@@ -757,10 +766,7 @@ impl Authority {
         org: &str,
         client: &Client,
     ) -> Result<Vec<TokenRecord>> {
-        self.authorize(
-            who,
-            &Self::access(org, None, Resource::Tokens, Action::Read, client.ip),
-        )?;
+        self.require(who, org, None, Resource::Tokens, Action::Read, client)?;
         Ok(self.store.tokens(org)?)
     }
 
@@ -858,10 +864,7 @@ impl Authority {
         org: &str,
         client: &Client,
     ) -> Result<(OrgRecord, Vec<KeyRecord>)> {
-        self.authorize(
-            who,
-            &Self::access(org, None, Resource::Keys, Action::Read, client.ip),
-        )?;
+        self.require(who, org, None, Resource::Keys, Action::Read, client)?;
         let rec = self.org(org)?;
         Ok((rec, self.store.keys(org)?))
     }
@@ -873,10 +876,7 @@ impl Authority {
         org: &str,
         client: &Client,
     ) -> Result<(OrgRecord, KeyRecord)> {
-        self.authorize(
-            who,
-            &Self::access(org, None, Resource::Keys, Action::Control, client.ip),
-        )?;
+        self.require(who, org, None, Resource::Keys, Action::Control, client)?;
         let now = now();
         let actor = actor(who, client);
         let (rec, key_rec, key) = self.store.write(|w| {
@@ -912,10 +912,7 @@ impl Authority {
         version: u32,
         client: &Client,
     ) -> Result<(OrgRecord, KeyRecord)> {
-        self.authorize(
-            who,
-            &Self::access(org, None, Resource::Keys, Action::Control, client.ip),
-        )?;
+        self.require(who, org, None, Resource::Keys, Action::Control, client)?;
         let now = now();
         let actor = actor(who, client);
         let out = self.store.write(|w| {
@@ -957,10 +954,7 @@ impl Authority {
         limit: usize,
         client: &Client,
     ) -> Result<Vec<AuditRecord>> {
-        self.authorize(
-            who,
-            &Self::access(org, None, Resource::Audit, Action::Read, client.ip),
-        )?;
+        self.require(who, org, None, Resource::Audit, Action::Read, client)?;
         // Queued events (denials) become visible to the reader who asks for them.
         self.flush()?;
         Ok(self.store.audit(org, limit.clamp(1, 1000))?)

@@ -87,29 +87,25 @@ impl From<AuthorityError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// 413 for a body over the limit, else 400 with the extractor's explanation.
+    fn rejected(status: StatusCode, text: String) -> Self {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::new(status, "too_large", "request body is too large");
+        }
+        ApiError::bad_request(text)
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "request body is too large",
-            );
-        }
-        ApiError::bad_request(r.body_text())
+        Self::rejected(r.status(), r.body_text())
     }
 }
 
 impl From<BytesRejection> for ApiError {
     fn from(r: BytesRejection) -> Self {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "request body is too large",
-            );
-        }
-        ApiError::bad_request(r.body_text())
+        Self::rejected(r.status(), r.body_text())
     }
 }
 
