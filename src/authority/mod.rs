@@ -232,9 +232,37 @@ impl Authority {
             Caveat::org(SYSTEM_ORG).map_err(|e| AuthorityError::BadRequest(e.to_string()))?,
             Caveat::expires(expires),
         ];
-        let (key, key_rec) = self.new_root_key(SYSTEM_ORG, 1, now)?;
+        let first = FirstToken {
+            kind: TokenKind::Operator,
+            name: "operator",
+            caveats,
+            expires,
+        };
+        let minted = self.found_org(SYSTEM_ORG, first, Actor::default(), now, |minted| {
+            // Saved before the org is committed: if saving fails, the next start
+            // bootstraps again instead of leaving an operator token nobody has.
+            let path = self.data_dir.join("operator.token");
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(|e| io_err("cannot replace", &path, e))?;
+            }
+            master::write_private(&path, format!("{}\n", minted.token.expose()).as_bytes())?;
+            Ok(())
+        })?;
+        Ok(minted.token)
+    }
+
+    /// Creates an org with its first root key and its first token, in one transaction.
+    fn found_org(
+        &self,
+        name: &str,
+        first: FirstToken<'_>,
+        actor: Actor,
+        now: u64,
+        before_commit: impl FnOnce(&Minted) -> Result<()>,
+    ) -> Result<Minted> {
+        let (key, key_rec) = self.new_root_key(name, 1, now)?;
         let org = OrgRecord {
-            name: SYSTEM_ORG.into(),
+            name: name.to_owned(),
             created: now,
             current_key: 1,
             max_expiry_secs: None,
@@ -242,34 +270,51 @@ impl Authority {
         let minted = self.build_token(
             &org,
             &key,
-            TokenKind::Operator,
+            first.kind,
             None,
-            "operator",
-            &caveats,
-            None,
+            first.name,
+            &first.caveats,
+            actor.token,
             now,
-            expires,
+            first.expires,
         )?;
-        let path = self.data_dir.join("operator.token");
-        if path.exists() {
-            std::fs::remove_file(&path).map_err(|e| io_err("cannot replace", &path, e))?;
-        }
-        master::write_private(&path, format!("{}\n", minted.token.expose()).as_bytes())?;
+        before_commit(&minted)?;
+        let created = format!("org {name} created");
         self.store.write(|w| {
             w.create_org(&org)?;
-            w.put_key(SYSTEM_ORG, &key_rec)?;
+            w.put_key(name, &key_rec)?;
             w.put_token(&minted.record)?;
             w.append_audit(audit::event(
-                SYSTEM_ORG,
+                name,
                 action::ORG_CREATE,
-                Actor::default(),
+                actor,
                 Outcome::Ok,
-                "system org and operator token".into(),
+                created.clone(),
                 now,
-            ))
+            ))?;
+            w.append_audit(audit::event(
+                name,
+                action::TOKEN_MINT,
+                actor,
+                Outcome::Ok,
+                mint_detail(&minted.record),
+                now,
+            ))?;
+            if name != SYSTEM_ORG {
+                // The operator's own log shows every org it created.
+                w.append_audit(audit::event(
+                    SYSTEM_ORG,
+                    action::ORG_CREATE,
+                    actor,
+                    Outcome::Ok,
+                    created,
+                    now,
+                ))?;
+            }
+            Ok::<_, AuthorityError>(())
         })?;
-        self.add_live_key(SYSTEM_ORG, 1, &key);
-        Ok(minted.token)
+        self.add_live_key(name, 1, &key);
+        Ok(minted)
     }
 
     fn new_root_key(&self, org: &str, version: u32, now: u64) -> Result<(RootKey, KeyRecord)> {
@@ -543,58 +588,15 @@ impl Authority {
             )));
         }
         let now = now();
-        let (key, key_rec) = self.new_root_key(name, 1, now)?;
-        let org = OrgRecord {
-            name: name.to_owned(),
-            created: now,
-            current_key: 1,
-            max_expiry_secs: None,
-        };
         let expires = now + DEFAULT_EXPIRY.as_secs();
         let caveats = Preset::Org.caveats(name, None, expires)?;
-        let minted = self.build_token(
-            &org,
-            &key,
-            TokenKind::Org,
-            None,
-            "org",
-            &caveats,
-            Some(who.token_id()),
-            now,
+        let first = FirstToken {
+            kind: TokenKind::Org,
+            name: "org",
+            caveats,
             expires,
-        )?;
-        let actor = actor(who, client);
-        self.store.write(|w| {
-            w.create_org(&org)?;
-            w.put_key(name, &key_rec)?;
-            w.put_token(&minted.record)?;
-            w.append_audit(audit::event(
-                name,
-                action::ORG_CREATE,
-                actor,
-                Outcome::Ok,
-                format!("org {name} created"),
-                now,
-            ))?;
-            w.append_audit(audit::event(
-                name,
-                action::TOKEN_MINT,
-                actor,
-                Outcome::Ok,
-                mint_detail(&minted.record),
-                now,
-            ))?;
-            w.append_audit(audit::event(
-                SYSTEM_ORG,
-                action::ORG_CREATE,
-                actor,
-                Outcome::Ok,
-                format!("org {name} created"),
-                now,
-            ))
-        })?;
-        self.add_live_key(name, 1, &key);
-        Ok(minted)
+        };
+        self.found_org(name, first, actor(who, client), now, |_| Ok(()))
     }
 
     /// An org's settings.
@@ -992,6 +994,14 @@ fn mint_detail(rec: &TokenRecord) -> String {
         rec.id,
         format_time(rec.expires)
     )
+}
+
+/// The first token of a new org.
+struct FirstToken<'a> {
+    kind: TokenKind,
+    name: &'a str,
+    caveats: Vec<Caveat<'static>>,
+    expires: u64,
 }
 
 /// What to mint.
