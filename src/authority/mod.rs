@@ -407,18 +407,28 @@ impl Authority {
 
     /// Verifies a bearer token (chain, key, validity, revocation) and records its use.
     pub fn authenticate(&self, text: &str, client: &Client) -> Result<Verified<'static>> {
+        self.verified(text, client, |verified, _| verified.into_owned())
+            .map_err(AuthorityError::Unauthenticated)
+    }
+
+    /// The one verification path: decode, verify chain and caveats at `now`, check the
+    /// deny-list, record the use (with the caller's own address), then hand the
+    /// verified token to `then`. Reads no disk.
+    fn verified<R>(
+        &self,
+        text: &str,
+        client: &Client,
+        then: impl FnOnce(Verified<'_>, u64) -> R,
+    ) -> Result<R, FailureClass> {
         let now = now();
-        let bytes = decode_text(text)
-            .map_err(|_| AuthorityError::Unauthenticated(FailureClass::Malformed))?;
-        let bundle = Bundle::parse(&bytes)
-            .map_err(|_| AuthorityError::Unauthenticated(FailureClass::Malformed))?;
-        let verified =
-            verify(&bundle, self, now).map_err(|e| AuthorityError::Unauthenticated(e.class()))?;
+        let bytes = decode_text(text).map_err(|_| FailureClass::Malformed)?;
+        let bundle = Bundle::parse(&bytes).map_err(|_| FailureClass::Malformed)?;
+        let verified = verify(&bundle, self, now).map_err(|e| e.class())?;
         if self.is_revoked(&verified.token_id()) {
-            return Err(AuthorityError::Unauthenticated(FailureClass::Revoked));
+            return Err(FailureClass::Revoked);
         }
         self.record_use(verified.token_id(), client, now);
-        Ok(verified.into_owned())
+        Ok(then(verified, now))
     }
 
     /// Checks an access against a verified token; a denial is audited.
@@ -540,35 +550,29 @@ impl Authority {
         req: &VerifyRequest<'_>,
         client: &Client,
     ) -> Result<Vec<u8>, FailureClass> {
-        let now = now();
-        let bytes = decode_text(&req.token).map_err(|_| FailureClass::Malformed)?;
-        let bundle = Bundle::parse(&bytes).map_err(|_| FailureClass::Malformed)?;
-        let verified = verify(&bundle, self, now).map_err(|e| e.class())?;
-        if self.is_revoked(&verified.token_id()) {
-            return Err(FailureClass::Revoked);
-        }
-        // Last use is recorded with the caller's own address: `source_ip` in the body
-        // is the caller's say-so, fine for deciding an IP caveat, not for the ledger.
-        self.record_use(verified.token_id(), client, now);
-        let denial = req
-            .access
-            .as_ref()
-            .and_then(|spec| verified.check(&spec.access(now, req.source_ip)).err());
-        let answer = VerifyAnswer {
-            allowed: denial.is_none(),
-            token_id: DisplayStr(verified.token_id()),
-            org: verified.org(),
-            key_version: verified.key_version(),
-            expires: verified.expires().map(|t| DisplayStr(Timestamp(t))),
-            caveats: DisplayList(verified.caveats()),
-            denial: denial.map(|d| DenialBody {
-                index: d.index,
-                caveat: d.caveat,
-                reason: d.reason,
-            }),
-        };
-        // Serializing plain data to a Vec cannot fail.
-        serde_json::to_vec(&answer).map_err(|_| FailureClass::Malformed)
+        // `source_ip` in the body is the caller's say-so: fine for deciding an IP
+        // caveat, not for the ledger, which records the caller's own address.
+        self.verified(&req.token, client, |verified, now| {
+            let denial = req
+                .access
+                .as_ref()
+                .and_then(|spec| verified.check(&spec.access(now, req.source_ip)).err());
+            let answer = VerifyAnswer {
+                allowed: denial.is_none(),
+                token_id: DisplayStr(verified.token_id()),
+                org: verified.org(),
+                key_version: verified.key_version(),
+                expires: verified.expires().map(|t| DisplayStr(Timestamp(t))),
+                caveats: DisplayList(verified.caveats()),
+                denial: denial.map(|d| DenialBody {
+                    index: d.index,
+                    caveat: d.caveat,
+                    reason: d.reason,
+                }),
+            };
+            // Serializing plain data to a Vec cannot fail.
+            serde_json::to_vec(&answer).map_err(|_| FailureClass::Malformed)
+        })?
     }
 
     /// Creates an org with its first root key; returns an `org` token for it.

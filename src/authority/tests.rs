@@ -22,6 +22,23 @@ fn spec(preset: Preset, app: Option<&str>, expiry_secs: Option<u64>) -> MintSpec
     }
 }
 
+/// Mints a preset in `acme` with the token `by` (test setup: must succeed).
+fn mint_by(
+    a: &Authority,
+    by: &str,
+    preset: Preset,
+    app: Option<&str>,
+    expiry: Option<u64>,
+) -> Minted {
+    a.mint(
+        &who(a, by),
+        "acme",
+        &spec(preset, app, expiry),
+        &Client::default(),
+    )
+    .unwrap()
+}
+
 fn org_token(a: &Authority, op: &str, name: &str) -> String {
     a.create_org(&who(a, op), name, &Client::default())
         .unwrap()
@@ -61,14 +78,7 @@ fn a_token_mints_only_what_it_holds() {
     let (_d, a, op) = open();
     let org = org_token(&a, &op, "acme");
     let c = Client::default();
-    let deploy = a
-        .mint(
-            &who(&a, &org),
-            "acme",
-            &spec(Preset::Deploy, Some("web"), Some(3600)),
-            &c,
-        )
-        .unwrap();
+    let deploy = mint_by(&a, &org, Preset::Deploy, Some("web"), Some(3600));
     let deploy = who(&a, deploy.token.expose());
     // Same app, same rights: allowed.
     a.mint(
@@ -90,14 +100,7 @@ fn a_token_mints_only_what_it_holds() {
             "{preset:?} {app:?}: {r:?}"
         );
     }
-    let ro = a
-        .mint(
-            &who(&a, &org),
-            "acme",
-            &spec(Preset::Readonly, None, Some(60)),
-            &c,
-        )
-        .unwrap();
+    let ro = mint_by(&a, &org, Preset::Readonly, None, Some(60));
     let r = a.mint(
         &who(&a, ro.token.expose()),
         "acme",
@@ -146,14 +149,7 @@ fn revocation_and_key_retirement_take_effect_at_once_and_persist() {
         let op = op.unwrap().expose().to_owned();
         let org = org_token(&a, &op, "acme");
         let c = Client::default();
-        let deploy = a
-            .mint(
-                &who(&a, &org),
-                "acme",
-                &spec(Preset::Deploy, Some("web"), Some(3600)),
-                &c,
-            )
-            .unwrap();
+        let deploy = mint_by(&a, &org, Preset::Deploy, Some("web"), Some(3600));
         let d = who(&a, deploy.token.expose());
         a.revoke(&who(&a, &org), &d.token_id(), &c).unwrap();
         let r = a.authenticate(deploy.token.expose(), &c);
@@ -207,14 +203,7 @@ fn an_attenuated_copy_cannot_revoke_its_original_by_itself() {
     let (_d, a, op) = open();
     let org = org_token(&a, &op, "acme");
     let c = Client::default();
-    let deploy = a
-        .mint(
-            &who(&a, &org),
-            "acme",
-            &spec(Preset::Deploy, Some("web"), Some(3600)),
-            &c,
-        )
-        .unwrap();
+    let deploy = mint_by(&a, &org, Preset::Deploy, Some("web"), Some(3600));
     let deploy = deploy.token.expose().to_owned();
     let readonly =
         crate::token::attenuate(&deploy, &[Caveat::actions(Action::Read.into()).unwrap()]).unwrap();
@@ -232,14 +221,7 @@ fn an_attenuated_copy_cannot_revoke_its_original_by_itself() {
         ),
         "{r:?}"
     );
-    let other = a
-        .mint(
-            &who(&a, &org),
-            "acme",
-            &spec(Preset::Readonly, None, Some(3600)),
-            &c,
-        )
-        .unwrap();
+    let other = mint_by(&a, &org, Preset::Readonly, None, Some(3600));
     a.revoke_self(&who(&a, other.token.expose()), &c).unwrap();
 }
 
@@ -250,14 +232,7 @@ fn org_maximum_cuts_the_default_and_refuses_longer() {
     let c = Client::default();
     a.set_max_expiry(&who(&a, &org), "acme", Some(3600), &c)
         .unwrap();
-    let t = a
-        .mint(
-            &who(&a, &org),
-            "acme",
-            &spec(Preset::Readonly, None, None),
-            &c,
-        )
-        .unwrap();
+    let t = mint_by(&a, &org, Preset::Readonly, None, None);
     assert!(t.record.expires - t.record.created <= 3600);
     let r = a.mint(
         &who(&a, &org),

@@ -154,7 +154,7 @@ pub fn decode_v2<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Macaroon<'a>, us
     let identifier = r
         .field(IDENTIFIER, max)?
         .ok_or(DecodeError::Missing("identifier"))?;
-    next_must_be_eos(&mut r)?;
+    r.eos()?;
     let mut caveats = Vec::new();
     loop {
         if r.peek()? == 0 {
@@ -172,7 +172,7 @@ pub fn decode_v2<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Macaroon<'a>, us
         if vid.is_some_and(<[u8]>::is_empty) {
             return Err(DecodeError::Missing("verification id"));
         }
-        next_must_be_eos(&mut r)?;
+        r.eos()?;
         caveats.push(CaveatPacket {
             id: Cow::Borrowed(id),
             vid: vid.map(Cow::Borrowed),
@@ -190,14 +190,6 @@ pub fn decode_v2<'a>(buf: &'a [u8], limits: &Limits) -> Result<(Macaroon<'a>, us
         signature,
     };
     Ok((m, r.pos))
-}
-
-fn next_must_be_eos(r: &mut Reader<'_>) -> Result<(), DecodeError> {
-    let start = r.pos;
-    let ty = r.varint()?;
-    check_known(ty)?;
-    r.pos = start;
-    r.eos()
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: usize) {
