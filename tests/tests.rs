@@ -7,6 +7,7 @@ mod authz;
 mod cli_offline;
 mod common;
 mod e2e;
+mod http_edge;
 mod readme;
 mod support;
 mod token_props;

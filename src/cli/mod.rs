@@ -11,6 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -72,6 +73,17 @@ struct ServeArgs {
     /// Where the server keeps its keys and database.
     #[arg(long, env = "MACVAULT_DATA_DIR", default_value = "./macvault-data")]
     data_dir: PathBuf,
+    /// How long a request may take before it is answered 408 (`10s`, `1m`).
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    request_timeout: Duration,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > Duration::from_secs(3600) {
+        return Err("must be more than 0 and at most 1h".into());
+    }
+    Ok(d)
 }
 
 /// Parses the command line, runs the command, and reports errors as `error: …`.
@@ -108,7 +120,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(crate::http::serve(args.listen, args.data_dir))?;
+    runtime.block_on(crate::http::serve(
+        args.listen,
+        args.data_dir,
+        args.request_timeout,
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,6 +43,24 @@ impl ApiError {
         )
     }
 
+    /// 413 for a body over [`super::MAX_BODY`].
+    pub fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "request body is too large",
+        )
+    }
+
+    /// 408 for a request that took longer than `serve --request-timeout`.
+    pub fn timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "the request took too long",
+        )
+    }
+
     /// 401 for a request without a usable `Authorization: Bearer` header.
     pub fn missing_token() -> Self {
         Self::new(
@@ -91,7 +109,7 @@ impl ApiError {
     /// 413 for a body over the limit, else 400 with the extractor's explanation.
     fn rejected(status: StatusCode, text: String) -> Self {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Self::new(status, "too_large", "request body is too large");
+            return Self::too_large();
         }
         ApiError::bad_request(text)
     }

@@ -4,18 +4,16 @@
 use std::any::Any;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, AppState, Caller, ClientInfo};
+use super::{ApiError, AppState, Caller};
 use crate::api::{
     AuditEventBody, AuditList, CreateOrgRequest, CreateOrgResponse, KeyBody, KeyList, LastUsedBody,
     MintRequest, MintResponse, OrgBody, TokenList, TokenRecordBody, UpdateOrgRequest,
-    VerifyRequest,
 };
 use crate::authority::{AuthorityError, MintSpec};
 use crate::caveats::format_time;
@@ -42,7 +40,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `application/json` or `application/…+json`, as axum's `Json` extractor accepts.
-fn is_json(headers: &HeaderMap) -> bool {
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
     let Some(ct) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -89,27 +87,6 @@ pub(super) fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
         "internal error",
     )
     .into_response()
-}
-
-pub(super) async fn verify(
-    State(state): State<AppState>,
-    ClientInfo(client): ClientInfo,
-    headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    // Parsed by hand rather than with `Json`, so the token borrows from the body.
-    let bytes = bytes?;
-    if !is_json(&headers) {
-        return Err(ApiError::bad_request(
-            "expected a request with Content-Type: application/json",
-        ));
-    }
-    let req: VerifyRequest<'_> = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("failed to parse the request body: {e}")))?;
-    match state.verify_request(&req, &client) {
-        Ok(answer) => Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response()),
-        Err(class) => Err(ApiError::unauthenticated(class)),
-    }
 }
 
 pub(super) async fn create_org(

@@ -4,23 +4,28 @@
 
 mod error;
 mod handlers;
+mod verify;
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt as _;
+use axum::serve::{IncomingStream, ListenerExt as _};
 use tokio::net::TcpListener;
+use tower::Service;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -30,8 +35,6 @@ use crate::token::Verified;
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
-/// Longest a request may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often queued last-used times and audit events are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -39,10 +42,9 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 pub type AppState = Arc<Authority>;
 
 /// The router with every endpoint and the middleware around them.
-pub fn app(state: AppState) -> Router {
+pub fn app(state: AppState, request_timeout: Duration) -> Router {
     let router = Router::new()
         .route("/v1/health", get(handlers::health))
-        .route("/v1/verify", post(handlers::verify))
         .route("/v1/orgs", post(handlers::create_org))
         .route(
             "/v1/orgs/{org}",
@@ -65,9 +67,12 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: axum::middleware::Next| async move {
+                tokio::time::timeout(request_timeout, next.run(req))
+                    .await
+                    .unwrap_or_else(|_| ApiError::timeout().into_response())
+            },
         ))
         .layer(CatchPanicLayer::custom(handlers::panic_response));
     // Per-request spans cost time on the verify path; they are built only when
@@ -86,27 +91,51 @@ pub fn app(state: AppState) -> Router {
 
 /// Who is calling, as far as the connection and headers tell.
 fn client(parts: &Parts) -> Client {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    client_from(peer, &parts.headers)
+}
+
+fn client_from(peer: Option<SocketAddr>, headers: &HeaderMap) -> Client {
     Client {
-        ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip()),
-        user_agent: parts
-            .headers
+        ip: peer.map(|p| p.ip()),
+        user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     }
 }
 
-/// The caller's address and user agent (no token needed).
-pub struct ClientInfo(pub Client);
+/// One connection's service: `POST /v1/verify` goes to [`verify::serve`], everything
+/// else to the router (with the peer address as `ConnectInfo`).
+#[derive(Clone)]
+struct Connection {
+    state: AppState,
+    router: Router,
+    peer: SocketAddr,
+    request_timeout: Duration,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
-    type Rejection = ApiError;
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(ClientInfo(client(parts)))
+impl Service<Request> for Connection {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request) -> ResponseFuture {
+        if req.uri().path() == verify::PATH {
+            let (state, peer, timeout) = (self.state.clone(), self.peer, self.request_timeout);
+            return Box::pin(async move { Ok(verify::serve(state, peer, timeout, req).await) });
+        }
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        Box::pin(self.router.call(req))
     }
 }
 
@@ -147,6 +176,7 @@ fn bearer(header: &str) -> Option<&str> {
 pub async fn run(
     listener: TcpListener,
     state: AppState,
+    request_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let flusher = {
@@ -164,7 +194,19 @@ pub async fn run(
             }
         })
     };
-    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let router = app(state.clone(), request_timeout);
+    let service = {
+        let state = state.clone();
+        tower::service_fn(move |incoming: IncomingStream<'_, _>| {
+            let connection = Connection {
+                state: state.clone(),
+                router: router.clone(),
+                peer: *incoming.remote_addr(),
+                request_timeout,
+            };
+            std::future::ready(Ok::<_, Infallible>(connection))
+        })
+    };
     // Answers are single small writes: send them at once rather than wait on Nagle.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
@@ -199,7 +241,11 @@ async fn shutdown_signal() {
 }
 
 /// `macvault serve`: opens the data directory and serves until SIGINT or SIGTERM.
-pub async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
+pub async fn serve(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    request_timeout: Duration,
+) -> anyhow::Result<()> {
     init_tracing();
     let dir = data_dir.clone();
     let (authority, operator) =
@@ -217,7 +263,13 @@ pub async fn serve(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> 
     let addr = listener.local_addr()?;
     println!("macvault listening on http://{addr}");
     tracing::info!(%addr, "listening");
-    run(listener, Arc::new(authority), shutdown_signal()).await
+    run(
+        listener,
+        Arc::new(authority),
+        request_timeout,
+        shutdown_signal(),
+    )
+    .await
 }
 
 fn init_tracing() {

@@ -101,7 +101,12 @@ impl Server {
     /// Starts a server on `data_dir` (created by the server if missing); panics if it
     /// does not come up. Log files go next to the data directory.
     pub fn start(data_dir: &Path) -> Server {
-        match Self::try_start(data_dir) {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// [`Server::start`] with more `serve` arguments.
+    pub fn start_with(data_dir: &Path, args: &[&str]) -> Server {
+        match Self::try_start_with(data_dir, args) {
             Ok(s) => s,
             Err(f) => panic!(
                 "server did not start: {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -112,6 +117,10 @@ impl Server {
 
     /// Starts a server on `data_dir`, or says how it failed.
     pub fn try_start(data_dir: &Path) -> Result<Server, StartFailure> {
+        Self::try_start_with(data_dir, &[])
+    }
+
+    fn try_start_with(data_dir: &Path, args: &[&str]) -> Result<Server, StartFailure> {
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log_dir = data_dir.parent().unwrap_or(data_dir);
         let stderr_path = log_dir.join(format!("serve-{n}.stderr.log"));
@@ -119,6 +128,7 @@ impl Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .env("MACVAULT_LOG", "debug")
             .env_remove("MACVAULT_TOKEN")
             .env_remove("MACVAULT_URL")

@@ -1,0 +1,108 @@
+//! `POST /v1/verify`, served beside the router rather than through it.
+//!
+//! This is the endpoint other services call on every request they authorize, so it
+//! is the one whose cost is measured (`benches/load.sh`). Going through the router
+//! costs a route lookup, four layers of boxed futures, a cloned header map and a timer
+//! per request; here the same guarantees are kept directly:
+//! - body limit: [`MAX_BODY`], answered 413 as the router's limit does;
+//! - timeout: `serve --request-timeout` on reading the body, the only part that waits
+//!   on the client; the timer is armed only if the body was not already complete;
+//! - panics: the synchronous part runs under `catch_unwind` and answers 500, as the
+//!   router's `CatchPanicLayer` does;
+//! - errors: the same JSON error answers ([`ApiError`]).
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::task::Poll;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+
+use super::{ApiError, AppState, MAX_BODY, client_from};
+use crate::api::VerifyRequest;
+
+/// The path this module answers.
+pub(super) const PATH: &str = "/v1/verify";
+
+/// Answers any request for [`PATH`]: POST is verified, other methods get 405.
+pub(super) async fn serve(
+    state: AppState,
+    peer: SocketAddr,
+    timeout: Duration,
+    req: Request,
+) -> Response {
+    if req.method() != Method::POST {
+        let mut res = super::handlers::method_not_allowed().await.into_response();
+        res.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return res;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match read_body(&parts.headers, body, timeout).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let answer = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        answer(&state, peer, &parts.headers, &bytes)
+    }));
+    let response = match answer {
+        Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(panic) => super::handlers::panic_response(panic),
+    };
+    tracing::debug!(status = %response.status(), "POST /v1/verify");
+    response
+}
+
+/// The synchronous part: check the content type, parse, verify, serialize.
+fn answer(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    if !super::handlers::is_json(headers) {
+        return Err(ApiError::bad_request(
+            "expected a request with Content-Type: application/json",
+        ));
+    }
+    // Parsed by hand rather than with `Json`, so the token borrows from the body.
+    let req: VerifyRequest<'_> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("failed to parse the request body: {e}")))?;
+    state
+        .verify_request(&req, &client_from(Some(peer), headers))
+        .map_err(ApiError::unauthenticated)
+}
+
+/// The whole body, at most [`MAX_BODY`] bytes, within `timeout`.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    timeout: Duration,
+) -> Result<axum::body::Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ApiError::too_large());
+    }
+    let mut collect = std::pin::pin!(Limited::new(body, MAX_BODY).collect());
+    // Almost always the body came with the headers: no timer for that case.
+    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let collected = match first {
+        Poll::Ready(r) => r,
+        Poll::Pending => tokio::time::timeout(timeout, collect)
+            .await
+            .map_err(|_| ApiError::timeout())?,
+    };
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(ApiError::too_large()),
+        Err(_) => Err(ApiError::bad_request("failed to read the request body")),
+    }
+}

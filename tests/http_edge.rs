@@ -1,0 +1,187 @@
+//! HTTP edge cases that need a raw socket: bodies that arrive late, in pieces, chunked
+//! or never; methods the verify endpoint does not take. The verify endpoint is served
+//! beside the router (src/http/verify.rs), so each guarantee of the router's layers is
+//! checked here for it, and the timeout also for a routed endpoint.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::Server;
+
+/// Starts a server with a short request timeout and an org; returns it and the org token.
+fn server(tmp: &tempfile::TempDir) -> (Server, String) {
+    let srv = Server::start_with(&tmp.path().join("data"), &["--request-timeout", "1s"]);
+    let op = srv.operator_token().expect("operator token").to_owned();
+    let (st, v) = srv.http(
+        "POST",
+        "/v1/orgs",
+        Some(&op),
+        Some(&json!({"name": "acme"})),
+    );
+    assert_eq!(st, 201, "create acme: {v}");
+    let org = v["token"].as_str().expect("org token").to_owned();
+    (srv, org)
+}
+
+fn connect(srv: &Server) -> TcpStream {
+    let addr = srv.url().trim_start_matches("http://");
+    let tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    tcp
+}
+
+/// Reads one whole answer (the request said `Connection: close`): status, headers, body.
+fn answer(mut tcp: TcpStream) -> (u16, String, String) {
+    let mut raw = Vec::new();
+    tcp.read_to_end(&mut raw).expect("read answer");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete answer");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+fn head(method: &str, path: &str, extra: &str) -> String {
+    format!("{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{extra}\r\n")
+}
+
+fn verify_body(token: &str) -> String {
+    json!({"token": token, "access": {"org": "acme", "resource": "tokens", "action": "read"}})
+        .to_string()
+}
+
+#[test]
+fn http_edges_of_the_verify_endpoint() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (srv, org) = server(&tmp);
+    let body = verify_body(&org);
+
+    // The body arrives in two pieces, the second after a pause: read in full, then 200.
+    let mut tcp = connect(&srv);
+    let (first, rest) = body.split_at(body.len() / 2);
+    let req = head(
+        "POST",
+        "/v1/verify",
+        &format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        ),
+    );
+    tcp.write_all(format!("{req}{first}").as_bytes())
+        .expect("write");
+    std::thread::sleep(Duration::from_millis(300));
+    tcp.write_all(rest.as_bytes()).expect("write");
+    let (st, _, text) = answer(tcp);
+    assert_eq!(st, 200, "late second piece: {text}");
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(v["allowed"], json!(true), "{v}");
+
+    // Chunked, within the limit: 200.
+    let mut tcp = connect(&srv);
+    let req = head(
+        "POST",
+        "/v1/verify",
+        "content-type: application/json\r\ntransfer-encoding: chunked\r\n",
+    );
+    let chunked = format!("{req}{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    tcp.write_all(chunked.as_bytes()).expect("write");
+    let (st, _, text) = answer(tcp);
+    assert_eq!(st, 200, "chunked body: {text}");
+
+    // Chunked past 64 KiB (no content-length to refuse it early): 413.
+    let mut tcp = connect(&srv);
+    let mut req = head(
+        "POST",
+        "/v1/verify",
+        "content-type: application/json\r\ntransfer-encoding: chunked\r\n",
+    );
+    let chunk = "A".repeat(16 * 1024);
+    for _ in 0..5 {
+        req.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    req.push_str("0\r\n\r\n");
+    // The server may answer and close before it has read everything.
+    let _ = tcp.write_all(req.as_bytes());
+    let (st, _, text) = answer(tcp);
+    assert_eq!(st, 413, "chunked body over the limit: {text}");
+    assert!(text.contains("\"too_large\""), "{text}");
+
+    // A body that never comes: 408 after the request timeout, as JSON.
+    let mut tcp = connect(&srv);
+    let req = head(
+        "POST",
+        "/v1/verify",
+        "content-type: application/json\r\ncontent-length: 500\r\n",
+    );
+    tcp.write_all(format!("{req}{{\"token\":").as_bytes())
+        .expect("write");
+    let started = Instant::now();
+    let (st, _, text) = answer(tcp);
+    assert_eq!(st, 408, "stalled body: {text}");
+    assert!(text.contains("\"timeout\""), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the 1 s timeout took {:?}",
+        started.elapsed()
+    );
+
+    // Another method: 405 naming the one it takes.
+    let tcp_get = {
+        let mut tcp = connect(&srv);
+        tcp.write_all(head("GET", "/v1/verify", "").as_bytes())
+            .expect("write");
+        tcp
+    };
+    let (st, headers, text) = answer(tcp_get);
+    assert_eq!(st, 405, "GET /v1/verify: {text}");
+    assert!(headers.contains("\r\nallow: post"), "{headers}");
+    assert!(text.contains("\"method_not_allowed\""), "{text}");
+
+    // Not JSON by its content type: 400, never parsed.
+    let mut tcp = connect(&srv);
+    let req = head(
+        "POST",
+        "/v1/verify",
+        &format!(
+            "content-type: text/plain\r\ncontent-length: {}\r\n",
+            body.len()
+        ),
+    );
+    tcp.write_all(format!("{req}{body}").as_bytes())
+        .expect("write");
+    let (st, _, text) = answer(tcp);
+    assert_eq!(st, 400, "text/plain: {text}");
+
+    // Only the exact path is the verify endpoint.
+    let mut tcp = connect(&srv);
+    tcp.write_all(head("POST", "/v1/verify/", "content-length: 0\r\n").as_bytes())
+        .expect("write");
+    let (st, _, text) = answer(tcp);
+    assert_eq!(st, 404, "POST /v1/verify/: {text}");
+}
+
+#[test]
+fn http_a_stalled_body_times_out_on_routed_endpoints_too() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (srv, org) = server(&tmp);
+    let mut tcp = connect(&srv);
+    let req = head(
+        "POST",
+        "/v1/orgs/acme/tokens",
+        &format!(
+            "authorization: Bearer {org}\r\ncontent-type: application/json\r\ncontent-length: 200\r\n"
+        ),
+    );
+    tcp.write_all(format!("{req}{{\"kind\":").as_bytes())
+        .expect("write");
+    let (st, _, text) = answer(tcp);
+    assert_eq!(st, 408, "stalled mint body: {text}");
+    assert!(text.contains("\"timeout\""), "{text}");
+}
