@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark for `POST /v1/verify`, against nginx answering `return 200` as the floor.
 #
-#   benches/load.sh                     # DURATION=15s by default
-#   DURATION=30s benches/load.sh
+#   benches/load.sh                     # 3 rounds of DURATION=15s by default
+#   DURATION=30s ROUNDS=5 benches/load.sh
 #
 # What it does, all on 127.0.0.1 only:
 #   1. installs wrk, nginx-light and curl with apt-get if they are missing;
@@ -11,12 +11,14 @@
 #      creates org `acme`, mints a deploy token for app `web` and attenuates it with
 #      `actions = r` and `secret = DB_*` (5 caveats); checks once with curl that
 #      verifying it for a read of secret DB_URL answers 200 and "allowed":true;
-#   4. `wrk -t2 -c64 -d$DURATION --latency` POSTing that body to /v1/verify (after a
-#      short warm-up), sampling the server's VmRSS during the run and VmHWM after it;
-#   5. the same wrk load (same POST body) against nginx with its own config in the
-#      temp dir (worker_processes 2, access_log off, `return 200 "ok\n"`);
-#   6. prints req/s, p50, p99 for both, the macvault/nginx ratios, the server's peak
-#      RSS, and PASS/FAIL against the targets:
+#   4. starts nginx with its own config in the temp dir (worker_processes 2,
+#      access_log off, `return 200 "ok\n"`);
+#   5. ROUNDS times (3): `wrk -t2 -c64 -d$DURATION --latency` POSTing that body to
+#      macvault's /v1/verify, then the same load (same POST body) against nginx, each
+#      after a short warm-up; macvault's VmRSS is sampled during its runs and VmHWM
+#      read at the end. Alternating rounds let drift on the shared cores hit both alike;
+#   6. prints each round (req/s, p99, CPU of server / wrk / other), the medians, their
+#      macvault/nginx ratios, the server's peak RSS, and PASS/FAIL against the targets:
 #        macvault req/s >= 0.5 x nginx req/s
 #        macvault p99   <= 2   x nginx p99
 #        macvault VmHWM <  64 MiB
@@ -24,9 +26,9 @@
 # Exit status: 0 PASS, 1 FAIL, 2 the benchmark itself could not run.
 # Every process it starts is stopped on exit (trap, by pid). apt-get and the build are
 # bounded by `timeout`; after the build, a watchdog bounds the whole run to BUDGET
-# seconds (2 x (WARMUP + DURATION + 5) + 120) and then stops everything.
+# seconds (2 x ROUNDS x (WARMUP + DURATION + 5) + 120) and then stops everything.
 #
-# Knobs (environment): DURATION (15s), WARMUP (3s; 0 to skip), THREADS (2),
+# Knobs (environment): DURATION (15s), ROUNDS (3), WARMUP (3s; 0 to skip), THREADS (2),
 # CONNECTIONS (64), BUILD_TIMEOUT (1800 s), BUDGET (seconds), KEEP_TMP=1 keeps the temp
 # dir, SKIP_BUILD=1 skips the build.
 set -euo pipefail
@@ -36,6 +38,7 @@ HERE="$ROOT/benches/load"
 
 DURATION=${DURATION:-15s}
 WARMUP=${WARMUP:-3s}
+ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 BUILD_TIMEOUT=${BUILD_TIMEOUT:-1800}
@@ -58,8 +61,9 @@ DUR_S=$(to_secs "$DURATION")
 WARM_S=$(to_secs "$WARMUP")
 ((DUR_S > 0)) || die "DURATION must be positive"
 [[ $THREADS =~ ^[1-9][0-9]*$ && $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "bad THREADS/CONNECTIONS"
-# Two loaded runs (warm-up + measured) plus generous room for setup and teardown.
-BUDGET=${BUDGET:-$((2 * (WARM_S + DUR_S + 5) + 120))}
+# 2 x ROUNDS loaded runs (warm-up + measured) plus generous room for setup and teardown.
+[[ $ROUNDS =~ ^[1-9][0-9]?$ ]] || die "bad ROUNDS (1 to 99)"
+BUDGET=${BUDGET:-$((2 * ROUNDS * (WARM_S + DUR_S + 5) + 120))}
 [[ $BUDGET =~ ^[1-9][0-9]*$ ]] || die "bad BUDGET"
 
 # ---------------------------------------------------------------- deps, build
@@ -289,27 +293,7 @@ run_wrk() { # name url server-pid -> $TMP/name.wrk; sets CPU_SERVER CPU_WRK CPU_
 }
 res() { sed -n "s/^LOAD_RESULT.* $2=\([^ ]*\).*/\1/p" "$TMP/$1.wrk"; }
 
-# ---- macvault under load, RSS sampled every 0.2 s
-(
-    while kill -0 "$MV_PID" 2>/dev/null; do
-        status_kib "$MV_PID" VmRSS
-        sleep 0.2
-    done
-) >"$TMP/rss.samples" 2>/dev/null &
-SAMPLER_PID=$!
-run_wrk macvault "$MV_URL/v1/verify" "$MV_PID"
-MV_CPU=$CPU_SERVER MV_WRK=$CPU_WRK MV_OTHER=$CPU_OTHER
-stop_pid "$SAMPLER_PID" TERM; SAMPLER_PID=
-RSS_PEAK_SAMPLED=$(sort -n "$TMP/rss.samples" | tail -n1)
-sleep 2 # let the 1 s flusher write the queued last-used times
-RSS_AFTER=$(status_kib "$MV_PID" VmRSS)
-HWM=$(status_kib "$MV_PID" VmHWM)
-THREADS_MV=$(status_kib "$MV_PID" Threads)
-kill -0 "$MV_PID" 2>/dev/null || die "macvault died under load"
-# Idle from here on; stop it so it cannot take CPU from the nginx run.
-stop_pid "$MV_PID" TERM; MV_PID=
-
-# ---- nginx under the same load
+# ---- nginx, started now and kept up beside macvault (both idle when not measured)
 NGX_DIR="$TMP/nginx"
 mkdir -p "$NGX_DIR"
 USER_LINE=
@@ -339,17 +323,48 @@ done
 [[ -n $NGX_URL ]] || { cat "$NGX_DIR/error.log" >&2; die "nginx did not start"; }
 NGX_WORKERS=$(children_of "$NGX_PID")
 log "nginx at $NGX_URL (pid $NGX_PID, workers $(echo $NGX_WORKERS))"
-run_wrk nginx "$NGX_URL/v1/verify" "$NGX_PID"
-NG_CPU=$CPU_SERVER NG_WRK=$CPU_WRK NG_OTHER=$CPU_OTHER
-stop_nginx
 
-# ---- summary
+# ---- the rounds: macvault then nginx, ROUNDS times, so drift hits both alike
+MV_RPS_ALL=() NG_RPS_ALL=() MV_P99_ALL=() NG_P99_ALL=() ROWS=()
+for ((round = 1; round <= ROUNDS; round++)); do
+    # macvault, its RSS sampled every 0.2 s
+    (
+        while kill -0 "$MV_PID" 2>/dev/null; do
+            status_kib "$MV_PID" VmRSS
+            sleep 0.2
+        done
+    ) >>"$TMP/rss.samples" 2>/dev/null &
+    SAMPLER_PID=$!
+    run_wrk "macvault.$round" "$MV_URL/v1/verify" "$MV_PID"
+    MV_CPU="$CPU_SERVER / $CPU_WRK / $CPU_OTHER"
+    stop_pid "$SAMPLER_PID" TERM; SAMPLER_PID=
+    kill -0 "$MV_PID" 2>/dev/null || die "macvault died under load"
+    run_wrk "nginx.$round" "$NGX_URL/v1/verify" "$NGX_PID"
+    NG_CPU="$CPU_SERVER / $CPU_WRK / $CPU_OTHER"
+    MV_RPS_ALL+=("$(res "macvault.$round" rps)") NG_RPS_ALL+=("$(res "nginx.$round" rps)")
+    MV_P99_ALL+=("$(res "macvault.$round" p99_us)") NG_P99_ALL+=("$(res "nginx.$round" p99_us)")
+    ROWS+=("$round|$(res "macvault.$round" rps)|$(res "macvault.$round" p99_us)|$MV_CPU|$(res "nginx.$round" rps)|$(res "nginx.$round" p99_us)|$NG_CPU")
+    log "round $round: macvault $(res "macvault.$round" rps) req/s, nginx $(res "nginx.$round" rps) req/s"
+done
+stop_nginx
+RSS_PEAK_SAMPLED=$(sort -n "$TMP/rss.samples" | tail -n1)
+sleep 2 # let the 1 s flusher write the queued last-used times
+RSS_AFTER=$(status_kib "$MV_PID" VmRSS)
+HWM=$(status_kib "$MV_PID" VmHWM)
+THREADS_MV=$(status_kib "$MV_PID" Threads)
+kill -0 "$MV_PID" 2>/dev/null || die "macvault died after the load"
+
+# ---- summary: medians over the rounds
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 ms() { awk -v u="$1" 'BEGIN { printf "%.3f", u / 1000 }'; }
-MV_RPS=$(res macvault rps) NG_RPS=$(res nginx rps)
-MV_P50=$(res macvault p50_us) NG_P50=$(res nginx p50_us)
-MV_P99=$(res macvault p99_us) NG_P99=$(res nginx p99_us)
-MV_ERR=$(($(res macvault status_errors) + $(res macvault connect_errors) + $(res macvault read_errors) + $(res macvault write_errors) + $(res macvault timeouts)))
-NG_ERR=$(($(res nginx status_errors) + $(res nginx connect_errors) + $(res nginx read_errors) + $(res nginx write_errors) + $(res nginx timeouts)))
+MV_RPS=$(median "${MV_RPS_ALL[@]}") NG_RPS=$(median "${NG_RPS_ALL[@]}")
+MV_P99=$(median "${MV_P99_ALL[@]}") NG_P99=$(median "${NG_P99_ALL[@]}")
+MV_ERR=0
+for ((round = 1; round <= ROUNDS; round++)); do
+    for k in status_errors connect_errors read_errors write_errors timeouts; do
+        MV_ERR=$((MV_ERR + $(res "macvault.$round" "$k")))
+    done
+done
 RPS_RATIO=$(awk -v a="$MV_RPS" -v b="$NG_RPS" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 P99_RATIO=$(awk -v a="$MV_P99" -v b="$NG_P99" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 999) }')
 HWM_MIB=$(awk -v k="$HWM" 'BEGIN { printf "%.1f", k / 1024 }')
@@ -361,22 +376,20 @@ V_RSS=$(verdict "$HWM < 65536")
 V_ERR=$(verdict "$MV_ERR == 0")
 
 echo
-echo "== POST /v1/verify load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (after ${WARMUP} warm-up), $(nproc) cores"
-printf '%-10s %12s %9s %9s %9s %7s   %s\n' "" "req/s" "p50 ms" "p99 ms" "max ms" "errors" "cpu cores: server / wrk / other"
-printf '%-10s %12.1f %9s %9s %9s %7d   %s / %s / %s\n' macvault "$MV_RPS" "$(ms "$MV_P50")" "$(ms "$MV_P99")" \
-    "$(ms "$(res macvault max_us)")" "$MV_ERR" "$MV_CPU" "$MV_WRK" "$MV_OTHER"
-printf '%-10s %12.1f %9s %9s %9s %7d   %s / %s / %s\n' nginx "$NG_RPS" "$(ms "$NG_P50")" "$(ms "$NG_P99")" \
-    "$(ms "$(res nginx max_us)")" "$NG_ERR" "$NG_CPU" "$NG_WRK" "$NG_OTHER"
-if awk -v a="$MV_OTHER" -v b="$NG_OTHER" 'BEGIN { exit !(a > 0.25 || b > 0.25) }'; then
-    echo "warning: other processes used CPU during the runs (\"other\" column): figures are noisy"
-fi
+echo "== POST /v1/verify load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency (each after ${WARMUP} warm-up), $ROUNDS rounds, $(nproc) cores"
+printf '%-6s %12s %9s %20s   %12s %9s %20s\n' round "macvault r/s" "p99 ms" "cpu srv/wrk/other" "nginx r/s" "p99 ms" "cpu srv/wrk/other"
+for row in "${ROWS[@]}"; do
+    IFS='|' read -r r a b c d e f <<<"$row"
+    printf '%-6s %12.1f %9s %20s   %12.1f %9s %20s\n' "$r" "$a" "$(ms "$b")" "$c" "$d" "$(ms "$e")" "$f"
+done
+printf '%-6s %12.1f %9s %20s   %12.1f %9s\n' median "$MV_RPS" "$(ms "$MV_P99")" "" "$NG_RPS" "$(ms "$NG_P99")"
 echo
-echo "req/s ratio macvault/nginx: $RPS_RATIO   (target >= 0.5)  $V_RPS"
-echo "p99 ratio   macvault/nginx: $P99_RATIO   (target <= 2)    $V_P99"
+echo "req/s ratio macvault/nginx: $RPS_RATIO   (medians; target >= 0.5)  $V_RPS"
+echo "p99 ratio   macvault/nginx: $P99_RATIO   (medians; target <= 2)    $V_P99"
 echo "macvault peak RSS (VmHWM):  $HWM_MIB MiB (target < 64)  $V_RSS"
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 echo "  (VmRSS peak sampled during load $(mib "$RSS_PEAK_SAMPLED") MiB, 2 s after load $(mib "$RSS_AFTER") MiB; $THREADS_MV threads)"
-echo "macvault failed requests:   $MV_ERR (non-2xx + socket errors)  $V_ERR"
+echo "macvault failed requests:   $MV_ERR (non-2xx + socket errors, all rounds)  $V_ERR"
 if [[ $V_RPS$V_P99$V_RSS$V_ERR == PASSPASSPASSPASS ]]; then
     echo "RESULT: PASS"
     exit 0

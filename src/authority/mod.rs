@@ -919,6 +919,14 @@ impl Authority {
         client: &Client,
     ) -> Result<(OrgRecord, KeyRecord)> {
         self.require(who, org, None, Resource::Keys, Action::Control, client)?;
+        // Retiring the version the caller's own token hangs on would lock the caller out
+        // (for the operator, out of the whole server): it must hold a newer token first.
+        if who.org() == org && who.key_version() == version {
+            return Err(AuthorityError::Conflict(format!(
+                "the token making this request was minted under key version {version}; \
+                 retire it with a token minted under the current version"
+            )));
+        }
         let now = now();
         let actor = actor(who, client);
         let out = self.store.write(|w| {

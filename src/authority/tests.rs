@@ -186,6 +186,13 @@ fn revocation_and_key_retirement_take_effect_at_once_and_persist() {
     assert_eq!(fresh.record.key_version, 2);
     let r = a.retire_key(&org_v, "acme", 2, &c);
     assert!(matches!(r, Err(AuthorityError::Conflict(_))), "{r:?}");
+    // The v1 token may not retire v1 (it would lock itself out), and nothing changed.
+    let r = a.retire_key(&org_v, "acme", 1, &c);
+    assert!(
+        matches!(&r, Err(AuthorityError::Conflict(m)) if m.contains("minted under key version 1")),
+        "{r:?}"
+    );
+    who(&a, &org);
     let fresh_v = who(&a, fresh.token.expose());
     a.retire_key(&fresh_v, "acme", 1, &c).unwrap();
     let r = a.authenticate(&org, &c);

@@ -1,0 +1,86 @@
+//! The work of one `POST /v1/verify` without the network: parse the JSON body, verify
+//! the 5-caveat token against a real authority (redb store in a temp dir, root key
+//! unwrapped in memory), decide the access, record the use, serialize the answer.
+//! `benches/load.sh` measures the same request over HTTP; the difference between the
+//! two is HTTP and the kernel.
+//!
+//! `cargo bench --bench endpoint`
+
+// Set-up failures end the bench with their reason, as in tests.
+#![allow(clippy::expect_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use macvault::api::VerifyRequest;
+use macvault::authority::{Authority, Client, MintSpec, Preset};
+use macvault::caveats::Caveat;
+use macvault::token::attenuate;
+
+fn setup(dir: &std::path::Path) -> (Authority, String) {
+    let (authority, operator) = Authority::open(dir).expect("open authority");
+    let client = Client::default();
+    let operator = operator.expect("first start prints the operator token");
+    let op = authority
+        .authenticate(operator.expose(), &client)
+        .expect("operator token verifies");
+    let org = authority
+        .create_org(&op, "acme", &client)
+        .expect("create org");
+    let org = authority
+        .authenticate(org.token.expose(), &client)
+        .expect("org token verifies");
+    let spec = MintSpec {
+        preset: Preset::Deploy,
+        app: Some("web".into()),
+        name: None,
+        expiry_secs: None,
+    };
+    let deploy = authority
+        .mint(&org, "acme", &spec, &client)
+        .expect("mint deploy");
+    let narrow = [
+        Caveat::parse("actions = r").expect("caveat"),
+        Caveat::parse("secret = DB_*").expect("caveat"),
+    ];
+    let token = attenuate(deploy.token.expose(), &narrow).expect("attenuate");
+    let body = format!(
+        r#"{{"token": "{token}", "access": {{"org":"acme","app":"web","resource":"secrets","action":"read","secret":"DB_URL"}}}}"#
+    );
+    (authority, body)
+}
+
+fn handle(authority: &Authority, body: &[u8], client: &Client) -> usize {
+    let Ok(req) = serde_json::from_slice::<VerifyRequest<'_>>(body) else {
+        return 0;
+    };
+    authority
+        .verify_request(&req, client)
+        .map_or(0, |answer| answer.len())
+}
+
+fn bench(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (authority, body) = setup(&tmp.path().join("data"));
+    let client = Client {
+        ip: Some([127, 0, 0, 1].into()),
+        user_agent: None,
+    };
+    let answer = {
+        let req: VerifyRequest<'_> = serde_json::from_str(&body).expect("body");
+        authority.verify_request(&req, &client).expect("verifies")
+    };
+    let answer = String::from_utf8(answer).expect("UTF-8");
+    assert!(answer.contains(r#""allowed":true"#), "{answer}");
+    assert_eq!(
+        answer.matches(" = ").count() + answer.matches(" < ").count(),
+        5,
+        "{answer}"
+    );
+    c.bench_function("endpoint/verify_request_5_caveats", |b| {
+        b.iter(|| handle(&authority, black_box(body.as_bytes()), &client))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
