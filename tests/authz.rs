@@ -5,20 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Checks, Server, code, is_error_body, s};
-
-/// Org acme with its org token, set up through the operator token.
-fn acme(srv: &Server) -> (String, String) {
-    let op = srv.operator_token().expect("operator token").to_owned();
-    let (st, v) = srv.http(
-        "POST",
-        "/v1/orgs",
-        Some(&op),
-        Some(&json!({"name": "acme"})),
-    );
-    assert_eq!(st, 201, "create acme: {v}");
-    (op, s(&v, "token").to_owned())
-}
+use crate::support::{Checks, Server, acme, code, is_error_body, s};
 
 /// Mints in acme over HTTP: (token, id).
 fn mint(srv: &Server, by: &str, body: &Value) -> (String, String) {

@@ -9,20 +9,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::Server;
+use crate::support::{Server, acme};
 
 /// Starts a server with a short request timeout and an org; returns it and the org token.
 fn server(tmp: &tempfile::TempDir) -> (Server, String) {
     let srv = Server::start_with(&tmp.path().join("data"), &["--request-timeout", "1s"]);
-    let op = srv.operator_token().expect("operator token").to_owned();
-    let (st, v) = srv.http(
-        "POST",
-        "/v1/orgs",
-        Some(&op),
-        Some(&json!({"name": "acme"})),
-    );
-    assert_eq!(st, 201, "create acme: {v}");
-    let org = v["token"].as_str().expect("org token").to_owned();
+    let (_, org) = acme(&srv);
     (srv, org)
 }
 

@@ -28,6 +28,19 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The User-Agent the HTTP helper sends.
 pub const USER_AGENT: &str = "macvault-e2e/1";
 
+/// Creates org `acme` with the operator token: (operator token, acme's org token).
+pub fn acme(srv: &Server) -> (String, String) {
+    let op = srv.operator_token().expect("operator token").to_owned();
+    let (st, v) = srv.http(
+        "POST",
+        "/v1/orgs",
+        Some(&op),
+        Some(&serde_json::json!({"name": "acme"})),
+    );
+    assert_eq!(st, 201, "create acme: {v}");
+    (op, s(&v, "token").to_owned())
+}
+
 /// Numbers the log files of successive starts.
 static STARTS: AtomicUsize = AtomicUsize::new(0);
 
