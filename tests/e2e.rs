@@ -1084,6 +1084,10 @@ fn e2e_lifecycle_restart_and_secrecy() {
         logs1.stderr.contains("DEBUG") && logs1.stderr.contains("/v1/orgs/acme"),
         "the server logs at debug level (so the sweep means something)",
     );
+    c.check(
+        logs1.stderr.contains("token not accepted") && logs1.stderr.contains("class=\"revoked\""),
+        "refused tokens are logged at debug level, by class (and swept for secrets below)",
+    );
     let mut haystacks: Vec<(String, Vec<u8>)> = vec![
         ("first stderr".into(), logs1.stderr.clone().into_bytes()),
         ("second stderr".into(), logs2.stderr.clone().into_bytes()),

@@ -421,14 +421,22 @@ impl Authority {
         then: impl FnOnce(Verified<'_>, u64) -> R,
     ) -> Result<R, FailureClass> {
         let now = now();
-        let bytes = decode_text(text).map_err(|_| FailureClass::Malformed)?;
-        let bundle = Bundle::parse(&bytes).map_err(|_| FailureClass::Malformed)?;
-        let verified = verify(&bundle, self, now).map_err(|e| e.class())?;
-        if self.is_revoked(&verified.token_id()) {
-            return Err(FailureClass::Revoked);
+        let checked = decode_text(text)
+            .map_err(|_| FailureClass::Malformed)
+            .and_then(|bytes| {
+                let bundle = Bundle::parse(&bytes).map_err(|_| FailureClass::Malformed)?;
+                let verified = verify(&bundle, self, now).map_err(|e| e.class())?;
+                if self.is_revoked(&verified.token_id()) {
+                    return Err(FailureClass::Revoked);
+                }
+                self.record_use(verified.token_id(), client, now);
+                Ok(then(verified, now))
+            });
+        if let Err(class) = &checked {
+            // The class and the address only: never the token.
+            tracing::debug!(class = class.code(), ip = ?client.ip, "token not accepted");
         }
-        self.record_use(verified.token_id(), client, now);
-        Ok(then(verified, now))
+        checked
     }
 
     /// Checks an access against a verified token; a denial is audited.
