@@ -98,32 +98,7 @@ fn caveat() -> impl Strategy<Value = String> {
     ]
 }
 
-#[derive(Debug, Clone)]
-struct AccessCase {
-    org: &'static str,
-    app: Option<&'static str>,
-    resource: Resource,
-    action: Action,
-    secret: Option<&'static str>,
-    now: u64,
-    ip: Option<IpAddr>,
-}
-
-impl AccessCase {
-    fn access(&self) -> Access<'_> {
-        Access {
-            org: self.org,
-            app: self.app,
-            resource: self.resource,
-            action: self.action,
-            secret: self.secret,
-            now: self.now,
-            source_ip: self.ip,
-        }
-    }
-}
-
-fn access() -> impl Strategy<Value = AccessCase> {
+fn access() -> impl Strategy<Value = Access<'static>> {
     (
         name(),
         prop::option::of(name()),
@@ -133,15 +108,17 @@ fn access() -> impl Strategy<Value = AccessCase> {
         NOW - 100..NOW + 100,
         prop::option::of((0u8..=255).prop_map(|b| IpAddr::V4(Ipv4Addr::new(10, b, 1, 1)))),
     )
-        .prop_map(|(org, app, resource, action, secret, now, ip)| AccessCase {
-            org,
-            app,
-            resource,
-            action,
-            secret,
-            now,
-            ip,
-        })
+        .prop_map(
+            |(org, app, resource, action, secret, now, source_ip)| Access {
+                org,
+                app,
+                resource,
+                action,
+                secret,
+                now,
+                source_ip,
+            },
+        )
 }
 
 proptest! {
@@ -152,9 +129,8 @@ proptest! {
     fn attenuation_only_narrows(
         base in prop::collection::vec(caveat(), 0..5),
         extra in caveat(),
-        a in access(),
+        access in access(),
     ) {
-        let access = a.access();
         let before = decide(&Bundle::single(mint(&base)).to_text(), &access);
         // Attenuate offline, from the text form, as a holder does.
         let text = Bundle::single(mint(&base)).to_text();
@@ -163,7 +139,7 @@ proptest! {
         m.add_first_party(extra.as_bytes());
         let after = decide(&Bundle::single(m).to_text(), &access);
         if before.is_err() {
-            prop_assert!(after.is_err(), "widened: {base:?} + {extra:?} for {a:?}");
+            prop_assert!(after.is_err(), "widened: {base:?} + {extra:?} for {access:?}");
         }
     }
 

@@ -90,31 +90,6 @@ fn caveat() -> impl Strategy<Value = Caveat<'static>> {
     ]
 }
 
-#[derive(Debug, Clone)]
-struct OwnedAccess {
-    org: &'static str,
-    app: Option<&'static str>,
-    resource: Resource,
-    action: Action,
-    secret: Option<&'static str>,
-    now: u64,
-    source_ip: Option<IpAddr>,
-}
-
-impl OwnedAccess {
-    fn access(&self) -> Access<'static> {
-        Access {
-            org: self.org,
-            app: self.app,
-            resource: self.resource,
-            action: self.action,
-            secret: self.secret,
-            now: self.now,
-            source_ip: self.source_ip,
-        }
-    }
-}
-
 fn ip() -> impl Strategy<Value = IpAddr> {
     prop_oneof![
         any::<u32>().prop_map(|b| IpAddr::from(Ipv4Addr::from(b))),
@@ -125,7 +100,7 @@ fn ip() -> impl Strategy<Value = IpAddr> {
     ]
 }
 
-fn access() -> impl Strategy<Value = OwnedAccess> {
+fn access() -> impl Strategy<Value = Access<'static>> {
     (
         select(ORGS),
         proptest::option::of(select(APPS)),
@@ -136,7 +111,7 @@ fn access() -> impl Strategy<Value = OwnedAccess> {
         proptest::option::of(ip()),
     )
         .prop_map(
-            |(org, app, resource, action, secret, now, source_ip)| OwnedAccess {
+            |(org, app, resource, action, secret, now, source_ip)| Access {
                 org,
                 app,
                 resource,
@@ -212,9 +187,8 @@ proptest! {
     }
 
     #[test]
-    fn checks_agree_with_evaluate(c in caveat(), a in access()) {
+    fn checks_agree_with_evaluate(c in caveat(), access in access()) {
         let text = c.to_string();
-        let access = a.access();
         prop_assert_eq!(c.check(&access).is_ok(), evaluate([text.as_bytes()], &access).is_ok());
     }
 
@@ -223,9 +197,8 @@ proptest! {
         list in vec(predicate(), 0..5),
         extra in predicate(),
         at in any::<prop::sample::Index>(),
-        a in access(),
+        access in access(),
     ) {
-        let access = a.access();
         let mut longer = list.clone();
         longer.insert(at.index(list.len() + 1), extra.clone());
         let before = allowed(&list, &access);
@@ -237,8 +210,7 @@ proptest! {
 
     /// Implication is sound: if `a` implies `b`, no access allowed by `a` is denied by `b`.
     #[test]
-    fn implication_is_sound(a in caveat(), b in caveat(), acc in access()) {
-        let access = acc.access();
+    fn implication_is_sound(a in caveat(), b in caveat(), access in access()) {
         if a.implies(&b) && a.check(&access).is_ok() {
             prop_assert!(b.check(&access).is_ok(), "{} implies {} but {:?}", a, b, access);
         }
