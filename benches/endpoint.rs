@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use macvault::api::VerifyRequest;
-use macvault::authority::{Authority, Client, MintSpec, Preset};
+use macvault::authority::{Authority, Client, ClientRef, MintSpec, Preset};
 use macvault::caveats::Caveat;
 use macvault::token::attenuate;
 
@@ -50,7 +50,7 @@ fn setup(dir: &std::path::Path) -> (Authority, String) {
     (authority, body)
 }
 
-fn handle(authority: &Authority, body: &[u8], client: &Client) -> usize {
+fn handle(authority: &Authority, body: &[u8], client: ClientRef<'_>) -> usize {
     let Ok(req) = serde_json::from_slice::<VerifyRequest<'_>>(body) else {
         return 0;
     };
@@ -62,13 +62,13 @@ fn handle(authority: &Authority, body: &[u8], client: &Client) -> usize {
 fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (authority, body) = setup(&tmp.path().join("data"));
-    let client = Client {
+    let client = ClientRef {
         ip: Some([127, 0, 0, 1].into()),
-        user_agent: None,
+        user_agent: Some("bench/1"),
     };
     let answer = {
         let req: VerifyRequest<'_> = serde_json::from_str(&body).expect("body");
-        authority.verify_request(&req, &client).expect("verifies")
+        authority.verify_request(&req, client).expect("verifies")
     };
     let answer = String::from_utf8(answer).expect("UTF-8");
     assert!(answer.contains(r#""allowed":true"#), "{answer}");
@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
         "{answer}"
     );
     c.bench_function("endpoint/verify_request_5_caveats", |b| {
-        b.iter(|| handle(&authority, black_box(body.as_bytes()), &client))
+        b.iter(|| handle(&authority, black_box(body.as_bytes()), client))
     });
 }
 

@@ -92,6 +92,26 @@ pub struct Client {
     pub user_agent: Option<String>,
 }
 
+impl Client {
+    /// The same, borrowed.
+    pub fn borrowed(&self) -> ClientRef<'_> {
+        ClientRef {
+            ip: self.ip,
+            user_agent: self.user_agent.as_deref(),
+        }
+    }
+}
+
+/// [`Client`] borrowed from the request, for the verify path, which copies nothing
+/// unless the ledger's last-used record changes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientRef<'a> {
+    /// The peer address.
+    pub ip: Option<IpAddr>,
+    /// The User-Agent header.
+    pub user_agent: Option<&'a str>,
+}
+
 /// The current time, unix seconds.
 pub fn now() -> u64 {
     SystemTime::now()
@@ -407,7 +427,7 @@ impl Authority {
 
     /// Verifies a bearer token (chain, key, validity, revocation) and records its use.
     pub fn authenticate(&self, text: &str, client: &Client) -> Result<Verified<'static>> {
-        self.verified(text, client, |verified, _| verified.into_owned())
+        self.verified(text, client.borrowed(), |verified, _| verified.into_owned())
             .map_err(AuthorityError::Unauthenticated)
     }
 
@@ -417,7 +437,7 @@ impl Authority {
     fn verified<R>(
         &self,
         text: &str,
-        client: &Client,
+        client: ClientRef<'_>,
         then: impl FnOnce(Verified<'_>, u64) -> R,
     ) -> Result<R, FailureClass> {
         let now = now();
@@ -505,8 +525,8 @@ impl Authority {
         }
     }
 
-    fn record_use(&self, id: TokenId, client: &Client, now: u64) {
-        let ua = client.user_agent.as_deref().map(|ua| {
+    fn record_use(&self, id: TokenId, client: ClientRef<'_>, now: u64) {
+        let ua = client.user_agent.map(|ua| {
             let cut = ua
                 .char_indices()
                 .nth(MAX_USER_AGENT)
@@ -556,7 +576,7 @@ impl Authority {
     pub fn verify_request(
         &self,
         req: &VerifyRequest<'_>,
-        client: &Client,
+        client: ClientRef<'_>,
     ) -> Result<Vec<u8>, FailureClass> {
         // `source_ip` in the body is the caller's say-so: fine for deciding an IP
         // caveat, not for the ledger, which records the caller's own address.

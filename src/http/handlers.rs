@@ -6,7 +6,7 @@ use std::any::Any;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -37,26 +37,6 @@ async fn blocking<T: Send + 'static>(
             ))
         }
     }
-}
-
-/// `application/json` or `application/…+json`, as axum's `Json` extractor accepts.
-pub(super) fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || essence
-            .strip_prefix("application/")
-            .is_some_and(|sub| sub.ends_with("+json"))
 }
 
 fn body<T>(json: Result<Json<T>, JsonRejection>) -> ApiResult<T> {

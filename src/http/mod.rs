@@ -30,7 +30,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
-use crate::authority::{Authority, Client};
+use crate::authority::{Authority, Client, ClientRef};
 use crate::token::Verified;
 
 /// Largest accepted request body.
@@ -95,16 +95,20 @@ fn client(parts: &Parts) -> Client {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    client_from(peer, &parts.headers)
+    let seen = client_ref(peer, &parts.headers);
+    Client {
+        ip: seen.ip,
+        user_agent: seen.user_agent.map(str::to_owned),
+    }
 }
 
-fn client_from(peer: Option<SocketAddr>, headers: &HeaderMap) -> Client {
-    Client {
+/// [`client`], borrowed from the headers (the verify path).
+fn client_ref(peer: Option<SocketAddr>, headers: &HeaderMap) -> ClientRef<'_> {
+    ClientRef {
         ip: peer.map(|p| p.ip()),
         user_agent: headers
             .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            .and_then(|v| v.to_str().ok()),
     }
 }
 

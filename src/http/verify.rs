@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
-use super::{ApiError, AppState, MAX_BODY, client_from};
+use super::{ApiError, AppState, MAX_BODY, client_ref};
 use crate::api::VerifyRequest;
 
 /// The path this module answers.
@@ -65,7 +65,7 @@ fn answer(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
-    if !super::handlers::is_json(headers) {
+    if !is_json(headers) {
         return Err(ApiError::bad_request(
             "expected a request with Content-Type: application/json",
         ));
@@ -74,7 +74,7 @@ fn answer(
     let req: VerifyRequest<'_> = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("failed to parse the request body: {e}")))?;
     state
-        .verify_request(&req, &client_from(Some(peer), headers))
+        .verify_request(&req, client_ref(Some(peer), headers))
         .map_err(ApiError::unauthenticated)
 }
 
@@ -104,5 +104,61 @@ async fn read_body(
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(ApiError::too_large()),
         Err(_) => Err(ApiError::bad_request("failed to read the request body")),
+    }
+}
+
+/// `application/json` or `application/…+json` (any case), as axum's `Json` extractor
+/// accepts; compared in place, without lowering a copy.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct.split(';').next().unwrap_or_default().trim();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case("json")
+            || sub
+                .len()
+                .checked_sub("+json".len())
+                .and_then(|at| sub.get(at..))
+                .is_some_and(|end| end.eq_ignore_ascii_case("+json")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        let ct = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v));
+            is_json(&h)
+        };
+        for yes in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " application/json ",
+            "application/merge-patch+json",
+            "application/+JSON",
+        ] {
+            assert!(ct(yes), "{yes}");
+        }
+        for no in [
+            "text/plain",
+            "application/jsonx",
+            "json",
+            "text/json",
+            "application/x+jso",
+            "",
+        ] {
+            assert!(!ct(no), "{no}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
     }
 }
