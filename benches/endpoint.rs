@@ -12,7 +12,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use macvault::api::VerifyRequest;
+use macvault::api::{VerifyAnswer, VerifyRequest};
 use macvault::authority::{Authority, Client, ClientRef, MintSpec, Preset};
 use macvault::caveats::Caveat;
 use macvault::token::attenuate;
@@ -55,7 +55,15 @@ fn handle(authority: &Authority, body: &[u8], client: ClientRef<'_>) -> usize {
         return 0;
     };
     authority
-        .verify_request(&req, client)
+        .decide(
+            &req.token,
+            req.access.as_ref(),
+            req.source_ip,
+            client,
+            |verified, denial| serde_json::to_vec(&VerifyAnswer::new(verified, denial)),
+        )
+        .ok()
+        .and_then(Result::ok)
         .map_or(0, |answer| answer.len())
 }
 
@@ -68,9 +76,17 @@ fn bench(c: &mut Criterion) {
     };
     let answer = {
         let req: VerifyRequest<'_> = serde_json::from_str(&body).expect("body");
-        authority.verify_request(&req, client).expect("verifies")
+        authority
+            .decide(
+                &req.token,
+                req.access.as_ref(),
+                req.source_ip,
+                client,
+                |v, d| serde_json::to_string(&VerifyAnswer::new(v, d)),
+            )
+            .expect("verifies")
+            .expect("serializes")
     };
-    let answer = String::from_utf8(answer).expect("UTF-8");
     assert!(answer.contains(r#""allowed":true"#), "{answer}");
     assert_eq!(
         answer.matches(" = ").count() + answer.matches(" < ").count(),

@@ -4,10 +4,11 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::caveats::AccessSpec;
+use crate::caveats::{AccessSpec, Caveat, Denial, Timestamp};
+use crate::token::{TokenId, Verified};
 
 /// `POST /v1/verify`. The token borrows from the request body where it can.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest<'a> {
     /// The bundle text, `mvt_…`.
@@ -30,6 +31,16 @@ pub struct DenialBody {
     pub caveat: String,
     /// Why it denies.
     pub reason: String,
+}
+
+impl From<Denial> for DenialBody {
+    fn from(d: Denial) -> Self {
+        DenialBody {
+            index: d.index,
+            caveat: d.caveat,
+            reason: d.reason,
+        }
+    }
 }
 
 /// 200 answer of `POST /v1/verify`.
@@ -80,7 +91,7 @@ pub struct CreateOrgRequest {
 }
 
 /// 201 answer of `POST /v1/orgs`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct CreateOrgResponse {
     /// The org's name.
     pub org: String,
@@ -132,7 +143,7 @@ pub struct MintRequest {
 }
 
 /// 201 answer of a mint.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct MintResponse {
     /// The new token (shown once).
     pub token: String,
@@ -258,26 +269,92 @@ impl<T: std::fmt::Display> Serialize for DisplayList<'_, T> {
 /// The 200 answer of `POST /v1/verify` as the server writes it: the JSON of
 /// [`VerifyResponse`], serialized from borrowed parts because it is the hot path.
 #[derive(Serialize)]
-#[serde(bound = "")]
-pub struct VerifyAnswer<
-    'a,
-    Id: std::fmt::Display,
-    Time: std::fmt::Display,
-    Caveat: std::fmt::Display,
-> {
+pub struct VerifyAnswer<'a> {
     /// See [`VerifyResponse::allowed`].
     pub allowed: bool,
     /// See [`VerifyResponse::token_id`].
-    pub token_id: DisplayStr<Id>,
+    pub token_id: DisplayStr<TokenId>,
     /// See [`VerifyResponse::org`].
     pub org: &'a str,
     /// See [`VerifyResponse::key_version`].
     pub key_version: u32,
     /// See [`VerifyResponse::expires`].
-    pub expires: Option<DisplayStr<Time>>,
+    pub expires: Option<DisplayStr<Timestamp>>,
     /// See [`VerifyResponse::caveats`].
-    pub caveats: DisplayList<'a, Caveat>,
+    pub caveats: DisplayList<'a, Caveat<'a>>,
     /// See [`VerifyResponse::denial`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub denial: Option<DenialBody>,
+}
+
+impl<'a> VerifyAnswer<'a> {
+    /// The answer for a verified token and the denial of the access, if any.
+    pub fn new(verified: &'a Verified<'a>, denial: Option<Denial>) -> Self {
+        VerifyAnswer {
+            allowed: denial.is_none(),
+            token_id: DisplayStr(verified.token_id()),
+            org: verified.org(),
+            key_version: verified.key_version(),
+            expires: verified.expires().map(|t| DisplayStr(Timestamp(t))),
+            caveats: DisplayList(verified.caveats()),
+            denial: denial.map(DenialBody::from),
+        }
+    }
+}
+
+/// `Debug` for the bodies that carry a token: every field but the token.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for VerifyRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("token", &REDACTED)
+            .field("access", &self.access)
+            .field("source_ip", &self.source_ip)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CreateOrgResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateOrgResponse")
+            .field("org", &self.org)
+            .field("token", &REDACTED)
+            .field("token_id", &self.token_id)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MintResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintResponse")
+            .field("token", &REDACTED)
+            .field("record", &self.record)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_token() {
+        let secret = "mvt_SECRETSECRET";
+        let body = format!(r#"{{"token":"{secret}"}}"#);
+        let req: VerifyRequest<'_> = serde_json::from_str(&body).unwrap();
+        let org = CreateOrgResponse {
+            org: "acme".into(),
+            token: secret.into(),
+            token_id: "00".into(),
+            expires: "2027-01-01T00:00:00Z".into(),
+        };
+        for shown in [format!("{req:?}"), format!("{org:?}")] {
+            assert!(
+                !shown.contains(secret) && shown.contains(REDACTED),
+                "{shown}"
+            );
+        }
+    }
 }

@@ -18,10 +18,9 @@ use zeroize::Zeroizing;
 pub use master::{MasterKey, MasterKeyError};
 pub use presets::{DEFAULT_EXPIRY, Preset};
 
-use crate::api::{DenialBody, DisplayList, DisplayStr, VerifyAnswer, VerifyRequest};
 use crate::audit::{self, Actor, action};
 use crate::caveats::{
-    Access, Action, Caveat, Denial, MAX_TIME, Resource, Timestamp, format_time, is_valid_name,
+    Access, AccessSpec, Action, Caveat, Denial, MAX_TIME, Resource, format_time, is_valid_name,
 };
 use crate::store::{
     AuditRecord, KeyRecord, LastUsed, OrgRecord, Outcome, Store, StoreError, TokenKind, TokenRecord,
@@ -571,36 +570,23 @@ impl Authority {
         })
     }
 
-    /// `POST /v1/verify`: verification and decision, borrowing the request throughout;
-    /// returns the JSON of the 200 answer ([`crate::api::VerifyResponse`]).
-    pub fn verify_request(
+    /// `POST /v1/verify`: verifies `token` and, if an access is given, decides it (an IP
+    /// caveat against `source_ip`); hands the verified token and the denial, if any, to
+    /// `then`. Everything stays borrowed from the caller.
+    pub fn decide<R>(
         &self,
-        req: &VerifyRequest<'_>,
+        token: &str,
+        access: Option<&AccessSpec>,
+        source_ip: Option<IpAddr>,
         client: ClientRef<'_>,
-    ) -> Result<Vec<u8>, FailureClass> {
-        // `source_ip` in the body is the caller's say-so: fine for deciding an IP
-        // caveat, not for the ledger, which records the caller's own address.
-        self.verified(&req.token, client, |verified, now| {
-            let denial = req
-                .access
-                .as_ref()
-                .and_then(|spec| verified.check(&spec.access(now, req.source_ip)).err());
-            let answer = VerifyAnswer {
-                allowed: denial.is_none(),
-                token_id: DisplayStr(verified.token_id()),
-                org: verified.org(),
-                key_version: verified.key_version(),
-                expires: verified.expires().map(|t| DisplayStr(Timestamp(t))),
-                caveats: DisplayList(verified.caveats()),
-                denial: denial.map(|d| DenialBody {
-                    index: d.index,
-                    caveat: d.caveat,
-                    reason: d.reason,
-                }),
-            };
-            // Serializing plain data to a Vec cannot fail.
-            serde_json::to_vec(&answer).map_err(|_| FailureClass::Malformed)
-        })?
+        then: impl FnOnce(&Verified<'_>, Option<Denial>) -> R,
+    ) -> Result<R, FailureClass> {
+        // `source_ip` is the caller's say-so: fine for deciding an IP caveat, not for the
+        // ledger, which records the caller's own address (`client`).
+        self.verified(token, client, |verified, now| {
+            let denial = access.and_then(|spec| verified.check(&spec.access(now, source_ip)).err());
+            then(&verified, denial)
+        })
     }
 
     /// Creates an org with its first root key; returns an `org` token for it.

@@ -1,7 +1,7 @@
 //! Errors as HTTP answers: `{"error": {"code", "message"}}` with the right status.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -32,6 +32,15 @@ impl ApiError {
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 500, saying nothing of why (the cause is logged where it is known).
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 
     /// 401 with only the failure class.
@@ -79,11 +88,7 @@ impl From<AuthorityError> for ApiError {
                 status: StatusCode::FORBIDDEN,
                 code: "denied",
                 message: d.to_string(),
-                denial: Some(DenialBody {
-                    index: d.index,
-                    caveat: d.caveat,
-                    reason: d.reason,
-                }),
+                denial: Some(d.into()),
             },
             AuthorityError::BadRequest(m) => ApiError::bad_request(m),
             AuthorityError::NotFound(what) => Self::new(
@@ -95,35 +100,19 @@ impl From<AuthorityError> for ApiError {
             other => {
                 // These messages hold no token, key or secret: only store and I/O failures.
                 tracing::error!(error = %other, "internal error");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
+                Self::internal()
             }
         }
     }
 }
 
-impl ApiError {
+impl From<JsonRejection> for ApiError {
     /// 413 for a body over the limit, else 400 with the extractor's explanation.
-    fn rejected(status: StatusCode, text: String) -> Self {
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+    fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             return Self::too_large();
         }
-        ApiError::bad_request(text)
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        Self::rejected(r.status(), r.body_text())
-    }
-}
-
-impl From<BytesRejection> for ApiError {
-    fn from(r: BytesRejection) -> Self {
-        Self::rejected(r.status(), r.body_text())
+        ApiError::bad_request(r.body_text())
     }
 }
 

@@ -30,11 +30,7 @@ async fn blocking<T: Send + 'static>(
         Ok(r) => r.map_err(ApiError::from),
         Err(e) => {
             tracing::error!(error = %e, "blocking task failed");
-            Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            ))
+            Err(ApiError::internal())
         }
     }
 }
@@ -61,12 +57,7 @@ pub(super) async fn method_not_allowed() -> ApiError {
 
 pub(super) fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a handler panicked");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error",
-    )
-    .into_response()
+    ApiError::internal().into_response()
 }
 
 pub(super) async fn create_org(

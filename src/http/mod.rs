@@ -41,7 +41,8 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// What every handler shares.
 pub type AppState = Arc<Authority>;
 
-/// The router with every endpoint and the middleware around them.
+/// The router with every endpoint but `POST /v1/verify` (served beside it, by
+/// [`verify::serve`], from [`run`]) and the middleware around them.
 pub fn app(state: AppState, request_timeout: Duration) -> Router {
     let router = Router::new()
         .route("/v1/health", get(handlers::health))

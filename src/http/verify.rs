@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::{ApiError, AppState, MAX_BODY, client_ref};
-use crate::api::VerifyRequest;
+use crate::api::{VerifyAnswer, VerifyRequest};
 
 /// The path this module answers.
 pub(super) const PATH: &str = "/v1/verify";
@@ -73,9 +73,18 @@ fn answer(
     // Parsed by hand rather than with `Json`, so the token borrows from the body.
     let req: VerifyRequest<'_> = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("failed to parse the request body: {e}")))?;
-    state
-        .verify_request(&req, client_ref(Some(peer), headers))
-        .map_err(ApiError::unauthenticated)
+    let client = client_ref(Some(peer), headers);
+    let json = state
+        .decide(
+            &req.token,
+            req.access.as_ref(),
+            req.source_ip,
+            client,
+            |verified, denial| serde_json::to_vec(&VerifyAnswer::new(verified, denial)),
+        )
+        .map_err(ApiError::unauthenticated)?;
+    // Plain data into a Vec: cannot fail, but if it did it would be ours, not the caller's.
+    json.map_err(|_| ApiError::internal())
 }
 
 /// The whole body, at most [`MAX_BODY`] bytes, within `timeout`.
