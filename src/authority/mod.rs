@@ -809,7 +809,10 @@ impl Authority {
             .store
             .token(&who.token_id())?
             .ok_or(AuthorityError::NotFound("token"))?;
-        let as_minted = who.caveats().len() == rec.caveats.len()
+        // As minted: the same first-party caveats and no third-party ones (a copy that
+        // only added a discharge requirement is still a copy).
+        let as_minted = who.third_party_caveats() == 0
+            && who.caveats().len() == rec.caveats.len()
             && who
                 .caveats()
                 .iter()

@@ -113,11 +113,9 @@ fn a_token_mints_only_what_it_holds() {
     );
 }
 
-#[test]
-fn a_token_that_needs_a_discharge_cannot_mint() {
-    let (_d, a, op) = open();
-    let org = org_token(&a, &op, "acme");
-    let bytes = decode_text(&org).unwrap();
+/// `text` with a third-party caveat added, and its (caveat-free) discharge bound to it.
+fn with_discharge(text: &str) -> String {
+    let bytes = decode_text(text).unwrap();
     let mut token = Bundle::parse(&bytes).unwrap().token.into_owned();
     let caveat_key = [4u8; 32];
     token
@@ -125,12 +123,18 @@ fn a_token_that_needs_a_discharge_cannot_mint() {
         .unwrap();
     let mut discharge = Macaroon::mint(&caveat_key, b"ticket", None);
     token.bind(&mut discharge);
-    let text = Bundle {
+    Bundle {
         token,
         discharges: vec![discharge],
     }
-    .to_text();
-    let ci = who(&a, &text);
+    .to_text()
+}
+
+#[test]
+fn a_token_that_needs_a_discharge_cannot_mint() {
+    let (_d, a, op) = open();
+    let org = org_token(&a, &op, "acme");
+    let ci = who(&a, &with_discharge(&org));
     assert_eq!(ci.third_party_caveats(), 1);
     let r = a.mint(
         &ci,
@@ -139,6 +143,19 @@ fn a_token_that_needs_a_discharge_cannot_mint() {
         &Client::default(),
     );
     assert!(matches!(r, Err(AuthorityError::Denied(_))), "{r:?}");
+}
+
+#[test]
+fn a_copy_narrowed_by_a_third_party_caveat_is_not_the_token_as_minted() {
+    let (_d, a, op) = open();
+    let org = org_token(&a, &op, "acme");
+    let readonly = mint_by(&a, &org, Preset::Readonly, None, Some(3600));
+    let readonly = readonly.token.expose().to_owned();
+    // Same first-party caveats as minted, but it needed a discharge: the CI hand-off.
+    let ci = who(&a, &with_discharge(&readonly));
+    let r = a.revoke_self(&ci, &Client::default());
+    assert!(matches!(r, Err(AuthorityError::Denied(_))), "{r:?}");
+    who(&a, &readonly);
 }
 
 #[test]
