@@ -74,7 +74,6 @@ impl From<StoreError> for AuthorityError {
             StoreError::Conflict(what) => {
                 AuthorityError::Conflict(format!("{what} already exists"))
             }
-            StoreError::NotFound(what) => AuthorityError::NotFound(what),
             other => AuthorityError::Store(other),
         }
     }
@@ -824,20 +823,15 @@ impl Authority {
         self.revoke_record(rec.id, who, client)
     }
 
+    /// Revoking `rec` needs `delete` on tokens in its org (and app).
     fn authorize_revocation(
         &self,
         who: &Verified<'_>,
         rec: &TokenRecord,
         client: &Client,
     ) -> Result<()> {
-        let access = Self::access(
-            &rec.org,
-            rec.app.as_deref(),
-            Resource::Tokens,
-            Action::Delete,
-            client.ip,
-        );
-        self.authorize(who, &access)
+        let app = rec.app.as_deref();
+        self.require(who, &rec.org, app, Resource::Tokens, Action::Delete, client)
     }
 
     fn revoke_record(

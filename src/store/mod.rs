@@ -36,9 +36,9 @@ pub enum StoreError {
     /// The thing to create exists already.
     #[error("{0} already exists")]
     Conflict(&'static str),
-    /// The thing to change does not exist.
-    #[error("no such {0}")]
-    NotFound(&'static str),
+    /// The database was written by a build with another schema.
+    #[error("the database has schema version {0}; this build reads version 1 only")]
+    Schema(String),
 }
 
 macro_rules! from_redb {
@@ -237,8 +237,14 @@ impl Store {
         store.write(|w| {
             // Create every table, so that readers never meet a missing one.
             let mut meta = w.txn.open_table(META)?;
-            if meta.get("schema")?.is_none() {
-                meta.insert("schema", SCHEMA_VERSION)?;
+            let schema = meta.get("schema")?.map(|v| v.value().to_vec());
+            match schema {
+                None => {
+                    meta.insert("schema", SCHEMA_VERSION)?;
+                }
+                Some(v) if v == SCHEMA_VERSION => {}
+                // Another layout: refuse rather than misread it.
+                Some(v) => return Err(StoreError::Schema(String::from_utf8_lossy(&v).into())),
             }
             drop(meta);
             w.txn.open_table(ORGS)?;
@@ -269,12 +275,6 @@ impl Store {
 
     fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
-    }
-
-    /// A value of the meta table.
-    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.read_txn()?.open_table(META)?;
-        Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
 
     /// An org.
@@ -358,12 +358,6 @@ impl Store {
 }
 
 impl Writer<'_> {
-    /// Sets a value of the meta table.
-    pub fn set_meta(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.txn.open_table(META)?.insert(key, value)?;
-        Ok(())
-    }
-
     /// An org, read inside this transaction.
     pub fn org(&self, name: &str) -> Result<Option<OrgRecord>, StoreError> {
         let t = self.txn.open_table(ORGS)?;
@@ -453,6 +447,26 @@ impl Writer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|w| {
+                w.txn.open_table(META)?.insert("schema", b"2".as_slice())?;
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+        drop(store);
+        let e = Store::open(&path).err().unwrap();
+        assert!(matches!(&e, StoreError::Schema(v) if v == "2"), "{e}");
+        // The version this build writes opens again.
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(&dir.path().join("db.redb")).unwrap());
+        Store::open(&dir.path().join("db.redb")).unwrap();
+    }
 
     fn token(id: u8, org: &str, created: u64) -> TokenRecord {
         TokenRecord {

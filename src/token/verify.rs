@@ -214,11 +214,6 @@ impl<'b> Verified<'b> {
         self.id.key_version
     }
 
-    /// The decoded identifier.
-    pub fn identifier(&self) -> &TokenIdentifier {
-        &self.id
-    }
-
     /// The earliest `not_after` of all its caveats, unix seconds.
     pub fn expires(&self) -> Option<u64> {
         self.expires
