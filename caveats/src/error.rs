@@ -49,7 +49,7 @@ impl std::error::Error for ParseError {}
 pub struct Reason(pub(crate) String);
 
 /// Untrusted bytes shown escaped (ASCII only, quotes and backslashes escaped) and truncated.
-pub(crate) struct Excerpt<'a>(pub(crate) &'a [u8]);
+pub struct Excerpt<'a>(pub &'a [u8]);
 
 impl fmt::Display for Excerpt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

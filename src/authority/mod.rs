@@ -20,7 +20,8 @@ pub use presets::{DEFAULT_EXPIRY, Preset};
 
 use crate::audit::{self, Actor, action};
 use crate::caveats::{
-    Access, AccessSpec, Action, Caveat, Denial, MAX_TIME, Resource, format_time, is_valid_name,
+    Access, AccessSpec, Action, Caveat, Denial, Excerpt, MAX_TIME, Resource, format_time,
+    is_valid_name,
 };
 use crate::store::{
     AuditRecord, KeyRecord, LastUsed, OrgRecord, Outcome, Store, StoreError, TokenKind, TokenRecord,
@@ -145,10 +146,23 @@ impl std::fmt::Debug for Secret {
 /// Live root keys of one org, by version.
 type OrgKeys = Vec<(u32, Zeroizing<[u8; KEY_LEN]>)>;
 
+/// What waits for the next flush.
 #[derive(Default)]
 struct Pending {
     usage: HashMap<TokenId, LastUsed>,
     audit: Vec<AuditRecord>,
+}
+
+impl Pending {
+    /// Puts back `older`, taken for a write that failed, under what was queued since:
+    /// newer last-used times win, older audit events stay first.
+    fn requeue(&mut self, older: Pending) {
+        for (id, used) in older.usage {
+            self.usage.entry(id).or_insert(used);
+        }
+        let newer = std::mem::replace(&mut self.audit, older.audit);
+        self.audit.extend(newer);
+    }
 }
 
 /// The authority: store, master key, and the in-memory state the verify path reads.
@@ -189,7 +203,8 @@ fn check_name(what: &str, name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(AuthorityError::BadRequest(format!(
-            "invalid {what} name {name:?}: use 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit"
+            "invalid {what} name \"{}\": use 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit",
+            Excerpt(name.as_bytes())
         )))
     }
 }
@@ -555,18 +570,26 @@ impl Authority {
         if pending.usage.is_empty() && pending.audit.is_empty() {
             return Ok(());
         }
-        self.store.write(|w| {
+        let written = self.store.write(|w| {
             for (id, used) in &pending.usage {
                 if let Some(mut rec) = w.token(id)? {
                     rec.last_used = Some(used.clone());
                     w.put_token(&rec)?;
                 }
             }
-            for event in pending.audit {
-                w.append_audit(event)?;
+            for event in &pending.audit {
+                w.append_audit(event.clone())?;
             }
             Ok::<_, AuthorityError>(())
-        })
+        });
+        if written.is_err() {
+            // Nothing was committed: keep it all for the next flush.
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .requeue(pending);
+        }
+        written
     }
 
     /// `POST /v1/verify`: verifies `token` and, if an access is given, decides it (an IP
@@ -896,7 +919,8 @@ impl Authority {
         self.require(who, org, None, Resource::Keys, Action::Control, client)?;
         let now = now();
         let actor = actor(who, client);
-        let (rec, key_rec, key) = self.store.write(|w| {
+        let mut added = None;
+        let rotated = self.store.write(|w| {
             let mut rec = w.org(org)?.ok_or(AuthorityError::NotFound("org"))?;
             let version = w
                 .last_key_version(org)?
@@ -915,10 +939,23 @@ impl Authority {
                 format!("root key version {version} is now current"),
                 now,
             ))?;
-            Ok::<_, AuthorityError>((rec, key_rec, key))
-        })?;
-        self.add_live_key(org, key_rec.version, &key);
-        Ok((rec, key_rec))
+            // Live before the commit makes it current, so that no mint in between
+            // finds the new version on disk but not in memory.
+            self.add_live_key(org, version, &key);
+            added = Some(version);
+            Ok::<_, AuthorityError>((rec, key_rec))
+        });
+        match rotated {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                // Not committed: the version made live above goes again.
+                let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+                if let (Some(added), Some(versions)) = (added, keys.get_mut(org)) {
+                    versions.retain(|(v, _)| *v != added);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Retires a root-key version: every token minted under it stops verifying.

@@ -276,3 +276,70 @@ fn org_maximum_cuts_the_default_and_refuses_longer() {
     );
     assert!(matches!(r, Err(AuthorityError::BadRequest(_))), "{r:?}");
 }
+
+#[test]
+fn a_failed_flush_loses_nothing_and_keeps_order() {
+    let used = |time| LastUsed {
+        time,
+        ip: None,
+        user_agent: None,
+    };
+    let event = |n: u64| {
+        audit::event(
+            "acme",
+            "x",
+            Actor {
+                token: None,
+                ip: None,
+            },
+            Outcome::Ok,
+            n.to_string(),
+            n,
+        )
+    };
+    let (a, b) = (TokenId([1; 16]), TokenId([2; 16]));
+    let mut since = Pending::default();
+    since.usage.insert(a, used(20));
+    since.audit.push(event(3));
+    let mut taken = Pending::default();
+    taken.usage.insert(a, used(10));
+    taken.usage.insert(b, used(11));
+    taken.audit.extend([event(1), event(2)]);
+    since.requeue(taken);
+    assert_eq!(since.usage[&a].time, 20, "the newer use wins");
+    assert_eq!(since.usage[&b].time, 11, "the older one is kept");
+    let order: Vec<_> = since.audit.iter().map(|e| e.detail.as_str()).collect();
+    assert_eq!(order, ["1", "2", "3"]);
+}
+
+#[test]
+fn untrusted_names_are_echoed_escaped_and_cut() {
+    let (_d, a, op) = open();
+    let org = org_token(&a, &op, "acme");
+    let pasted = format!("mvt_{}\"", "S".repeat(300));
+    let r = a.mint(
+        &who(&a, &org),
+        "acme",
+        &spec(Preset::Deploy, Some(&pasted), Some(60)),
+        &Client::default(),
+    );
+    let Err(AuthorityError::BadRequest(m)) = r else {
+        panic!("{r:?}")
+    };
+    assert!(!m.contains(&pasted[..100]) && m.len() < 250, "{m}");
+    let access = Access {
+        org: &pasted,
+        app: None,
+        resource: Resource::Tokens,
+        action: Action::Read,
+        secret: None,
+        now: now(),
+        source_ip: None,
+    };
+    let denial = who(&a, &org).check(&access).unwrap_err();
+    assert!(
+        !denial.reason.contains(&pasted[..100]) && denial.reason.len() < 150,
+        "{}",
+        denial.reason
+    );
+}

@@ -1,7 +1,7 @@
 //! Verification: the signature chain (with discharges, each used at most once, bound
 //! to the permission token, nested at most `max_depth` deep), then the caveats.
 
-use macvault_caveats::{Access, Caveat, Denial, ParseError};
+use macvault_caveats::{Access, Caveat, Denial, Excerpt, ParseError};
 
 use super::crypto::{self, KEY_LEN};
 use super::ident::{IdentifierError, TokenId, TokenIdentifier};
@@ -246,7 +246,7 @@ impl<'b> Verified<'b> {
             return Err(Denial {
                 index: 0,
                 caveat: format!("identifier (org = {})", self.id.org),
-                reason: format!("does not allow org \"{}\"", access.org),
+                reason: format!("does not allow org \"{}\"", Excerpt(access.org.as_bytes())),
             });
         }
         for (i, c) in self.caveats.iter().enumerate() {
