@@ -104,7 +104,7 @@ def main():
         "secret = *",
         "resource = apps,audit,keys,orgs,secrets,tokens",
         "ip = 10.0.0.0/8",
-        "ip = 10.0.0.0/8,2001:db8::/32,::ffff:0.0.0.0/96",
+        "ip = 10.0.0.0/8,::ffff:0.0.0.0/96,2001:db8::/32",
     ]
     for i, c in enumerate(caveats):
         write("caveat_decode", f"{i:02}_{c.split(' ')[0]}", c)

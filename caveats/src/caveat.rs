@@ -527,6 +527,8 @@ mod tests {
         "resource = apps,audit,keys,orgs,secrets,tokens",
         "ip = 10.0.0.0/8,2001:db8::/32",
         "ip = 10.0.0.0/8,10.0.0.0/16,::ffff:0.0.0.0/96",
+        // The fuzz seed `caveat_decode/11_ip`: it must be canonical to seed the accept path.
+        "ip = 10.0.0.0/8,::ffff:0.0.0.0/96,2001:db8::/32",
     ];
 
     #[test]

@@ -41,4 +41,4 @@ pub use caveat::{
 pub use error::{Excerpt, ParseError, Reason};
 pub use eval::{Denial, evaluate};
 pub use net::IpNet;
-pub use time::{MAX_TIME, Timestamp, format_time, parse_time};
+pub use time::{MAX_TIME, Timestamp, format_span, format_time, parse_time};

@@ -45,6 +45,17 @@ pub fn format_time(unix: u64) -> String {
     Timestamp(unix).to_string()
 }
 
+/// A span of seconds in the largest unit that divides it: `90d`, `36h`, `5m`, `61s`
+/// (what `--expiry` and `--max-expiry` accept back).
+pub fn format_span(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Parses exactly `YYYY-MM-DDTHH:MM:SSZ` (UTC, years 1970..=9999, real calendar dates).
 pub fn parse_time(text: &str) -> Result<u64, ParseError> {
     let b = text.as_bytes();
@@ -129,6 +140,19 @@ mod tests {
         assert!(format_time(u64::MAX).ends_with('Z'));
         // Width and alignment apply as to any string.
         assert_eq!(format!("{:>22}", Timestamp(0)), "  1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn spans() {
+        for (secs, text) in [
+            (7_776_000, "90d"),
+            (129_600, "36h"),
+            (300, "5m"),
+            (61, "61s"),
+            (0, "0d"),
+        ] {
+            assert_eq!(format_span(secs), text);
+        }
     }
 
     #[test]

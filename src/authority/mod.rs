@@ -20,8 +20,8 @@ pub use presets::{DEFAULT_EXPIRY, Preset};
 
 use crate::audit::{self, Actor, action};
 use crate::caveats::{
-    Access, AccessSpec, Action, Caveat, Denial, Excerpt, MAX_TIME, Resource, format_time,
-    is_valid_name,
+    Access, AccessSpec, Action, Caveat, Denial, Excerpt, MAX_TIME, Resource, format_span,
+    format_time, is_valid_name,
 };
 use crate::store::{
     AuditRecord, KeyRecord, LastUsed, OrgRecord, Outcome, Store, StoreError, TokenKind, TokenRecord,
@@ -666,7 +666,7 @@ impl Authority {
             org.max_expiry_secs = max;
             w.put_org(&org)?;
             let detail = match max {
-                Some(s) => format!("max expiry set to {}", span(s)),
+                Some(s) => format!("max expiry set to {}", format_span(s)),
                 None => "max expiry removed".into(),
             };
             w.append_audit(audit::event(
@@ -719,8 +719,8 @@ impl Authority {
             (Some(ttl), Some(max)) if ttl > max => {
                 return Err(AuthorityError::BadRequest(format!(
                     "expiry {} exceeds the org's maximum of {}",
-                    span(ttl),
-                    span(max)
+                    format_span(ttl),
+                    format_span(max)
                 )));
             }
             (Some(ttl), _) => ttl,
@@ -743,7 +743,7 @@ impl Authority {
         if expires > MAX_TIME {
             return Err(AuthorityError::BadRequest(format!(
                 "expiry {} is too far away",
-                span(ttl)
+                format_span(ttl)
             )));
         }
         if let Some(limit) = who.expires()
@@ -1032,15 +1032,6 @@ fn actor(who: &Verified<'_>, client: &Client) -> Actor {
 }
 
 /// A lifetime for people: `90d`, `36h`, `15m`, `42s` (the largest unit that divides it).
-fn span(secs: u64) -> String {
-    match secs {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
 fn mint_detail(rec: &TokenRecord) -> String {
     let app = rec
         .app

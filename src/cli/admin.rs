@@ -12,6 +12,7 @@ use super::output::{self, clean, or_dash};
 use crate::api::{
     AuditList, CreateOrgRequest, CreateOrgResponse, KeyBody, KeyList, OrgBody, UpdateOrgRequest,
 };
+use crate::caveats::format_span;
 
 #[derive(Subcommand)]
 pub enum OrgsCommand {
@@ -134,11 +135,9 @@ fn show_org(org: &OrgBody, json: bool) -> anyhow::Result<()> {
     if json {
         return output::json(org);
     }
-    let max = org.max_expiry_secs.map_or(Cow::Borrowed("none"), |s| {
-        humantime::format_duration(std::time::Duration::from_secs(s))
-            .to_string()
-            .into()
-    });
+    let max = org
+        .max_expiry_secs
+        .map_or(Cow::Borrowed("none"), |s| format_span(s).into());
     output::fields(&[
         ("name", clean(&org.name)),
         ("created", clean(&org.created)),
