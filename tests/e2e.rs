@@ -846,7 +846,9 @@ fn e2e_lifecycle_restart_and_secrecy() {
     c.same(shown["max_expiry_secs"].as_u64(), Some(86_400), "orgs show");
     let shown = srv.cli_ok(&admin2, &["orgs", "show", "acme"]);
     c.check(
-        shown.lines().any(|l| l.contains("max") && l.trim_end().ends_with(" 1d")),
+        shown
+            .lines()
+            .any(|l| l.contains("max") && l.trim_end().ends_with(" 1d")),
         format!("orgs show writes the maximum as --max-expiry takes it:\n{shown}"),
     );
 

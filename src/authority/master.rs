@@ -62,7 +62,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MasterKeyError + '_ {
 }
 
 /// Refuses a file that group or others can read or write.
-pub fn check_private(path: &Path) -> Result<(), MasterKeyError> {
+fn check_private(path: &Path) -> Result<(), MasterKeyError> {
     let mode = fs::metadata(path).map_err(io(path))?.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(MasterKeyError::Permissions {
@@ -74,15 +74,14 @@ pub fn check_private(path: &Path) -> Result<(), MasterKeyError> {
 }
 
 /// Creates a file readable by its owner only and writes `bytes` to it.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), MasterKeyError> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(io(path))?;
-    f.write_all(bytes).map_err(io(path))?;
-    f.sync_all().map_err(io(path))
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 impl MasterKey {
@@ -102,7 +101,7 @@ impl MasterKey {
             return Ok(MasterKey(Zeroizing::new(key)));
         }
         let key = RootKey::generate().map_err(|_| MasterKeyError::Random)?;
-        write_private(path, key.expose_bytes())?;
+        write_private(path, key.expose_bytes()).map_err(io(path))?;
         Ok(MasterKey(Zeroizing::new(*key.expose_bytes())))
     }
 

@@ -278,7 +278,8 @@ impl Authority {
             if path.exists() {
                 std::fs::remove_file(&path).map_err(|e| io_err("cannot replace", &path, e))?;
             }
-            master::write_private(&path, format!("{}\n", minted.token.expose()).as_bytes())?;
+            master::write_private(&path, format!("{}\n", minted.token.expose()).as_bytes())
+                .map_err(|e| io_err("cannot write", &path, e))?;
             Ok(())
         })?;
         Ok(minted.token)
