@@ -64,40 +64,36 @@ impl Preset {
         expires: u64,
     ) -> Result<Vec<Caveat<'static>>, AuthorityError> {
         let bad = |e: crate::caveats::ParseError| AuthorityError::BadRequest(e.to_string());
-        let needs_app = matches!(self, Preset::Deploy | Preset::Runtime);
-        let app = match (needs_app, app) {
-            (true, Some(app)) => Some(app),
-            (true, None) => {
+        let name = self.name();
+        let scoped = match (self, app) {
+            (Preset::Deploy | Preset::Runtime, None) => {
                 return Err(AuthorityError::BadRequest(format!(
-                    "a {} token needs an app",
-                    self.name()
+                    "a {name} token needs an app"
                 )));
             }
-            (false, Some(_)) => {
+            (Preset::Org | Preset::Readonly, Some(_)) => {
                 return Err(AuthorityError::BadRequest(format!(
-                    "a {} token is for the whole org; attenuate it to narrow it to an app",
-                    self.name()
+                    "a {name} token is for the whole org; attenuate it to narrow it to an app"
                 )));
             }
-            (false, None) => None,
-        };
-        let mut caveats = vec![Caveat::org(org).map_err(bad)?];
-        match (self, app) {
+            (Preset::Org, None) => vec![],
+            (Preset::Readonly, None) => vec![Caveat::actions(ActionSet::from(Action::Read))],
             (Preset::Deploy, Some(app)) => {
-                let all_but_reveal = ActionSet::ALL.intersection(ActionSet::from_iter(
-                    Action::ALL.into_iter().filter(|a| *a != Action::Reveal),
-                ));
-                caveats.push(Caveat::apps([(app, all_but_reveal)]).map_err(bad)?);
+                let all_but_reveal =
+                    ActionSet::from_iter(Action::ALL.into_iter().filter(|a| *a != Action::Reveal));
+                vec![Caveat::apps([(app, all_but_reveal)])]
             }
             (Preset::Runtime, Some(app)) => {
                 let read_reveal = ActionSet::from_iter([Action::Read, Action::Reveal]);
-                caveats.push(Caveat::apps([(app, read_reveal)]).map_err(bad)?);
-                caveats.push(Caveat::resources(ResourceSet::from(Resource::Secrets)).map_err(bad)?);
+                vec![
+                    Caveat::apps([(app, read_reveal)]),
+                    Caveat::resources(ResourceSet::from(Resource::Secrets)),
+                ]
             }
-            (Preset::Readonly, _) => {
-                caveats.push(Caveat::actions(ActionSet::from(Action::Read)).map_err(bad)?)
-            }
-            _ => {}
+        };
+        let mut caveats = vec![Caveat::org(org).map_err(bad)?];
+        for c in scoped {
+            caveats.push(c.map_err(bad)?);
         }
         caveats.push(Caveat::expires(expires));
         Ok(caveats)
