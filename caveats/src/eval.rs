@@ -23,11 +23,7 @@ pub fn evaluate<'p>(
     for (i, predicate) in predicates.into_iter().enumerate() {
         let index = i + 1;
         match Caveat::parse_bytes(predicate) {
-            Ok(caveat) => caveat.check(access).map_err(|reason| Denial {
-                index,
-                caveat: caveat.to_string(),
-                reason: reason.to_string(),
-            })?,
+            Ok(caveat) => caveat.check_at(index, access)?,
             Err(e) => {
                 return Err(Denial {
                     index,
@@ -38,6 +34,17 @@ pub fn evaluate<'p>(
         }
     }
     Ok(())
+}
+
+impl Caveat<'_> {
+    /// [`Caveat::check`] for the caveat at `index` (from 1) of a list: a denial names it.
+    pub fn check_at(&self, index: usize, access: &Access<'_>) -> Result<(), Denial> {
+        self.check(access).map_err(|reason| Denial {
+            index,
+            caveat: self.to_string(),
+            reason: reason.to_string(),
+        })
+    }
 }
 
 #[cfg(test)]

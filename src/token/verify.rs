@@ -250,13 +250,7 @@ impl<'b> Verified<'b> {
             });
         }
         for (i, c) in self.caveats.iter().enumerate() {
-            if let Err(reason) = c.check(access) {
-                return Err(Denial {
-                    index: i + 1,
-                    caveat: c.to_string(),
-                    reason: reason.to_string(),
-                });
-            }
+            c.check_at(i + 1, access)?;
         }
         Ok(())
     }
