@@ -417,3 +417,18 @@ fn errors_never_echo_the_token() {
     let out = macvault(&["tokens", "inspect", truncated]);
     assert!(!out.failed().contains(truncated));
 }
+
+#[test]
+fn serve_refuses_a_request_timeout_out_of_range() {
+    // Refused while parsing arguments: nothing is created or bound.
+    for (bad, says) in [
+        ("0s", "at least one second"),
+        ("2h", "at most 1h"),
+        ("soon", "not a duration"),
+    ] {
+        let err = macvault(&["serve", "--listen", "127.0.0.1:0", "--request-timeout", bad])
+            .failed()
+            .to_owned();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+}

@@ -79,9 +79,9 @@ struct ServeArgs {
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d.is_zero() || d > Duration::from_secs(3600) {
-        return Err("must be more than 0 and at most 1h".into());
+    let d = input::parse_duration(s)?;
+    if d > Duration::from_secs(3600) {
+        return Err("a request timeout is at most 1h".into());
     }
     Ok(d)
 }
