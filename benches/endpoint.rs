@@ -12,9 +12,9 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use macvault::api::{VerifyAnswer, VerifyRequest};
 use macvault::authority::{Authority, Client, ClientRef, MintSpec, Preset};
 use macvault::caveats::Caveat;
+use macvault::http::verify_body;
 use macvault::token::attenuate;
 
 fn setup(dir: &std::path::Path) -> (Authority, String) {
@@ -50,23 +50,6 @@ fn setup(dir: &std::path::Path) -> (Authority, String) {
     (authority, body)
 }
 
-fn handle(authority: &Authority, body: &[u8], client: ClientRef<'_>) -> usize {
-    let Ok(req) = serde_json::from_slice::<VerifyRequest<'_>>(body) else {
-        return 0;
-    };
-    authority
-        .decide(
-            &req.token,
-            req.access.as_ref(),
-            req.source_ip,
-            client,
-            |verified, denial| serde_json::to_vec(&VerifyAnswer::new(verified, denial)),
-        )
-        .ok()
-        .and_then(Result::ok)
-        .map_or(0, |answer| answer.len())
-}
-
 fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (authority, body) = setup(&tmp.path().join("data"));
@@ -74,19 +57,8 @@ fn bench(c: &mut Criterion) {
         ip: Some([127, 0, 0, 1].into()),
         user_agent: Some("bench/1"),
     };
-    let answer = {
-        let req: VerifyRequest<'_> = serde_json::from_str(&body).expect("body");
-        authority
-            .decide(
-                &req.token,
-                req.access.as_ref(),
-                req.source_ip,
-                client,
-                |v, d| serde_json::to_string(&VerifyAnswer::new(v, d)),
-            )
-            .expect("verifies")
-            .expect("serializes")
-    };
+    let answer = verify_body(&authority, body.as_bytes(), client).expect("verifies");
+    let answer = String::from_utf8(answer).expect("UTF-8");
     assert!(answer.contains(r#""allowed":true"#), "{answer}");
     assert_eq!(
         answer.matches(" = ").count() + answer.matches(" < ").count(),
@@ -94,7 +66,9 @@ fn bench(c: &mut Criterion) {
         "{answer}"
     );
     c.bench_function("endpoint/verify_request_5_caveats", |b| {
-        b.iter(|| handle(&authority, black_box(body.as_bytes()), client))
+        b.iter(|| {
+            verify_body(&authority, black_box(body.as_bytes()), client).map_or(0, |a| a.len())
+        })
     });
 }
 

@@ -29,6 +29,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use verify::verify_body;
 
 use crate::authority::{Authority, Client, ClientRef};
 use crate::token::Verified;

@@ -24,6 +24,7 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::{ApiError, AppState, MAX_BODY, client_ref};
 use crate::api::{VerifyAnswer, VerifyRequest};
+use crate::authority::{Authority, ClientRef};
 
 /// The path this module answers.
 pub(super) const PATH: &str = "/v1/verify";
@@ -58,7 +59,7 @@ pub(super) async fn serve(
     response
 }
 
-/// The synchronous part: check the content type, parse, verify, serialize.
+/// The synchronous part: check the content type, then [`verify_body`].
 fn answer(
     state: &AppState,
     peer: SocketAddr,
@@ -70,11 +71,20 @@ fn answer(
             "expected a request with Content-Type: application/json",
         ));
     }
+    verify_body(state, body, client_ref(Some(peer), headers))
+}
+
+/// The endpoint's own work on a JSON body: parse, verify, decide, serialize the 200
+/// answer ([`crate::api::VerifyResponse`]). Public for `benches/endpoint.rs`.
+pub fn verify_body(
+    authority: &Authority,
+    body: &[u8],
+    client: ClientRef<'_>,
+) -> Result<Vec<u8>, ApiError> {
     // Parsed by hand rather than with `Json`, so the token borrows from the body.
     let req: VerifyRequest<'_> = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("failed to parse the request body: {e}")))?;
-    let client = client_ref(Some(peer), headers);
-    let json = state
+    let json = authority
         .decide(
             &req.token,
             req.access.as_ref(),
