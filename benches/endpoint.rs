@@ -12,32 +12,31 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use macvault::authority::{Authority, Client, ClientRef, MintSpec, Preset};
+use macvault::authority::{Authority, Client, ClientRef, MintSpec};
 use macvault::caveats::Caveat;
 use macvault::http::verify_body;
+use macvault::model::TokenKind;
 use macvault::token::attenuate;
 
-fn setup(dir: &std::path::Path) -> (Authority, String) {
-    let (authority, operator) = Authority::open(dir).expect("open authority");
-    let client = Client::default();
-    let operator = operator.expect("first start prints the operator token");
+async fn setup(dir: &std::path::Path) -> (std::sync::Arc<Authority>, String) {
+    let opened = Authority::open(dir).await.expect("open authority");
+    let authority = opened.authority;
+    let path = opened
+        .operator_token
+        .expect("first start writes the operator token");
+    let operator = std::fs::read_to_string(path).expect("read operator.token");
     let op = authority
-        .authenticate(operator.expose(), &client)
+        .authenticate(operator.trim(), Client::default())
+        .await
         .expect("operator token verifies");
+    let org = authority.create_org(&op, "acme").await.expect("create org");
     let org = authority
-        .create_org(&op, "acme", &client)
-        .expect("create org");
-    let org = authority
-        .authenticate(org.token.expose(), &client)
+        .authenticate(org.token.expose(), Client::default())
+        .await
         .expect("org token verifies");
-    let spec = MintSpec {
-        preset: Preset::Deploy,
-        app: Some("web".into()),
-        name: None,
-        expiry_secs: None,
-    };
     let deploy = authority
-        .mint(&org, "acme", &spec, &client)
+        .mint(&org, "acme", &MintSpec::new(TokenKind::Deploy).app("web"))
+        .await
         .expect("mint deploy");
     let narrow = [
         Caveat::parse("actions = r").expect("caveat"),
@@ -52,7 +51,8 @@ fn setup(dir: &std::path::Path) -> (Authority, String) {
 
 fn bench(c: &mut Criterion) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (authority, body) = setup(&tmp.path().join("data"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (authority, body) = rt.block_on(setup(&tmp.path().join("data")));
     let client = ClientRef {
         ip: Some([127, 0, 0, 1].into()),
         user_agent: Some("bench/1"),

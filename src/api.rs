@@ -1,10 +1,13 @@
-//! The JSON bodies of the HTTP API (docs/API.md), shared by the server and the CLI client.
+//! The JSON bodies of the HTTP API (docs/API.md), shared by the server and the CLI
+//! client. Answers are built from the domain records (`model/`) by `From` impls here.
 
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::caveats::{AccessSpec, Caveat, Denial, Timestamp};
+use crate::authority::{AuditPage, Minted, Readiness, Revoked};
+use crate::caveats::{AccessSpec, Caveat, Denial, Timestamp, format_time};
+use crate::model::{AuditEvent, LastUsed, Org, RootKeyVersion, TokenRecord, TokenView};
 use crate::token::{TokenId, Verified};
 
 /// `POST /v1/verify`. The token borrows from the request body where it can.
@@ -151,6 +154,27 @@ pub struct MintResponse {
     pub record: TokenRecordBody,
 }
 
+/// `POST /v1/tokens/{id}/revoke` and `/v1/tokens/self/revoke` (the body is optional).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// Revoke only this token; the tokens minted from it live on.
+    #[serde(default)]
+    pub orphan: bool,
+}
+
+/// The answer of a revocation: the token's record, and what went with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokeResponse {
+    /// The revoked token.
+    #[serde(flatten)]
+    pub record: TokenRecordBody,
+    /// How many tokens minted from it (transitively) were revoked with it.
+    pub revoked_descendants: usize,
+    /// It was revoked already: nothing changed.
+    pub already_revoked: bool,
+}
+
 /// When, from where and with what a token was last used.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LastUsedBody {
@@ -183,12 +207,18 @@ pub struct TokenRecordBody {
     pub created: String,
     /// The id of the token that minted it.
     pub creator: Option<String>,
+    /// Its parent in the lineage (revoking the parent revokes it); null for a root.
+    #[serde(default)]
+    pub parent: Option<String>,
     /// When it expires.
     pub expires: String,
     /// First 12 hex digits of SHA-256 over the minted text.
     pub fingerprint: String,
-    /// When it was revoked.
+    /// When its revocation takes (or took) effect.
     pub revoked: Option<String>,
+    /// `active`, `expired`, `revoked` or `key_retired`.
+    #[serde(default)]
+    pub status: String,
     /// Its last use.
     pub last_used: Option<LastUsedBody>,
 }
@@ -246,6 +276,28 @@ pub struct AuditEventBody {
 pub struct AuditList {
     /// Events, oldest first.
     pub events: Vec<AuditEventBody>,
+    /// Pass as `before` to read the page of older events; absent on the oldest page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub older: Option<String>,
+}
+
+/// `GET /v1/ready`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadyBody {
+    /// `ready`, `stale` or `unavailable`.
+    pub status: String,
+    /// `redb` or `postgres`.
+    pub backend: String,
+    /// The last change-feed position applied.
+    pub feed_position: u64,
+    /// Seconds since the node last caught up with the feed.
+    pub lag_secs: f64,
+    /// Last-used times waiting for the background writer.
+    pub queued_uses: usize,
+    /// Audit events waiting for the background writer.
+    pub queued_events: usize,
+    /// Last-used times and events dropped so far because the queue was full.
+    pub dropped: u64,
 }
 
 /// Serializes a value through its `Display`, straight into the output (no `String`).
@@ -332,6 +384,140 @@ impl std::fmt::Debug for MintResponse {
             .field("token", &REDACTED)
             .field("record", &self.record)
             .finish()
+    }
+}
+
+impl From<&Org> for OrgBody {
+    fn from(o: &Org) -> Self {
+        OrgBody {
+            name: o.name.clone(),
+            created: format_time(o.created),
+            current_key_version: o.current_key,
+            max_expiry_secs: o.max_expiry_secs,
+        }
+    }
+}
+
+impl KeyBody {
+    /// A key version of `org`.
+    pub fn new(k: &RootKeyVersion, org: &Org) -> Self {
+        KeyBody {
+            version: k.version,
+            created: format_time(k.created),
+            retired: k.retired.map(format_time),
+            current: k.version == org.current_key,
+        }
+    }
+}
+
+impl From<&LastUsed> for LastUsedBody {
+    fn from(u: &LastUsed) -> Self {
+        LastUsedBody {
+            time: format_time(u.time),
+            ip: u.ip.map(|ip| ip.to_string()),
+            user_agent: u.user_agent.clone(),
+        }
+    }
+}
+
+impl TokenRecordBody {
+    fn new(r: &TokenRecord, status: &str, last_used: Option<&LastUsed>) -> Self {
+        TokenRecordBody {
+            id: r.id.to_string(),
+            org: r.org.clone(),
+            name: r.name.clone(),
+            kind: r.kind.name().to_owned(),
+            app: r.app.clone(),
+            caveats: r.caveats.clone(),
+            key_version: r.key_version,
+            created: format_time(r.created),
+            creator: r.creator.map(|c| c.to_string()),
+            parent: r.parent.map(|p| p.to_string()),
+            expires: format_time(r.expires),
+            fingerprint: r.fingerprint.clone(),
+            revoked: r.revoked.map(|rv| format_time(rv.effective)),
+            status: status.to_owned(),
+            last_used: last_used.map(LastUsedBody::from),
+        }
+    }
+}
+
+impl From<&TokenView> for TokenRecordBody {
+    fn from(v: &TokenView) -> Self {
+        TokenRecordBody::new(&v.entry.record, v.status.name(), v.entry.last_used.as_ref())
+    }
+}
+
+impl From<&Minted> for MintResponse {
+    fn from(m: &Minted) -> Self {
+        MintResponse {
+            token: m.token.expose().to_owned(),
+            record: TokenRecordBody::new(&m.record, "active", None),
+        }
+    }
+}
+
+impl From<&Minted> for CreateOrgResponse {
+    fn from(m: &Minted) -> Self {
+        CreateOrgResponse {
+            org: m.record.org.clone(),
+            token: m.token.expose().to_owned(),
+            token_id: m.record.id.to_string(),
+            expires: format_time(m.record.expires),
+        }
+    }
+}
+
+impl From<&Revoked> for RevokeResponse {
+    fn from(r: &Revoked) -> Self {
+        RevokeResponse {
+            record: TokenRecordBody::new(&r.record, "revoked", None),
+            revoked_descendants: r.descendants,
+            already_revoked: r.already,
+        }
+    }
+}
+
+impl From<&AuditEvent> for AuditEventBody {
+    fn from(e: &AuditEvent) -> Self {
+        AuditEventBody {
+            seq: e.seq,
+            time: format_time(e.time),
+            org: e.org.clone(),
+            action: e.action.clone(),
+            actor: e.actor.map(|a| a.to_string()),
+            source_ip: e.source_ip.map(|ip| ip.to_string()),
+            outcome: e.outcome.name().to_owned(),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+impl From<&AuditPage> for AuditList {
+    fn from(p: &AuditPage) -> Self {
+        AuditList {
+            events: p.events.iter().map(AuditEventBody::from).collect(),
+            older: p.older.clone(),
+        }
+    }
+}
+
+impl From<&Readiness> for ReadyBody {
+    fn from(r: &Readiness) -> Self {
+        let status = match (r.ready, r.store_ok) {
+            (true, _) => "ready",
+            (false, false) => "unavailable",
+            (false, true) => "stale",
+        };
+        ReadyBody {
+            status: status.to_owned(),
+            backend: r.backend.to_owned(),
+            feed_position: r.position,
+            lag_secs: (r.lag.as_secs_f64() * 10.0).round() / 10.0,
+            queued_uses: r.queued.0,
+            queued_events: r.queued.1,
+            dropped: r.dropped.0 + r.dropped.1,
+        }
     }
 }
 

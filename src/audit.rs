@@ -1,10 +1,9 @@
-//! Append-only audit events: who did what to which org, from where, with what outcome.
-//! Events never carry a token, a key or a secret value: actors are token ids.
+//! Append-only audit events: the actions audited and how their details read. Events
+//! never carry a token, a key or a secret value: actors are token ids, and names that
+//! came from requests are escaped and cut.
 
-use std::net::IpAddr;
-
-use crate::store::{AuditRecord, Outcome};
-use crate::token::TokenId;
+use crate::caveats::{Excerpt, format_time};
+use crate::model::TokenRecord;
 
 /// Audited actions (stable strings; the API shows them).
 pub mod action {
@@ -24,32 +23,28 @@ pub mod action {
     pub const REQUEST_DENIED: &str = "request.denied";
 }
 
-/// Who acted and from where.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Actor {
-    /// The acting token's id.
-    pub token: Option<TokenId>,
-    /// The client address.
-    pub ip: Option<IpAddr>,
+/// `deploy token "ci" (ID) for app web, expires T`.
+pub fn mint_detail(rec: &TokenRecord) -> String {
+    let app = rec
+        .app
+        .as_ref()
+        .map(|a| format!(" for app {a}"))
+        .unwrap_or_default();
+    format!(
+        "{} token \"{}\" ({}){app}, expires {}",
+        rec.kind.name(),
+        Excerpt(rec.name.as_bytes()),
+        rec.id,
+        format_time(rec.expires)
+    )
 }
 
-/// A new event (its sequence number is assigned when appended).
-pub fn event(
-    org: &str,
-    action: &str,
-    actor: Actor,
-    outcome: Outcome,
-    detail: String,
-    time: u64,
-) -> AuditRecord {
-    AuditRecord {
-        seq: 0,
-        time,
-        org: org.to_owned(),
-        action: action.to_owned(),
-        actor: actor.token,
-        source_ip: actor.ip,
-        outcome,
-        detail,
-    }
+/// `deploy token "ci" (ID)`.
+pub fn token_label(rec: &TokenRecord) -> String {
+    format!(
+        "{} token \"{}\" ({})",
+        rec.kind.name(),
+        Excerpt(rec.name.as_bytes()),
+        rec.id
+    )
 }

@@ -14,6 +14,7 @@ pub mod authority;
 pub mod cli;
 #[cfg(feature = "server")]
 pub mod http;
+pub mod model;
 #[cfg(feature = "server")]
 pub mod store;
 pub mod token;

@@ -101,8 +101,28 @@ impl MasterKey {
             return Ok(MasterKey(Zeroizing::new(key)));
         }
         let key = RootKey::generate().map_err(|_| MasterKeyError::Random)?;
-        write_private(path, key.expose_bytes()).map_err(io(path))?;
-        Ok(MasterKey(Zeroizing::new(*key.expose_bytes())))
+        match write_private(path, key.expose_bytes()) {
+            Ok(()) => Ok(MasterKey(Zeroizing::new(*key.expose_bytes()))),
+            // Another node sharing this path created it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path),
+            Err(e) => Err(io(path)(e)),
+        }
+    }
+
+    /// A value that shows which master key initialised a store without revealing it:
+    /// HMAC-SHA256 of a fixed label under the key.
+    pub fn check_value(&self) -> [u8; 32] {
+        use hmac::{KeyInit as _, Mac as _};
+        let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(&*self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(b"macvault master key check v1");
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `check` is this key's check value (constant time).
+    pub fn matches(&self, check: &[u8]) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.check_value().as_slice().ct_eq(check))
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {

@@ -1,111 +1,64 @@
-//! The minting presets (ARCHITECTURE §2.3) and their caveats.
+//! The minting presets (ARCHITECTURE §2.3): the caveats each kind of token carries.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use super::AuthorityError;
-use crate::caveats::{Action, ActionSet, Caveat, Resource, ResourceSet};
-use crate::store::TokenKind;
+use super::{MintError, NameError, SYSTEM_ORG};
+use crate::caveats::{Action, ActionSet, Caveat, Excerpt, Resource, ResourceSet};
+use crate::model::TokenKind;
 
 /// Lifetime of a minted token unless asked otherwise.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(90 * 24 * 3600);
+/// How long the operator token lives.
+pub(super) const OPERATOR_EXPIRY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
-/// A kind of token the authority mints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preset {
-    /// Manage one org: tokens, keys, apps, secrets (including reveal).
-    Org,
-    /// CI/CD for one app: every action on it but `reveal`.
-    Deploy,
-    /// Look, never change, never reveal.
-    Readonly,
-    /// What a running app uses to read its secrets.
-    Runtime,
-}
-
-impl FromStr for Preset {
-    type Err = AuthorityError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "org" => Ok(Preset::Org),
-            "deploy" => Ok(Preset::Deploy),
-            "readonly" => Ok(Preset::Readonly),
-            "runtime" => Ok(Preset::Runtime),
-            _ => Err(AuthorityError::BadRequest(format!(
-                "unknown token kind {:?}: use org, deploy, readonly or runtime",
-                s.chars().take(32).collect::<String>()
-            ))),
+/// The caveats of a token of `kind` in `org` (the app is required exactly for deploy
+/// and runtime), ending with its expiry.
+pub(super) fn caveats(
+    kind: TokenKind,
+    org: &str,
+    app: Option<&str>,
+    expires: u64,
+) -> Result<Vec<Caveat<'static>>, MintError> {
+    let invalid = |what: &'static str, name: &str| {
+        MintError::InvalidName(NameError {
+            what,
+            shown: Excerpt(name.as_bytes()).to_string(),
+        })
+    };
+    let org = if kind == TokenKind::Operator {
+        SYSTEM_ORG
+    } else {
+        org
+    };
+    let mut out = vec![Caveat::org(org).map_err(|_| invalid("org", org))?];
+    match (kind, app) {
+        (TokenKind::Deploy | TokenKind::Runtime, None) => return Err(MintError::AppRequired(kind)),
+        (TokenKind::Org | TokenKind::Readonly | TokenKind::Operator, Some(_)) => {
+            return Err(MintError::AppNotAllowed(kind));
+        }
+        (TokenKind::Org | TokenKind::Operator, None) => {}
+        (TokenKind::Readonly, None) => out.push(Caveat::Actions(Action::Read.into())),
+        (TokenKind::Deploy, Some(app)) => {
+            let all_but_reveal =
+                ActionSet::from_iter(Action::ALL.into_iter().filter(|a| *a != Action::Reveal));
+            out.push(Caveat::apps([(app, all_but_reveal)]).map_err(|_| invalid("app", app))?);
+        }
+        (TokenKind::Runtime, Some(app)) => {
+            let read_reveal = ActionSet::from_iter([Action::Read, Action::Reveal]);
+            out.push(Caveat::apps([(app, read_reveal)]).map_err(|_| invalid("app", app))?);
+            out.push(Caveat::Resources(ResourceSet::from(Resource::Secrets)));
         }
     }
-}
-
-impl Preset {
-    /// Its name.
-    pub fn name(self) -> &'static str {
-        self.kind().name()
-    }
-
-    /// Its ledger kind.
-    pub fn kind(self) -> TokenKind {
-        match self {
-            Preset::Org => TokenKind::Org,
-            Preset::Deploy => TokenKind::Deploy,
-            Preset::Readonly => TokenKind::Readonly,
-            Preset::Runtime => TokenKind::Runtime,
-        }
-    }
-
-    /// The caveats of a token of this kind (the app is required exactly for deploy and runtime).
-    pub fn caveats(
-        self,
-        org: &str,
-        app: Option<&str>,
-        expires: u64,
-    ) -> Result<Vec<Caveat<'static>>, AuthorityError> {
-        let bad = |e: crate::caveats::ParseError| AuthorityError::BadRequest(e.to_string());
-        let name = self.name();
-        let scoped = match (self, app) {
-            (Preset::Deploy | Preset::Runtime, None) => {
-                return Err(AuthorityError::BadRequest(format!(
-                    "a {name} token needs an app"
-                )));
-            }
-            (Preset::Org | Preset::Readonly, Some(_)) => {
-                return Err(AuthorityError::BadRequest(format!(
-                    "a {name} token is for the whole org; attenuate it to narrow it to an app"
-                )));
-            }
-            (Preset::Org, None) => vec![],
-            (Preset::Readonly, None) => vec![Caveat::actions(ActionSet::from(Action::Read))],
-            (Preset::Deploy, Some(app)) => {
-                let all_but_reveal =
-                    ActionSet::from_iter(Action::ALL.into_iter().filter(|a| *a != Action::Reveal));
-                vec![Caveat::apps([(app, all_but_reveal)])]
-            }
-            (Preset::Runtime, Some(app)) => {
-                let read_reveal = ActionSet::from_iter([Action::Read, Action::Reveal]);
-                vec![
-                    Caveat::apps([(app, read_reveal)]),
-                    Caveat::resources(ResourceSet::from(Resource::Secrets)),
-                ]
-            }
-        };
-        let mut caveats = vec![Caveat::org(org).map_err(bad)?];
-        for c in scoped {
-            caveats.push(c.map_err(bad)?);
-        }
-        caveats.push(Caveat::expires(expires));
-        Ok(caveats)
-    }
+    out.push(Caveat::expires(expires));
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn texts(p: Preset, app: Option<&str>) -> Vec<String> {
-        p.caveats("acme", app, 1_800_000_000)
+    fn texts(k: TokenKind, app: Option<&str>) -> Vec<String> {
+        caveats(k, "acme", app, 1_800_000_000)
             .unwrap()
             .iter()
             .map(ToString::to_string)
@@ -115,21 +68,24 @@ mod tests {
     #[test]
     fn preset_caveats() {
         let exp = "expires < 2027-01-15T08:00:00Z";
-        assert_eq!(texts(Preset::Org, None), ["org = acme", exp]);
+        assert_eq!(texts(TokenKind::Org, None), ["org = acme", exp]);
         assert_eq!(
-            texts(Preset::Deploy, Some("web")),
+            texts(TokenKind::Deploy, Some("web")),
             ["org = acme", "app = web:rwcdx", exp]
         );
         assert_eq!(
-            texts(Preset::Readonly, None),
+            texts(TokenKind::Readonly, None),
             ["org = acme", "actions = r", exp]
         );
         assert_eq!(
-            texts(Preset::Runtime, Some("web")),
+            texts(TokenKind::Runtime, Some("web")),
             ["org = acme", "app = web:rv", "resource = secrets", exp]
         );
-        assert!(Preset::Deploy.caveats("acme", None, 1).is_err());
-        assert!(Preset::Org.caveats("acme", Some("web"), 1).is_err());
-        assert!("admin".parse::<Preset>().is_err());
+        assert_eq!(texts(TokenKind::Operator, None), ["org = system", exp]);
+        assert!(caveats(TokenKind::Deploy, "acme", None, 1).is_err());
+        assert!(caveats(TokenKind::Org, "acme", Some("web"), 1).is_err());
+        assert!(caveats(TokenKind::Deploy, "acme", Some("Web"), 1).is_err());
+        assert!("admin".parse::<TokenKind>().is_err());
+        assert!("operator".parse::<TokenKind>().is_err(), "not mintable");
     }
 }

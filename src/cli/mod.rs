@@ -5,16 +5,14 @@ mod admin;
 mod client;
 mod input;
 mod output;
+mod serve;
 mod tokens;
 
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use reqwest::Url;
 
 pub use client::ApiError;
@@ -51,7 +49,9 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(serve::ServeArgs),
+    /// Initialise an empty store (a PostgreSQL database) without serving.
+    Init(serve::InitArgs),
     /// Create and configure orgs.
     #[command(subcommand)]
     Orgs(admin::OrgsCommand),
@@ -63,27 +63,6 @@ enum Command {
     Tokens(tokens::TokensCommand),
     /// Show an org's audit log.
     Audit(admin::AuditArgs),
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    listen: SocketAddr,
-    /// Where the server keeps its keys and database.
-    #[arg(long, env = "MACVAULT_DATA_DIR", default_value = "./macvault-data")]
-    data_dir: PathBuf,
-    /// How long a request may take before it is answered 408 (`10s`, `1m`).
-    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
-    request_timeout: Duration,
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = input::parse_duration(s)?;
-    if d > Duration::from_secs(3600) {
-        return Err("a request timeout is at most 1h".into());
-    }
-    Ok(d)
 }
 
 /// Parses the command line, runs the command, and reports errors as `error: …`.
@@ -107,25 +86,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         command,
     } = cli;
     match command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Init(args) => serve::init(args),
         Command::Tokens(cmd) => tokens::run(cmd, url, token),
         Command::Orgs(cmd) => block_on(admin::orgs(&Client::new(url, token)?, cmd)),
         Command::Keys(cmd) => block_on(admin::keys(&Client::new(url, token)?, cmd)),
         Command::Audit(args) => block_on(admin::audit(&Client::new(url, token)?, args)),
     }
-}
-
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(crate::http::serve(
-        args.listen,
-        args.data_dir,
-        args.request_timeout,
-    ))?;
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs one client command to completion on a current-thread runtime.

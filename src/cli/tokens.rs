@@ -17,9 +17,11 @@ use super::client::{ApiError, Client};
 use super::input::{SecretToken, parse_duration, token_or_stdin};
 use super::output::{self, clean, fields, or_dash};
 use crate::api::{
-    MintRequest, MintResponse, TokenList, TokenRecordBody, VerifyRequest, VerifyResponse,
+    MintRequest, MintResponse, RevokeResponse, TokenList, TokenRecordBody, VerifyRequest,
+    VerifyResponse,
 };
 use crate::caveats::{AccessSpec, Action, ActionSet, Caveat, IpNet, Resource, ResourceSet};
+use crate::model::TokenKind;
 use crate::token::{self, Inspection, TokenId};
 
 /// Largest caveats file read.
@@ -66,34 +68,28 @@ pub enum TokensCommand {
     Verify(VerifyArgs),
 }
 
-/// The token presets of `POST /v1/orgs/{org}/tokens`.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Kind {
-    /// Everything in the org.
-    Org,
-    /// Read and change one app.
-    Deploy,
-    /// Read everything, reveal nothing.
-    Readonly,
-    /// Read one app's secrets at run time.
-    Runtime,
-}
+/// The kinds a token can be minted as, for the command line.
+impl ValueEnum for TokenKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &TokenKind::PRESETS
+    }
 
-impl Kind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Kind::Org => "org",
-            Kind::Deploy => "deploy",
-            Kind::Readonly => "readonly",
-            Kind::Runtime => "runtime",
-        }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let help = match self {
+            TokenKind::Org => "everything in the org",
+            TokenKind::Deploy => "read and change one app (no reveal)",
+            TokenKind::Readonly => "read everything, reveal nothing",
+            TokenKind::Runtime => "read one app's secrets at run time",
+            TokenKind::Operator => return None,
+        };
+        Some(clap::builder::PossibleValue::new(self.name()).help(help))
     }
 }
 
 #[derive(Args)]
 pub struct CreateArgs {
-    /// The preset.
-    kind: Kind,
+    /// The kind.
+    kind: TokenKind,
     /// The org.
     #[arg(long)]
     org: String,
@@ -319,7 +315,7 @@ fn print_caveats(caveats: &[token::InspectedCaveat], indent: &str) -> std::io::R
 
 async fn create(client: &Client, args: CreateArgs) -> anyhow::Result<ExitCode> {
     let req = MintRequest {
-        kind: args.kind.as_str().to_owned(),
+        kind: args.kind.name().to_owned(),
         app: args.app,
         name: args.name,
         expiry_secs: args.expiry.map(|d| d.as_secs()),
@@ -381,12 +377,8 @@ fn token_row(t: &TokenRecordBody) -> [Cow<'_, str>; 8] {
 async fn revoke(client: &Client, ids: &[String], self_: bool) -> anyhow::Result<ExitCode> {
     if self_ {
         let path = ["v1", "tokens", "self", "revoke"];
-        let record: TokenRecordBody = client.call(Method::POST, &path, None::<&()>).await?;
-        output::line(format_args!(
-            "revoked {} ({})",
-            record.id,
-            clean(&record.name)
-        ))?;
+        let done: RevokeResponse = client.call(Method::POST, &path, None::<&()>).await?;
+        output::line(revoked_line(&done))?;
         return Ok(ExitCode::SUCCESS);
     }
     let ids: Vec<TokenId> = ids
@@ -401,10 +393,10 @@ async fn revoke(client: &Client, ids: &[String], self_: bool) -> anyhow::Result<
         let id = id.to_string();
         let path = ["v1", "tokens", &id, "revoke"];
         match client
-            .call::<(), TokenRecordBody>(Method::POST, &path, None)
+            .call::<(), RevokeResponse>(Method::POST, &path, None)
             .await
         {
-            Ok(record) => output::line(format_args!("revoked {id} ({})", clean(&record.name)))?,
+            Ok(done) => output::line(revoked_line(&done))?,
             Err(err) => {
                 eprintln!("error: {id}: {err:#}");
                 code = ExitCode::FAILURE;
@@ -412,6 +404,17 @@ async fn revoke(client: &Client, ids: &[String], self_: bool) -> anyhow::Result<
         }
     }
     Ok(code)
+}
+
+/// `revoked ID (NAME)`, and what went with it.
+fn revoked_line(done: &RevokeResponse) -> String {
+    let head = format!("revoked {} ({})", done.record.id, clean(&done.record.name));
+    match (done.already_revoked, done.revoked_descendants) {
+        (true, _) => format!("{head}: it was revoked already"),
+        (false, 0) => head,
+        (false, 1) => format!("{head} and 1 token minted from it"),
+        (false, n) => format!("{head} and {n} tokens minted from it"),
+    }
 }
 
 async fn verify(client: &Client, token: SecretToken, args: VerifyArgs) -> anyhow::Result<ExitCode> {

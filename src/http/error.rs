@@ -1,12 +1,13 @@
-//! Errors as HTTP answers: `{"error": {"code", "message"}}` with the right status.
+//! Errors as HTTP answers: `{"error": {"code", "message"}}`, the status from the
+//! error's class (one per variant, see `authority::error`).
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::api::{DenialBody, ErrorBody, ErrorDetail};
-use crate::authority::AuthorityError;
+use crate::authority::{Classify, ErrorClass};
 use crate::token::FailureClass;
 
 /// An error answer.
@@ -16,6 +17,20 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     denial: Option<DenialBody>,
+    retry_after: Option<u32>,
+}
+
+/// The status of each class.
+pub fn status_of(class: ErrorClass) -> StatusCode {
+    match class {
+        ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorClass::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorClass::Denied => StatusCode::FORBIDDEN,
+        ErrorClass::NotFound => StatusCode::NOT_FOUND,
+        ErrorClass::Conflict => StatusCode::CONFLICT,
+        ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 impl ApiError {
@@ -26,6 +41,7 @@ impl ApiError {
             code,
             message: message.into(),
             denial: None,
+            retry_after: None,
         }
     }
 
@@ -52,7 +68,7 @@ impl ApiError {
         )
     }
 
-    /// 413 for a body over [`super::MAX_BODY`].
+    /// 413 for a body over the limit.
     pub fn too_large() -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -78,31 +94,28 @@ impl ApiError {
             "send the token as `Authorization: Bearer mvt_…`",
         )
     }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
 }
 
-impl From<AuthorityError> for ApiError {
-    fn from(e: AuthorityError) -> Self {
-        match e {
-            AuthorityError::Unauthenticated(class) => ApiError::unauthenticated(class),
-            AuthorityError::Denied(d) => ApiError {
-                status: StatusCode::FORBIDDEN,
-                code: "denied",
-                message: d.to_string(),
-                denial: Some(d.into()),
-            },
-            AuthorityError::BadRequest(m) => ApiError::bad_request(m),
-            AuthorityError::NotFound(what) => Self::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no such {what}"),
-            ),
-            AuthorityError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
-            other => {
-                // These messages hold no token, key or secret: only store and I/O failures.
-                tracing::error!(error = %other, "internal error");
-                Self::internal()
-            }
+impl<E: Classify> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let class = e.class();
+        if class == ErrorClass::Internal {
+            // These messages hold no token, key or secret: only store and I/O failures.
+            tracing::error!(error = %e, "internal error");
+            return ApiError::internal();
         }
+        let mut out = ApiError::new(status_of(class), e.code(), e.to_string());
+        out.denial = e.denial().cloned().map(DenialBody::from);
+        if class == ErrorClass::Unavailable {
+            tracing::warn!(error = %e, "answering 503");
+            out.retry_after = Some(1);
+        }
+        out
     }
 }
 
@@ -131,6 +144,11 @@ impl IntoResponse for ApiError {
             },
             denial: self.denial,
         };
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
     }
 }

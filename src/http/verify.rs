@@ -22,9 +22,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
-use super::{ApiError, AppState, MAX_BODY, client_ref};
+use super::auth::client_ref;
+use super::{ApiError, AppState, MAX_BODY};
 use crate::api::{VerifyAnswer, VerifyRequest};
-use crate::authority::{Authority, ClientRef};
+use crate::authority::{AuthError, Authority, ClientRef};
+use crate::token::FailureClass;
 
 /// The path this module answers.
 pub(super) const PATH: &str = "/v1/verify";
@@ -37,7 +39,7 @@ pub(super) async fn serve(
     req: Request,
 ) -> Response {
     if req.method() != Method::POST {
-        let mut res = super::handlers::method_not_allowed().await.into_response();
+        let mut res = super::health::method_not_allowed().await.into_response();
         res.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
@@ -47,16 +49,36 @@ pub(super) async fn serve(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let answer = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        answer(&state, peer, &parts.headers, &bytes)
-    }));
+    let run = || {
+        std::panic::catch_unwind(AssertUnwindSafe(|| {
+            answer(&state, peer, &parts.headers, &bytes)
+        }))
+    };
+    let mut answer = run();
+    if matches!(answer, Ok(Err(Refused::UnknownKey)))
+        && state.authority.refresh_for_unknown_key().await
+    {
+        // A key version this node has not followed yet (just rotated on another node).
+        answer = run();
+    }
     let response = match answer {
         Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Ok(Err(e)) => e.into_response(),
-        Err(panic) => super::handlers::panic_response(panic),
+        Ok(Err(Refused::UnknownKey)) => {
+            ApiError::unauthenticated(FailureClass::UnknownKey).into_response()
+        }
+        Ok(Err(Refused::Other(e))) => e.into_response(),
+        Err(panic) => super::health::panic_response(panic),
     };
     tracing::debug!(status = %response.status(), "POST /v1/verify");
     response
+}
+
+/// Why the synchronous part gave no 200.
+enum Refused {
+    /// `unknown_key`: worth one refresh and another try.
+    UnknownKey,
+    /// Anything else.
+    Other(ApiError),
 }
 
 /// The synchronous part: check the content type, then [`verify_body`].
@@ -65,13 +87,41 @@ fn answer(
     peer: SocketAddr,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, Refused> {
     if !is_json(headers) {
-        return Err(ApiError::bad_request(
+        return Err(Refused::Other(ApiError::bad_request(
             "expected a request with Content-Type: application/json",
-        ));
+        )));
     }
-    verify_body(state, body, client_ref(Some(peer), headers))
+    let client = client_ref(Some(peer), headers, &state.proxies);
+    match verify_body(&state.authority, body, client) {
+        Err(VerifyFailure::Refused(AuthError::Unauthenticated(FailureClass::UnknownKey))) => {
+            Err(Refused::UnknownKey)
+        }
+        Err(e) => Err(Refused::Other(e.into())),
+        Ok(json) => Ok(json),
+    }
+}
+
+/// Why [`verify_body`] gave no answer.
+#[derive(Debug)]
+pub enum VerifyFailure {
+    /// The body is not a verify request.
+    BadRequest(String),
+    /// The token does not authenticate, or the node is stale.
+    Refused(AuthError),
+    /// Serializing the answer failed (a bug).
+    Internal,
+}
+
+impl From<VerifyFailure> for ApiError {
+    fn from(f: VerifyFailure) -> Self {
+        match f {
+            VerifyFailure::BadRequest(m) => ApiError::bad_request(m),
+            VerifyFailure::Refused(e) => e.into(),
+            VerifyFailure::Internal => ApiError::internal(),
+        }
+    }
 }
 
 /// The endpoint's own work on a JSON body: parse, verify, decide, serialize the 200
@@ -80,10 +130,10 @@ pub fn verify_body(
     authority: &Authority,
     body: &[u8],
     client: ClientRef<'_>,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, VerifyFailure> {
     // Parsed by hand rather than with `Json`, so the token borrows from the body.
     let req: VerifyRequest<'_> = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("failed to parse the request body: {e}")))?;
+        .map_err(|e| VerifyFailure::BadRequest(format!("failed to parse the request body: {e}")))?;
     let json = authority
         .decide(
             &req.token,
@@ -92,9 +142,9 @@ pub fn verify_body(
             client,
             |verified, denial| serde_json::to_vec(&VerifyAnswer::new(verified, denial)),
         )
-        .map_err(ApiError::unauthenticated)?;
+        .map_err(VerifyFailure::Refused)?;
     // Plain data into a Vec: cannot fail, but if it did it would be ours, not the caller's.
-    json.map_err(|_| ApiError::internal())
+    json.map_err(|_| VerifyFailure::Internal)
 }
 
 /// The whole body, at most [`MAX_BODY`] bytes, within `timeout`.

@@ -1,561 +1,443 @@
-//! The redb schema and typed access to it: the only place that opens tables. Records
-//! are postcard, decoded strictly (no trailing bytes; re-encoding gives the same bytes).
+//! The store seam: one backend-neutral interface over the embedded database (redb,
+//! the default) and PostgreSQL (many nodes). The only place that talks to a database.
+//!
+//! # Shape
+//! The interface is async, and a transaction is a *body*: a synchronous closure over a
+//! typed handle ([`Tx`] to write, [`Read`] to read) that the backend may run more than
+//! once. Why this shape:
+//! - PostgreSQL runs every transaction SERIALIZABLE, and a serialization failure
+//!   (40001) or deadlock (40P01) can only be answered by running the whole transaction
+//!   again; so a body must be a function of its handle alone, with no effect on memory
+//!   (the authority changes memory only after [`Store::write`] returns, from what the
+//!   commit returned).
+//! - A synchronous body keeps the transaction logic written once for both backends and
+//!   free of async borrows. Bodies run on the blocking pool: redb is blocking anyway,
+//!   and the PostgreSQL handle drives its async client from there
+//!   (`Handle::block_on`), never from an async worker.
+//! - One body serves every backend, so the conformance suite (`conformance.rs`) tests
+//!   the rules once and each backend only has to implement the typed handle.
 
-use std::net::IpAddr;
+mod codec;
+#[cfg(test)]
+mod conformance;
+mod legacy;
+pub mod postgres;
+pub mod redb;
+mod rows;
+
 use std::path::Path;
+use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
-use crate::token::TokenId;
+use crate::model::{
+    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, TokenId, TokenRecord,
+};
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const ORGS: TableDefinition<&str, &[u8]> = TableDefinition::new("orgs");
-const KEYS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("root_keys");
-const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
-const ORG_TOKENS: TableDefinition<(&str, &[u8]), ()> = TableDefinition::new("org_tokens");
-const REVOKED: TableDefinition<&[u8], u64> = TableDefinition::new("revoked");
-const AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("audit");
+/// The schema this build writes.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema a database this build writes may still be used by: binaries that
+/// know at least this version keep working during a rolling upgrade (see SCALING.md).
+pub const SCHEMA_COMPAT: u32 = 2;
 
-/// The schema version written on creation.
-const SCHEMA_VERSION: &[u8] = b"1";
-
-/// The page cache: small, so the server's memory stays small.
-const CACHE_BYTES: usize = 8 * 1024 * 1024;
-
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a store operation failed. Backend-neutral: no driver error appears here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed.
-    #[error("database error: {0}")]
-    Db(#[from] redb::Error),
-    /// A record does not decode.
-    #[error("corrupt {0} record")]
-    Corrupt(&'static str),
     /// The thing to create exists already.
     #[error("{0} already exists")]
     Conflict(&'static str),
-    /// The database was written by a build with another schema.
-    #[error("the database has schema version {0}; this build reads version 1 only")]
-    Schema(String),
+    /// The database cannot be reached or is overloaded; retrying later may work.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record does not decode.
+    #[error("corrupt {0}")]
+    Corrupt(String),
+    /// Anything else the database refused (a bug, or an unexpected state).
+    #[error("database error: {0}")]
+    Internal(String),
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
-
-/// An org and its settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrgRecord {
-    /// Its name.
-    pub name: String,
-    /// Unix seconds.
-    pub created: u64,
-    /// The root-key version used for minting.
-    pub current_key: u32,
-    /// Longest lifetime of a token minted in it, seconds.
-    pub max_expiry_secs: Option<u64>,
-}
-
-/// A root key, wrapped by the master key (never stored in the clear).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyRecord {
-    /// Its version.
-    pub version: u32,
-    /// nonce || XChaCha20-Poly1305 ciphertext, AAD = org and version.
-    pub wrapped: Vec<u8>,
-    /// Unix seconds.
-    pub created: u64,
-    /// When it was retired, unix seconds.
-    pub retired: Option<u64>,
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database was written by a newer macvault whose changes this build cannot use.
+    #[error(
+        "the database has schema version {found} (usable by builds that know version {compat} \
+         or later); this build knows version {SCHEMA_VERSION}: upgrade macvault"
+    )]
+    TooNew {
+        /// Its version.
+        found: u32,
+        /// The oldest version that may use it.
+        compat: u32,
+    },
+    /// The database's schema is older than anything this build can upgrade.
+    #[error(
+        "the database has schema version {found}, which this build cannot upgrade to version \
+         {SCHEMA_VERSION}: upgrade through an intermediate release first"
+    )]
+    TooOld {
+        /// Its version.
+        found: u32,
+    },
+    /// Another process has the embedded database open.
+    #[error("{0} is in use by another macvault process (stop it first)")]
+    InUse(String),
+    /// The file or server could not be opened.
+    #[error("cannot open {what}: {reason}")]
+    Open {
+        /// The file or URL (without password).
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store failed while opening or upgrading.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-impl std::fmt::Debug for KeyRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRecord")
-            .field("version", &self.version)
-            .field("created", &self.created)
-            .field("retired", &self.retired)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The preset a token was minted as. Append-only: new kinds go at the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TokenKind {
-    /// Manages one org.
-    Org,
-    /// CI/CD for one app.
-    Deploy,
-    /// Looks, never changes or reveals.
-    Readonly,
-    /// Reads one app's secrets at boot.
-    Runtime,
-    /// Creates orgs.
-    Operator,
-}
-
-impl TokenKind {
-    /// The lowercase name.
-    pub fn name(self) -> &'static str {
-        match self {
-            TokenKind::Org => "org",
-            TokenKind::Deploy => "deploy",
-            TokenKind::Readonly => "readonly",
-            TokenKind::Runtime => "runtime",
-            TokenKind::Operator => "operator",
-        }
-    }
-}
-
-/// When, from where and with what a token was last used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastUsed {
-    /// Unix seconds.
-    pub time: u64,
-    /// The client address.
-    pub ip: Option<IpAddr>,
-    /// The client's User-Agent (truncated).
-    pub user_agent: Option<String>,
-}
-
-/// The ledger's record of a minted token: never the token itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenRecord {
-    /// Its id.
-    pub id: TokenId,
-    /// Its org.
-    pub org: String,
-    /// Its name.
-    pub name: String,
-    /// Its preset.
-    pub kind: TokenKind,
-    /// Its app (deploy and runtime).
-    pub app: Option<String>,
-    /// Its caveats as minted, canonical text.
-    pub caveats: Vec<String>,
-    /// The root-key version it was minted under.
-    pub key_version: u32,
-    /// Unix seconds.
-    pub created: u64,
-    /// The id of the token that minted it.
-    pub creator: Option<TokenId>,
-    /// Unix seconds.
+/// A deny-list entry: from `effective` on, the token is refused; after `expires` the
+/// token fails anyway and the entry can go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenyEntry {
+    /// When the revocation takes effect, unix seconds.
+    pub effective: u64,
+    /// When the token expires, unix seconds.
     pub expires: u64,
-    /// First 12 hex digits of SHA-256 over the minted text.
-    pub fingerprint: String,
-    /// Unix seconds.
-    pub revoked: Option<u64>,
-    /// Its last use.
-    pub last_used: Option<LastUsed>,
 }
 
-/// Whether an audited action succeeded. Append-only enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Outcome {
-    /// It happened.
-    Ok,
-    /// A caveat denied it.
-    Denied,
+/// Where the change feed stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeedHead {
+    /// The last position written.
+    pub head: u64,
+    /// Entries at or below this position may have been compacted away: a node whose
+    /// position is below it must reload everything.
+    pub horizon: u64,
 }
 
-/// One audit event. Never holds a token, key or secret value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    /// Position in the org's log (assigned on append).
-    pub seq: u64,
-    /// Unix seconds.
-    pub time: u64,
-    /// The org.
-    pub org: String,
-    /// What happened, e.g. `token.mint`.
-    pub action: String,
-    /// The acting token.
-    pub actor: Option<TokenId>,
-    /// The client address.
-    pub source_ip: Option<IpAddr>,
-    /// Whether it happened.
-    pub outcome: Outcome,
-    /// Details for people.
-    pub detail: String,
+/// What a compaction removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Compacted {
+    /// Deny-list entries of tokens past their expiry.
+    pub revocations: usize,
+    /// Feed entries.
+    pub feed: usize,
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(value).map_err(|_| StoreError::Corrupt("unencodable"))
+/// Read access inside a transaction.
+pub trait Read {
+    /// An org.
+    fn org(&mut self, name: &str) -> Result<Option<Org>, StoreError>;
+    /// Every org, by name.
+    fn orgs(&mut self) -> Result<Vec<Org>, StoreError>;
+    /// One root-key version.
+    fn key(&mut self, org: &str, version: u32) -> Result<Option<RootKeyVersion>, StoreError>;
+    /// An org's root-key versions, oldest first.
+    fn keys(&mut self, org: &str) -> Result<Vec<RootKeyVersion>, StoreError>;
+    /// Every root-key version of every org.
+    fn all_keys(&mut self) -> Result<Vec<RootKeyVersion>, StoreError>;
+    /// A ledger record.
+    fn token(&mut self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError>;
+    /// An org's ledger with last uses, oldest first (by creation, then id).
+    fn ledger(&mut self, org: &str) -> Result<Vec<LedgerEntry>, StoreError>;
+    /// The tokens whose lineage parent is `parent`.
+    fn children(&mut self, parent: &TokenId) -> Result<Vec<TokenId>, StoreError>;
+    /// A token's last use.
+    fn last_used(&mut self, id: &TokenId) -> Result<Option<LastUsed>, StoreError>;
+    /// The whole deny-list.
+    fn revocations(&mut self) -> Result<Vec<(TokenId, DenyEntry)>, StoreError>;
+    /// Up to `limit` of an org's events with `seq < before` (all if `None`), newest first.
+    fn audit_before(
+        &mut self,
+        org: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Up to `limit` of an org's events with `seq > after`, oldest first.
+    fn audit_after(
+        &mut self,
+        org: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Where the change feed stands.
+    fn feed_head(&mut self) -> Result<FeedHead, StoreError>;
+    /// Up to `limit` feed entries after `after`, in order.
+    fn feed_after(&mut self, after: u64, limit: usize) -> Result<Vec<FeedEntry>, StoreError>;
+    /// The master key's check value, once initialised.
+    fn master_check(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
-fn decode<T: Serialize + DeserializeOwned>(
-    bytes: &[u8],
-    what: &'static str,
-) -> Result<T, StoreError> {
-    let (value, rest) =
-        postcard::take_from_bytes::<T>(bytes).map_err(|_| StoreError::Corrupt(what))?;
-    if !rest.is_empty() || encode(&value)? != bytes {
-        return Err(StoreError::Corrupt(what));
+/// Write access inside a transaction. Every method may be re-run on a fresh handle
+/// (see the module documentation).
+pub trait Tx: Read {
+    /// Inserts a new org; `Conflict("org")` if it exists.
+    fn insert_org(&mut self, org: &Org) -> Result<(), StoreError>;
+    /// Writes an existing org.
+    fn put_org(&mut self, org: &Org) -> Result<(), StoreError>;
+    /// Writes a root-key version.
+    fn put_key(&mut self, key: &RootKeyVersion) -> Result<(), StoreError>;
+    /// Writes a ledger record (and keeps its org and lineage indexes).
+    fn put_token(&mut self, rec: &TokenRecord) -> Result<(), StoreError>;
+    /// Adds (or replaces) a deny-list entry.
+    fn put_revocation(&mut self, id: &TokenId, entry: DenyEntry) -> Result<(), StoreError>;
+    /// Records a use, keeping whichever of the stored and the given is later.
+    fn record_use(&mut self, id: &TokenId, used: &LastUsed) -> Result<(), StoreError>;
+    /// Appends an audit event (its `seq` is assigned here).
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Appends a change to the feed at the next position, in commit order.
+    fn publish(&mut self, change: &Change, time: u64) -> Result<u64, StoreError>;
+    /// Stores the master key's check value; `Conflict("master key")` if one exists.
+    fn init_master_check(&mut self, check: &[u8]) -> Result<(), StoreError>;
+    /// Drops deny-list and feed entries of tokens expired by `now`, and every feed entry
+    /// written before `feed_before` (raising the horizon past them).
+    fn compact(&mut self, now: u64, feed_before: u64) -> Result<Compacted, StoreError>;
+}
+
+/// What a write transaction returned, with the feed entries it committed.
+#[derive(Debug)]
+pub struct Committed<T> {
+    /// The body's value.
+    pub value: T,
+    /// The changes it published, in order.
+    pub changes: Vec<FeedEntry>,
+}
+
+/// Where a store lives: a data directory (redb) or a PostgreSQL URL.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The embedded database file `macvault.redb` in this directory.
+    Dir(std::path::PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl Location {
+    /// `postgres://…` or `postgresql://…` is a database; anything else a directory.
+    pub fn parse(s: &str) -> Location {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Location::Postgres(s.to_owned())
+        } else {
+            Location::Dir(s.into())
+        }
     }
-    Ok(value)
 }
 
-/// The embedded database.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(d) => write!(f, "Dir({})", d.display()),
+            Location::Postgres(url) => write!(f, "Postgres({})", postgres::redact_url(url)),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(d) => write!(f, "{}", d.display()),
+            Location::Postgres(url) => f.write_str(&postgres::redact_url(url)),
+        }
+    }
+}
+
+/// The name of the embedded database file in a data directory.
+pub const DB_FILE: &str = "macvault.redb";
+
+#[derive(Clone)]
+enum Backend {
+    Redb(Arc<redb::RedbStore>),
+    Postgres(Arc<postgres::PgStore>),
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
 pub struct Store {
-    db: Database,
+    backend: Backend,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
     }
-}
-
-/// A write transaction with typed access; committed by [`Store::write`].
-pub struct Writer<'s> {
-    txn: redb::WriteTransaction,
-    _store: std::marker::PhantomData<&'s Store>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)?;
-        let store = Store { db };
-        store.write(|w| {
-            // Create every table, so that readers never meet a missing one.
-            let mut meta = w.txn.open_table(META)?;
-            let schema = meta.get("schema")?.map(|v| v.value().to_vec());
-            match schema {
-                None => {
-                    meta.insert("schema", SCHEMA_VERSION)?;
-                }
-                Some(v) if v == SCHEMA_VERSION => {}
-                // Another layout: refuse rather than misread it.
-                Some(v) => return Err(StoreError::Schema(String::from_utf8_lossy(&v).into())),
-            }
-            drop(meta);
-            w.txn.open_table(ORGS)?;
-            w.txn.open_table(KEYS)?;
-            w.txn.open_table(TOKENS)?;
-            w.txn.open_table(ORG_TOKENS)?;
-            w.txn.open_table(REVOKED)?;
-            w.txn.open_table(AUDIT)?;
-            Ok::<_, StoreError>(())
-        })?;
-        Ok(store)
+    /// Opens (creating or upgrading) the embedded database in `dir`.
+    pub async fn open_dir(dir: &Path) -> Result<Store, OpenError> {
+        let path = dir.join(DB_FILE);
+        let store = tokio::task::spawn_blocking(move || redb::RedbStore::open(&path))
+            .await
+            .map_err(|e| StoreError::Internal(format!("open task failed: {e}")))??;
+        Ok(Store {
+            backend: Backend::Redb(Arc::new(store)),
+        })
     }
 
-    /// Runs `f` in one write transaction: committed if it returns `Ok`, else abandoned.
-    pub fn write<T, E: From<StoreError>>(
-        &self,
-        f: impl FnOnce(&mut Writer<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
-        let mut w = Writer {
-            txn,
-            _store: std::marker::PhantomData,
-        };
-        let out = f(&mut w)?;
-        w.txn.commit().map_err(StoreError::from)?;
-        Ok(out)
+    /// Connects to PostgreSQL at `url`, creating or upgrading the schema.
+    pub async fn connect(url: &str) -> Result<Store, OpenError> {
+        let store = postgres::PgStore::connect(url).await?;
+        Ok(Store {
+            backend: Backend::Postgres(Arc::new(store)),
+        })
     }
 
-    fn read_txn(&self) -> Result<redb::ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
-    }
-
-    /// An org.
-    pub fn org(&self, name: &str) -> Result<Option<OrgRecord>, StoreError> {
-        let t = self.read_txn()?.open_table(ORGS)?;
-        t.get(name)?.map(|v| decode(v.value(), "org")).transpose()
-    }
-
-    /// Every root key of every org (to load the in-memory cache).
-    pub fn all_keys(&self) -> Result<Vec<(String, KeyRecord)>, StoreError> {
-        let t = self.read_txn()?.open_table(KEYS)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            out.push((k.value().0.to_owned(), decode(v.value(), "key")?));
-        }
-        Ok(out)
-    }
-
-    /// The root keys of one org, oldest first.
-    pub fn keys(&self, org: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        let t = self.read_txn()?.open_table(KEYS)?;
-        let mut out = Vec::new();
-        for row in t.range((org, 0)..=(org, u32::MAX))? {
-            out.push(decode(row?.1.value(), "key")?);
-        }
-        Ok(out)
-    }
-
-    /// A ledger record.
-    pub fn token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        let t = self.read_txn()?.open_table(TOKENS)?;
-        t.get(&id.0[..])?
-            .map(|v| decode(v.value(), "token"))
-            .transpose()
-    }
-
-    /// The ledger of one org, oldest first.
-    pub fn tokens(&self, org: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        let txn = self.read_txn()?;
-        let index = txn.open_table(ORG_TOKENS)?;
-        let tokens = txn.open_table(TOKENS)?;
-        let mut out = Vec::new();
-        let end = [0xffu8; 17];
-        for row in index.range((org, &[][..])..(org, &end[..]))? {
-            let (k, _) = row?;
-            let (_, id) = k.value();
-            if let Some(v) = tokens.get(id)? {
-                out.push(decode::<TokenRecord>(v.value(), "token")?);
-            }
-        }
-        out.sort_by_key(|r| (r.created, r.id));
-        Ok(out)
-    }
-
-    /// Every revoked token id (to load the in-memory deny-list).
-    pub fn revoked(&self) -> Result<Vec<TokenId>, StoreError> {
-        let t = self.read_txn()?.open_table(REVOKED)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (k, _) = row?;
-            let id: [u8; 16] = k
-                .value()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("revocation"))?;
-            out.push(TokenId(id));
-        }
-        Ok(out)
-    }
-
-    /// The last `limit` audit events of an org, oldest first.
-    pub fn audit(&self, org: &str, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        let t = self.read_txn()?.open_table(AUDIT)?;
-        let mut out = Vec::new();
-        for row in t.range((org, 0)..=(org, u64::MAX))?.rev().take(limit) {
-            out.push(decode(row?.1.value(), "audit")?);
-        }
-        out.reverse();
-        Ok(out)
-    }
-}
-
-impl Writer<'_> {
-    /// An org, read inside this transaction.
-    pub fn org(&self, name: &str) -> Result<Option<OrgRecord>, StoreError> {
-        let t = self.txn.open_table(ORGS)?;
-        let v = t.get(name)?;
-        v.map(|v| decode(v.value(), "org")).transpose()
-    }
-
-    /// Inserts a new org; `Conflict` if it exists.
-    pub fn create_org(&mut self, org: &OrgRecord) -> Result<(), StoreError> {
-        if self.org(&org.name)?.is_some() {
-            return Err(StoreError::Conflict("org"));
-        }
-        self.put_org(org)
-    }
-
-    /// Writes an org's record.
-    pub fn put_org(&mut self, org: &OrgRecord) -> Result<(), StoreError> {
-        self.txn
-            .open_table(ORGS)?
-            .insert(org.name.as_str(), encode(org)?.as_slice())?;
-        Ok(())
-    }
-
-    /// A root key, read inside this transaction.
-    pub fn key(&self, org: &str, version: u32) -> Result<Option<KeyRecord>, StoreError> {
-        let t = self.txn.open_table(KEYS)?;
-        let v = t.get((org, version))?;
-        v.map(|v| decode(v.value(), "key")).transpose()
-    }
-
-    /// The highest key version of an org.
-    pub fn last_key_version(&self, org: &str) -> Result<Option<u32>, StoreError> {
-        let t = self.txn.open_table(KEYS)?;
-        let last = t
-            .range((org, 0)..=(org, u32::MAX))?
-            .next_back()
-            .transpose()?;
-        Ok(last.map(|(k, _)| k.value().1))
-    }
-
-    /// Writes a root key's record.
-    pub fn put_key(&mut self, org: &str, key: &KeyRecord) -> Result<(), StoreError> {
-        self.txn
-            .open_table(KEYS)?
-            .insert((org, key.version), encode(key)?.as_slice())?;
-        Ok(())
-    }
-
-    /// A ledger record, read inside this transaction.
-    pub fn token(&self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        let t = self.txn.open_table(TOKENS)?;
-        let v = t.get(&id.0[..])?;
-        v.map(|v| decode(v.value(), "token")).transpose()
-    }
-
-    /// Writes a ledger record (and its org index entry).
-    pub fn put_token(&mut self, rec: &TokenRecord) -> Result<(), StoreError> {
-        self.txn
-            .open_table(TOKENS)?
-            .insert(&rec.id.0[..], encode(rec)?.as_slice())?;
-        self.txn
-            .open_table(ORG_TOKENS)?
-            .insert((rec.org.as_str(), &rec.id.0[..]), ())?;
-        Ok(())
-    }
-
-    /// Adds a token id to the persistent deny-list.
-    pub fn put_revoked(&mut self, id: &TokenId, time: u64) -> Result<(), StoreError> {
-        self.txn.open_table(REVOKED)?.insert(&id.0[..], time)?;
-        Ok(())
-    }
-
-    /// Appends an audit event, assigning its sequence number.
-    pub fn append_audit(&mut self, mut event: AuditRecord) -> Result<(), StoreError> {
-        let mut t = self.txn.open_table(AUDIT)?;
-        let org = event.org.clone();
-        let last = t
-            .range((org.as_str(), 0)..=(org.as_str(), u64::MAX))?
-            .next_back()
-            .transpose()?;
-        event.seq = last.map_or(1, |(k, _)| k.value().1 + 1);
-        t.insert((org.as_str(), event.seq), encode(&event)?.as_slice())?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn another_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.redb");
-        let store = Store::open(&path).unwrap();
-        store
-            .write(|w| {
-                w.txn.open_table(META)?.insert("schema", b"2".as_slice())?;
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
-        drop(store);
-        let e = Store::open(&path).err().unwrap();
-        assert!(matches!(&e, StoreError::Schema(v) if v == "2"), "{e}");
-        // The version this build writes opens again.
-        let dir = tempfile::tempdir().unwrap();
-        drop(Store::open(&dir.path().join("db.redb")).unwrap());
-        Store::open(&dir.path().join("db.redb")).unwrap();
-    }
-
-    fn token(id: u8, org: &str, created: u64) -> TokenRecord {
-        TokenRecord {
-            id: TokenId([id; 16]),
-            org: org.into(),
-            name: "t".into(),
-            kind: TokenKind::Deploy,
-            app: Some("web".into()),
-            caveats: vec!["org = acme".into()],
-            key_version: 1,
-            created,
-            creator: None,
-            expires: created + 10,
-            fingerprint: "abc".into(),
-            revoked: None,
-            last_used: None,
+    /// Opens the store at `location`.
+    pub async fn open(location: &Location) -> Result<Store, OpenError> {
+        match location {
+            Location::Dir(dir) => Store::open_dir(dir).await,
+            Location::Postgres(url) => Store::connect(url).await,
         }
     }
 
-    #[test]
-    fn records_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.redb");
-        {
-            let s = Store::open(&path).unwrap();
-            s.write(|w| {
-                w.create_org(&OrgRecord {
-                    name: "acme".into(),
-                    created: 1,
-                    current_key: 1,
-                    max_expiry_secs: None,
-                })?;
-                w.put_token(&token(2, "acme", 5))?;
-                w.put_token(&token(1, "acme", 3))?;
-                w.put_token(&token(3, "beta", 4))?;
-                w.put_revoked(&TokenId([2; 16]), 9)?;
-                for _ in 0..3 {
-                    w.append_audit(AuditRecord {
-                        seq: 0,
-                        time: 1,
-                        org: "acme".into(),
-                        action: "token.mint".into(),
-                        actor: None,
-                        source_ip: None,
-                        outcome: Outcome::Ok,
-                        detail: String::new(),
-                    })?;
-                }
-                Ok::<_, StoreError>(())
-            })
-            .unwrap();
+    /// `redb` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Redb(_) => "redb",
+            Backend::Postgres(_) => "postgres",
         }
-        let s = Store::open(&path).unwrap();
-        assert_eq!(s.org("acme").unwrap().unwrap().current_key, 1);
-        let ids: Vec<_> = s
-            .tokens("acme")
-            .unwrap()
-            .iter()
-            .map(|r| r.id.0[0])
-            .collect();
-        assert_eq!(ids, [1, 2]);
-        assert_eq!(s.revoked().unwrap(), [TokenId([2; 16])]);
-        let seqs: Vec<_> = s.audit("acme", 2).unwrap().iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, [2, 3]);
-        let dup = s.write(|w| {
-            w.create_org(&OrgRecord {
-                name: "acme".into(),
-                created: 2,
-                current_key: 1,
-                max_expiry_secs: None,
-            })
+    }
+
+    /// Signalled when another node may have published to the feed (PostgreSQL's
+    /// LISTEN/NOTIFY); polling stays the correctness path.
+    pub fn feed_signal(&self) -> Arc<Notify> {
+        match &self.backend {
+            Backend::Redb(s) => s.feed_signal(),
+            Backend::Postgres(s) => s.feed_signal(),
+        }
+    }
+
+    /// Runs `body` in one write transaction and commits it; the body may run more than
+    /// once (a retried serialization failure), and only the last run's effects commit.
+    pub async fn write<T, E, F>(&self, mut body: F) -> Result<Committed<T>, E>
+    where
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let backend = self.backend.clone();
+        let task = tokio::task::spawn_blocking(move || match &backend {
+            Backend::Redb(s) => s.write(&mut body),
+            Backend::Postgres(s) => s.write(&mut body),
         });
-        assert!(matches!(dup, Err(StoreError::Conflict("org"))));
+        match task.await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Internal(format!("write task failed: {e}")).into()),
+        }
     }
 
-    #[test]
-    fn strict_decoding() {
-        let rec = OrgRecord {
-            name: "acme".into(),
-            created: 1,
-            current_key: 1,
-            max_expiry_secs: None,
+    /// Runs `body` in one read transaction (a consistent snapshot).
+    pub async fn read<T, E, F>(&self, body: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn Read) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let backend = self.backend.clone();
+        let task = tokio::task::spawn_blocking(move || match &backend {
+            Backend::Redb(s) => s.read(body),
+            Backend::Postgres(s) => s.read(body),
+        });
+        match task.await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Internal(format!("read task failed: {e}")).into()),
+        }
+    }
+
+    /// Whether the store holds nothing yet (not initialised).
+    pub async fn is_empty(&self) -> Result<bool, StoreError> {
+        self.read(|r| Ok::<_, StoreError>(r.master_check()?.is_none() && r.orgs()?.is_empty()))
+            .await
+    }
+
+    /// Every later write runs its body `extra` more times first, abandoning those runs:
+    /// the conformance suite's proof that bodies are pure.
+    #[cfg(test)]
+    pub fn inject_retries(&self, extra: u32) {
+        match &self.backend {
+            Backend::Redb(s) => s.inject_retries(extra),
+            Backend::Postgres(s) => s.inject_retries(extra),
+        }
+    }
+}
+
+/// Everything a store holds, for `store copy` (keys stay wrapped).
+#[derive(Debug, Default)]
+pub struct Dump {
+    /// The master key's check value.
+    pub master_check: Option<Vec<u8>>,
+    /// Orgs.
+    pub orgs: Vec<Org>,
+    /// Root-key versions.
+    pub keys: Vec<RootKeyVersion>,
+    /// Ledger records with last uses.
+    pub tokens: Vec<LedgerEntry>,
+    /// The deny-list.
+    pub revocations: Vec<(TokenId, DenyEntry)>,
+    /// Audit events, per org oldest first.
+    pub audit: Vec<AuditEvent>,
+}
+
+impl Dump {
+    /// Reads everything in one snapshot.
+    pub fn read(r: &mut dyn Read) -> Result<Dump, StoreError> {
+        let mut dump = Dump {
+            master_check: r.master_check()?,
+            orgs: r.orgs()?,
+            keys: r.all_keys()?,
+            revocations: r.revocations()?,
+            ..Dump::default()
         };
-        let mut bytes = encode(&rec).unwrap();
-        assert_eq!(decode::<OrgRecord>(&bytes, "org").unwrap(), rec);
-        bytes.push(0);
-        assert!(decode::<OrgRecord>(&bytes, "org").is_err());
-        // `created` = 1 as an overlong varint.
-        let overlong = [4, b'a', b'c', b'm', b'e', 0x81, 0x00, 1, 0];
-        assert!(decode::<OrgRecord>(&overlong, "org").is_err());
+        for org in &dump.orgs {
+            dump.tokens.extend(r.ledger(&org.name)?);
+            let mut after = 0;
+            loop {
+                let page = r.audit_after(&org.name, after, 1000)?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                dump.audit.extend(page);
+            }
+        }
+        Ok(dump)
+    }
+
+    /// Writes everything into an empty store.
+    pub fn write(&self, tx: &mut dyn Tx) -> Result<(), StoreError> {
+        if let Some(check) = &self.master_check {
+            tx.init_master_check(check)?;
+        }
+        for org in &self.orgs {
+            tx.insert_org(org)?;
+        }
+        for key in &self.keys {
+            tx.put_key(key)?;
+        }
+        for entry in &self.tokens {
+            tx.put_token(&entry.record)?;
+            if let Some(used) = &entry.last_used {
+                tx.record_use(&entry.record.id, used)?;
+            }
+        }
+        for (id, entry) in &self.revocations {
+            tx.put_revocation(id, *entry)?;
+        }
+        for event in &self.audit {
+            tx.append_audit(event)?;
+        }
+        Ok(())
+    }
+
+    /// Counts for people: orgs, keys, tokens, revocations, audit events.
+    pub fn counts(&self) -> [(&'static str, usize); 5] {
+        [
+            ("orgs", self.orgs.len()),
+            ("root-key versions", self.keys.len()),
+            ("tokens", self.tokens.len()),
+            ("revocations", self.revocations.len()),
+            ("audit events", self.audit.len()),
+        ]
     }
 }

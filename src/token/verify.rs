@@ -128,6 +128,8 @@ pub enum FailureClass {
     Expired,
     /// Revoked (decided by the authority, not by the core).
     Revoked,
+    /// Minted under a root-key version that was retired (decided by the authority).
+    KeyRetired,
 }
 
 impl FailureClass {
@@ -140,6 +142,7 @@ impl FailureClass {
             FailureClass::MissingDischarge => "missing_discharge",
             FailureClass::Expired => "expired",
             FailureClass::Revoked => "revoked",
+            FailureClass::KeyRetired => "key_retired",
         }
     }
 }

@@ -191,11 +191,18 @@ impl Server {
                 }
             }
         };
+        // A first start writes the operator token to a file and says where, never the
+        // token itself.
         let operator = lines
             .iter()
-            .position(|l| l.starts_with("operator token (shown once"))
-            .and_then(|i| lines.get(i + 1))
-            .map(|t| t.trim().to_owned());
+            .find_map(|l| l.strip_prefix("operator token written to "))
+            .and_then(|rest| rest.split(" (").next())
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .expect("read operator.token")
+                    .trim()
+                    .to_owned()
+            });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

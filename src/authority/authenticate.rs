@@ -1,0 +1,134 @@
+//! The one verification path, shared by bearer authentication and `POST /v1/verify`:
+//! decode, verify the chain and caveats at `now` under a key in memory, check the
+//! deny-list and the node's freshness, record the use. Reads no disk.
+
+use std::net::IpAddr;
+
+use super::{AuthError, Authority, Client, ClientRef, Principal};
+use crate::audit::action;
+use crate::caveats::{Access, AccessSpec, Action, Denial, Resource};
+use crate::model::{AuditEvent, Outcome};
+use crate::token::{
+    Bundle, FailureClass, TokenIdentifier, Verified, VerifyError, decode_text, verify,
+};
+
+impl Authority {
+    /// Verifies a bearer token (chain, key, validity, revocation, freshness) and
+    /// records its use: the only way to a [`Principal`]. A token under a key version
+    /// this node does not know yet triggers one (rate-limited) refresh from the store
+    /// before it is refused.
+    pub async fn authenticate(&self, text: &str, client: Client) -> Result<Principal, AuthError> {
+        let first = self.verified(text, client.borrowed(), |v, _| v.into_owned());
+        let token = match first {
+            Err(AuthError::Unauthenticated(FailureClass::UnknownKey))
+                if self.refresh_for_unknown_key().await =>
+            {
+                self.verified(text, client.borrowed(), |v, _| v.into_owned())
+            }
+            other => other,
+        }?;
+        Ok(Principal::new(token, client))
+    }
+
+    /// `POST /v1/verify`: verifies `token` and, if an access is given, decides it (an
+    /// `ip` caveat against `source_ip`); hands the verified token and the denial, if
+    /// any, to `then`. Everything stays borrowed from the caller. The caller retries
+    /// once after [`Authority::refresh_for_unknown_key`] on `unknown_key`.
+    pub fn decide<R>(
+        &self,
+        token: &str,
+        access: Option<&AccessSpec>,
+        source_ip: Option<IpAddr>,
+        client: ClientRef<'_>,
+        then: impl FnOnce(&Verified<'_>, Option<Denial>) -> R,
+    ) -> Result<R, AuthError> {
+        // `source_ip` is the caller's say-so: fine for deciding an IP caveat, not for the
+        // ledger, which records the caller's own address (`client`).
+        self.verified(token, client, |verified, now| {
+            let denial = access.and_then(|spec| verified.check(&spec.access(now, source_ip)).err());
+            then(&verified, denial)
+        })
+    }
+
+    fn verified<R>(
+        &self,
+        text: &str,
+        client: ClientRef<'_>,
+        then: impl FnOnce(Verified<'_>, u64) -> R,
+    ) -> Result<R, AuthError> {
+        self.follower.ensure_fresh()?;
+        let now = self.clock.now();
+        let checked = decode_text(text)
+            .map_err(|_| FailureClass::Malformed)
+            .and_then(|bytes| {
+                let bundle = Bundle::parse(&bytes).map_err(|_| FailureClass::Malformed)?;
+                let verified = match verify(&bundle, &self.keyring, now) {
+                    Ok(v) => v,
+                    Err(VerifyError::UnknownKey) => return Err(self.unknown_key(&bundle)),
+                    Err(e) => return Err(e.class()),
+                };
+                if self.deny.is_revoked(&verified.token_id(), now) {
+                    return Err(FailureClass::Revoked);
+                }
+                self.usage
+                    .record(verified.token_id(), client.ip, client.user_agent, now);
+                Ok(then(verified, now))
+            });
+        if let Err(class) = &checked {
+            // The class and the address only: never the token.
+            tracing::debug!(class = class.code(), ip = ?client.ip, "token not accepted");
+        }
+        checked.map_err(AuthError::Unauthenticated)
+    }
+
+    /// `key_retired` for a version this node saw retired, else `unknown_key`.
+    fn unknown_key(&self, bundle: &Bundle<'_>) -> FailureClass {
+        match TokenIdentifier::decode(bundle.token.identifier()) {
+            Ok(id) if self.keyring.is_retired(&id.org, id.key_version) => FailureClass::KeyRetired,
+            _ => FailureClass::UnknownKey,
+        }
+    }
+
+    /// The access `who` makes: one action on one kind of object in `org` (and `app`),
+    /// now, from the caller's address.
+    pub(super) fn access<'a>(
+        &self,
+        who: &Principal,
+        org: &'a str,
+        app: Option<&'a str>,
+        resource: Resource,
+        action: Action,
+    ) -> Access<'a> {
+        Access {
+            org,
+            app,
+            resource,
+            action,
+            secret: None,
+            now: self.clock.now(),
+            source_ip: who.client().ip,
+        }
+    }
+
+    /// Allows `access` for `who`, or queues a denial event and says which caveat denied.
+    pub(super) fn require(&self, who: &Principal, access: &Access<'_>) -> Result<(), Denial> {
+        who.check(access)
+            .map_err(|denial| self.denied(who, access.org, denial))
+    }
+
+    /// Queues the audit event of a denial and hands the denial back. Denials in an org
+    /// the token does not belong to are logged in the token's own org: nobody may fill
+    /// another org's audit log.
+    pub(super) fn denied(&self, who: &Principal, org: &str, denial: Denial) -> Denial {
+        let log_org = if who.org() == org { org } else { who.org() };
+        self.usage.push_event(AuditEvent::new(
+            log_org,
+            action::REQUEST_DENIED,
+            who.actor(),
+            Outcome::Denied,
+            denial.to_string(),
+            self.clock.now(),
+        ));
+        denial
+    }
+}

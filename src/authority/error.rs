@@ -1,0 +1,461 @@
+//! One error enum per operation, under the umbrella [`Error`]. Each variant has one
+//! [`ErrorClass`] (which the HTTP layer maps to one status) and one stable code.
+
+use crate::caveats::{Denial, format_span, format_time};
+use crate::model::TokenKind;
+use crate::store::{OpenError, StoreError};
+use crate::token::FailureClass;
+
+pub use super::master::MasterKeyError;
+
+/// What kind of failure an error is, as a client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request is malformed or asks for something impossible (400).
+    BadRequest,
+    /// The presented token does not authenticate (401).
+    Unauthenticated,
+    /// A caveat denies it (403).
+    Denied,
+    /// No such thing (404).
+    NotFound,
+    /// It conflicts with what exists (409).
+    Conflict,
+    /// The node cannot answer safely now; retry later (503).
+    Unavailable,
+    /// A bug or a broken store (500).
+    Internal,
+}
+
+impl ErrorClass {
+    /// The class's own stable code, used unless a variant has a finer one.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorClass::BadRequest => "bad_request",
+            ErrorClass::Unauthenticated => "unauthenticated",
+            ErrorClass::Denied => "denied",
+            ErrorClass::NotFound => "not_found",
+            ErrorClass::Conflict => "conflict",
+            ErrorClass::Unavailable => "unavailable",
+            ErrorClass::Internal => "internal",
+        }
+    }
+}
+
+/// How an error reads to a client.
+pub trait Classify: std::fmt::Display {
+    /// Its class.
+    fn class(&self) -> ErrorClass;
+    /// A stable snake_case code.
+    fn code(&self) -> &'static str {
+        self.class().code()
+    }
+    /// The denying caveat, for 403s.
+    fn denial(&self) -> Option<&Denial> {
+        None
+    }
+}
+
+impl Classify for StoreError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            StoreError::Conflict(_) => ErrorClass::Conflict,
+            StoreError::Unavailable(_) => ErrorClass::Unavailable,
+            StoreError::Corrupt(_) | StoreError::Internal(_) => ErrorClass::Internal,
+        }
+    }
+}
+
+impl Classify for MasterKeyError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Internal
+    }
+}
+
+/// An invalid org or app name (echoed escaped and cut).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid {what} name \"{shown}\": use 1 to 63 of a-z, 0-9 and '-', starting with a letter or digit"
+)]
+pub struct NameError {
+    /// `org` or `app`.
+    pub what: &'static str,
+    /// The name, escaped and cut.
+    pub shown: String,
+}
+
+/// Why `authenticate` (or `/v1/verify`) refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The token does not authenticate; only the class is told.
+    #[error("token not accepted: {}", .0.code().replace('_', " "))]
+    Unauthenticated(FailureClass),
+    /// This node has not caught up with the change feed for too long to trust its
+    /// deny-list and keys.
+    #[error(
+        "this node has not caught up with revocations and keys for {lag_secs} s \
+         (more than --max-staleness); try another node or retry shortly"
+    )]
+    Stale {
+        /// How far behind it is.
+        lag_secs: u64,
+    },
+}
+
+impl Classify for AuthError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            AuthError::Unauthenticated(_) => ErrorClass::Unauthenticated,
+            AuthError::Stale { .. } => ErrorClass::Unavailable,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            AuthError::Unauthenticated(c) => c.code(),
+            AuthError::Stale { .. } => "stale",
+        }
+    }
+}
+
+macro_rules! common_variants {
+    ($name:ident) => {
+        impl From<StoreError> for $name {
+            fn from(e: StoreError) -> Self {
+                $name::Store(e)
+            }
+        }
+    };
+}
+
+/// Why an org operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OrgError {
+    /// A caveat denies it.
+    #[error(transparent)]
+    Denied(Denial),
+    /// The name is not a valid org name.
+    #[error(transparent)]
+    InvalidName(NameError),
+    /// The name belongs to the authority itself.
+    #[error("org {0} is reserved")]
+    Reserved(&'static str),
+    /// An org of that name exists.
+    #[error("org {0} already exists")]
+    Exists(String),
+    /// No such org.
+    #[error("no such org")]
+    NotFound,
+    /// A maximum expiry of zero.
+    #[error("max expiry must be positive")]
+    ZeroMaxExpiry,
+    /// An expiry past what a token can say.
+    #[error("expiry {} is too far away", format_span(*.0))]
+    TooFar(u64),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// No randomness or a key does not unwrap.
+    #[error(transparent)]
+    Crypto(#[from] MasterKeyError),
+}
+common_variants!(OrgError);
+
+impl Classify for OrgError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            OrgError::Denied(_) => ErrorClass::Denied,
+            OrgError::InvalidName(_) | OrgError::ZeroMaxExpiry | OrgError::TooFar(_) => {
+                ErrorClass::BadRequest
+            }
+            OrgError::Reserved(_) | OrgError::Exists(_) => ErrorClass::Conflict,
+            OrgError::NotFound => ErrorClass::NotFound,
+            OrgError::Store(e) => e.class(),
+            OrgError::Crypto(e) => e.class(),
+        }
+    }
+    fn denial(&self) -> Option<&Denial> {
+        match self {
+            OrgError::Denied(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Why a mint failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// A caveat denies it, or the minter lacks a right it would grant.
+    #[error(transparent)]
+    Denied(Denial),
+    /// The org or app name is invalid.
+    #[error(transparent)]
+    InvalidName(NameError),
+    /// The token name is empty, too long or has control characters.
+    #[error("a token name is 1 to {max} printable characters")]
+    BadTokenName {
+        /// The longest name.
+        max: usize,
+    },
+    /// Deploy and runtime tokens need an app.
+    #[error("a {0} token needs an app")]
+    AppRequired(TokenKind),
+    /// Org and readonly tokens are for the whole org.
+    #[error("a {0} token is for the whole org; attenuate it to narrow it to an app")]
+    AppNotAllowed(TokenKind),
+    /// An expiry of zero.
+    #[error("expiry must be positive")]
+    ZeroExpiry,
+    /// Longer than the org allows.
+    #[error(
+        "expiry {} exceeds the org's maximum of {}",
+        format_span(*.ttl),
+        format_span(*.max)
+    )]
+    OverOrgMaximum {
+        /// Asked.
+        ttl: u64,
+        /// Allowed.
+        max: u64,
+    },
+    /// Past what a token can say.
+    #[error("expiry {} is too far away", format_span(*.0))]
+    TooFar(u64),
+    /// Later than the minting token's own expiry.
+    #[error(
+        "expiry {} is later than the presenting token's own expiry ({})",
+        format_time(*.expires),
+        format_time(*.limit)
+    )]
+    AfterMinter {
+        /// Asked.
+        expires: u64,
+        /// The minter's expiry.
+        limit: u64,
+    },
+    /// No such org.
+    #[error("no such org")]
+    OrgNotFound,
+    /// The org has no live key to mint with.
+    #[error("org {0} has no live root key")]
+    NoLiveKey(String),
+    /// The minting token was revoked while the mint was under way (or on another node).
+    #[error("the token making this request has been revoked")]
+    MinterRevoked,
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// No randomness or a key does not unwrap.
+    #[error(transparent)]
+    Crypto(#[from] MasterKeyError),
+}
+common_variants!(MintError);
+
+impl Classify for MintError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            MintError::Denied(_) => ErrorClass::Denied,
+            MintError::InvalidName(_)
+            | MintError::BadTokenName { .. }
+            | MintError::AppRequired(_)
+            | MintError::AppNotAllowed(_)
+            | MintError::ZeroExpiry
+            | MintError::OverOrgMaximum { .. }
+            | MintError::TooFar(_)
+            | MintError::AfterMinter { .. } => ErrorClass::BadRequest,
+            MintError::OrgNotFound => ErrorClass::NotFound,
+            MintError::NoLiveKey(_) => ErrorClass::Conflict,
+            MintError::MinterRevoked => ErrorClass::Unauthenticated,
+            MintError::Store(e) => e.class(),
+            MintError::Crypto(e) => e.class(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            MintError::MinterRevoked => FailureClass::Revoked.code(),
+            other => other.class().code(),
+        }
+    }
+    fn denial(&self) -> Option<&Denial> {
+        match self {
+            MintError::Denied(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Why a revocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    /// A caveat denies it.
+    #[error(transparent)]
+    Denied(Denial),
+    /// No such token (or not within the caller's reach).
+    #[error("no such token")]
+    NotFound,
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+common_variants!(RevokeError);
+
+impl Classify for RevokeError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            RevokeError::Denied(_) => ErrorClass::Denied,
+            RevokeError::NotFound => ErrorClass::NotFound,
+            RevokeError::Store(e) => e.class(),
+        }
+    }
+    fn denial(&self) -> Option<&Denial> {
+        match self {
+            RevokeError::Denied(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Why a root-key operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A caveat denies it.
+    #[error(transparent)]
+    Denied(Denial),
+    /// No such org.
+    #[error("no such org")]
+    OrgNotFound,
+    /// No such key version.
+    #[error("no such key version")]
+    VersionNotFound,
+    /// The current version cannot be retired.
+    #[error("version {0} is the current key: rotate first")]
+    RetireCurrent(u32),
+    /// Retiring the caller's own version would lock the caller out.
+    #[error(
+        "the token making this request was minted under key version {0}; \
+         retire it with a token minted under the current version"
+    )]
+    RetireOwn(u32),
+    /// Every version number is used.
+    #[error("no key versions left")]
+    Exhausted,
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// No randomness or a key does not unwrap.
+    #[error(transparent)]
+    Crypto(#[from] MasterKeyError),
+}
+common_variants!(KeyError);
+
+impl Classify for KeyError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            KeyError::Denied(_) => ErrorClass::Denied,
+            KeyError::OrgNotFound | KeyError::VersionNotFound => ErrorClass::NotFound,
+            KeyError::RetireCurrent(_) | KeyError::RetireOwn(_) | KeyError::Exhausted => {
+                ErrorClass::Conflict
+            }
+            KeyError::Store(e) => e.class(),
+            KeyError::Crypto(e) => e.class(),
+        }
+    }
+    fn denial(&self) -> Option<&Denial> {
+        match self {
+            KeyError::Denied(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Why reading the audit log failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A caveat denies it.
+    #[error(transparent)]
+    Denied(Denial),
+    /// The cursor is not one this server gave out.
+    #[error("not an audit cursor (use the `older` value of a previous page)")]
+    BadCursor,
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+common_variants!(AuditError);
+
+impl Classify for AuditError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            AuditError::Denied(_) => ErrorClass::Denied,
+            AuditError::BadCursor => ErrorClass::BadRequest,
+            AuditError::Store(e) => e.class(),
+        }
+    }
+    fn denial(&self) -> Option<&Denial> {
+        match self {
+            AuditError::Denied(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Why the authority could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The master key file is unusable.
+    #[error(transparent)]
+    Master(#[from] MasterKeyError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The database was initialised with another master key.
+    #[error(
+        "the database was initialised with a different master key than {0}; \
+         use the master key file of the node that initialised it"
+    )]
+    MasterMismatch(String),
+    /// The database has not been initialised and this node may not do it.
+    #[error("the database is not initialised: run `macvault init --database …` first")]
+    NotInitialised,
+    /// A file or directory could not be made.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Founding the system org failed.
+    #[error(transparent)]
+    Org(#[from] OrgError),
+}
+
+/// Any authority error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// See [`AuthError`].
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// See [`OrgError`].
+    #[error(transparent)]
+    Org(#[from] OrgError),
+    /// See [`MintError`].
+    #[error(transparent)]
+    Mint(#[from] MintError),
+    /// See [`RevokeError`].
+    #[error(transparent)]
+    Revoke(#[from] RevokeError),
+    /// See [`KeyError`].
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// See [`AuditError`].
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// See [`StartError`].
+    #[error(transparent)]
+    Start(#[from] StartError),
+}

@@ -1,0 +1,417 @@
+//! Following the change feed, and the background work of a node.
+//!
+//! Memory (keys, deny-list) changes only after a commit: from what the commit itself
+//! returned (right after this node's own writes), and from the feed, which every node
+//! polls (the correctness path) and wakes on when the store signals (LISTEN/NOTIFY).
+//! Both go through one lock, so a late application of an older snapshot can never
+//! undo a newer change. A node that cannot catch up for longer than `max_staleness`
+//! stops authenticating (503 `stale`) rather than trust what it holds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::shared::Exclusive;
+use super::{AuthError, Authority, StartError};
+use crate::model::{Change, FeedEntry, RootKeyVersion};
+use crate::store::{DenyEntry, Read, StoreError};
+use crate::token::{RootKey, TokenId};
+
+/// Most feed entries applied per read.
+const BATCH: usize = 1000;
+/// At most one refresh a second is forced by tokens under an unknown key version.
+const FORCED_REFRESH_EVERY: Duration = Duration::from_secs(1);
+
+/// Where this node stands on the feed.
+#[derive(Debug)]
+pub(crate) struct Follower {
+    position: AtomicU64,
+    synced: Exclusive<Instant>,
+    store_ok: AtomicBool,
+    apply: tokio::sync::Mutex<()>,
+    last_forced: Exclusive<Option<Instant>>,
+    max_staleness: Duration,
+}
+
+/// What `/v1/ready` reports.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    /// `redb` or `postgres`.
+    pub backend: &'static str,
+    /// The last feed position applied.
+    pub position: u64,
+    /// Time since the node last caught up with the feed.
+    pub lag: Duration,
+    /// Whether the last attempt to read the store succeeded.
+    pub store_ok: bool,
+    /// Last-used times and events waiting for the background writer.
+    pub queued: (usize, usize),
+    /// Last-used times and events dropped because the queue was full.
+    pub dropped: (u64, u64),
+    /// Whether the node serves authenticated requests.
+    pub ready: bool,
+}
+
+impl Follower {
+    pub(super) fn new(max_staleness: Duration) -> Self {
+        Follower {
+            position: AtomicU64::new(0),
+            synced: Exclusive::new(Instant::now()),
+            store_ok: AtomicBool::new(true),
+            apply: tokio::sync::Mutex::new(()),
+            last_forced: Exclusive::new(None),
+            max_staleness,
+        }
+    }
+
+    fn lag(&self) -> Duration {
+        self.synced.lock().elapsed()
+    }
+
+    /// `Stale` when the node has not caught up for longer than allowed.
+    pub(super) fn ensure_fresh(&self) -> Result<(), AuthError> {
+        let lag = self.lag();
+        if lag > self.max_staleness {
+            return Err(AuthError::Stale {
+                lag_secs: lag.as_secs(),
+            });
+        }
+        Ok(())
+    }
+
+    fn synced_now(&self, position: u64) {
+        self.position.fetch_max(position, Ordering::SeqCst);
+        *self.synced.lock() = Instant::now();
+        self.store_ok.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What one read of the feed found.
+enum Step {
+    /// The node is behind the compaction horizon (or starting): everything.
+    Reload {
+        head: u64,
+        keys: Vec<RootKeyVersion>,
+        revocations: Vec<(TokenId, DenyEntry)>,
+    },
+    /// New entries, with the current records of the keys they name.
+    Apply {
+        entries: Vec<FeedEntry>,
+        keys: Vec<RootKeyVersion>,
+    },
+}
+
+fn read_step(r: &mut dyn Read, after: u64, reload: bool) -> Result<Step, StoreError> {
+    let head = r.feed_head()?;
+    if reload || head.horizon > after {
+        return Ok(Step::Reload {
+            head: head.head,
+            keys: r.all_keys()?,
+            revocations: r.revocations()?,
+        });
+    }
+    let entries = r.feed_after(after, BATCH)?;
+    let mut keys = Vec::new();
+    for e in &entries {
+        match &e.change {
+            Change::OrgCreated { org } => keys.extend(r.keys(org)?),
+            Change::KeyAdded { org, version } => keys.extend(r.key(org, *version)?),
+            Change::KeyRetired { .. } | Change::Revoked { .. } => {}
+        }
+    }
+    Ok(Step::Apply { entries, keys })
+}
+
+impl Authority {
+    /// Loads keys and the deny-list whole, and the feed position they stand at.
+    pub(super) async fn reload(&self) -> Result<(), StartError> {
+        self.catch_up_from(true).await.map_err(StartError::Store)
+    }
+
+    /// Applies every feed entry this node has not applied yet.
+    pub(crate) async fn catch_up(&self) -> Result<(), StoreError> {
+        self.catch_up_from(false).await
+    }
+
+    async fn catch_up_from(&self, mut reload: bool) -> Result<(), StoreError> {
+        let _apply = self.follower.apply.lock().await;
+        loop {
+            let after = self.follower.position.load(Ordering::SeqCst);
+            let step = self
+                .store
+                .read(move |r| read_step(r, after, reload))
+                .await
+                .inspect_err(|_| self.follower.store_ok.store(false, Ordering::SeqCst))?;
+            reload = false;
+            match step {
+                Step::Reload {
+                    head,
+                    keys,
+                    revocations,
+                } => {
+                    let loaded = keys
+                        .iter()
+                        .map(|k| Ok((k.org.clone(), k.version, self.live_key(k)?)))
+                        .collect::<Result<_, StoreError>>()?;
+                    self.keyring.replace(loaded);
+                    self.deny.replace(revocations);
+                    self.follower.position.store(head, Ordering::SeqCst);
+                    self.follower.synced_now(head);
+                    return Ok(());
+                }
+                Step::Apply { entries, keys } => {
+                    for k in &keys {
+                        match self.live_key(k)? {
+                            Some(key) => self.keyring.insert(&k.org, k.version, &key),
+                            None => self.keyring.retire(&k.org, k.version),
+                        }
+                    }
+                    for e in &entries {
+                        self.apply_change(&e.change);
+                    }
+                    let full = entries.len() == BATCH;
+                    let last = entries.last().map_or(after, |e| e.seq);
+                    self.follower.synced_now(last);
+                    if !full {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The unwrapped key of a live version; `None` if it is retired.
+    fn live_key(&self, k: &RootKeyVersion) -> Result<Option<RootKey>, StoreError> {
+        if k.retired.is_some() {
+            return Ok(None);
+        }
+        self.master
+            .unwrap_key(&k.org, k.version, &k.wrapped)
+            .map(Some)
+            .map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "root key {} v{} does not unwrap with this master key",
+                    k.org, k.version
+                ))
+            })
+    }
+
+    /// What an entry changes in memory (keys were loaded with the entries).
+    pub(super) fn apply_change(&self, change: &Change) {
+        match change {
+            Change::KeyRetired { org, version } => self.keyring.retire(org, *version),
+            Change::Revoked {
+                token,
+                effective,
+                expires,
+            } => self.deny.insert(
+                *token,
+                DenyEntry {
+                    effective: *effective,
+                    expires: *expires,
+                },
+            ),
+            Change::OrgCreated { .. } | Change::KeyAdded { .. } => {}
+        }
+    }
+
+    /// Applies what this node's own commit changed, at once (the feed brings the same
+    /// again later; applying is idempotent).
+    pub(super) async fn applied<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _apply = self.follower.apply.lock().await;
+        f()
+    }
+
+    /// A refresh forced by a token under a key version this node does not know: at most
+    /// one a second; callers within that second wait for the refresh under way. Whether
+    /// verifying again is worth it.
+    pub async fn refresh_for_unknown_key(&self) -> bool {
+        let due = {
+            let mut last = self.follower.last_forced.lock();
+            let due = last.is_none_or(|t| t.elapsed() >= FORCED_REFRESH_EVERY);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due {
+            self.catch_up().await.is_ok()
+        } else {
+            drop(self.follower.apply.lock().await);
+            true
+        }
+    }
+
+    /// Writes queued last-used times and events in one transaction; on failure they
+    /// are queued again for the next flush.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let batch = self.usage.take();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let batch = Arc::new(batch);
+        let queued = batch.clone();
+        let written = self
+            .store
+            .write(move |tx| {
+                for (id, used) in &queued.uses {
+                    tx.record_use(id, used)?;
+                }
+                for event in &queued.events {
+                    tx.append_audit(event)?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await;
+        if written.is_err() {
+            let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+            self.usage.requeue(batch);
+        }
+        written.map(|_| ())
+    }
+
+    /// Drops deny-list and feed entries of expired tokens, and feed entries older than
+    /// the retention.
+    pub async fn compact(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let before = now.saturating_sub(self.config.feed_retention.as_secs());
+        let done = self.store.write(move |tx| tx.compact(now, before)).await?;
+        let dropped = self.deny.collect_garbage(now);
+        tracing::debug!(
+            revocations = done.value.revocations,
+            feed = done.value.feed,
+            in_memory = dropped,
+            "compacted"
+        );
+        Ok(())
+    }
+
+    /// Liveness aside, whether this node should be sent traffic.
+    pub fn readiness(&self) -> Readiness {
+        let lag = self.follower.lag();
+        let store_ok = self.follower.store_ok.load(Ordering::SeqCst);
+        Readiness {
+            backend: self.store.backend_name(),
+            position: self.follower.position.load(Ordering::SeqCst),
+            lag,
+            store_ok,
+            queued: self.usage.depth(),
+            dropped: self.usage.dropped(),
+            ready: store_ok && lag <= self.follower.max_staleness,
+        }
+    }
+
+    /// How many revoked ids the deny-list holds.
+    pub fn deny_list_len(&self) -> usize {
+        self.deny.len()
+    }
+}
+
+/// The background tasks of a running authority.
+pub struct Background {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    authority: Arc<Authority>,
+}
+
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Background")
+            .field("tasks", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Background {
+    /// Stops the tasks, then writes what is still queued.
+    pub async fn stop(self) -> Result<(), StoreError> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.authority.flush().await
+    }
+}
+
+/// Runs `work` every `every` (and when `wake` fires) until stopped.
+fn every<F, Fut>(
+    mut stop: watch::Receiver<bool>,
+    every: Duration,
+    wake: Option<Arc<tokio::sync::Notify>>,
+    mut work: F,
+) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            let woken = async {
+                match &wake {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(every) => {}
+                () = woken => {}
+            }
+            work().await;
+        }
+    })
+}
+
+pub(super) fn start(authority: &Arc<Authority>) -> Background {
+    let (stop, rx) = watch::channel(false);
+    let cfg = authority.config.clone();
+    let a = authority.clone();
+    let flusher = every(rx.clone(), cfg.flush_every, None, move || {
+        let a = a.clone();
+        async move {
+            if let Err(e) = a.flush().await {
+                tracing::error!(error = %e, "writing last-used times and events failed");
+            }
+        }
+    });
+    let a = authority.clone();
+    let failing = Arc::new(AtomicBool::new(false));
+    let follower = every(
+        rx.clone(),
+        cfg.poll_every,
+        Some(authority.store.feed_signal()),
+        move || {
+            let (a, failing) = (a.clone(), failing.clone());
+            async move {
+                match a.catch_up().await {
+                    // Said once when it starts failing and once when it recovers.
+                    Ok(()) if failing.swap(false, Ordering::SeqCst) => {
+                        tracing::info!("caught up with the change feed again");
+                    }
+                    Ok(()) => {}
+                    Err(e) if !failing.swap(true, Ordering::SeqCst) => {
+                        tracing::warn!(error = %e, "cannot read the change feed");
+                    }
+                    Err(_) => {}
+                }
+            }
+        },
+    );
+    let a = authority.clone();
+    let compactor = every(rx, cfg.compact_every, None, move || {
+        let a = a.clone();
+        async move {
+            if let Err(e) = a.compact().await {
+                tracing::warn!(error = %e, "compaction failed");
+            }
+        }
+    });
+    Background {
+        stop,
+        tasks: vec![flusher, follower, compactor],
+        authority: authority.clone(),
+    }
+}

@@ -1,0 +1,345 @@
+//! Minting: a preset in an org, by a token that holds every right it grants.
+
+use super::{Authority, MasterKeyError, MintError, NameError, Principal, check_name, presets};
+use crate::audit::{action, mint_detail};
+use crate::caveats::{Action, Caveat, Denial, Excerpt, MAX_TIME, Resource};
+use crate::model::{AuditEvent, Org, Outcome, TokenKind, TokenRecord};
+use crate::token::{Bundle, Macaroon, RootKey, TokenId, TokenIdentifier, fingerprint};
+
+/// Longest token name, in characters.
+pub const MAX_NAME: usize = 64;
+
+/// What to mint.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct MintSpec {
+    /// The kind.
+    pub kind: TokenKind,
+    /// The app (deploy and runtime).
+    pub app: Option<String>,
+    /// The ledger name (defaults to the kind's name).
+    pub name: Option<String>,
+    /// Lifetime in seconds (defaults to [`DEFAULT_EXPIRY`](super::DEFAULT_EXPIRY)).
+    pub expiry_secs: Option<u64>,
+}
+
+impl MintSpec {
+    /// A token of `kind` with every default.
+    pub fn new(kind: TokenKind) -> Self {
+        MintSpec {
+            kind,
+            app: None,
+            name: None,
+            expiry_secs: None,
+        }
+    }
+
+    /// For `app`.
+    pub fn app(mut self, app: impl Into<String>) -> Self {
+        self.app = Some(app.into());
+        self
+    }
+
+    /// Named `name` in the ledger.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Expiring `secs` seconds from now.
+    pub fn expiry_secs(mut self, secs: u64) -> Self {
+        self.expiry_secs = Some(secs);
+        self
+    }
+}
+
+/// A token minted by the authority: the text (shown once) and its ledger record.
+#[derive(Debug)]
+pub struct Minted {
+    /// The token text.
+    pub token: Secret,
+    /// Its ledger record.
+    pub record: TokenRecord,
+}
+
+/// A token text that must not be logged: `Debug` hides it.
+pub struct Secret(String);
+
+impl Secret {
+    /// The text, for the one place that hands it to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+/// Why a token could not be built.
+#[derive(Debug)]
+pub(super) enum BuildError {
+    /// No randomness for its id.
+    Random,
+    /// The org name does not fit an identifier.
+    InvalidOrg(NameError),
+}
+
+impl From<BuildError> for MintError {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::Random => MintError::Crypto(MasterKeyError::Random),
+            BuildError::InvalidOrg(n) => MintError::InvalidName(n),
+        }
+    }
+}
+
+impl From<BuildError> for super::OrgError {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::Random => super::OrgError::Crypto(MasterKeyError::Random),
+            BuildError::InvalidOrg(n) => super::OrgError::InvalidName(n),
+        }
+    }
+}
+
+/// Whether a token name is acceptable: 1 to [`MAX_NAME`] printable characters.
+pub(super) fn check_token_name(name: &str) -> Result<(), MintError> {
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(MintError::BadTokenName { max: MAX_NAME });
+    }
+    Ok(())
+}
+
+/// What a new token is.
+pub(super) struct NewToken<'a> {
+    pub org: &'a str,
+    pub key_version: u32,
+    pub kind: TokenKind,
+    pub app: Option<&'a str>,
+    pub name: &'a str,
+    pub caveats: &'a [Caveat<'a>],
+    pub creator: Option<TokenId>,
+    pub now: u64,
+    pub expires: u64,
+}
+
+impl Authority {
+    /// Mints a preset. The presented token must be allowed to create tokens (for the
+    /// app, if any) and must itself hold every right it grants: each of its caveats
+    /// must be implied by a caveat of the new token, expiry included. Nothing outlives
+    /// the token that minted it.
+    pub async fn mint(
+        &self,
+        who: &Principal,
+        org_name: &str,
+        spec: &MintSpec,
+    ) -> Result<Minted, MintError> {
+        check_name("org", org_name).map_err(MintError::InvalidName)?;
+        if let Some(app) = &spec.app {
+            check_name("app", app).map_err(MintError::InvalidName)?;
+        }
+        if spec.kind == TokenKind::Operator {
+            return Err(MintError::AppNotAllowed(spec.kind));
+        }
+        let access = self.access(
+            who,
+            org_name,
+            spec.app.as_deref(),
+            Resource::Tokens,
+            Action::Create,
+        );
+        self.require(who, &access).map_err(MintError::Denied)?;
+        let org = self
+            .read_org(org_name)
+            .await?
+            .ok_or(MintError::OrgNotFound)?;
+        let name = spec.name.as_deref().unwrap_or(spec.kind.name());
+        check_token_name(name)?;
+        let now = self.clock.now();
+        let expires = self.mint_expiry(who, &org, spec.expiry_secs, now)?;
+        if who.third_party_caveats() > 0 {
+            // The new token would not carry the third-party requirement: minting would
+            // launder it away (a CI token would mint tokens usable without the CI job).
+            let denial = Denial {
+                index: 0,
+                caveat: "third-party caveat".into(),
+                reason: "a token that needs a discharge cannot mint tokens".into(),
+            };
+            return Err(MintError::Denied(self.denied(who, org_name, denial)));
+        }
+        let caveats = presets::caveats(spec.kind, org_name, spec.app.as_deref(), expires)?;
+        self.require_implied(who, org_name, &caveats, spec.kind)?;
+        let key = self.minting_key(&org).await?;
+        let minted = self.build_token(
+            &key,
+            &NewToken {
+                org: org_name,
+                key_version: org.current_key,
+                kind: spec.kind,
+                app: spec.app.as_deref(),
+                name,
+                caveats: &caveats,
+                creator: Some(who.token_id()),
+                now,
+                expires,
+            },
+        )?;
+        let event = AuditEvent::new(
+            org_name,
+            action::TOKEN_MINT,
+            who.actor(),
+            Outcome::Ok,
+            mint_detail(&minted.record),
+            now,
+        );
+        let record = minted.record.clone();
+        let minter = who.token_id();
+        self.store
+            .write(move |tx| {
+                // Inside the transaction: a revocation committed meanwhile (here or on
+                // another node) must not leave a child behind.
+                if tx.token(&minter)?.is_some_and(|m| m.is_revoked_at(now)) {
+                    return Err(MintError::MinterRevoked);
+                }
+                tx.put_token(&record)?;
+                tx.append_audit(&event)?;
+                Ok(())
+            })
+            .await?;
+        Ok(minted)
+    }
+
+    /// The expiry of a new token: the default cut to the org's maximum and to the
+    /// minter's own expiry; an explicit one that does not fit is refused.
+    fn mint_expiry(
+        &self,
+        who: &Principal,
+        org: &Org,
+        asked: Option<u64>,
+        now: u64,
+    ) -> Result<u64, MintError> {
+        let ttl = match (asked, org.max_expiry_secs) {
+            (Some(0), _) => return Err(MintError::ZeroExpiry),
+            (Some(ttl), Some(max)) if ttl > max => {
+                return Err(MintError::OverOrgMaximum { ttl, max });
+            }
+            (Some(ttl), _) => ttl,
+            (None, max) => {
+                let default = super::DEFAULT_EXPIRY.as_secs();
+                max.map_or(default, |m| m.min(default))
+            }
+        };
+        let expires = now.saturating_add(ttl);
+        if expires > MAX_TIME {
+            return Err(MintError::TooFar(ttl));
+        }
+        match who.expires() {
+            Some(limit) if expires > limit && asked.is_some() => {
+                Err(MintError::AfterMinter { expires, limit })
+            }
+            Some(limit) if expires > limit => Ok(limit),
+            _ => Ok(expires),
+        }
+    }
+
+    /// Every caveat of the minter must be implied by a caveat of the new token.
+    fn require_implied(
+        &self,
+        who: &Principal,
+        org: &str,
+        caveats: &[Caveat<'_>],
+        kind: TokenKind,
+    ) -> Result<(), MintError> {
+        for (i, held) in who.caveats().iter().enumerate() {
+            if !caveats.iter().any(|c| c.implies(held)) {
+                let denial = Denial {
+                    index: i + 1,
+                    caveat: held.to_string(),
+                    reason: format!(
+                        "is not implied by the {kind} token being minted: a token cannot mint rights it does not hold"
+                    ),
+                };
+                return Err(MintError::Denied(self.denied(who, org, denial)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The org's current root key: from memory, or (not yet followed here, e.g. just
+    /// rotated on another node) from the store.
+    async fn minting_key(&self, org: &Org) -> Result<RootKey, MintError> {
+        use crate::token::KeyResolver as _;
+        if let Some(key) = self.keyring.root_key(&org.name, org.current_key) {
+            return Ok(key);
+        }
+        let (name, version) = (org.name.clone(), org.current_key);
+        let rec = self
+            .store
+            .read(move |r| r.key(&name, version))
+            .await?
+            .filter(|k| k.retired.is_none())
+            .ok_or_else(|| MintError::NoLiveKey(org.name.clone()))?;
+        let key = self
+            .master
+            .unwrap_key(&rec.org, rec.version, &rec.wrapped)?;
+        self.applied(|| self.keyring.insert(&rec.org, rec.version, &key))
+            .await;
+        Ok(key)
+    }
+
+    /// Mints the token text and its ledger record (nothing is stored yet).
+    pub(super) fn build_token(
+        &self,
+        key: &RootKey,
+        new: &NewToken<'_>,
+    ) -> Result<Minted, BuildError> {
+        let id = TokenId::generate().map_err(|_| BuildError::Random)?;
+        let identifier = TokenIdentifier {
+            org: new.org.to_owned(),
+            key_version: new.key_version,
+            token_id: id,
+        }
+        .encode()
+        .map_err(|_| {
+            BuildError::InvalidOrg(NameError {
+                what: "org",
+                shown: Excerpt(new.org.as_bytes()).to_string(),
+            })
+        })?;
+        let mut m = Macaroon::mint(key.expose_bytes(), identifier.as_bytes(), None);
+        let texts: Vec<String> = new.caveats.iter().map(ToString::to_string).collect();
+        for t in &texts {
+            m.add_first_party(t.as_bytes());
+        }
+        let text = Bundle::single(m).to_text();
+        let record = TokenRecord::new(
+            id,
+            new.org,
+            new.name,
+            new.kind,
+            new.app,
+            texts,
+            new.key_version,
+            new.now,
+            new.creator,
+            new.expires,
+            fingerprint(&text),
+        );
+        Ok(Minted {
+            token: Secret(text),
+            record,
+        })
+    }
+
+    /// An org, read from the store.
+    pub(super) async fn read_org(
+        &self,
+        name: &str,
+    ) -> Result<Option<Org>, crate::store::StoreError> {
+        let name = name.to_owned();
+        self.store.read(move |r| r.org(&name)).await
+    }
+}

@@ -1,0 +1,186 @@
+//! Orgs: founding one (its first root key and first token in one transaction), reading
+//! and changing its settings.
+
+use super::mint::NewToken;
+use super::{Authority, Minted, OrgError, Principal, SYSTEM_ORG, check_name, presets};
+use crate::audit::{action, mint_detail};
+use crate::caveats::{Action, Caveat, MAX_TIME, Resource, format_span};
+use crate::model::{Actor, AuditEvent, Change, Org, Outcome, RootKeyVersion, TokenId, TokenKind};
+use crate::store::StoreError;
+use crate::token::RootKey;
+
+/// The first token of a new org.
+pub(super) struct FirstToken<'a> {
+    pub kind: TokenKind,
+    pub name: &'a str,
+    pub caveats: Vec<Caveat<'static>>,
+    pub expires: u64,
+    /// Who issued it (kept for the record; it is a lineage root either way).
+    pub issuer: Option<TokenId>,
+}
+
+impl Authority {
+    /// Creates an org with its first root key; returns an `org` token for it. The
+    /// token is a lineage root: it does not die with the operator token that issued it.
+    pub async fn create_org(&self, who: &Principal, name: &str) -> Result<Minted, OrgError> {
+        let access = self.access(who, SYSTEM_ORG, None, Resource::Orgs, Action::Create);
+        self.require(who, &access).map_err(OrgError::Denied)?;
+        check_name("org", name).map_err(OrgError::InvalidName)?;
+        if name == SYSTEM_ORG {
+            return Err(OrgError::Reserved(SYSTEM_ORG));
+        }
+        let now = self.clock.now();
+        let expires = now.saturating_add(presets::DEFAULT_EXPIRY.as_secs());
+        if expires > MAX_TIME {
+            return Err(OrgError::TooFar(presets::DEFAULT_EXPIRY.as_secs()));
+        }
+        let caveats = presets::caveats(TokenKind::Org, name, None, expires).map_err(|_| {
+            OrgError::InvalidName(super::NameError {
+                what: "org",
+                shown: name.to_owned(),
+            })
+        })?;
+        let first = FirstToken {
+            kind: TokenKind::Org,
+            name: "org",
+            caveats,
+            expires,
+            issuer: Some(who.token_id()),
+        };
+        self.found_org(name, first, who.actor(), None).await
+    }
+
+    /// Creates an org, its root key version 1 and its first token in one transaction
+    /// (with the master key's check value, when this founds the system org of a new
+    /// store).
+    pub(super) async fn found_org(
+        &self,
+        name: &str,
+        first: FirstToken<'_>,
+        actor: Actor,
+        master_check: Option<Vec<u8>>,
+    ) -> Result<Minted, OrgError> {
+        let now = self.clock.now();
+        let key = RootKey::generate().map_err(|_| super::MasterKeyError::Random)?;
+        let key_rec = RootKeyVersion::new(name, 1, self.master.wrap(name, 1, &key)?, now);
+        let org = Org::new(name, now);
+        let mut minted = self.build_token(
+            &key,
+            &NewToken {
+                org: name,
+                key_version: 1,
+                kind: first.kind,
+                app: None,
+                name: first.name,
+                caveats: &first.caveats,
+                creator: first.issuer,
+                now,
+                expires: first.expires,
+            },
+        )?;
+        minted.record = minted.record.as_lineage_root();
+        let created = format!("org {name} created");
+        let mut events = vec![
+            AuditEvent::new(
+                name,
+                action::ORG_CREATE,
+                actor,
+                Outcome::Ok,
+                created.clone(),
+                now,
+            ),
+            AuditEvent::new(
+                name,
+                action::TOKEN_MINT,
+                actor,
+                Outcome::Ok,
+                mint_detail(&minted.record),
+                now,
+            ),
+        ];
+        if name != SYSTEM_ORG {
+            // The operator's own log shows every org it created.
+            events.push(AuditEvent::new(
+                SYSTEM_ORG,
+                action::ORG_CREATE,
+                actor,
+                Outcome::Ok,
+                created,
+                now,
+            ));
+        }
+        let record = minted.record.clone();
+        let org_name = name.to_owned();
+        self.store
+            .write(move |tx| {
+                if let Some(check) = &master_check {
+                    tx.init_master_check(check)?;
+                }
+                tx.insert_org(&org).map_err(|e| match e {
+                    StoreError::Conflict(_) => OrgError::Exists(org_name.clone()),
+                    other => other.into(),
+                })?;
+                tx.put_key(&key_rec)?;
+                tx.put_token(&record)?;
+                for e in &events {
+                    tx.append_audit(e)?;
+                }
+                tx.publish(
+                    &Change::OrgCreated {
+                        org: org_name.clone(),
+                    },
+                    now,
+                )?;
+                Ok::<_, OrgError>(())
+            })
+            .await?;
+        self.applied(|| self.keyring.insert(name, 1, &key)).await;
+        Ok(minted)
+    }
+
+    /// An org's settings.
+    pub async fn get_org(&self, who: &Principal, name: &str) -> Result<Org, OrgError> {
+        let access = self.access(who, name, None, Resource::Orgs, Action::Read);
+        self.require(who, &access).map_err(OrgError::Denied)?;
+        self.read_org(name).await?.ok_or(OrgError::NotFound)
+    }
+
+    /// Sets (or with `None` removes) an org's maximum token lifetime.
+    pub async fn set_max_expiry(
+        &self,
+        who: &Principal,
+        name: &str,
+        max: Option<u64>,
+    ) -> Result<Org, OrgError> {
+        let access = self.access(who, name, None, Resource::Orgs, Action::Write);
+        self.require(who, &access).map_err(OrgError::Denied)?;
+        if max == Some(0) {
+            return Err(OrgError::ZeroMaxExpiry);
+        }
+        let now = self.clock.now();
+        let detail = match max {
+            Some(s) => format!("max expiry set to {}", format_span(s)),
+            None => "max expiry removed".into(),
+        };
+        let event = AuditEvent::new(
+            name,
+            action::ORG_UPDATE,
+            who.actor(),
+            Outcome::Ok,
+            detail,
+            now,
+        );
+        let name = name.to_owned();
+        let done = self
+            .store
+            .write(move |tx| {
+                let mut org = tx.org(&name)?.ok_or(OrgError::NotFound)?;
+                org.max_expiry_secs = max;
+                tx.put_org(&org)?;
+                tx.append_audit(&event)?;
+                Ok::<_, OrgError>(org)
+            })
+            .await?;
+        Ok(done.value)
+    }
+}

@@ -1,0 +1,65 @@
+//! The authority's rules, exercised in-process: one fixture, chapters by subject.
+
+mod purity;
+mod rules;
+mod upgrade;
+
+use std::sync::Arc;
+
+use super::*;
+use crate::model::TokenKind;
+
+/// A fresh embedded authority in a temp dir, and its operator token.
+pub(super) async fn open() -> (tempfile::TempDir, Arc<Authority>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = Authority::open(dir.path()).await.unwrap();
+    let path = opened
+        .operator_token
+        .clone()
+        .expect("first start writes the operator token");
+    let op = std::fs::read_to_string(path).unwrap().trim().to_owned();
+    (dir, opened.authority, op)
+}
+
+/// `text` authenticated (test setup: must succeed).
+pub(super) async fn who(a: &Authority, text: &str) -> Principal {
+    a.authenticate(text, Client::default()).await.unwrap()
+}
+
+/// The class a token is refused with.
+pub(super) async fn refused(a: &Authority, text: &str) -> crate::token::FailureClass {
+    match a.authenticate(text, Client::default()).await {
+        Err(AuthError::Unauthenticated(class)) => class,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+pub(super) fn spec(kind: TokenKind, app: Option<&str>, expiry_secs: Option<u64>) -> MintSpec {
+    let mut s = MintSpec::new(kind);
+    s.app = app.map(str::to_owned);
+    s.expiry_secs = expiry_secs;
+    s
+}
+
+/// Mints a preset in `acme` with the token `by` (test setup: must succeed).
+pub(super) async fn mint_by(
+    a: &Authority,
+    by: &str,
+    kind: TokenKind,
+    app: Option<&str>,
+    expiry: Option<u64>,
+) -> Minted {
+    a.mint(&who(a, by).await, "acme", &spec(kind, app, expiry))
+        .await
+        .unwrap()
+}
+
+/// Creates org `name` with the operator token; its org token.
+pub(super) async fn org_token(a: &Authority, op: &str, name: &str) -> String {
+    a.create_org(&who(a, op).await, name)
+        .await
+        .unwrap()
+        .token
+        .expose()
+        .to_owned()
+}

@@ -1,0 +1,119 @@
+//! A data directory written by the first release (schema version 1, committed under
+//! `tests/fixtures/v1/` by `scripts/fixtures/v1.sh`) opens with this build: upgraded in
+//! one transaction, with its orgs, keys, tokens, lineage, revocations, last uses and
+//! audit intact.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use super::*;
+use crate::token::FailureClass;
+
+fn fixture() -> (tempfile::TempDir, serde_json::Value) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["macvault.redb", "master.key", "operator.token"] {
+        let to = dir.path().join(name);
+        std::fs::copy(root.join("data").join(name), &to).unwrap();
+        // git keeps no modes: key files come out of a checkout 0644.
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let tokens = std::fs::read_to_string(root.join("tokens.json")).unwrap();
+    (dir, serde_json::from_str(&tokens).unwrap())
+}
+
+#[tokio::test]
+async fn a_version_1_data_directory_is_upgraded_whole() {
+    let (dir, tokens) = fixture();
+    let t = |name: &str| tokens[name].as_str().unwrap().to_owned();
+    let opened = Authority::open(dir.path()).await.unwrap();
+    assert!(
+        opened.operator_token.is_none(),
+        "an upgraded store is initialised already"
+    );
+    let a = opened.authority;
+    let acme = a.read_org("acme").await.unwrap().unwrap();
+    // The fixture's tokens are checked at the time it was made (they expire later).
+    a.set_clock(acme.created + 60);
+
+    // Orgs and settings.
+    assert_eq!(acme.current_key, 2);
+    let beta = a.read_org("beta").await.unwrap().unwrap();
+    assert_eq!(beta.max_expiry_secs, Some(30 * 86400));
+
+    // Keys: both acme versions unwrap and verify their tokens; the operator still works.
+    let op = who(&a, &t("operator")).await;
+    assert_eq!(op.org(), "system");
+    let org = who(&a, &t("acme")).await;
+    assert_eq!(org.key_version(), 1);
+    let deploy = who(&a, &t("deploy")).await;
+    assert_eq!(deploy.key_version(), 2);
+    who(&a, &t("child")).await;
+    who(&a, &t("beta")).await;
+
+    // Revocations: the readonly token revoked itself.
+    assert_eq!(refused(&a, &t("readonly")).await, FailureClass::Revoked);
+
+    // The ledger, its lineage (org tokens the operator issued are roots) and last uses.
+    let ledger = a.list_tokens(&org, "acme").await.unwrap();
+    let by_name = |n: &str| {
+        ledger
+            .iter()
+            .find(|v| v.entry.record.name == n)
+            .unwrap_or_else(|| panic!("no {n} in {ledger:#?}"))
+    };
+    let (org_rec, ci, child, dash) = (
+        by_name("org"),
+        by_name("ci"),
+        by_name("child"),
+        by_name("dash"),
+    );
+    assert_eq!(org_rec.entry.record.parent, None);
+    assert_eq!(org_rec.entry.record.creator, Some(op.token_id()));
+    assert_eq!(ci.entry.record.parent, Some(org_rec.entry.record.id));
+    assert_eq!(child.entry.record.parent, Some(ci.entry.record.id));
+    assert_eq!(dash.status, crate::model::TokenStatus::Revoked);
+    assert!(
+        ci.entry.last_used.is_some(),
+        "verify recorded a use: {ci:?}"
+    );
+
+    // The audit log, in order, with its sequence numbers.
+    let page = a.audit(&org, "acme", 1000, None).await.unwrap();
+    let actions: Vec<&str> = page.events.iter().map(|e| e.action.as_str()).collect();
+    for want in [
+        "org.create",
+        "token.mint",
+        "key.rotate",
+        "request.denied",
+        "token.revoke",
+    ] {
+        assert!(actions.contains(&want), "{want} missing from {actions:?}");
+    }
+    let seqs: Vec<u64> = page.events.iter().map(|e| e.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+
+    // Revoking the deploy token now reaches the child minted from it (lineage).
+    let done = a
+        .revoke(&org, &ci.entry.record.id, RevokeOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(done.descendants, 1);
+    assert_eq!(refused(&a, &t("child")).await, FailureClass::Revoked);
+
+    // It opens again as version 2 (the upgrade is not repeated), master key checked.
+    drop(a);
+    let again = Authority::open(dir.path()).await.unwrap();
+    again.authority.set_clock(acme.created + 60);
+    assert_eq!(
+        refused(&again.authority, &t("child")).await,
+        FailureClass::Revoked
+    );
+    let check = again
+        .authority
+        .store
+        .read(|r| r.master_check())
+        .await
+        .unwrap();
+    assert!(check.is_some(), "the master key check value was added");
+}

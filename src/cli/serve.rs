@@ -1,0 +1,203 @@
+//! `macvault serve` and `macvault init`: open (or initialise) the store and serve.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio::net::TcpListener;
+
+use super::input::parse_duration;
+use crate::authority::{Authority, Config, Setup};
+use crate::caveats::IpNet;
+use crate::http::{AppState, ServeOptions, TrustedProxies};
+use crate::store::Location;
+
+/// Where the store is and how this node reaches it (shared by `serve` and `init`).
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// Where the node keeps its master key and embedded database (and, on the node that
+    /// initialises the store, `operator.token`).
+    #[arg(long, env = "MACVAULT_DATA_DIR", default_value = "./macvault-data")]
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL (`postgres://user@host/db`): share one store between nodes
+    /// instead of the embedded one. `sslmode=require` asks for TLS.
+    #[arg(
+        long,
+        env = "MACVAULT_DATABASE_URL",
+        hide_env_values = true,
+        conflicts_with = "database_url_file"
+    )]
+    pub database: Option<String>,
+    /// A file holding the PostgreSQL URL (so a password need not be on a command line).
+    #[arg(long, value_name = "FILE")]
+    pub database_url_file: Option<PathBuf>,
+    /// The master key file (default: DATA_DIR/master.key; created 0600 if missing).
+    #[arg(long, value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The store's location.
+    pub fn location(&self) -> anyhow::Result<Location> {
+        if let Some(file) = &self.database_url_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let url = text.trim();
+            anyhow::ensure!(
+                url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                "{} does not hold a postgres:// URL",
+                file.display()
+            );
+            return Ok(Location::Postgres(url.to_owned()));
+        }
+        match &self.database {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Location::Postgres(url.clone()))
+            }
+            Some(_) => anyhow::bail!("--database takes a postgres:// or postgresql:// URL"),
+            None => Ok(Location::Dir(self.data_dir.clone())),
+        }
+    }
+
+    fn setup(&self, config: Config, may_initialise: bool) -> anyhow::Result<Setup> {
+        Ok(Setup {
+            store: self.location()?,
+            data_dir: self.data_dir.clone(),
+            master_key_file: self.master_key_file.clone(),
+            may_initialise,
+            config,
+        })
+    }
+}
+
+/// `macvault serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// How long a request may take before it is answered 408 (`10s`, `1m`).
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    request_timeout: Duration,
+    /// How long this node may go without catching up with the store's change feed
+    /// before it answers 503 `stale` instead of trusting what it holds.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    max_staleness: Duration,
+    /// A load balancer's network whose `X-Forwarded-For` is believed (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    trusted_proxy: Vec<IpNet>,
+}
+
+/// `macvault init`.
+#[derive(Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > Duration::from_secs(3600) {
+        return Err("a request timeout is at most 1h".into());
+    }
+    Ok(d)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Runs `macvault serve` until SIGINT or SIGTERM.
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    runtime()?.block_on(async move {
+        let config = Config {
+            max_staleness: args.max_staleness,
+            ..Config::default()
+        };
+        let setup = args.store.setup(config, true)?;
+        let opened = Authority::open_with(&setup).await?;
+        if let Some(path) = &opened.operator_token {
+            println!(
+                "operator token written to {} (mode 0600; it is shown nowhere else)",
+                path.display()
+            );
+        }
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("macvault listening on http://{addr}");
+        tracing::info!(%addr, backend = opened.authority.store().backend_name(), "listening");
+        let background = opened.authority.start();
+        let state = AppState {
+            authority: opened.authority.clone(),
+            proxies: Arc::new(TrustedProxies::new(args.trusted_proxy)),
+        };
+        let options = ServeOptions {
+            request_timeout: args.request_timeout,
+        };
+        let served = crate::http::run(listener, state, options, shutdown_signal()).await;
+        background.stop().await?;
+        served?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs `macvault init`: initialises an empty store (the first `serve` does the same).
+pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let setup = args.store.setup(Config::default(), true)?;
+        let opened = Authority::open_with(&setup).await?;
+        match &opened.operator_token {
+            Some(path) => println!(
+                "initialised {}; operator token written to {} (mode 0600)",
+                setup.store,
+                path.display()
+            ),
+            None => println!("{} was initialised already", setup.store),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MACVAULT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,78 @@
+//! `/v1/orgs/{org}/tokens` and `/v1/tokens/…`: mint, list, revoke.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::body::optional_json;
+use super::{ApiError, AppState, Caller};
+use crate::api::{MintRequest, MintResponse, RevokeRequest, RevokeResponse, TokenList};
+use crate::authority::{MintSpec, RevokeOptions};
+use crate::model::TokenKind;
+use crate::token::TokenId;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+pub(super) async fn mint(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(org): Path<String>,
+    json: Result<Json<MintRequest>, JsonRejection>,
+) -> ApiResult<Response> {
+    let req = json?.0;
+    let kind: TokenKind = req
+        .kind
+        .parse()
+        .map_err(|e: crate::model::UnknownKind| ApiError::bad_request(e.to_string()))?;
+    let mut spec = MintSpec::new(kind);
+    spec.app = req.app;
+    spec.name = req.name;
+    spec.expiry_secs = req.expiry_secs;
+    let minted = state.authority.mint(&who, &org, &spec).await?;
+    Ok((StatusCode::CREATED, Json(MintResponse::from(&minted))).into_response())
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<TokenList>> {
+    let views = state.authority.list_tokens(&who, &org).await?;
+    Ok(Json(TokenList {
+        tokens: views.iter().map(Into::into).collect(),
+    }))
+}
+
+/// The optional body of a revocation.
+fn options(body: Result<Bytes, BytesRejection>) -> ApiResult<RevokeOptions> {
+    let req: RevokeRequest = optional_json(body)?;
+    Ok(RevokeOptions {
+        orphan: req.orphan,
+        delay_secs: 0,
+    })
+}
+
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<RevokeResponse>> {
+    let id: TokenId = id
+        .parse()
+        .map_err(|e: crate::token::IdentifierError| ApiError::bad_request(e.to_string()))?;
+    let done = state.authority.revoke(&who, &id, options(body)?).await?;
+    Ok(Json(RevokeResponse::from(&done)))
+}
+
+pub(super) async fn revoke_self(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<RevokeResponse>> {
+    let done = state.authority.revoke_self(&who, options(body)?).await?;
+    Ok(Json(RevokeResponse::from(&done)))
+}

@@ -1,0 +1,45 @@
+//! The change feed: what every node must apply to the state it keeps in memory.
+
+use crate::token::TokenId;
+
+/// One change other nodes must apply. Stored append-only: new kinds go at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An org was created (with root key version 1).
+    OrgCreated {
+        /// The org.
+        org: String,
+    },
+    /// A root-key version was added.
+    KeyAdded {
+        /// The org.
+        org: String,
+        /// The new version.
+        version: u32,
+    },
+    /// A root-key version was retired: tokens minted under it no longer verify.
+    KeyRetired {
+        /// The org.
+        org: String,
+        /// The retired version.
+        version: u32,
+    },
+    /// A token was revoked, taking effect at `effective` (unix seconds).
+    Revoked {
+        /// The token.
+        token: TokenId,
+        /// When the revocation takes effect.
+        effective: u64,
+        /// When the token expires anyway (after which the entry can go).
+        expires: u64,
+    },
+}
+
+/// A change at its position in the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// Its position: increasing in commit order.
+    pub seq: u64,
+    /// The change.
+    pub change: Change,
+}

@@ -1,0 +1,660 @@
+//! One conformance suite, run against every backend (redb's crash tests and Vault's
+//! `ExerciseBackend` are the models): every record kind, conflicts, atomicity,
+//! concurrent writers, retried bodies, the feed (a late committer is not skipped),
+//! compaction, and migrations.
+//!
+//! It runs on redb always, and on PostgreSQL when `MACVAULT_TEST_DATABASE_URL` names a
+//! server (each test creates and drops its own database there); with
+//! `MACVAULT_REQUIRE_PG=1` (set by `scripts/test.sh`) a missing server fails the run.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::model::{Actor, Outcome, TokenKind};
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Redb,
+    Postgres,
+}
+
+/// A fresh, empty store of one backend, and what keeps it alive.
+struct Fresh {
+    store: Store,
+    location: Location,
+    _dir: tempfile::TempDir,
+    _db: Option<TestDb>,
+}
+
+/// A throwaway PostgreSQL database, dropped at the end.
+pub(crate) struct TestDb {
+    admin: String,
+    name: String,
+    pub(crate) url: String,
+}
+
+impl TestDb {
+    /// A new database on the test server, or `None` when no server is configured (a
+    /// failure instead when `MACVAULT_REQUIRE_PG=1`).
+    pub(crate) async fn create() -> Option<TestDb> {
+        let Ok(admin) = std::env::var("MACVAULT_TEST_DATABASE_URL") else {
+            assert!(
+                std::env::var("MACVAULT_REQUIRE_PG").as_deref() != Ok("1"),
+                "MACVAULT_REQUIRE_PG=1 but MACVAULT_TEST_DATABASE_URL is not set"
+            );
+            return None;
+        };
+        let mut id = [0u8; 6];
+        getrandom::fill(&mut id).unwrap();
+        let name = format!(
+            "mvtest_{}",
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL: {e}"));
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let mut url = reqwest::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{name}"));
+        Some(TestDb {
+            admin,
+            name,
+            url: url.to_string(),
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop runs inside a runtime; the database goes on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                    .await
+                    .ok()?;
+                tokio::spawn(conn);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+async fn fresh(kind: Kind) -> Option<Fresh> {
+    let dir = tempfile::tempdir().unwrap();
+    match kind {
+        Kind::Redb => {
+            let location = Location::Dir(dir.path().to_owned());
+            Some(Fresh {
+                store: Store::open(&location).await.unwrap(),
+                location,
+                _dir: dir,
+                _db: None,
+            })
+        }
+        Kind::Postgres => {
+            let db = TestDb::create().await?;
+            let location = Location::Postgres(db.url.clone());
+            Some(Fresh {
+                store: Store::open(&location).await.unwrap(),
+                location,
+                _dir: dir,
+                _db: Some(db),
+            })
+        }
+    }
+}
+
+fn token(n: u8, org: &str, parent: Option<u8>, created: u64) -> TokenRecord {
+    let mut t = TokenRecord::new(
+        TokenId([n; 16]),
+        org,
+        &format!("t{n}"),
+        TokenKind::Deploy,
+        Some("web"),
+        vec!["org = acme".into()],
+        1,
+        created,
+        parent.map(|p| TokenId([p; 16])),
+        created + 100,
+        "abc".into(),
+    );
+    if parent.is_none() {
+        t = t.as_lineage_root();
+    }
+    t
+}
+
+fn event(org: &str, detail: &str) -> AuditEvent {
+    AuditEvent::new(
+        org,
+        "token.mint",
+        Actor::default(),
+        Outcome::Ok,
+        detail.into(),
+        7,
+    )
+}
+
+async fn write<T: Send + 'static>(
+    s: &Store,
+    body: impl FnMut(&mut dyn Tx) -> Result<T, StoreError> + Send + 'static,
+) -> Committed<T> {
+    s.write(body).await.unwrap()
+}
+
+async fn read<T: Send + 'static>(
+    s: &Store,
+    body: impl FnOnce(&mut dyn Read) -> Result<T, StoreError> + Send + 'static,
+) -> T {
+    s.read(body).await.unwrap()
+}
+
+async fn every_record_kind_round_trips(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    assert!(s.is_empty().await.unwrap());
+    let ip: IpAddr = "10.1.2.3".parse().unwrap();
+    write(s, move |tx| {
+        tx.init_master_check(b"check")?;
+        let mut acme = Org::new("acme", 1);
+        acme.max_expiry_secs = Some(60);
+        tx.insert_org(&acme)?;
+        tx.insert_org(&Org::new("beta", 2))?;
+        let mut k1 = RootKeyVersion::new("acme", 1, vec![1, 2, 3], 1);
+        tx.put_key(&k1)?;
+        tx.put_key(&RootKeyVersion::new("acme", 2, vec![4], 2))?;
+        k1.retired = Some(5);
+        tx.put_key(&k1)?;
+        tx.put_token(&token(2, "acme", Some(1), 5))?;
+        tx.put_token(&token(1, "acme", None, 3))?;
+        tx.put_token(&token(3, "beta", None, 4))?;
+        tx.put_token(&token(4, "acme", Some(1), 6))?;
+        let used = |time| LastUsed {
+            time,
+            ip: Some(ip),
+            user_agent: Some("ua".into()),
+        };
+        tx.record_use(&TokenId([1; 16]), &used(50))?;
+        tx.record_use(&TokenId([1; 16]), &used(40))?; // older: ignored
+        tx.record_use(&TokenId([2; 16]), &used(10))?;
+        tx.put_revocation(
+            &TokenId([2; 16]),
+            DenyEntry {
+                effective: 9,
+                expires: 105,
+            },
+        )?;
+        for d in ["a", "b", "c"] {
+            tx.append_audit(&event("acme", d))?;
+        }
+        tx.append_audit(&event("beta", "x"))?;
+        tx.publish(&Change::OrgCreated { org: "acme".into() }, 1)?;
+        tx.publish(
+            &Change::Revoked {
+                token: TokenId([2; 16]),
+                effective: 9,
+                expires: 105,
+            },
+            9,
+        )?;
+        Ok(())
+    })
+    .await;
+    assert!(!s.is_empty().await.unwrap());
+    // Re-parenting moves a token in the lineage index.
+    write(s, |tx| {
+        let mut t = tx.token(&TokenId([4; 16]))?.unwrap();
+        t.parent = Some(TokenId([2; 16]));
+        tx.put_token(&t)
+    })
+    .await;
+    let dump = read(s, Dump::read).await;
+    assert_eq!(dump.master_check.as_deref(), Some(&b"check"[..]));
+    let orgs: Vec<_> = dump
+        .orgs
+        .iter()
+        .map(|o| (o.name.as_str(), o.max_expiry_secs))
+        .collect();
+    assert_eq!(orgs, [("acme", Some(60)), ("beta", None)]);
+    let keys: Vec<_> = dump
+        .keys
+        .iter()
+        .map(|k| (k.version, k.retired, k.wrapped.clone()))
+        .collect();
+    assert_eq!(keys, [(1, Some(5), vec![1, 2, 3]), (2, None, vec![4])]);
+    let (ledger, children, children2, used) = read(s, |r| {
+        Ok((
+            r.ledger("acme")?,
+            r.children(&TokenId([1; 16]))?,
+            r.children(&TokenId([2; 16]))?,
+            r.last_used(&TokenId([1; 16]))?,
+        ))
+    })
+    .await;
+    let ids: Vec<u8> = ledger.iter().map(|e| e.record.id.0[0]).collect();
+    assert_eq!(ids, [1, 2, 4], "oldest first, org by org");
+    assert_eq!(
+        ledger[0].last_used.as_ref().map(|u| u.time),
+        Some(50),
+        "the later use wins"
+    );
+    assert_eq!(ledger[1].record.parent, Some(TokenId([1; 16])));
+    assert_eq!(children, [TokenId([2; 16])]);
+    assert_eq!(children2, [TokenId([4; 16])]);
+    assert_eq!(used.unwrap().ip, Some(ip));
+    assert_eq!(
+        dump.revocations,
+        [(
+            TokenId([2; 16]),
+            DenyEntry {
+                effective: 9,
+                expires: 105
+            }
+        )]
+    );
+    // Audit: increasing positions per org; pages both ways.
+    let (newest, older, after) = read(s, |r| {
+        let newest = r.audit_before("acme", None, 2)?;
+        let older = r.audit_before("acme", Some(newest[1].seq), 10)?;
+        let after = r.audit_after("acme", newest[1].seq, 10)?;
+        Ok((newest, older, after))
+    })
+    .await;
+    let details = |v: &[AuditEvent]| v.iter().map(|e| e.detail.clone()).collect::<Vec<_>>();
+    assert_eq!(details(&newest), ["c", "b"]);
+    assert_eq!(details(&older), ["a"]);
+    assert_eq!(details(&after), ["c"]);
+    assert!(newest[0].seq > newest[1].seq && newest[1].seq > older[0].seq);
+    // The feed.
+    let (head, entries) = read(s, |r| Ok((r.feed_head()?, r.feed_after(0, 10)?))).await;
+    assert_eq!(
+        head,
+        FeedHead {
+            head: 2,
+            horizon: 0
+        }
+    );
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    assert!(matches!(
+        &entries[1].change,
+        Change::Revoked { effective: 9, .. }
+    ));
+}
+
+async fn conflicts_are_reported_and_a_failed_body_leaves_nothing(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    write(s, |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.init_master_check(b"one")
+    })
+    .await;
+    let dup = s.write(|tx| tx.insert_org(&Org::new("acme", 2))).await;
+    assert!(matches!(dup, Err(StoreError::Conflict("org"))), "{dup:?}");
+    let dup = s.write(|tx| tx.init_master_check(b"two")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    // Everything a body did before it failed is gone.
+    let failed = s
+        .write(|tx| {
+            tx.insert_org(&Org::new("beta", 1))?;
+            tx.publish(&Change::OrgCreated { org: "beta".into() }, 1)?;
+            tx.append_audit(&event("beta", "x"))?;
+            Err::<(), _>(StoreError::Conflict("test"))
+        })
+        .await;
+    assert!(failed.is_err());
+    let (beta, head, audit) = read(s, |r| {
+        Ok((
+            r.org("beta")?,
+            r.feed_head()?,
+            r.audit_before("beta", None, 10)?,
+        ))
+    })
+    .await;
+    assert!(beta.is_none() && head.head == 0 && audit.is_empty());
+    assert_eq!(
+        read(s, |r| r.master_check()).await.as_deref(),
+        Some(&b"one"[..])
+    );
+}
+
+async fn concurrent_writers_all_land_in_feed_order(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = f.store.clone();
+    let mut tasks = Vec::new();
+    for n in 0..16u8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.write(move |tx| {
+                // Every writer reads and writes the same row too: real contention.
+                let mut org = tx.org("shared")?.unwrap_or_else(|| Org::new("shared", 0));
+                org.current_key += 1;
+                tx.put_org(&org)?;
+                tx.insert_org(&Org::new(format!("o{n}"), 1))?;
+                tx.publish(
+                    &Change::OrgCreated {
+                        org: format!("o{n}"),
+                    },
+                    1,
+                )
+            })
+            .await
+        }));
+    }
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap().unwrap().value);
+    }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=16).collect::<Vec<u64>>(),
+        "one position each, none lost"
+    );
+    let (shared, orgs, entries) = read(&s, |r| {
+        Ok((r.org("shared")?, r.orgs()?, r.feed_after(0, 100)?))
+    })
+    .await;
+    assert_eq!(shared.unwrap().current_key, 1 + 16, "no lost update");
+    assert_eq!(orgs.len(), 17);
+    assert_eq!(entries.len(), 16);
+}
+
+async fn a_body_run_again_leaves_one_effect(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    s.inject_retries(2);
+    let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = runs.clone();
+    let done = write(s, move |tx| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.append_audit(&event("acme", "once"))?;
+        tx.publish(&Change::OrgCreated { org: "acme".into() }, 1)
+    })
+    .await;
+    assert_eq!(
+        runs.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "the body ran three times"
+    );
+    assert_eq!(done.value, 1);
+    assert_eq!(done.changes.len(), 1, "only the committed run's changes");
+    let (audit, feed) = read(s, |r| {
+        Ok((r.audit_before("acme", None, 10)?, r.feed_after(0, 10)?))
+    })
+    .await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(feed.len(), 1);
+}
+
+async fn a_late_committer_is_not_skipped(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = f.store.clone();
+    // A publishes first but commits late; B publishes meanwhile. A reader following the
+    // feed must end up with both, in commit order, never having moved past a gap.
+    let slow = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.write(|tx| {
+                let seq = tx.publish(&Change::OrgCreated { org: "slow".into() }, 1)?;
+                std::thread::sleep(Duration::from_millis(400));
+                Ok::<_, StoreError>(seq)
+            })
+            .await
+            .unwrap()
+            .value
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let quick = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.write(|tx| {
+                tx.publish(
+                    &Change::OrgCreated {
+                        org: "quick".into(),
+                    },
+                    1,
+                )
+            })
+            .await
+            .unwrap()
+            .value
+        })
+    };
+    let mut seen: Vec<(u64, String)> = Vec::new();
+    let mut pos = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 2 && tokio::time::Instant::now() < deadline {
+        let batch = read(&s, move |r| r.feed_after(pos, 10)).await;
+        for e in batch {
+            assert_eq!(
+                e.seq,
+                pos + 1,
+                "the reader met a gap: {seen:?} then {}",
+                e.seq
+            );
+            pos = e.seq;
+            if let Change::OrgCreated { org } = e.change {
+                seen.push((e.seq, org));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (slow, quick) = (slow.await.unwrap(), quick.await.unwrap());
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        slow < quick,
+        "the late committer got the earlier position: {slow} {quick}"
+    );
+    assert_eq!(seen, [(1, "slow".to_string()), (2, "quick".to_string())]);
+}
+
+async fn compaction_drops_expired_and_old_entries(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    write(s, |tx| {
+        for (n, expires) in [(1u8, 100u64), (2, 1000)] {
+            let id = TokenId([n; 16]);
+            tx.put_revocation(
+                &id,
+                DenyEntry {
+                    effective: 10,
+                    expires,
+                },
+            )?;
+            tx.publish(
+                &Change::Revoked {
+                    token: id,
+                    effective: 10,
+                    expires,
+                },
+                50,
+            )?;
+        }
+        tx.publish(
+            &Change::KeyAdded {
+                org: "acme".into(),
+                version: 2,
+            },
+            50,
+        )?;
+        tx.publish(
+            &Change::KeyAdded {
+                org: "acme".into(),
+                version: 3,
+            },
+            500,
+        )?;
+        Ok(())
+    })
+    .await;
+    // At 200: the first token expired; nothing is older than 10.
+    let done = write(s, |tx| tx.compact(200, 10)).await.value;
+    assert_eq!(
+        done,
+        Compacted {
+            revocations: 1,
+            feed: 1
+        }
+    );
+    let (revs, head) = read(s, |r| Ok((r.revocations()?, r.feed_head()?))).await;
+    assert_eq!(revs.len(), 1);
+    assert_eq!(
+        head.horizon, 0,
+        "dropping expired revocations loses nothing a node needs"
+    );
+    // Entries published before 100 go, and the horizon moves past them.
+    let done = write(s, |tx| tx.compact(200, 100)).await.value;
+    assert_eq!(done.feed, 2);
+    let (head, rest) = read(s, |r| Ok((r.feed_head()?, r.feed_after(0, 10)?))).await;
+    assert_eq!(
+        head,
+        FeedHead {
+            head: 4,
+            horizon: 3
+        }
+    );
+    assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), [4]);
+}
+
+async fn reopening_keeps_everything_and_a_newer_schema_is_refused(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    write(&f.store, |tx| tx.insert_org(&Org::new("acme", 1))).await;
+    let Fresh {
+        store,
+        location,
+        _dir,
+        _db,
+    } = f;
+    drop(store);
+    // Opening again changes nothing (migrations are idempotent).
+    let again = Store::open(&location).await.unwrap();
+    assert!(read(&again, |r| r.org("acme")).await.is_some());
+    drop(again);
+    stamp(&location, SCHEMA_VERSION + 1, SCHEMA_COMPAT).await;
+    assert!(
+        Store::open(&location).await.is_ok(),
+        "an additive newer schema is usable"
+    );
+    stamp(&location, SCHEMA_VERSION + 2, SCHEMA_VERSION + 1).await;
+    let e = Store::open(&location).await.err().unwrap();
+    assert!(matches!(e, OpenError::TooNew { .. }), "{e}");
+}
+
+/// Writes a schema version as a newer build would.
+async fn stamp(location: &Location, version: u32, compat: u32) {
+    match location {
+        Location::Dir(dir) => {
+            let db = ::redb::Database::create(dir.join(DB_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn
+                    .open_table(::redb::TableDefinition::<&str, &[u8]>::new("meta"))
+                    .unwrap();
+                meta.insert("schema", version.to_string().as_bytes())
+                    .unwrap();
+                meta.insert("compat", compat.to_string().as_bytes())
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        Location::Postgres(url) => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .execute(
+                    "UPDATE macvault_schema SET version = $1, compat = $2",
+                    &[
+                        &i32::try_from(version).unwrap(),
+                        &i32::try_from(compat).unwrap(),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// PostgreSQL only: nodes starting at once on an empty database migrate it once.
+async fn nodes_starting_at_once_migrate_once(kind: Kind) {
+    if matches!(kind, Kind::Redb) {
+        return; // one process owns a redb file
+    }
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let mut starts = Vec::new();
+    for _ in 0..6 {
+        let url = db.url.clone();
+        starts.push(tokio::spawn(
+            async move { Store::connect(&url).await.map(drop) },
+        ));
+    }
+    for s in starts {
+        s.await.unwrap().unwrap();
+    }
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT version FROM macvault_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap();
+    let applied: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(applied, [2], "each step applied exactly once");
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod on_redb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Kind::Redb).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Kind::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    every_record_kind_round_trips,
+    conflicts_are_reported_and_a_failed_body_leaves_nothing,
+    concurrent_writers_all_land_in_feed_order,
+    a_body_run_again_leaves_one_effect,
+    a_late_committer_is_not_skipped,
+    compaction_drops_expired_and_old_entries,
+    reopening_keeps_everything_and_a_newer_schema_is_refused,
+    nodes_starting_at_once_migrate_once,
+);

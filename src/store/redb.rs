@@ -1,0 +1,709 @@
+//! The embedded backend: one redb file in the data directory, one process.
+//!
+//! redb is blocking; [`Store`](super::Store) runs every body on the blocking pool. It
+//! has one writer at a time, so a body never meets a serialization failure here; the
+//! feed and its counter exist all the same, so that the authority has one code path.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use redb::{
+    Database, ReadTransaction, ReadableDatabase as _, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
+use tokio::sync::Notify;
+
+use super::rows::{FeedRow, Stored};
+use super::{
+    Committed, Compacted, DenyEntry, FeedHead, OpenError, Read, SCHEMA_COMPAT, SCHEMA_VERSION,
+    StoreError, Tx, legacy,
+};
+use crate::model::{
+    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, TokenId, TokenKind,
+    TokenRecord,
+};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const ORGS: TableDefinition<&str, &[u8]> = TableDefinition::new("orgs");
+const KEYS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("root_keys");
+const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
+const ORG_TOKENS: TableDefinition<(&str, &[u8]), ()> = TableDefinition::new("org_tokens");
+const CHILDREN: TableDefinition<(&[u8], &[u8]), ()> = TableDefinition::new("token_children");
+const LAST_USED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("last_used");
+const REVOCATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("revocations");
+const AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("audit");
+const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
+/// Version 1's deny-list (token id → revocation time), replaced by `revocations`.
+const REVOKED_V1: TableDefinition<&[u8], u64> = TableDefinition::new("revoked");
+
+/// The page cache: small, so the server's memory stays small.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// Sorts after every 16-byte id in a `(prefix, id)` range.
+const ID_END: [u8; 17] = [0xff; 17];
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Internal(e.to_string())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::TableError,
+    redb::StorageError,
+    redb::TransactionError,
+    redb::CommitError
+);
+
+/// The embedded database.
+pub struct RedbStore {
+    db: Database,
+    feed_signal: Arc<Notify>,
+    extra_runs: AtomicU32,
+}
+
+impl RedbStore {
+    /// Opens (creating with mode 0600, or upgrading) the database file at `path`.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let shown = path.display().to_string();
+        let open_err = |reason: String| OpenError::Open {
+            what: shown.clone(),
+            reason,
+        };
+        // redb creates its file with the umask; create it first, owner-only.
+        if !path.exists() {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| open_err(e.to_string()))?;
+        }
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(OpenError::InUse(shown));
+            }
+            Err(e) => return Err(open_err(e.to_string())),
+        };
+        let store = RedbStore {
+            db,
+            feed_signal: Arc::new(Notify::new()),
+            extra_runs: AtomicU32::new(0),
+        };
+        store.upgrade()?;
+        Ok(store)
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`] in one transaction.
+    fn upgrade(&self) -> Result<(), OpenError> {
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let found = {
+            let meta = txn.open_table(META).map_err(StoreError::from)?;
+            let schema = meta
+                .get("schema")
+                .map_err(StoreError::from)?
+                .map(|v| number(v.value()))
+                .transpose()?;
+            let compat = meta
+                .get("compat")
+                .map_err(StoreError::from)?
+                .map(|v| number(v.value()))
+                .transpose()?;
+            (schema, compat)
+        };
+        match found {
+            (None, _) => create_v2(&txn)?,
+            (Some(1), _) => {
+                upgrade_v1(&txn)?;
+                create_v2(&txn)?;
+            }
+            (Some(v), _) if v == SCHEMA_VERSION => return Ok(()),
+            (Some(v), compat) if v > SCHEMA_VERSION => {
+                let compat = compat.unwrap_or(v);
+                if compat > SCHEMA_VERSION {
+                    return Err(OpenError::TooNew { found: v, compat });
+                }
+                // Written by a newer build whose changes were additive: usable.
+                return Ok(());
+            }
+            (Some(v), _) => return Err(OpenError::TooOld { found: v }),
+        }
+        txn.commit().map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    pub(super) fn feed_signal(&self) -> Arc<Notify> {
+        self.feed_signal.clone()
+    }
+
+    #[cfg(test)]
+    pub(super) fn inject_retries(&self, extra: u32) {
+        self.extra_runs.store(extra, Ordering::SeqCst);
+    }
+
+    pub(super) fn write<T, E: From<StoreError>>(
+        &self,
+        body: &mut dyn FnMut(&mut dyn Tx) -> Result<T, E>,
+    ) -> Result<Committed<T>, E> {
+        for _ in 0..self.extra_runs.load(Ordering::SeqCst) {
+            let txn = self.db.begin_write().map_err(StoreError::from)?;
+            let _ = body(&mut RedbTx::new(&txn));
+            txn.abort().map_err(StoreError::from)?;
+        }
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let mut tx = RedbTx::new(&txn);
+        let value = body(&mut tx)?;
+        let changes = std::mem::take(&mut tx.changes);
+        txn.commit().map_err(StoreError::from)?;
+        Ok(Committed { value, changes })
+    }
+
+    pub(super) fn read<T, E: From<StoreError>>(
+        &self,
+        body: impl FnOnce(&mut dyn Read) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let txn = self.db.begin_read().map_err(StoreError::from)?;
+        body(&mut RedbRead { txn: &txn })
+    }
+}
+
+/// A u32 written as decimal text (the `schema` and `compat` meta values).
+fn number(bytes: &[u8]) -> Result<u32, StoreError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt("schema version".into()))
+}
+
+fn u64_value(bytes: &[u8]) -> Result<u64, StoreError> {
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("counter".into()))?;
+    Ok(u64::from_le_bytes(arr))
+}
+
+/// Creates every table of version 2 (idempotent) and stamps the schema.
+fn create_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    meta.insert("schema", SCHEMA_VERSION.to_string().as_bytes())?;
+    meta.insert("compat", SCHEMA_COMPAT.to_string().as_bytes())?;
+    for counter in ["feed_head", "feed_horizon"] {
+        if meta.get(counter)?.is_none() {
+            meta.insert(counter, 0u64.to_le_bytes().as_slice())?;
+        }
+    }
+    drop(meta);
+    txn.open_table(ORGS)?;
+    txn.open_table(KEYS)?;
+    txn.open_table(TOKENS)?;
+    txn.open_table(ORG_TOKENS)?;
+    txn.open_table(CHILDREN)?;
+    txn.open_table(LAST_USED)?;
+    txn.open_table(REVOCATIONS)?;
+    txn.open_table(AUDIT)?;
+    txn.open_table(FEED)?;
+    Ok(())
+}
+
+/// Version 1 → 2: every row gets its version byte; last-used moves to its own table;
+/// lineage parents are set (tokens the operator minted become roots); the deny-list
+/// gains expiries. Runs inside the opening transaction, so it happens whole or not.
+fn upgrade_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
+    {
+        let mut orgs = txn.open_table(ORGS)?;
+        let rows: Vec<(String, Vec<u8>)> = orgs
+            .iter()?
+            .map(|r| r.map(|(k, v)| (k.value().to_owned(), v.value().to_vec())))
+            .collect::<Result<_, _>>()?;
+        for (name, v) in rows {
+            orgs.insert(name.as_str(), legacy::org(&v)?.encode()?.as_slice())?;
+        }
+    }
+    {
+        let mut keys = txn.open_table(KEYS)?;
+        let rows: Vec<((String, u32), Vec<u8>)> = keys
+            .iter()?
+            .map(|r| r.map(|(k, v)| ((k.value().0.to_owned(), k.value().1), v.value().to_vec())))
+            .collect::<Result<_, _>>()?;
+        for ((org, version), v) in rows {
+            keys.insert(
+                (org.as_str(), version),
+                legacy::key(&org, &v)?.encode()?.as_slice(),
+            )?;
+        }
+    }
+    let tokens: Vec<(TokenRecord, Option<LastUsed>)> = {
+        let t = txn.open_table(TOKENS)?;
+        t.iter()?
+            .map(|r| {
+                let (_, v) = r?;
+                legacy::token(v.value())
+            })
+            .collect::<Result<_, StoreError>>()?
+    };
+    let operators: std::collections::HashSet<TokenId> = tokens
+        .iter()
+        .filter(|(r, _)| r.kind == TokenKind::Operator)
+        .map(|(r, _)| r.id)
+        .collect();
+    let expiry: std::collections::HashMap<TokenId, u64> =
+        tokens.iter().map(|(r, _)| (r.id, r.expires)).collect();
+    // Emptied first: `put_token` reads a row it replaces, and these are version 1.
+    txn.open_table(TOKENS)?.retain(|_, _| false)?;
+    {
+        let mut tx = RedbTx::new(txn);
+        for (mut rec, used) in tokens {
+            if rec.creator.is_some_and(|c| operators.contains(&c)) {
+                rec = rec.as_lineage_root();
+            }
+            tx.put_token(&rec)?;
+            if let Some(used) = used {
+                tx.record_use(&rec.id, &used)?;
+            }
+        }
+    }
+    {
+        let old = txn.open_table(REVOKED_V1)?;
+        let mut new = txn.open_table(REVOCATIONS)?;
+        for row in old.iter()? {
+            let (k, at) = row?;
+            let id: [u8; 16] = k
+                .value()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("version-1 revocation".into()))?;
+            let entry = DenyEntry {
+                effective: at.value(),
+                expires: expiry.get(&TokenId(id)).copied().unwrap_or(u64::MAX),
+            };
+            new.insert(&id[..], entry.encode()?.as_slice())?;
+        }
+    }
+    txn.delete_table(REVOKED_V1)?;
+    {
+        let mut audit = txn.open_table(AUDIT)?;
+        let rows: Vec<((String, u64), Vec<u8>)> = audit
+            .iter()?
+            .map(|r| r.map(|(k, v)| ((k.value().0.to_owned(), k.value().1), v.value().to_vec())))
+            .collect::<Result<_, _>>()?;
+        for ((org, seq), v) in rows {
+            audit.insert((org.as_str(), seq), legacy::audit(&v)?.encode()?.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+struct RedbTx<'t> {
+    txn: &'t WriteTransaction,
+    changes: Vec<FeedEntry>,
+}
+
+impl<'t> RedbTx<'t> {
+    fn new(txn: &'t WriteTransaction) -> Self {
+        RedbTx {
+            txn,
+            changes: Vec::new(),
+        }
+    }
+
+    fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        let meta = self.txn.open_table(META)?;
+        let v = meta.get(name)?;
+        v.map_or(Ok(0), |v| u64_value(v.value()))
+    }
+
+    fn set_counter(&self, name: &str, value: u64) -> Result<(), StoreError> {
+        self.txn
+            .open_table(META)?
+            .insert(name, value.to_le_bytes().as_slice())?;
+        Ok(())
+    }
+}
+
+struct RedbRead<'t> {
+    txn: &'t ReadTransaction,
+}
+
+fn decode_all<T: Stored>(
+    rows: impl Iterator<Item = Result<Vec<u8>, redb::StorageError>>,
+) -> Result<Vec<T>, StoreError> {
+    rows.map(|r| T::decode(&r?)).collect()
+}
+
+/// The read methods, over a read or a write transaction alike (their tables differ in
+/// type but share `ReadableTable`).
+macro_rules! impl_read {
+    ($ty:ty) => {
+        impl Read for $ty {
+            fn org(&mut self, name: &str) -> Result<Option<Org>, StoreError> {
+                let t = self.txn.open_table(ORGS)?;
+                let v = t.get(name)?;
+                v.map(|v| Org::decode(v.value())).transpose()
+            }
+
+            fn orgs(&mut self) -> Result<Vec<Org>, StoreError> {
+                let t = self.txn.open_table(ORGS)?;
+                decode_all(t.iter()?.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
+
+            fn key(
+                &mut self,
+                org: &str,
+                version: u32,
+            ) -> Result<Option<RootKeyVersion>, StoreError> {
+                let t = self.txn.open_table(KEYS)?;
+                let v = t.get((org, version))?;
+                v.map(|v| RootKeyVersion::decode(v.value())).transpose()
+            }
+
+            fn keys(&mut self, org: &str) -> Result<Vec<RootKeyVersion>, StoreError> {
+                let t = self.txn.open_table(KEYS)?;
+                let rows = t.range((org, 0)..=(org, u32::MAX))?;
+                decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
+
+            fn all_keys(&mut self) -> Result<Vec<RootKeyVersion>, StoreError> {
+                let t = self.txn.open_table(KEYS)?;
+                decode_all(t.iter()?.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
+
+            fn token(&mut self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+                let t = self.txn.open_table(TOKENS)?;
+                let v = t.get(&id.0[..])?;
+                v.map(|v| TokenRecord::decode(v.value())).transpose()
+            }
+
+            fn ledger(&mut self, org: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+                let index = self.txn.open_table(ORG_TOKENS)?;
+                let tokens = self.txn.open_table(TOKENS)?;
+                let used = self.txn.open_table(LAST_USED)?;
+                let mut out = Vec::new();
+                for row in index.range((org, &[][..])..(org, &ID_END[..]))? {
+                    let (k, _) = row?;
+                    let id = k.value().1;
+                    let Some(v) = tokens.get(id)? else { continue };
+                    let record = TokenRecord::decode(v.value())?;
+                    let last_used = used
+                        .get(id)?
+                        .map(|v| LastUsed::decode(v.value()))
+                        .transpose()?;
+                    out.push(LedgerEntry { record, last_used });
+                }
+                out.sort_by_key(|e| (e.record.created, e.record.id));
+                Ok(out)
+            }
+
+            fn children(&mut self, parent: &TokenId) -> Result<Vec<TokenId>, StoreError> {
+                let t = self.txn.open_table(CHILDREN)?;
+                let mut out = Vec::new();
+                for row in t.range((&parent.0[..], &[][..])..(&parent.0[..], &ID_END[..]))? {
+                    let (k, _) = row?;
+                    let id: [u8; 16] = k
+                        .value()
+                        .1
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("lineage index".into()))?;
+                    out.push(TokenId(id));
+                }
+                Ok(out)
+            }
+
+            fn last_used(&mut self, id: &TokenId) -> Result<Option<LastUsed>, StoreError> {
+                let t = self.txn.open_table(LAST_USED)?;
+                let v = t.get(&id.0[..])?;
+                v.map(|v| LastUsed::decode(v.value())).transpose()
+            }
+
+            fn revocations(&mut self) -> Result<Vec<(TokenId, DenyEntry)>, StoreError> {
+                let t = self.txn.open_table(REVOCATIONS)?;
+                let mut out = Vec::new();
+                for row in t.iter()? {
+                    let (k, v) = row?;
+                    let id: [u8; 16] = k
+                        .value()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("revocation".into()))?;
+                    out.push((TokenId(id), DenyEntry::decode(v.value())?));
+                }
+                Ok(out)
+            }
+
+            fn audit_before(
+                &mut self,
+                org: &str,
+                before: Option<u64>,
+                limit: usize,
+            ) -> Result<Vec<AuditEvent>, StoreError> {
+                let t = self.txn.open_table(AUDIT)?;
+                let end = before.unwrap_or(u64::MAX);
+                let rows = t.range((org, 0)..(org, end))?.rev().take(limit);
+                decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
+
+            fn audit_after(
+                &mut self,
+                org: &str,
+                after: u64,
+                limit: usize,
+            ) -> Result<Vec<AuditEvent>, StoreError> {
+                let t = self.txn.open_table(AUDIT)?;
+                let Some(start) = after.checked_add(1) else {
+                    return Ok(Vec::new());
+                };
+                let rows = t.range((org, start)..=(org, u64::MAX))?.take(limit);
+                decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
+
+            fn feed_head(&mut self) -> Result<FeedHead, StoreError> {
+                let meta = self.txn.open_table(META)?;
+                let get = |name: &str| -> Result<u64, StoreError> {
+                    let v = meta.get(name)?;
+                    v.map_or(Ok(0), |v| u64_value(v.value()))
+                };
+                Ok(FeedHead {
+                    head: get("feed_head")?,
+                    horizon: get("feed_horizon")?,
+                })
+            }
+
+            fn feed_after(
+                &mut self,
+                after: u64,
+                limit: usize,
+            ) -> Result<Vec<FeedEntry>, StoreError> {
+                let t = self.txn.open_table(FEED)?;
+                let Some(start) = after.checked_add(1) else {
+                    return Ok(Vec::new());
+                };
+                let mut out = Vec::new();
+                for row in t.range(start..)?.take(limit) {
+                    let (k, v) = row?;
+                    let row = FeedRow::decode(v.value())?;
+                    out.push(FeedEntry {
+                        seq: k.value(),
+                        change: row.change.into(),
+                    });
+                }
+                Ok(out)
+            }
+
+            fn master_check(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+                let meta = self.txn.open_table(META)?;
+                let v = meta.get("master_check")?;
+                Ok(v.map(|v| v.value().to_vec()))
+            }
+        }
+    };
+}
+
+impl_read!(RedbTx<'_>);
+impl_read!(RedbRead<'_>);
+
+impl Tx for RedbTx<'_> {
+    fn insert_org(&mut self, org: &Org) -> Result<(), StoreError> {
+        if self.org(&org.name)?.is_some() {
+            return Err(StoreError::Conflict("org"));
+        }
+        self.put_org(org)
+    }
+
+    fn put_org(&mut self, org: &Org) -> Result<(), StoreError> {
+        self.txn
+            .open_table(ORGS)?
+            .insert(org.name.as_str(), org.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn put_key(&mut self, key: &RootKeyVersion) -> Result<(), StoreError> {
+        self.txn
+            .open_table(KEYS)?
+            .insert((key.org.as_str(), key.version), key.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn put_token(&mut self, rec: &TokenRecord) -> Result<(), StoreError> {
+        let old_parent = self.token(&rec.id)?.and_then(|old| old.parent);
+        let mut children = self.txn.open_table(CHILDREN)?;
+        if let Some(old) = old_parent.filter(|p| Some(*p) != rec.parent) {
+            children.remove((&old.0[..], &rec.id.0[..]))?;
+        }
+        if let Some(parent) = rec.parent {
+            children.insert((&parent.0[..], &rec.id.0[..]), ())?;
+        }
+        self.txn
+            .open_table(TOKENS)?
+            .insert(&rec.id.0[..], rec.encode()?.as_slice())?;
+        self.txn
+            .open_table(ORG_TOKENS)?
+            .insert((rec.org.as_str(), &rec.id.0[..]), ())?;
+        Ok(())
+    }
+
+    fn put_revocation(&mut self, id: &TokenId, entry: DenyEntry) -> Result<(), StoreError> {
+        self.txn
+            .open_table(REVOCATIONS)?
+            .insert(&id.0[..], entry.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn record_use(&mut self, id: &TokenId, used: &LastUsed) -> Result<(), StoreError> {
+        if self.last_used(id)?.is_some_and(|old| old.time > used.time) {
+            return Ok(());
+        }
+        self.txn
+            .open_table(LAST_USED)?
+            .insert(&id.0[..], used.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(AUDIT)?;
+        let org = event.org.as_str();
+        let last = t
+            .range((org, 0)..=(org, u64::MAX))?
+            .next_back()
+            .transpose()?;
+        let mut event = event.clone();
+        event.seq = last.map_or(1, |(k, _)| k.value().1 + 1);
+        t.insert((org, event.seq), event.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn publish(&mut self, change: &Change, time: u64) -> Result<u64, StoreError> {
+        let seq = self.counter("feed_head")? + 1;
+        self.set_counter("feed_head", seq)?;
+        let row = FeedRow::new(change, time);
+        self.txn
+            .open_table(FEED)?
+            .insert(seq, row.encode()?.as_slice())?;
+        self.changes.push(FeedEntry {
+            seq,
+            change: change.clone(),
+        });
+        Ok(seq)
+    }
+
+    fn init_master_check(&mut self, check: &[u8]) -> Result<(), StoreError> {
+        if self.master_check()?.is_some() {
+            return Err(StoreError::Conflict("master key"));
+        }
+        self.txn.open_table(META)?.insert("master_check", check)?;
+        Ok(())
+    }
+
+    fn compact(&mut self, now: u64, feed_before: u64) -> Result<Compacted, StoreError> {
+        let mut done = Compacted::default();
+        {
+            let mut t = self.txn.open_table(REVOCATIONS)?;
+            let expired: Vec<Vec<u8>> = t
+                .iter()?
+                .filter_map(|r| match r {
+                    Ok((k, v)) => match DenyEntry::decode(v.value()) {
+                        Ok(e) if e.expires <= now => Some(Ok(k.value().to_vec())),
+                        Ok(_) => None,
+                        Err(e) => Some(Err(e)),
+                    },
+                    Err(e) => Some(Err(e.into())),
+                })
+                .collect::<Result<_, StoreError>>()?;
+            for id in expired {
+                t.remove(id.as_slice())?;
+                done.revocations += 1;
+            }
+        }
+        let mut horizon = self.counter("feed_horizon")?;
+        {
+            let mut t = self.txn.open_table(FEED)?;
+            let mut gone = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let row = FeedRow::decode(v.value())?;
+                if row.time < feed_before {
+                    horizon = horizon.max(k.value());
+                    gone.push(k.value());
+                } else if row.expires().is_some_and(|e| e <= now) {
+                    gone.push(k.value());
+                }
+            }
+            for seq in gone {
+                t.remove(seq)?;
+                done.feed += 1;
+            }
+        }
+        self.set_counter("feed_horizon", horizon)?;
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_is_created_owner_only_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        drop(RedbStore::open(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_second_process_is_told_the_file_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let _first = RedbStore::open(&path).unwrap();
+        let e = RedbStore::open(&path).err().unwrap();
+        assert!(matches!(e, OpenError::InUse(_)), "{e}");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_unless_compatible() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let stamp = |schema: &str, compat: &str| {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                meta.insert("schema", schema.as_bytes()).unwrap();
+                meta.insert("compat", compat.as_bytes()).unwrap();
+            }
+            txn.commit().unwrap();
+        };
+        drop(RedbStore::open(&path).unwrap());
+        // A newer build that only added things: still usable.
+        stamp("3", "2");
+        assert!(RedbStore::open(&path).is_ok());
+        // A newer build that changed rows: refused, naming both versions.
+        stamp("4", "3");
+        let e = RedbStore::open(&path).err().unwrap();
+        assert!(
+            matches!(
+                e,
+                OpenError::TooNew {
+                    found: 4,
+                    compat: 3
+                }
+            ),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("version 4") && msg.contains("version 2"),
+            "{msg}"
+        );
+        stamp("0", "0");
+        assert!(matches!(
+            RedbStore::open(&path).err().unwrap(),
+            OpenError::TooOld { found: 0 }
+        ));
+    }
+}

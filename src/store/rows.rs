@@ -1,0 +1,408 @@
+//! The stored form of each record (schema version 2), apart from the domain types in
+//! `model/`, so that a change to a domain type cannot silently change what is on disk:
+//! every row type here is frozen once released, and a new layout is a new version with
+//! its conversion (see `legacy.rs` for version 1).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec;
+use super::{DenyEntry, StoreError};
+use crate::model::{
+    AuditEvent, Change, LastUsed, Org, Outcome, Revocation, RootKeyVersion, TokenId, TokenKind,
+    TokenRecord,
+};
+
+#[derive(Serialize, Deserialize)]
+pub struct OrgRow {
+    name: String,
+    created: u64,
+    current_key: u32,
+    max_expiry_secs: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct KeyRow {
+    org: String,
+    version: u32,
+    wrapped: Vec<u8>,
+    created: u64,
+    retired: Option<u64>,
+}
+
+/// Append-only: new kinds at the end.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub enum KindRow {
+    Org,
+    Deploy,
+    Readonly,
+    Runtime,
+    Operator,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct TokenRow {
+    id: [u8; 16],
+    org: String,
+    name: String,
+    kind: KindRow,
+    app: Option<String>,
+    caveats: Vec<String>,
+    key_version: u32,
+    created: u64,
+    creator: Option<[u8; 16]>,
+    parent: Option<[u8; 16]>,
+    expires: u64,
+    fingerprint: String,
+    /// (decided, effective)
+    revoked: Option<(u64, u64)>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct LastUsedRow {
+    time: u64,
+    ip: Option<IpAddr>,
+    user_agent: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RevocationRow {
+    effective: u64,
+    expires: u64,
+}
+
+/// Append-only.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub enum OutcomeRow {
+    Ok,
+    Denied,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct AuditRow {
+    seq: u64,
+    time: u64,
+    org: String,
+    action: String,
+    actor: Option<[u8; 16]>,
+    source_ip: Option<IpAddr>,
+    outcome: OutcomeRow,
+    detail: String,
+}
+
+/// Append-only: new kinds at the end.
+#[derive(Serialize, Deserialize)]
+pub enum ChangeRow {
+    OrgCreated {
+        org: String,
+    },
+    KeyAdded {
+        org: String,
+        version: u32,
+    },
+    KeyRetired {
+        org: String,
+        version: u32,
+    },
+    Revoked {
+        token: [u8; 16],
+        effective: u64,
+        expires: u64,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct FeedRow {
+    /// When it was published, unix seconds.
+    pub time: u64,
+    pub change: ChangeRow,
+}
+
+/// A domain record and its row.
+pub trait Stored: Sized {
+    /// The row type.
+    type Row: Serialize + for<'de> Deserialize<'de>;
+    /// Names the record in errors.
+    const WHAT: &'static str;
+    /// Domain → row.
+    fn to_row(&self) -> Self::Row;
+    /// Row → domain.
+    fn from_row(row: Self::Row) -> Result<Self, StoreError>;
+
+    /// The stored bytes.
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        codec::encode(&self.to_row())
+    }
+
+    /// From stored bytes.
+    fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        Self::from_row(codec::decode(bytes, Self::WHAT)?)
+    }
+}
+
+impl Stored for Org {
+    type Row = OrgRow;
+    const WHAT: &'static str = "org";
+    fn to_row(&self) -> OrgRow {
+        OrgRow {
+            name: self.name.clone(),
+            created: self.created,
+            current_key: self.current_key,
+            max_expiry_secs: self.max_expiry_secs,
+        }
+    }
+    fn from_row(r: OrgRow) -> Result<Self, StoreError> {
+        let mut org = Org::new(r.name, r.created);
+        org.current_key = r.current_key;
+        org.max_expiry_secs = r.max_expiry_secs;
+        Ok(org)
+    }
+}
+
+impl Stored for RootKeyVersion {
+    type Row = KeyRow;
+    const WHAT: &'static str = "root key";
+    fn to_row(&self) -> KeyRow {
+        KeyRow {
+            org: self.org.clone(),
+            version: self.version,
+            wrapped: self.wrapped.clone(),
+            created: self.created,
+            retired: self.retired,
+        }
+    }
+    fn from_row(r: KeyRow) -> Result<Self, StoreError> {
+        let mut key = RootKeyVersion::new(r.org, r.version, r.wrapped, r.created);
+        key.retired = r.retired;
+        Ok(key)
+    }
+}
+
+impl From<TokenKind> for KindRow {
+    fn from(k: TokenKind) -> Self {
+        match k {
+            TokenKind::Org => KindRow::Org,
+            TokenKind::Deploy => KindRow::Deploy,
+            TokenKind::Readonly => KindRow::Readonly,
+            TokenKind::Runtime => KindRow::Runtime,
+            TokenKind::Operator => KindRow::Operator,
+        }
+    }
+}
+
+impl From<KindRow> for TokenKind {
+    fn from(k: KindRow) -> Self {
+        match k {
+            KindRow::Org => TokenKind::Org,
+            KindRow::Deploy => TokenKind::Deploy,
+            KindRow::Readonly => TokenKind::Readonly,
+            KindRow::Runtime => TokenKind::Runtime,
+            KindRow::Operator => TokenKind::Operator,
+        }
+    }
+}
+
+impl Stored for TokenRecord {
+    type Row = TokenRow;
+    const WHAT: &'static str = "token";
+    fn to_row(&self) -> TokenRow {
+        TokenRow {
+            id: self.id.0,
+            org: self.org.clone(),
+            name: self.name.clone(),
+            kind: self.kind.into(),
+            app: self.app.clone(),
+            caveats: self.caveats.clone(),
+            key_version: self.key_version,
+            created: self.created,
+            creator: self.creator.map(|c| c.0),
+            parent: self.parent.map(|p| p.0),
+            expires: self.expires,
+            fingerprint: self.fingerprint.clone(),
+            revoked: self.revoked.map(|r| (r.at, r.effective)),
+        }
+    }
+    fn from_row(r: TokenRow) -> Result<Self, StoreError> {
+        let mut rec = TokenRecord::new(
+            TokenId(r.id),
+            &r.org,
+            &r.name,
+            r.kind.into(),
+            r.app.as_deref(),
+            r.caveats,
+            r.key_version,
+            r.created,
+            r.creator.map(TokenId),
+            r.expires,
+            r.fingerprint,
+        );
+        rec.parent = r.parent.map(TokenId);
+        rec.revoked = r
+            .revoked
+            .map(|(at, effective)| Revocation { at, effective });
+        Ok(rec)
+    }
+}
+
+impl Stored for LastUsed {
+    type Row = LastUsedRow;
+    const WHAT: &'static str = "last-used";
+    fn to_row(&self) -> LastUsedRow {
+        LastUsedRow {
+            time: self.time,
+            ip: self.ip,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+    fn from_row(r: LastUsedRow) -> Result<Self, StoreError> {
+        Ok(LastUsed {
+            time: r.time,
+            ip: r.ip,
+            user_agent: r.user_agent,
+        })
+    }
+}
+
+impl Stored for DenyEntry {
+    type Row = RevocationRow;
+    const WHAT: &'static str = "revocation";
+    fn to_row(&self) -> RevocationRow {
+        RevocationRow {
+            effective: self.effective,
+            expires: self.expires,
+        }
+    }
+    fn from_row(r: RevocationRow) -> Result<Self, StoreError> {
+        Ok(DenyEntry {
+            effective: r.effective,
+            expires: r.expires,
+        })
+    }
+}
+
+impl From<Outcome> for OutcomeRow {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Ok => OutcomeRow::Ok,
+            Outcome::Denied => OutcomeRow::Denied,
+        }
+    }
+}
+
+impl From<OutcomeRow> for Outcome {
+    fn from(o: OutcomeRow) -> Self {
+        match o {
+            OutcomeRow::Ok => Outcome::Ok,
+            OutcomeRow::Denied => Outcome::Denied,
+        }
+    }
+}
+
+impl Stored for AuditEvent {
+    type Row = AuditRow;
+    const WHAT: &'static str = "audit";
+    fn to_row(&self) -> AuditRow {
+        AuditRow {
+            seq: self.seq,
+            time: self.time,
+            org: self.org.clone(),
+            action: self.action.clone(),
+            actor: self.actor.map(|a| a.0),
+            source_ip: self.source_ip,
+            outcome: self.outcome.into(),
+            detail: self.detail.clone(),
+        }
+    }
+    fn from_row(r: AuditRow) -> Result<Self, StoreError> {
+        let actor = crate::model::Actor {
+            token: r.actor.map(TokenId),
+            ip: r.source_ip,
+        };
+        let mut e = AuditEvent::new(&r.org, &r.action, actor, r.outcome.into(), r.detail, r.time);
+        e.seq = r.seq;
+        Ok(e)
+    }
+}
+
+impl From<&Change> for ChangeRow {
+    fn from(c: &Change) -> Self {
+        match c {
+            Change::OrgCreated { org } => ChangeRow::OrgCreated { org: org.clone() },
+            Change::KeyAdded { org, version } => ChangeRow::KeyAdded {
+                org: org.clone(),
+                version: *version,
+            },
+            Change::KeyRetired { org, version } => ChangeRow::KeyRetired {
+                org: org.clone(),
+                version: *version,
+            },
+            Change::Revoked {
+                token,
+                effective,
+                expires,
+            } => ChangeRow::Revoked {
+                token: token.0,
+                effective: *effective,
+                expires: *expires,
+            },
+        }
+    }
+}
+
+impl From<ChangeRow> for Change {
+    fn from(c: ChangeRow) -> Self {
+        match c {
+            ChangeRow::OrgCreated { org } => Change::OrgCreated { org },
+            ChangeRow::KeyAdded { org, version } => Change::KeyAdded { org, version },
+            ChangeRow::KeyRetired { org, version } => Change::KeyRetired { org, version },
+            ChangeRow::Revoked {
+                token,
+                effective,
+                expires,
+            } => Change::Revoked {
+                token: TokenId(token),
+                effective,
+                expires,
+            },
+        }
+    }
+}
+
+impl FeedRow {
+    /// The row of `change` published at `time`.
+    pub fn new(change: &Change, time: u64) -> Self {
+        FeedRow {
+            time,
+            change: change.into(),
+        }
+    }
+
+    /// When the entry stops mattering (a revocation of a token that has expired).
+    pub fn expires(&self) -> Option<u64> {
+        match &self.change {
+            ChangeRow::Revoked { expires, .. } => Some(*expires),
+            _ => None,
+        }
+    }
+
+    /// A short stable name of the change's kind (a column in PostgreSQL).
+    pub fn kind(&self) -> &'static str {
+        match &self.change {
+            ChangeRow::OrgCreated { .. } => "org_created",
+            ChangeRow::KeyAdded { .. } => "key_added",
+            ChangeRow::KeyRetired { .. } => "key_retired",
+            ChangeRow::Revoked { .. } => "revoked",
+        }
+    }
+
+    /// Stored bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        codec::encode(self)
+    }
+
+    /// From stored bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        codec::decode(bytes, "feed")
+    }
+}
