@@ -177,3 +177,51 @@ fn http_a_stalled_body_times_out_on_routed_endpoints_too() {
     assert_eq!(st, 408, "stalled mint body: {text}");
     assert!(text.contains("\"timeout\""), "{text}");
 }
+
+/// `GET /v1/orgs/acme` presenting `token` with an `X-Forwarded-For` header.
+fn forwarded(srv: &Server, token: &str, xff: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    srv.raw(
+        "GET",
+        "/v1/orgs/acme",
+        &[("authorization", &auth), ("x-forwarded-for", xff)],
+        None,
+    )
+    .0
+}
+
+#[test]
+fn the_client_address_comes_from_a_trusted_proxy_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Loopback is the load balancer here: its X-Forwarded-For is believed.
+    let srv = Server::start_with(
+        &tmp.path().join("data"),
+        &["--trusted-proxy", "127.0.0.0/8"],
+    );
+    let (_, org) = acme(&srv);
+    let narrow = srv
+        .cli_ok(&org, &["tokens", "attenuate", "--ip", "10.9.9.0/24"])
+        .trim()
+        .to_owned();
+    assert_eq!(
+        forwarded(&srv, &narrow, "10.9.9.9"),
+        200,
+        "the client behind the proxy"
+    );
+    assert_eq!(
+        forwarded(&srv, &narrow, "10.9.9.9, 127.0.0.1"),
+        200,
+        "our own proxies on the right are skipped"
+    );
+    assert_eq!(forwarded(&srv, &narrow, "11.0.0.1"), 403, "another client");
+    assert_eq!(
+        forwarded(&srv, &narrow, "10.9.9.9, 11.0.0.1"),
+        403,
+        "a forged hop to the left of the real client is ignored"
+    );
+    srv.stop();
+    // Without --trusted-proxy the header is the client's say-so, and ignored.
+    let srv = Server::start(&tmp.path().join("data"));
+    assert_eq!(forwarded(&srv, &narrow, "10.9.9.9"), 403);
+    srv.stop();
+}

@@ -29,7 +29,10 @@ const FORCED_REFRESH_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct Follower {
     position: AtomicU64,
-    synced: Exclusive<Instant>,
+    /// When the node last caught up, in milliseconds since `epoch` (an atomic: the
+    /// verify path reads it on every request).
+    synced_ms: AtomicU64,
+    epoch: Instant,
     store_ok: AtomicBool,
     apply: tokio::sync::Mutex<()>,
     last_forced: Exclusive<Option<Instant>>,
@@ -59,7 +62,8 @@ impl Follower {
     pub(super) fn new(max_staleness: Duration) -> Self {
         Follower {
             position: AtomicU64::new(0),
-            synced: Exclusive::new(Instant::now()),
+            synced_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
             store_ok: AtomicBool::new(true),
             apply: tokio::sync::Mutex::new(()),
             last_forced: Exclusive::new(None),
@@ -67,8 +71,13 @@ impl Follower {
         }
     }
 
+    fn millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn lag(&self) -> Duration {
-        self.synced.lock().elapsed()
+        let synced = self.synced_ms.load(Ordering::Acquire);
+        Duration::from_millis(self.millis().saturating_sub(synced))
     }
 
     /// `Stale` when the node has not caught up for longer than allowed.
@@ -84,7 +93,7 @@ impl Follower {
 
     fn synced_now(&self, position: u64) {
         self.position.fetch_max(position, Ordering::SeqCst);
-        *self.synced.lock() = Instant::now();
+        self.synced_ms.fetch_max(self.millis(), Ordering::Release);
         self.store_ok.store(true, Ordering::SeqCst);
     }
 }

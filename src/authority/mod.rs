@@ -12,6 +12,7 @@ mod audit;
 mod authenticate;
 mod bootstrap;
 mod clock;
+mod copy;
 mod denylist;
 mod error;
 mod feed;
@@ -34,6 +35,7 @@ use std::time::Duration;
 pub use audit::{AuditPage, MAX_PAGE};
 pub use bootstrap::{MASTER_FILE, OPERATOR_FILE, Opened, Setup};
 pub use clock::system_now;
+pub use copy::{CopyCounts, CopyError, copy_store};
 pub use error::{
     AuditError, AuthError, Classify, Error, ErrorClass, KeyError, MintError, NameError, OrgError,
     RevokeError, StartError,
@@ -46,6 +48,8 @@ pub use principal::Principal;
 pub use revoke::{RevokeOptions, Revoked};
 
 use crate::caveats::{Excerpt, is_valid_name};
+/// Where a store lives (a data directory or a PostgreSQL URL).
+pub use crate::store::Location;
 use crate::store::Store;
 use clock::Clock;
 use denylist::DenyList;

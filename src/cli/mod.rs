@@ -52,6 +52,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Initialise an empty store (a PostgreSQL database) without serving.
     Init(serve::InitArgs),
+    /// Offline tools on a store: copy (migrate, back up, restore).
+    #[command(subcommand)]
+    Store(serve::StoreCommand),
     /// Create and configure orgs.
     #[command(subcommand)]
     Orgs(admin::OrgsCommand),
@@ -88,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve::serve(args),
         Command::Init(args) => serve::init(args),
+        Command::Store(cmd) => serve::store(cmd),
         Command::Tokens(cmd) => tokens::run(cmd, url, token),
         Command::Orgs(cmd) => block_on(admin::orgs(&Client::new(url, token)?, cmd)),
         Command::Keys(cmd) => block_on(admin::keys(&Client::new(url, token)?, cmd)),

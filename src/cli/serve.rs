@@ -11,10 +11,9 @@ use clap::Args;
 use tokio::net::TcpListener;
 
 use super::input::parse_duration;
-use crate::authority::{Authority, Config, Setup};
+use crate::authority::{Authority, Config, Location, Setup};
 use crate::caveats::IpNet;
 use crate::http::{AppState, ServeOptions, TrustedProxies};
-use crate::store::Location;
 
 /// Where the store is and how this node reaches it (shared by `serve` and `init`).
 #[derive(Args, Clone)]
@@ -200,4 +199,37 @@ fn init_tracing() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// `macvault store …`: offline tools on a store.
+#[derive(clap::Subcommand)]
+pub enum StoreCommand {
+    /// Copy everything from one store into a new, empty one (a data directory or a
+    /// postgres:// URL, either way round): migration, backup and restore. Root keys stay
+    /// wrapped, so the target needs the same master key file. An embedded source must
+    /// not be in use by a running server.
+    Copy {
+        /// The store to copy: a data directory or a postgres:// URL.
+        #[arg(long, value_name = "DIR|URL")]
+        from: String,
+        /// The empty store to fill: a new data directory or an empty database.
+        #[arg(long, value_name = "DIR|URL")]
+        to: String,
+    },
+}
+
+/// Runs `macvault store …`.
+pub fn store(cmd: StoreCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        StoreCommand::Copy { from, to } => {
+            let (from, to) = (Location::parse(&from), Location::parse(&to));
+            let counts = runtime()?.block_on(crate::authority::copy_store(&from, &to))?;
+            let what: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
+            println!("copied {from} to {to}: {}", what.join(", "));
+            eprintln!(
+                "the root keys are wrapped by the master key: nodes on {to} need the master key file of {from}"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod pg;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_macvault");
 /// How long a server may take to start listening (debug build, busy 2-core machine).
@@ -133,7 +135,7 @@ impl Server {
         Self::try_start_with(data_dir, &[])
     }
 
-    fn try_start_with(data_dir: &Path, args: &[&str]) -> Result<Server, StartFailure> {
+    pub fn try_start_with(data_dir: &Path, args: &[&str]) -> Result<Server, StartFailure> {
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log_dir = data_dir.parent().unwrap_or(data_dir);
         let stderr_path = log_dir.join(format!("serve-{n}.stderr.log"));
@@ -464,6 +466,18 @@ pub fn parse_time(t: &str) -> Option<u64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+/// Calls `probe` until it returns `Some`, for at most `deadline`; panics naming `what`.
+pub fn eventually<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < end, "gave up waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Whether `needle` occurs in `hay`.

@@ -1,0 +1,210 @@
+//! Several nodes on one PostgreSQL, through the real binary: what one node changes the
+//! others follow (revocations, key rotation and retirement), a node cut off from the
+//! database keeps verifying from memory and then fails closed (503 `stale`), and nodes
+//! racing to initialise an empty database end with one master key and one operator
+//! token. Propagation times are measured by `benches/nodes.rs`, not asserted here.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::pg::{Proxy, TestDb};
+use crate::support::{Server, code, eventually, s};
+
+/// Generous: a debug build on a busy two-core machine.
+const PROPAGATION: Duration = Duration::from_secs(30);
+
+/// `POST /v1/verify` with no access: (status, body).
+fn verify(srv: &Server, token: &str) -> (u16, Value) {
+    srv.http("POST", "/v1/verify", None, Some(&json!({ "token": token })))
+}
+
+fn node(dir: &Path, url: &str, key: &Path, staleness: &str) -> Server {
+    let key = key.to_str().expect("utf-8 path");
+    Server::start_with(
+        dir,
+        &[
+            "--database",
+            url,
+            "--master-key-file",
+            key,
+            "--max-staleness",
+            staleness,
+        ],
+    )
+}
+
+#[test]
+fn three_nodes_follow_each_other_and_fail_closed_when_cut_off() {
+    let Some(db) = TestDb::create() else { return };
+    let proxy = Proxy::start(db.addr());
+    let url = db.url_via(proxy.addr());
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("master.key");
+    let a = node(&tmp.path().join("a"), &url, &key, "5s");
+    let op = a
+        .operator_token()
+        .expect("the first node initialises")
+        .to_owned();
+    let b = node(&tmp.path().join("b"), &url, &key, "5s");
+    let c = node(&tmp.path().join("c"), &url, &key, "5s");
+    assert!(b.operator_token().is_none() && c.operator_token().is_none());
+
+    // Created and minted on A, verified on B.
+    let (st, v) = a.http(
+        "POST",
+        "/v1/orgs",
+        Some(&op),
+        Some(&json!({"name": "acme"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let org = s(&v, "token").to_owned();
+    let mint = json!({"kind": "deploy", "app": "web", "name": "ci", "expiry_secs": 3600});
+    let (st, v) = a.http("POST", "/v1/orgs/acme/tokens", Some(&org), Some(&mint));
+    assert_eq!(st, 201, "{v}");
+    let deploy = s(&v, "token").to_owned();
+    let deploy_id = s(&v["record"], "id").to_owned();
+    let (st, v) = verify(&b, &deploy);
+    assert_eq!((st, v["allowed"].clone()), (200, json!(true)), "{v}");
+
+    // Revoked on C: A and B refuse it.
+    let (st, v) = c.http(
+        "POST",
+        &format!("/v1/tokens/{deploy_id}/revoke"),
+        Some(&org),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    for (name, n) in [("A", &a), ("B", &b)] {
+        eventually(
+            &format!("{name} refuses the revoked token"),
+            PROPAGATION,
+            || {
+                let (st, v) = verify(n, &deploy);
+                (st == 401 && code(&v) == "revoked").then_some(())
+            },
+        );
+    }
+
+    // Rotated on A: a token under the new key works on B at once (B fetches the key it
+    // does not know yet before refusing).
+    let (st, v) = a.http("POST", "/v1/orgs/acme/keys/rotate", Some(&org), None);
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = a.http(
+        "POST",
+        "/v1/orgs/acme/tokens",
+        Some(&org),
+        Some(&json!({"kind": "org", "name": "org-v2", "expiry_secs": 3600})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let org2 = s(&v, "token").to_owned();
+    let (st, v) = b.http("GET", "/v1/orgs/acme", Some(&org2), None);
+    assert_eq!(st, 200, "a new-key token on another node at once: {v}");
+
+    // Retired on B: C refuses what was minted under it.
+    let (st, v) = b.http("POST", "/v1/orgs/acme/keys/1/retire", Some(&org2), None);
+    assert_eq!(st, 200, "{v}");
+    eventually(
+        "C refuses a token under the retired key",
+        PROPAGATION,
+        || {
+            let (st, v) = verify(&c, &org);
+            (st == 401 && code(&v) == "key_retired").then_some(())
+        },
+    );
+
+    // Cut off from the database: verification goes on from memory...
+    proxy.cut();
+    let (st, v) = verify(&a, &org2);
+    assert_eq!(
+        (st, v["allowed"].clone()),
+        (200, json!(true)),
+        "from memory: {v}"
+    );
+    // ...until the node is staler than --max-staleness: then it fails closed.
+    for (name, n) in [("A", &a), ("B", &b), ("C", &c)] {
+        eventually(&format!("{name} answers 503 stale"), PROPAGATION, || {
+            let (st, v) = verify(n, &org2);
+            (st == 503 && code(&v) == "stale").then_some(())
+        });
+        let (st, v) = n.http("GET", "/v1/orgs/acme", Some(&org2), None);
+        assert_eq!(
+            (st, code(&v)),
+            (503, "stale"),
+            "{name} authenticated request: {v}"
+        );
+        let (st, v) = n.http("GET", "/v1/ready", None, None);
+        assert_eq!(st, 503, "{name} not ready: {v}");
+        let (st, _) = n.http("GET", "/v1/health", None, None);
+        assert_eq!(st, 200, "{name} is alive all the same");
+    }
+
+    // The path returns: every node recovers.
+    proxy.restore();
+    for (name, n) in [("A", &a), ("B", &b), ("C", &c)] {
+        eventually(&format!("{name} recovers"), PROPAGATION, || {
+            let (st, _) = n.http("GET", "/v1/ready", None, None);
+            let (vst, v) = verify(n, &org2);
+            (st == 200 && vst == 200 && v["allowed"] == json!(true)).then_some(())
+        });
+    }
+    for n in [a, b, c] {
+        n.stop();
+    }
+}
+
+#[test]
+fn nodes_racing_to_initialise_end_with_one_operator_token() {
+    let Some(db) = TestDb::create() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("shared.key");
+    let (one, two) = std::thread::scope(|s| {
+        let a = s.spawn(|| node(&tmp.path().join("one"), &db.url, &key, "30s"));
+        let b = s.spawn(|| node(&tmp.path().join("two"), &db.url, &key, "30s"));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let written: Vec<bool> = ["one", "two"]
+        .iter()
+        .map(|d| tmp.path().join(d).join("operator.token").exists())
+        .collect();
+    assert_eq!(
+        written.iter().filter(|w| **w).count(),
+        1,
+        "exactly one node wrote an operator token: {written:?}"
+    );
+    let op = one
+        .operator_token()
+        .or(two.operator_token())
+        .unwrap()
+        .to_owned();
+    for n in [&one, &two] {
+        let (st, v) = n.http("POST", "/v1/verify", None, Some(&json!({ "token": op })));
+        assert_eq!(st, 200, "the one operator token works on both: {v}");
+    }
+    let rows = db.query_text("SELECT count(*) FROM macvault_tokens WHERE kind = 'operator'");
+    assert_eq!(
+        rows[0][0].as_deref(),
+        Some(&b"1"[..]),
+        "one operator token in the ledger"
+    );
+
+    // A node with another master key is refused, saying why.
+    let other = tmp.path().join("other.key");
+    let key = other.to_str().unwrap();
+    let refused = Server::try_start_with(
+        &tmp.path().join("three"),
+        &["--database", &db.url, "--master-key-file", key],
+    )
+    .expect_err("a node with another master key must not start");
+    assert!(
+        refused
+            .logs
+            .stderr
+            .contains("initialised with a different master key"),
+        "{}",
+        refused.logs.stderr
+    );
+    one.stop();
+    two.stop();
+}
