@@ -4,6 +4,7 @@
 #
 #   scripts/pg.sh start     start one (in $MACVAULT_PG_DIR, default $TMPDIR/macvault-pg)
 #   scripts/pg.sh url       print its URL (a superuser `macvault`, no password)
+#   scripts/pg.sh ca        print the file of the CA that signed its TLS certificate
 #   scripts/pg.sh stop      stop it and delete its files
 #
 # PostgreSQL refuses to run as root: as root this uses (and creates) the system user
@@ -36,6 +37,25 @@ start)
     as_pg "$bin/initdb" -A trust -U macvault -D "$dir/data" >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; exit 1; }
     opts="-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c max_connections=400"
+    # TLS (for `sslmode=require`), with a throwaway CA whose certificate clients trust
+    # through `sslrootcert`.
+    if command -v openssl >/dev/null; then
+        tls=$dir/tls
+        mkdir -p "$tls"
+        ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        # shellcheck disable=SC2086
+        openssl req -x509 $ec -days 2 -subj "/CN=macvault test CA" -keyout "$tls/ca.key" \
+            -out "$tls/ca.crt" -addext basicConstraints=critical,CA:TRUE \
+            -addext keyUsage=critical,keyCertSign >/dev/null 2>&1
+        # shellcheck disable=SC2086
+        openssl req $ec -subj "/CN=127.0.0.1" -keyout "$tls/server.key" -out "$tls/server.csr" >/dev/null 2>&1
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tls/ext"
+        openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+            -CAcreateserial -days 2 -extfile "$tls/ext" -out "$tls/server.crt" >/dev/null 2>&1
+        chmod 600 "$tls/server.key"
+        [ "$(id -u)" = 0 ] && chown -R macvault-pg "$tls"
+        opts="$opts -c ssl=on -c ssl_cert_file=$tls/server.crt -c ssl_key_file=$tls/server.key"
+    fi
     if [ "${MACVAULT_PG_DURABLE:-0}" != 1 ]; then
         opts="$opts -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
     fi
@@ -45,6 +65,9 @@ start)
     ;;
 url)
     echo "postgres://macvault@127.0.0.1:$(cat "$dir/port")/postgres"
+    ;;
+ca)
+    [ -f "$dir/tls/ca.crt" ] && echo "$dir/tls/ca.crt"
     ;;
 stop)
     if [ -d "$dir/data" ]; then

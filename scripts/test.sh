@@ -13,4 +13,7 @@ scripts/pg.sh start
 MACVAULT_TEST_DATABASE_URL=$(scripts/pg.sh url)
 export MACVAULT_TEST_DATABASE_URL
 export MACVAULT_REQUIRE_PG=1
+# The CA of the server's TLS certificate, for the TLS test (absent without openssl).
+MACVAULT_TEST_PG_CA=$(scripts/pg.sh ca || true)
+export MACVAULT_TEST_PG_CA
 cargo test --workspace --locked "$@"

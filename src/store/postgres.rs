@@ -132,19 +132,74 @@ fn uint(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn tls_wanted(url: &str) -> bool {
-    url.contains("sslmode=require")
+/// What the URL asks of TLS: `sslmode=require`, and libpq's `sslrootcert=FILE` (the
+/// CA to trust instead of the system's roots). tokio-postgres refuses options it does
+/// not know, so `sslrootcert` is taken out of the URL here.
+struct TlsAsk {
+    url: String,
+    wanted: bool,
+    root_cert: Option<std::path::PathBuf>,
 }
 
-/// TLS with rustls, verifying the server against the system's roots.
-fn rustls_connector() -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+fn tls_ask(url: &str) -> Result<TlsAsk, String> {
+    let mut parsed = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+    let mut root_cert = None;
+    let mut wanted = false;
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter_map(|(k, v)| match k.as_ref() {
+            "sslrootcert" => {
+                root_cert = Some(std::path::PathBuf::from(v.as_ref()));
+                None
+            }
+            "sslmode" => {
+                wanted = v == "require";
+                Some((k.into_owned(), v.into_owned()))
+            }
+            _ => Some((k.into_owned(), v.into_owned())),
+        })
+        .collect();
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    if root_cert.is_some() && !wanted {
+        return Err("sslrootcert needs sslmode=require".into());
+    }
+    Ok(TlsAsk {
+        url: parsed.to_string(),
+        wanted,
+        root_cert,
+    })
+}
+
+/// TLS with rustls, verifying the server against `root_cert` or the system's roots.
+fn rustls_connector(
+    root_cert: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        let _ = roots.add(cert);
+    match root_cert {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("sslrootcert {}: {e}", path.display()))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
     }
     if roots.is_empty() {
-        return Err("sslmode=require, but the system has no trusted root certificates".into());
+        return Err("sslmode=require, but no trusted root certificate was found".into());
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -163,7 +218,9 @@ impl PgStore {
             what: shown.clone(),
             reason,
         };
-        let mut config: tokio_postgres::Config = url
+        let ask = tls_ask(url).map_err(open_err)?;
+        let mut config: tokio_postgres::Config = ask
+            .url
             .parse()
             .map_err(|e: tokio_postgres::Error| open_err(e.to_string()))?;
         config.connect_timeout(CONNECT_TIMEOUT);
@@ -171,8 +228,8 @@ impl PgStore {
             config.application_name("macvault");
         }
         let signal = Arc::new(Notify::new());
-        let (pool, listener) = if tls_wanted(url) {
-            let tls = rustls_connector().map_err(open_err)?;
+        let (pool, listener) = if ask.wanted {
+            let tls = rustls_connector(ask.root_cert.as_deref()).map_err(open_err)?;
             let listener = tokio::spawn(listen(config.clone(), tls.clone(), signal.clone()));
             (make_pool(config, tls), listener)
         } else {
@@ -882,5 +939,67 @@ impl Tx for PgTx<'_, '_> {
             revocations: usize::try_from(revocations).unwrap_or(usize::MAX),
             feed: usize::try_from(feed).unwrap_or(usize::MAX),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslrootcert_is_taken_out_of_the_url() {
+        let ask =
+            tls_ask("postgres://u:p@h:5/db?sslmode=require&sslrootcert=/ca.pem&application_name=x")
+                .unwrap();
+        assert!(ask.wanted);
+        assert_eq!(
+            ask.root_cert.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        assert_eq!(
+            ask.url,
+            "postgres://u:p@h:5/db?sslmode=require&application_name=x"
+        );
+        let plain = tls_ask("postgres://h/db").unwrap();
+        assert!(!plain.wanted && plain.root_cert.is_none());
+        assert_eq!(plain.url, "postgres://h/db");
+        assert!(
+            tls_ask("postgres://h/db?sslrootcert=/ca.pem").is_err(),
+            "a CA without TLS"
+        );
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+    }
+
+    /// With `sslmode=require` the connection is encrypted and the server verified: a
+    /// server whose certificate no trusted root signed is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_when_the_url_asks_for_it() {
+        let Some(db) = super::super::conformance::TestDb::create().await else {
+            return;
+        };
+        let Ok(ca) = std::env::var("MACVAULT_TEST_PG_CA") else {
+            assert!(
+                std::env::var("MACVAULT_REQUIRE_PG").as_deref() != Ok("1"),
+                "scripts/test.sh serves TLS (it needs openssl): MACVAULT_TEST_PG_CA is not set"
+            );
+            return;
+        };
+        let url = format!("{}?sslmode=require&sslrootcert={ca}", db.url);
+        let store = PgStore::connect(&url).await.unwrap();
+        let client = store.pool.get().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0), "the connection is encrypted");
+        // Without our CA (the system's roots only), the test server is not trusted.
+        let untrusted = PgStore::connect(&format!("{}?sslmode=require", db.url)).await;
+        assert!(untrusted.is_err(), "an unverified server must be refused");
     }
 }
