@@ -29,7 +29,10 @@ async fn setup(dir: &std::path::Path) -> (std::sync::Arc<Authority>, String) {
         .authenticate(operator.trim(), Client::default())
         .await
         .expect("operator token verifies");
-    let org = authority.create_org(&op, "acme").await.expect("create org");
+    let org = authority
+        .create_org(&op, "acme", None)
+        .await
+        .expect("create org");
     let org = authority
         .authenticate(org.token.expose(), Client::default())
         .await

@@ -54,7 +54,7 @@ async fn node(dir: &Path, store: Location, key: &Path, initialise: bool) -> Node
                 .await
                 .unwrap();
             authority
-                .create_org(&op, "acme")
+                .create_org(&op, "acme", None)
                 .await
                 .unwrap()
                 .token

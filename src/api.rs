@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::authority::{AuditPage, Minted, Readiness, Revoked};
+use crate::authority::{AuditPage, Minted, Readiness, RetirePreview, Revoked, Rotated};
 use crate::caveats::{AccessSpec, Caveat, Denial, Timestamp, format_time};
 use crate::model::{AuditEvent, LastUsed, Org, RootKeyVersion, TokenRecord, TokenView};
 use crate::token::{TokenId, Verified};
@@ -91,6 +91,70 @@ pub struct ErrorDetail {
 pub struct CreateOrgRequest {
     /// The new org's name.
     pub name: String,
+    /// Lifetime of its first org token, seconds (default 90 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_secs: Option<u64>,
+}
+
+/// `POST /v1/orgs/{org}/org-token` (the operator): a fresh org token for the org.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueOrgTokenRequest {
+    /// Its lifetime, seconds (default 90 days, cut to the org's maximum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_secs: Option<u64>,
+}
+
+/// `GET /v1/orgs` (the operator).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OrgList {
+    /// Every org, by name.
+    pub orgs: Vec<OrgBody>,
+}
+
+/// `POST /v1/tokens/{id}/rotate`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// How long the old token keeps working beside the new one, seconds (default 0).
+    #[serde(default)]
+    pub overlap_secs: u64,
+    /// The new token's lifetime, seconds (default: the old one's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_secs: Option<u64>,
+}
+
+/// The answer of a rotation.
+#[derive(Serialize, Deserialize)]
+pub struct RotateResponse {
+    /// The new token (shown once).
+    pub token: String,
+    /// Its ledger record.
+    pub record: TokenRecordBody,
+    /// The old token's record (revoked from `old_ends` on).
+    pub replaced: TokenRecordBody,
+    /// When the old token and every attenuated copy of it stop working.
+    pub old_ends: String,
+    /// How many tokens minted by the old one moved under the new one.
+    pub moved_children: usize,
+}
+
+/// `POST /v1/orgs/{org}/keys/{version}/retire` (the body is optional).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetireRequest {
+    /// Go ahead even though live tokens minted under the version stop working.
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// `GET /v1/orgs/{org}/keys/{version}`: a version and what retiring it would stop.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeyDetail {
+    /// The version.
+    pub key: KeyBody,
+    /// The live tokens minted under it.
+    pub live_tokens: Vec<TokenRecordBody>,
 }
 
 /// 201 answer of `POST /v1/orgs`.
@@ -117,15 +181,36 @@ pub struct OrgBody {
     pub current_key_version: u32,
     /// The longest expiry a token minted in it may have.
     pub max_expiry_secs: Option<u64>,
+    /// How long expired and revoked tokens stay in its ledger (null: for ever).
+    #[serde(default)]
+    pub ledger_retention_secs: Option<u64>,
 }
 
-/// `PATCH /v1/orgs/{org}`.
-#[derive(Debug, Serialize, Deserialize)]
+/// `PATCH /v1/orgs/{org}`: each field present is set (`null` removes it); at least one.
+#[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrgRequest {
-    /// New maximum expiry (null: none). Required, so that `{}` changes nothing by accident.
-    #[serde(deserialize_with = "Option::deserialize")]
-    pub max_expiry_secs: Option<u64>,
+    /// The longest lifetime of a token minted in the org, seconds.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_expiry_secs: Option<Option<u64>>,
+    /// How long expired and revoked tokens stay in the ledger, seconds.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ledger_retention_secs: Option<Option<u64>>,
+}
+
+/// A field that is present (`Some`), perhaps as `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `POST /v1/orgs/{org}/tokens`.
@@ -378,6 +463,16 @@ impl std::fmt::Debug for CreateOrgResponse {
     }
 }
 
+impl std::fmt::Debug for RotateResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotateResponse")
+            .field("token", &REDACTED)
+            .field("record", &self.record)
+            .field("old_ends", &self.old_ends)
+            .finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for MintResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MintResponse")
@@ -394,6 +489,7 @@ impl From<&Org> for OrgBody {
             created: format_time(o.created),
             current_key_version: o.current_key,
             max_expiry_secs: o.max_expiry_secs,
+            ledger_retention_secs: o.ledger_retention_secs,
         }
     }
 }
@@ -464,6 +560,31 @@ impl From<&Minted> for CreateOrgResponse {
             token: m.token.expose().to_owned(),
             token_id: m.record.id.to_string(),
             expires: format_time(m.record.expires),
+        }
+    }
+}
+
+impl From<&Rotated> for RotateResponse {
+    fn from(r: &Rotated) -> Self {
+        RotateResponse {
+            token: r.minted.token.expose().to_owned(),
+            record: TokenRecordBody::new(&r.minted.record, "active", None),
+            replaced: TokenRecordBody::new(&r.replaced, "active", None),
+            old_ends: format_time(r.ends),
+            moved_children: r.moved,
+        }
+    }
+}
+
+impl From<&RetirePreview> for KeyDetail {
+    fn from(p: &RetirePreview) -> Self {
+        KeyDetail {
+            key: KeyBody::new(&p.key, &p.org),
+            live_tokens: p
+                .live
+                .iter()
+                .map(|t| TokenRecordBody::new(t, "active", None))
+                .collect(),
         }
     }
 }

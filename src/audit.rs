@@ -15,6 +15,8 @@ pub mod action {
     pub const TOKEN_MINT: &str = "token.mint";
     /// A token was revoked.
     pub const TOKEN_REVOKE: &str = "token.revoke";
+    /// A token was replaced by a sibling.
+    pub const TOKEN_ROTATE: &str = "token.rotate";
     /// A root key was rotated.
     pub const KEY_ROTATE: &str = "key.rotate";
     /// A root key was retired.

@@ -772,7 +772,10 @@ fn e2e_lifecycle_restart_and_secrecy() {
         (404, "not_found"),
         format!("retire unknown version: {v}"),
     );
-    let retired = srv.cli_json(&admin2, &["keys", "retire", "--org", "acme", "1", "--json"]);
+    let retired = srv.cli_json(
+        &admin2,
+        &["keys", "retire", "--org", "acme", "1", "--yes", "--json"],
+    );
     c.check(
         retired["version"] == json!(1)
             && retired["current"] == json!(false)

@@ -103,7 +103,13 @@ fn three_nodes_follow_each_other_and_fail_closed_when_cut_off() {
     assert_eq!(st, 200, "a new-key token on another node at once: {v}");
 
     // Retired on B: C refuses what was minted under it.
-    let (st, v) = b.http("POST", "/v1/orgs/acme/keys/1/retire", Some(&org2), None);
+    let confirm = json!({"confirm": true});
+    let (st, v) = b.http(
+        "POST",
+        "/v1/orgs/acme/keys/1/retire",
+        Some(&org2),
+        Some(&confirm),
+    );
     assert_eq!(st, 200, "{v}");
     eventually(
         "C refuses a token under the retired key",

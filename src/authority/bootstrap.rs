@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::orgs::FirstToken;
+use super::revoke::{RevokeOptions, revoke_in};
 use super::{Authority, Config, MasterKey, OrgError, SYSTEM_ORG, StartError, master, presets};
-use crate::model::{Actor, TokenKind};
+use crate::audit::{action, mint_detail};
+use crate::model::{Actor, AuditEvent, Outcome, TokenKind};
 use crate::store::{Location, Store, StoreError};
 
 /// The operator token's file in the data directory.
@@ -176,6 +178,70 @@ impl Authority {
                 stored.map(|_| ()).map_err(StartError::Store)
             }
         }
+    }
+}
+
+impl Authority {
+    /// The offline way out of a lost or leaked operator token: mints a fresh one (a
+    /// lineage root), revokes every earlier one (with what each minted in `system`;
+    /// org tokens it issued are lineage roots and live on) and writes the new one to
+    /// `operator_file` (mode 0600). Needs the master key, as opening the store does.
+    pub async fn reissue_operator_token(&self, operator_file: &Path) -> Result<usize, StartError> {
+        let system = self
+            .read_org(SYSTEM_ORG)
+            .await?
+            .ok_or(StartError::NotInitialised)?;
+        let now = self.clock.now();
+        let expires = now.saturating_add(presets::OPERATOR_EXPIRY.as_secs());
+        let caveats = presets::caveats(TokenKind::Operator, SYSTEM_ORG, None, expires)?;
+        let key = self.minting_key(&system).await?;
+        let minted = self.build_token(
+            &key,
+            &super::mint::NewToken {
+                org: SYSTEM_ORG,
+                key_version: system.current_key,
+                kind: TokenKind::Operator,
+                app: None,
+                name: "operator",
+                caveats: &caveats,
+                creator: None,
+                now,
+                expires,
+            },
+        )?;
+        let record = minted.record.clone();
+        let event = AuditEvent::new(
+            SYSTEM_ORG,
+            action::TOKEN_MINT,
+            Actor::default(),
+            Outcome::Ok,
+            format!(
+                "{} issued offline with the master key",
+                mint_detail(&record)
+            ),
+            now,
+        );
+        let done = self
+            .store
+            .write(move |tx| {
+                tx.put_token(&record)?;
+                tx.append_audit(&event)?;
+                let earlier: Vec<_> = tx
+                    .ledger(SYSTEM_ORG)?
+                    .into_iter()
+                    .map(|e| e.record)
+                    .filter(|r| r.kind == TokenKind::Operator && r.id != record.id)
+                    .filter(|r| !r.is_revoked_at(now) && r.expires > now)
+                    .collect();
+                for old in &earlier {
+                    revoke_in(tx, &old.id, RevokeOptions::default(), now, Actor::default())?;
+                }
+                Ok::<_, StartError>(earlier.len())
+            })
+            .await?;
+        self.apply_committed(&done.changes).await;
+        write_token_file(operator_file, minted.token.expose())?;
+        Ok(done.value)
     }
 }
 

@@ -145,12 +145,15 @@ pub enum OrgError {
     /// No such org.
     #[error("no such org")]
     NotFound,
-    /// A maximum expiry of zero.
-    #[error("max expiry must be positive")]
+    /// A maximum expiry or retention of zero.
+    #[error("a maximum expiry or a ledger retention must be positive")]
     ZeroMaxExpiry,
     /// An expiry past what a token can say.
     #[error("expiry {} is too far away", format_span(*.0))]
     TooFar(u64),
+    /// The org token to issue cannot be minted as asked.
+    #[error(transparent)]
+    Mint(#[from] MintError),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -169,13 +172,21 @@ impl Classify for OrgError {
             }
             OrgError::Reserved(_) | OrgError::Exists(_) => ErrorClass::Conflict,
             OrgError::NotFound => ErrorClass::NotFound,
+            OrgError::Mint(e) => e.class(),
             OrgError::Store(e) => e.class(),
             OrgError::Crypto(e) => e.class(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            OrgError::Mint(e) => e.code(),
+            other => other.class().code(),
         }
     }
     fn denial(&self) -> Option<&Denial> {
         match self {
             OrgError::Denied(d) => Some(d),
+            OrgError::Mint(e) => e.denial(),
             _ => None,
         }
     }
@@ -238,8 +249,12 @@ pub enum MintError {
     /// The org has no live key to mint with.
     #[error("org {0} has no live root key")]
     NoLiveKey(String),
-    /// The minting token was revoked while the mint was under way (or on another node).
-    #[error("the token making this request has been revoked")]
+    /// The minting token was revoked while the mint was under way (or on another node),
+    /// or is being rotated out (its revocation takes effect at the end of an overlap).
+    #[error(
+        "the token making this request has been revoked, or is being rotated out: \
+         mint with its replacement"
+    )]
     MinterRevoked,
     /// The store failed.
     #[error(transparent)]
@@ -338,6 +353,31 @@ pub enum KeyError {
     /// Every version number is used.
     #[error("no key versions left")]
     Exhausted,
+    /// Live tokens would stop working and the caller did not confirm.
+    #[error(
+        "retiring version {version} stops {count} live token(s) minted under it ({names}); \
+         confirm to go ahead (`keys retire {version} --yes`)"
+    )]
+    NeedsConfirmation {
+        /// The version.
+        version: u32,
+        /// How many live tokens were minted under it.
+        count: usize,
+        /// Their names (the first few), escaped.
+        names: String,
+    },
+    /// It would kill the org's last live org token.
+    #[error(
+        "retiring version {version} would stop the org's last live org token (\"{name}\"): \
+         mint an org token under the current version first (or have the operator issue one: \
+         `macvault orgs token ORG`)"
+    )]
+    LastOrgToken {
+        /// The version.
+        version: u32,
+        /// The token's name, escaped.
+        name: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -352,16 +392,78 @@ impl Classify for KeyError {
         match self {
             KeyError::Denied(_) => ErrorClass::Denied,
             KeyError::OrgNotFound | KeyError::VersionNotFound => ErrorClass::NotFound,
-            KeyError::RetireCurrent(_) | KeyError::RetireOwn(_) | KeyError::Exhausted => {
-                ErrorClass::Conflict
-            }
+            KeyError::RetireCurrent(_)
+            | KeyError::RetireOwn(_)
+            | KeyError::Exhausted
+            | KeyError::NeedsConfirmation { .. }
+            | KeyError::LastOrgToken { .. } => ErrorClass::Conflict,
             KeyError::Store(e) => e.class(),
             KeyError::Crypto(e) => e.class(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            KeyError::NeedsConfirmation { .. } => "confirmation_required",
+            other => other.class().code(),
         }
     }
     fn denial(&self) -> Option<&Denial> {
         match self {
             KeyError::Denied(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Why a rotation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// A caveat denies it (revoking needs `delete`, the replacement `create`, and the
+    /// caller must hold every right the replacement grants).
+    #[error(transparent)]
+    Denied(Denial),
+    /// No such token (or not within the caller's reach).
+    #[error("no such token")]
+    NotFound,
+    /// A token may not rotate itself: a thief could swap its owner's token for a fresh one.
+    #[error("a token cannot rotate itself: present another token allowed to manage it")]
+    OwnToken,
+    /// It is revoked (or being rotated out) already.
+    #[error("the token is revoked already (or being rotated out)")]
+    Revoked,
+    /// The operator token is replaced offline.
+    #[error("the operator token is replaced offline: `macvault operator-token`")]
+    Operator,
+    /// The replacement cannot be minted as asked.
+    #[error(transparent)]
+    Mint(#[from] MintError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+common_variants!(RotateError);
+
+impl Classify for RotateError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            RotateError::Denied(_) => ErrorClass::Denied,
+            RotateError::NotFound => ErrorClass::NotFound,
+            RotateError::OwnToken | RotateError::Operator => ErrorClass::BadRequest,
+            RotateError::Revoked => ErrorClass::Conflict,
+            RotateError::Mint(e) => e.class(),
+            RotateError::Store(e) => e.class(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            RotateError::Mint(e) => e.code(),
+            other => other.class().code(),
+        }
+    }
+    fn denial(&self) -> Option<&Denial> {
+        match self {
+            RotateError::Denied(d) => Some(d),
+            RotateError::Mint(e) => e.denial(),
             _ => None,
         }
     }
@@ -432,6 +534,12 @@ pub enum StartError {
     /// Founding the system org failed.
     #[error(transparent)]
     Org(#[from] OrgError),
+    /// Minting the operator token failed.
+    #[error(transparent)]
+    Mint(#[from] MintError),
+    /// Revoking the previous operator token failed.
+    #[error(transparent)]
+    Revoke(#[from] RevokeError),
 }
 
 /// Any authority error.
@@ -449,6 +557,9 @@ pub enum Error {
     /// See [`RevokeError`].
     #[error(transparent)]
     Revoke(#[from] RevokeError),
+    /// See [`RotateError`].
+    #[error(transparent)]
+    Rotate(#[from] RotateError),
     /// See [`KeyError`].
     #[error(transparent)]
     Key(#[from] KeyError),

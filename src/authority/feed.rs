@@ -289,13 +289,48 @@ impl Authority {
         let before = now.saturating_sub(self.config.feed_retention.as_secs());
         let done = self.store.write(move |tx| tx.compact(now, before)).await?;
         let dropped = self.deny.collect_garbage(now);
+        let pruned = self.prune_ledgers(now).await?;
         tracing::debug!(
             revocations = done.value.revocations,
             feed = done.value.feed,
             in_memory = dropped,
+            ledger = pruned,
             "compacted"
         );
         Ok(())
+    }
+
+    /// Drops ledger records that expired or were revoked longer ago than their org's
+    /// ledger retention (orgs without one keep them).
+    async fn prune_ledgers(&self, now: u64) -> Result<usize, StoreError> {
+        let orgs = self.store.read(|r| r.orgs()).await?;
+        let mut pruned = 0;
+        for org in orgs {
+            let Some(keep) = org.ledger_retention_secs else {
+                continue;
+            };
+            let cutoff = now.saturating_sub(keep);
+            let done = self
+                .store
+                .write(move |tx| {
+                    let gone: Vec<_> = tx
+                        .ledger(&org.name)?
+                        .into_iter()
+                        .map(|e| e.record)
+                        .filter(|r| {
+                            r.expires <= cutoff || r.revoked.is_some_and(|v| v.effective <= cutoff)
+                        })
+                        .map(|r| r.id)
+                        .collect();
+                    for id in &gone {
+                        tx.delete_token(id)?;
+                    }
+                    Ok::<_, StoreError>(gone.len())
+                })
+                .await?;
+            pruned += done.value;
+        }
+        Ok(pruned)
     }
 
     /// Liveness aside, whether this node should be sent traffic.

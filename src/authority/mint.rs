@@ -7,7 +7,7 @@ use crate::model::{AuditEvent, Org, Outcome, TokenKind, TokenRecord};
 use crate::token::{Bundle, Macaroon, RootKey, TokenId, TokenIdentifier, fingerprint};
 
 /// Longest token name, in characters.
-pub const MAX_NAME: usize = 64;
+pub(super) const MAX_NAME: usize = 64;
 
 /// What to mint.
 #[derive(Debug, Clone)]
@@ -96,6 +96,18 @@ impl From<BuildError> for MintError {
     }
 }
 
+impl From<BuildError> for super::RotateError {
+    fn from(e: BuildError) -> Self {
+        super::RotateError::Mint(e.into())
+    }
+}
+
+impl From<BuildError> for super::StartError {
+    fn from(e: BuildError) -> Self {
+        super::StartError::Mint(e.into())
+    }
+}
+
 impl From<BuildError> for super::OrgError {
     fn from(e: BuildError) -> Self {
         match e {
@@ -111,6 +123,39 @@ pub(super) fn check_token_name(name: &str) -> Result<(), MintError> {
         return Err(MintError::BadTokenName { max: MAX_NAME });
     }
     Ok(())
+}
+
+/// The expiry of a new token asked to live `asked` seconds (default 90 days): the
+/// default is cut to the org's maximum and to `limit` (the minter's own expiry; nothing
+/// outlives its minter); an explicit one that does not fit either is refused.
+pub(super) fn expiry(
+    asked: Option<u64>,
+    org_max: Option<u64>,
+    limit: Option<u64>,
+    now: u64,
+) -> Result<u64, MintError> {
+    let ttl = match (asked, org_max) {
+        (Some(0), _) => return Err(MintError::ZeroExpiry),
+        (Some(ttl), Some(max)) if ttl > max => {
+            return Err(MintError::OverOrgMaximum { ttl, max });
+        }
+        (Some(ttl), _) => ttl,
+        (None, max) => {
+            let default = super::DEFAULT_EXPIRY.as_secs();
+            max.map_or(default, |m| m.min(default))
+        }
+    };
+    let expires = now.saturating_add(ttl);
+    if expires > MAX_TIME {
+        return Err(MintError::TooFar(ttl));
+    }
+    match limit {
+        Some(limit) if expires > limit && asked.is_some() => {
+            Err(MintError::AfterMinter { expires, limit })
+        }
+        Some(limit) if expires > limit => Ok(limit),
+        _ => Ok(expires),
+    }
 }
 
 /// What a new token is.
@@ -159,7 +204,7 @@ impl Authority {
         let name = spec.name.as_deref().unwrap_or(spec.kind.name());
         check_token_name(name)?;
         let now = self.clock.now();
-        let expires = self.mint_expiry(who, &org, spec.expiry_secs, now)?;
+        let expires = expiry(spec.expiry_secs, org.max_expiry_secs, who.expires(), now)?;
         if who.third_party_caveats() > 0 {
             // The new token would not carry the third-party requirement: minting would
             // launder it away (a CI token would mint tokens usable without the CI job).
@@ -200,8 +245,10 @@ impl Authority {
         self.store
             .write(move |tx| {
                 // Inside the transaction: a revocation committed meanwhile (here or on
-                // another node) must not leave a child behind.
-                if tx.token(&minter)?.is_some_and(|m| m.is_revoked_at(now)) {
+                // another node) must not leave a child behind; nor may a token being
+                // rotated out (revoked at the end of an overlap) mint children that the
+                // move to its replacement would miss.
+                if tx.token(&minter)?.is_some_and(|m| m.revoked.is_some()) {
                     return Err(MintError::MinterRevoked);
                 }
                 tx.put_token(&record)?;
@@ -212,41 +259,8 @@ impl Authority {
         Ok(minted)
     }
 
-    /// The expiry of a new token: the default cut to the org's maximum and to the
-    /// minter's own expiry; an explicit one that does not fit is refused.
-    fn mint_expiry(
-        &self,
-        who: &Principal,
-        org: &Org,
-        asked: Option<u64>,
-        now: u64,
-    ) -> Result<u64, MintError> {
-        let ttl = match (asked, org.max_expiry_secs) {
-            (Some(0), _) => return Err(MintError::ZeroExpiry),
-            (Some(ttl), Some(max)) if ttl > max => {
-                return Err(MintError::OverOrgMaximum { ttl, max });
-            }
-            (Some(ttl), _) => ttl,
-            (None, max) => {
-                let default = super::DEFAULT_EXPIRY.as_secs();
-                max.map_or(default, |m| m.min(default))
-            }
-        };
-        let expires = now.saturating_add(ttl);
-        if expires > MAX_TIME {
-            return Err(MintError::TooFar(ttl));
-        }
-        match who.expires() {
-            Some(limit) if expires > limit && asked.is_some() => {
-                Err(MintError::AfterMinter { expires, limit })
-            }
-            Some(limit) if expires > limit => Ok(limit),
-            _ => Ok(expires),
-        }
-    }
-
     /// Every caveat of the minter must be implied by a caveat of the new token.
-    fn require_implied(
+    pub(super) fn require_implied(
         &self,
         who: &Principal,
         org: &str,
@@ -270,7 +284,7 @@ impl Authority {
 
     /// The org's current root key: from memory, or (not yet followed here, e.g. just
     /// rotated on another node) from the store.
-    async fn minting_key(&self, org: &Org) -> Result<RootKey, MintError> {
+    pub(super) async fn minting_key(&self, org: &Org) -> Result<RootKey, MintError> {
         use crate::token::KeyResolver as _;
         if let Some(key) = self.keyring.root_key(&org.name, org.current_key) {
             return Ok(key);

@@ -25,6 +25,7 @@ mod orgs;
 mod presets;
 mod principal;
 mod revoke;
+mod rotate;
 mod shared;
 mod usage;
 
@@ -38,14 +39,17 @@ pub use clock::system_now;
 pub use copy::{CopyCounts, CopyError, copy_store};
 pub use error::{
     AuditError, AuthError, Classify, Error, ErrorClass, KeyError, MintError, NameError, OrgError,
-    RevokeError, StartError,
+    RevokeError, RotateError, StartError,
 };
 pub use feed::Readiness;
+pub use keys::RetirePreview;
 pub use master::{MasterKey, MasterKeyError};
 pub use mint::{MintSpec, Minted, Secret};
+pub use orgs::OrgChange;
 pub use presets::DEFAULT_EXPIRY;
 pub use principal::Principal;
 pub use revoke::{RevokeOptions, Revoked};
+pub use rotate::Rotated;
 
 use crate::caveats::{Excerpt, is_valid_name};
 /// Where a store lives (a data directory or a PostgreSQL URL).

@@ -1,13 +1,23 @@
 //! Orgs: founding one (its first root key and first token in one transaction), reading
 //! and changing its settings.
 
-use super::mint::NewToken;
+use super::mint::{NewToken, expiry};
 use super::{Authority, Minted, OrgError, Principal, SYSTEM_ORG, check_name, presets};
 use crate::audit::{action, mint_detail};
-use crate::caveats::{Action, Caveat, MAX_TIME, Resource, format_span};
+use crate::caveats::{Action, Caveat, Resource, format_span};
 use crate::model::{Actor, AuditEvent, Change, Org, Outcome, RootKeyVersion, TokenId, TokenKind};
 use crate::store::StoreError;
 use crate::token::RootKey;
+
+/// A change to an org's settings: `None` leaves a setting as it is, `Some(None)`
+/// removes it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrgChange {
+    /// The longest lifetime of a token minted in the org, seconds.
+    pub max_expiry_secs: Option<Option<u64>>,
+    /// How long expired and revoked tokens stay in the ledger, seconds.
+    pub ledger_retention_secs: Option<Option<u64>>,
+}
 
 /// The first token of a new org.
 pub(super) struct FirstToken<'a> {
@@ -20,9 +30,15 @@ pub(super) struct FirstToken<'a> {
 }
 
 impl Authority {
-    /// Creates an org with its first root key; returns an `org` token for it. The
-    /// token is a lineage root: it does not die with the operator token that issued it.
-    pub async fn create_org(&self, who: &Principal, name: &str) -> Result<Minted, OrgError> {
+    /// Creates an org with its first root key; returns an `org` token for it, expiring
+    /// `expiry_secs` from now (default 90 days). The token is a lineage root: it does not
+    /// die with the operator token that issued it.
+    pub async fn create_org(
+        &self,
+        who: &Principal,
+        name: &str,
+        expiry_secs: Option<u64>,
+    ) -> Result<Minted, OrgError> {
         let access = self.access(who, SYSTEM_ORG, None, Resource::Orgs, Action::Create);
         self.require(who, &access).map_err(OrgError::Denied)?;
         check_name("org", name).map_err(OrgError::InvalidName)?;
@@ -30,16 +46,8 @@ impl Authority {
             return Err(OrgError::Reserved(SYSTEM_ORG));
         }
         let now = self.clock.now();
-        let expires = now.saturating_add(presets::DEFAULT_EXPIRY.as_secs());
-        if expires > MAX_TIME {
-            return Err(OrgError::TooFar(presets::DEFAULT_EXPIRY.as_secs()));
-        }
-        let caveats = presets::caveats(TokenKind::Org, name, None, expires).map_err(|_| {
-            OrgError::InvalidName(super::NameError {
-                what: "org",
-                shown: name.to_owned(),
-            })
-        })?;
+        let expires = expiry(expiry_secs, None, who.expires(), now)?;
+        let caveats = presets::caveats(TokenKind::Org, name, None, expires)?;
         let first = FirstToken {
             kind: TokenKind::Org,
             name: "org",
@@ -138,11 +146,132 @@ impl Authority {
         Ok(minted)
     }
 
+    /// Every org (the operator's view).
+    pub async fn list_orgs(&self, who: &Principal) -> Result<Vec<Org>, OrgError> {
+        let access = self.access(who, SYSTEM_ORG, None, Resource::Orgs, Action::Read);
+        self.require(who, &access).map_err(OrgError::Denied)?;
+        Ok(self.store.read(|r| r.orgs()).await?)
+    }
+
+    /// The operator's way out of a lockout: a fresh org token for any org (its first
+    /// token expired, or was revoked), capped by the org's maximum, audited in that org
+    /// and in `system`. A lineage root, like the org's first token.
+    pub async fn issue_org_token(
+        &self,
+        who: &Principal,
+        org_name: &str,
+        expiry_secs: Option<u64>,
+    ) -> Result<Minted, OrgError> {
+        let access = self.access(who, SYSTEM_ORG, None, Resource::Orgs, Action::Control);
+        self.require(who, &access).map_err(OrgError::Denied)?;
+        check_name("org", org_name).map_err(OrgError::InvalidName)?;
+        if org_name == SYSTEM_ORG {
+            return Err(OrgError::Reserved(SYSTEM_ORG));
+        }
+        let org = self.read_org(org_name).await?.ok_or(OrgError::NotFound)?;
+        let now = self.clock.now();
+        let expires = expiry(expiry_secs, org.max_expiry_secs, who.expires(), now)?;
+        let caveats = presets::caveats(TokenKind::Org, org_name, None, expires)?;
+        let key = self.minting_key(&org).await?;
+        let minted = self.build_token(
+            &key,
+            &NewToken {
+                org: org_name,
+                key_version: org.current_key,
+                kind: TokenKind::Org,
+                app: None,
+                name: "org",
+                caveats: &caveats,
+                creator: Some(who.token_id()),
+                now,
+                expires,
+            },
+        )?;
+        let record = minted.record.clone().as_lineage_root();
+        let detail = format!("{} (issued by the operator)", mint_detail(&record));
+        let events = [org_name, SYSTEM_ORG].map(|o| {
+            AuditEvent::new(
+                o,
+                action::TOKEN_MINT,
+                who.actor(),
+                Outcome::Ok,
+                detail.clone(),
+                now,
+            )
+        });
+        let stored = record.clone();
+        self.store
+            .write(move |tx| {
+                tx.put_token(&stored)?;
+                for e in &events {
+                    tx.append_audit(e)?;
+                }
+                Ok::<_, OrgError>(())
+            })
+            .await?;
+        Ok(Minted {
+            token: minted.token,
+            record,
+        })
+    }
+
     /// An org's settings.
     pub async fn get_org(&self, who: &Principal, name: &str) -> Result<Org, OrgError> {
         let access = self.access(who, name, None, Resource::Orgs, Action::Read);
         self.require(who, &access).map_err(OrgError::Denied)?;
         self.read_org(name).await?.ok_or(OrgError::NotFound)
+    }
+
+    /// Changes an org's settings: each `Some` is set (its inner `None` removes it).
+    pub async fn update_org(
+        &self,
+        who: &Principal,
+        name: &str,
+        change: OrgChange,
+    ) -> Result<Org, OrgError> {
+        let access = self.access(who, name, None, Resource::Orgs, Action::Write);
+        self.require(who, &access).map_err(OrgError::Denied)?;
+        if change.max_expiry_secs == Some(Some(0)) || change.ledger_retention_secs == Some(Some(0))
+        {
+            return Err(OrgError::ZeroMaxExpiry);
+        }
+        let now = self.clock.now();
+        let span = |v: Option<u64>, what: &str| match v {
+            Some(s) => format!("{what} set to {}", format_span(s)),
+            None => format!("{what} removed"),
+        };
+        let mut details = Vec::new();
+        if let Some(v) = change.max_expiry_secs {
+            details.push(span(v, "max expiry"));
+        }
+        if let Some(v) = change.ledger_retention_secs {
+            details.push(span(v, "ledger retention"));
+        }
+        let event = AuditEvent::new(
+            name,
+            action::ORG_UPDATE,
+            who.actor(),
+            Outcome::Ok,
+            details.join("; "),
+            now,
+        );
+        let name = name.to_owned();
+        let done = self
+            .store
+            .write(move |tx| {
+                let mut org = tx.org(&name)?.ok_or(OrgError::NotFound)?;
+                if let Some(v) = change.max_expiry_secs {
+                    org.max_expiry_secs = v;
+                }
+                if let Some(v) = change.ledger_retention_secs {
+                    org.ledger_retention_secs = v;
+                }
+                tx.put_org(&org)?;
+                tx.append_audit(&event)?;
+                Ok::<_, OrgError>(org)
+            })
+            .await?;
+        Ok(done.value)
     }
 
     /// Sets (or with `None` removes) an org's maximum token lifetime.
@@ -152,35 +281,10 @@ impl Authority {
         name: &str,
         max: Option<u64>,
     ) -> Result<Org, OrgError> {
-        let access = self.access(who, name, None, Resource::Orgs, Action::Write);
-        self.require(who, &access).map_err(OrgError::Denied)?;
-        if max == Some(0) {
-            return Err(OrgError::ZeroMaxExpiry);
-        }
-        let now = self.clock.now();
-        let detail = match max {
-            Some(s) => format!("max expiry set to {}", format_span(s)),
-            None => "max expiry removed".into(),
+        let change = OrgChange {
+            max_expiry_secs: Some(max),
+            ledger_retention_secs: None,
         };
-        let event = AuditEvent::new(
-            name,
-            action::ORG_UPDATE,
-            who.actor(),
-            Outcome::Ok,
-            detail,
-            now,
-        );
-        let name = name.to_owned();
-        let done = self
-            .store
-            .write(move |tx| {
-                let mut org = tx.org(&name)?.ok_or(OrgError::NotFound)?;
-                org.max_expiry_secs = max;
-                tx.put_org(&org)?;
-                tx.append_audit(&event)?;
-                Ok::<_, OrgError>(org)
-            })
-            .await?;
-        Ok(done.value)
+        self.update_org(who, name, change).await
     }
 }

@@ -52,6 +52,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Initialise an empty store (a PostgreSQL database) without serving.
     Init(serve::InitArgs),
+    /// Replace a lost or leaked operator token, offline with the master key: revokes
+    /// every earlier one (the org tokens it issued live on). Stop an embedded server first.
+    OperatorToken(serve::OperatorTokenArgs),
     /// Offline tools on a store: copy (migrate, back up, restore).
     #[command(subcommand)]
     Store(serve::StoreCommand),
@@ -91,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve::serve(args),
         Command::Init(args) => serve::init(args),
+        Command::OperatorToken(args) => serve::operator_token(args),
         Command::Store(cmd) => serve::store(cmd),
         Command::Tokens(cmd) => tokens::run(cmd, url, token),
         Command::Orgs(cmd) => block_on(admin::orgs(&Client::new(url, token)?, cmd)),

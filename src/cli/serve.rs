@@ -100,6 +100,13 @@ pub struct InitArgs {
     store: StoreArgs,
 }
 
+/// `macvault operator-token`.
+#[derive(Args)]
+pub struct OperatorTokenArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d > Duration::from_secs(3600) {
@@ -165,6 +172,22 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
             ),
             None => println!("{} was initialised already", setup.store),
         }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs `macvault operator-token`: with the master key, a fresh operator token replaces
+/// every earlier one (written to DATA_DIR/operator.token, mode 0600).
+pub fn operator_token(args: OperatorTokenArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async move {
+        let setup = args.store.setup(Config::default(), false)?;
+        let opened = Authority::open_with(&setup).await?;
+        let path = setup.data_dir.join(crate::authority::OPERATOR_FILE);
+        let revoked = opened.authority.reissue_operator_token(&path).await?;
+        println!(
+            "a new operator token is in {} (mode 0600); {revoked} earlier operator token(s) revoked",
+            path.display()
+        );
         Ok(ExitCode::SUCCESS)
     })
 }

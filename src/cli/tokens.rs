@@ -17,8 +17,8 @@ use super::client::{ApiError, Client};
 use super::input::{SecretToken, parse_duration, token_or_stdin};
 use super::output::{self, clean, fields, or_dash};
 use crate::api::{
-    MintRequest, MintResponse, RevokeResponse, TokenList, TokenRecordBody, VerifyRequest,
-    VerifyResponse,
+    MintRequest, MintResponse, RevokeRequest, RevokeResponse, RotateRequest, RotateResponse,
+    TokenList, TokenRecordBody, VerifyRequest, VerifyResponse,
 };
 use crate::caveats::{AccessSpec, Action, ActionSet, Caveat, IpNet, Resource, ResourceSet};
 use crate::model::TokenKind;
@@ -63,7 +63,14 @@ pub enum TokensCommand {
         /// Revoke the token given by --token / MACVAULT_TOKEN.
         #[arg(long = "self")]
         self_: bool,
+        /// Revoke only these tokens: what they minted lives on (moved under their parent).
+        #[arg(long)]
+        orphan: bool,
     },
+    /// Replace a token with a fresh sibling (same kind, caveats and creator): what it
+    /// minted moves under the new one, and the old one (with every attenuated copy of
+    /// it) stops at the end of the overlap. Prints the new token.
+    Rotate(RotateArgs),
     /// Ask the server whether a token is valid, and whether it allows an access.
     Verify(VerifyArgs),
 }
@@ -133,6 +140,23 @@ pub struct AttenuateArgs {
 }
 
 #[derive(Args)]
+pub struct RotateArgs {
+    /// The token to replace (its id).
+    #[arg(value_name = "ID")]
+    id: String,
+    /// How long the old token keeps working beside the new one, e.g. 1h (default: it
+    /// stops at once).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    overlap: Option<Duration>,
+    /// The new token's lifetime (default: the old one's), never past its creator's.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    expiry: Option<Duration>,
+    /// Print the whole JSON answer.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 pub struct VerifyArgs {
     /// The token (else --token / MACVAULT_TOKEN, else stdin).
     #[arg(value_name = "TOKEN")]
@@ -170,9 +194,10 @@ pub fn run(cmd: TokensCommand, url: Url, token: Option<SecretToken>) -> anyhow::
         }
         TokensCommand::Create(args) => block_on(create(&Client::new(url, token)?, args)),
         TokensCommand::List { org, json } => block_on(list(&Client::new(url, token)?, &org, json)),
-        TokensCommand::Revoke { ids, self_ } => {
-            block_on(revoke(&Client::new(url, token)?, &ids, self_))
+        TokensCommand::Revoke { ids, self_, orphan } => {
+            block_on(revoke(&Client::new(url, token)?, &ids, self_, orphan))
         }
+        TokensCommand::Rotate(args) => block_on(rotate(&Client::new(url, token)?, args)),
     }
 }
 
@@ -374,10 +399,49 @@ fn token_row(t: &TokenRecordBody) -> [Cow<'_, str>; 8] {
     ]
 }
 
-async fn revoke(client: &Client, ids: &[String], self_: bool) -> anyhow::Result<ExitCode> {
+async fn rotate(client: &Client, args: RotateArgs) -> anyhow::Result<ExitCode> {
+    let id: TokenId = args
+        .id
+        .parse()
+        .with_context(|| format!("bad token id \"{}\"", clean(&args.id)))?;
+    let id = id.to_string();
+    let req = RotateRequest {
+        overlap_secs: args.overlap.map_or(0, |d| d.as_secs()),
+        expiry_secs: args.expiry.map(|d| d.as_secs()),
+    };
+    let path = ["v1", "tokens", &id, "rotate"];
+    let done: RotateResponse = client.call(Method::POST, &path, Some(&req)).await?;
+    if args.json {
+        output::json(&done)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    output::line(&done.token)?;
+    eprintln!(
+        "rotated {} (\"{}\") to {} (\"{}\"), expiring {}",
+        clean(&done.replaced.id),
+        clean(&done.replaced.name),
+        clean(&done.record.id),
+        clean(&done.record.name),
+        clean(&done.record.expires)
+    );
+    eprintln!(
+        "the old token and every attenuated copy of it stop at {}; {} token(s) it minted now hang on the new one",
+        clean(&done.old_ends),
+        done.moved_children
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke(
+    client: &Client,
+    ids: &[String],
+    self_: bool,
+    orphan: bool,
+) -> anyhow::Result<ExitCode> {
+    let body = RevokeRequest { orphan };
     if self_ {
         let path = ["v1", "tokens", "self", "revoke"];
-        let done: RevokeResponse = client.call(Method::POST, &path, None::<&()>).await?;
+        let done: RevokeResponse = client.call(Method::POST, &path, Some(&body)).await?;
         output::line(revoked_line(&done))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -393,7 +457,7 @@ async fn revoke(client: &Client, ids: &[String], self_: bool) -> anyhow::Result<
         let id = id.to_string();
         let path = ["v1", "tokens", &id, "revoke"];
         match client
-            .call::<(), RevokeResponse>(Method::POST, &path, None)
+            .call::<_, RevokeResponse>(Method::POST, &path, Some(&body))
             .await
         {
             Ok(done) => output::line(revoked_line(&done))?,

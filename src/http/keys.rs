@@ -3,8 +3,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+
+use super::body::optional_json;
 use super::{ApiError, AppState, Caller};
-use crate::api::{KeyBody, KeyList};
+use crate::api::{KeyBody, KeyDetail, KeyList, RetireRequest};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -28,14 +32,33 @@ pub(super) async fn rotate(
     Ok(Json(KeyBody::new(&key, &org)))
 }
 
+fn version(text: &str) -> ApiResult<u32> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request("a key version is a positive whole number"))
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((org, v)): Path<(String, String)>,
+) -> ApiResult<Json<KeyDetail>> {
+    let preview = state
+        .authority
+        .retire_preview(&who, &org, version(&v)?)
+        .await?;
+    Ok(Json(KeyDetail::from(&preview)))
+}
+
 pub(super) async fn retire(
     State(state): State<AppState>,
     Caller(who): Caller,
-    Path((org, version)): Path<(String, String)>,
+    Path((org, v)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<KeyBody>> {
-    let version: u32 = version
-        .parse()
-        .map_err(|_| ApiError::bad_request("a key version is a positive whole number"))?;
-    let (org, key) = state.authority.retire_key(&who, &org, version).await?;
+    let req: RetireRequest = optional_json(body)?;
+    let (org, key) = state
+        .authority
+        .retire_key(&who, &org, version(&v)?, req.confirm)
+        .await?;
     Ok(Json(KeyBody::new(&key, &org)))
 }

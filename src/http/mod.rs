@@ -75,16 +75,19 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
     let router = Router::new()
         .route("/v1/health", get(health::health))
         .route("/v1/ready", get(health::ready))
-        .route("/v1/orgs", post(orgs::create))
+        .route("/v1/orgs", post(orgs::create).get(orgs::list))
         .route("/v1/orgs/{org}", get(orgs::show).patch(orgs::update))
+        .route("/v1/orgs/{org}/org-token", post(orgs::issue_token))
         .route(
             "/v1/orgs/{org}/tokens",
             post(tokens::mint).get(tokens::list),
         )
         .route("/v1/tokens/self/revoke", post(tokens::revoke_self))
         .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/v1/tokens/{id}/rotate", post(tokens::rotate))
         .route("/v1/orgs/{org}/keys", get(keys::list))
         .route("/v1/orgs/{org}/keys/rotate", post(keys::rotate))
+        .route("/v1/orgs/{org}/keys/{version}", get(keys::show))
         .route("/v1/orgs/{org}/keys/{version}/retire", post(keys::retire))
         .route("/v1/orgs/{org}/audit", get(audit::list))
         .fallback(health::not_found)

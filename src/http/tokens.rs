@@ -9,7 +9,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::body::optional_json;
 use super::{ApiError, AppState, Caller};
-use crate::api::{MintRequest, MintResponse, RevokeRequest, RevokeResponse, TokenList};
+use crate::api::{
+    MintRequest, MintResponse, RevokeRequest, RevokeResponse, RotateRequest, RotateResponse,
+    TokenList,
+};
 use crate::authority::{MintSpec, RevokeOptions};
 use crate::model::TokenKind;
 use crate::token::TokenId;
@@ -66,6 +69,23 @@ pub(super) async fn revoke(
         .map_err(|e: crate::token::IdentifierError| ApiError::bad_request(e.to_string()))?;
     let done = state.authority.revoke(&who, &id, options(body)?).await?;
     Ok(Json(RevokeResponse::from(&done)))
+}
+
+pub(super) async fn rotate(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let id: TokenId = id
+        .parse()
+        .map_err(|e: crate::token::IdentifierError| ApiError::bad_request(e.to_string()))?;
+    let req: RotateRequest = optional_json(body)?;
+    let done = state
+        .authority
+        .rotate(&who, &id, req.overlap_secs, req.expiry_secs)
+        .await?;
+    Ok((StatusCode::CREATED, Json(RotateResponse::from(&done))).into_response())
 }
 
 pub(super) async fn revoke_self(

@@ -12,6 +12,9 @@ pub struct Org {
     pub current_key: u32,
     /// Longest lifetime of a token minted in it, seconds.
     pub max_expiry_secs: Option<u64>,
+    /// How long the ledger keeps a token's record after it expired or was revoked,
+    /// seconds (`None`: for ever).
+    pub ledger_retention_secs: Option<u64>,
 }
 
 impl Org {
@@ -22,6 +25,7 @@ impl Org {
             created,
             current_key: 1,
             max_expiry_secs: None,
+            ledger_retention_secs: None,
         }
     }
 }

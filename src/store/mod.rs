@@ -180,6 +180,8 @@ pub trait Tx: Read {
     fn put_key(&mut self, key: &RootKeyVersion) -> Result<(), StoreError>;
     /// Writes a ledger record (and keeps its org and lineage indexes).
     fn put_token(&mut self, rec: &TokenRecord) -> Result<(), StoreError>;
+    /// Deletes a ledger record, its last use and its index entries (ledger retention).
+    fn delete_token(&mut self, id: &TokenId) -> Result<(), StoreError>;
     /// Adds (or replaces) a deny-list entry.
     fn put_revocation(&mut self, id: &TokenId, entry: DenyEntry) -> Result<(), StoreError>;
     /// Records a use, keeping whichever of the stored and the given is later.

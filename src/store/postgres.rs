@@ -826,6 +826,15 @@ impl Tx for PgTx<'_, '_> {
         Ok(())
     }
 
+    fn delete_token(&mut self, id: &TokenId) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM macvault_last_used WHERE token_id = $1",
+            &[&&id.0[..]],
+        )?;
+        self.execute("DELETE FROM macvault_tokens WHERE id = $1", &[&&id.0[..]])?;
+        Ok(())
+    }
+
     fn put_revocation(&mut self, id: &TokenId, entry: DenyEntry) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO macvault_revocations (token_id, effective, expires) VALUES ($1, $2, $3) \

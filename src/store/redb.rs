@@ -545,6 +545,23 @@ impl Tx for RedbTx<'_> {
         Ok(())
     }
 
+    fn delete_token(&mut self, id: &TokenId) -> Result<(), StoreError> {
+        let Some(old) = self.token(id)? else {
+            return Ok(());
+        };
+        if let Some(parent) = old.parent {
+            self.txn
+                .open_table(CHILDREN)?
+                .remove((&parent.0[..], &id.0[..]))?;
+        }
+        self.txn
+            .open_table(ORG_TOKENS)?
+            .remove((old.org.as_str(), &id.0[..]))?;
+        self.txn.open_table(TOKENS)?.remove(&id.0[..])?;
+        self.txn.open_table(LAST_USED)?.remove(&id.0[..])?;
+        Ok(())
+    }
+
     fn put_revocation(&mut self, id: &TokenId, entry: DenyEntry) -> Result<(), StoreError> {
         self.txn
             .open_table(REVOCATIONS)?

@@ -20,6 +20,7 @@ pub struct OrgRow {
     created: u64,
     current_key: u32,
     max_expiry_secs: Option<u64>,
+    ledger_retention_secs: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -150,12 +151,14 @@ impl Stored for Org {
             created: self.created,
             current_key: self.current_key,
             max_expiry_secs: self.max_expiry_secs,
+            ledger_retention_secs: self.ledger_retention_secs,
         }
     }
     fn from_row(r: OrgRow) -> Result<Self, StoreError> {
         let mut org = Org::new(r.name, r.created);
         org.current_key = r.current_key;
         org.max_expiry_secs = r.max_expiry_secs;
+        org.ledger_retention_secs = r.ledger_retention_secs;
         Ok(org)
     }
 }

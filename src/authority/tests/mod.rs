@@ -56,7 +56,7 @@ pub(super) async fn mint_by(
 
 /// Creates org `name` with the operator token; its org token.
 pub(super) async fn org_token(a: &Authority, op: &str, name: &str) -> String {
-    a.create_org(&who(a, op).await, name)
+    a.create_org(&who(a, op).await, name, None)
         .await
         .unwrap()
         .token

@@ -83,7 +83,7 @@ async fn scenario(extra_runs: u32) -> Vec<String> {
         FailureClass::Revoked
     );
     who(&a, &org).await;
-    a.retire_key(&who(&a, fresh.token.expose()).await, "acme", 1)
+    a.retire_key(&who(&a, fresh.token.expose()).await, "acme", 1, true)
         .await
         .unwrap();
     assert_eq!(refused(&a, &org).await, FailureClass::KeyRetired);

@@ -148,17 +148,17 @@ async fn revocation_and_key_retirement_take_effect_at_once_and_persist() {
         .await
         .unwrap();
     assert_eq!(fresh.record.key_version, 2);
-    let r = a.retire_key(&org_v, "acme", 2).await;
+    let r = a.retire_key(&org_v, "acme", 2, true).await;
     assert!(matches!(r, Err(KeyError::RetireCurrent(2))), "{r:?}");
     // The v1 token may not retire v1 (it would lock itself out), and nothing changed.
-    let r = a.retire_key(&org_v, "acme", 1).await;
+    let r = a.retire_key(&org_v, "acme", 1, true).await;
     assert!(
         matches!(&r, Err(e @ KeyError::RetireOwn(1)) if e.to_string().contains("minted under key version 1")),
         "{r:?}"
     );
     who(&a, &org).await;
     let fresh_v = who(&a, fresh.token.expose()).await;
-    a.retire_key(&fresh_v, "acme", 1).await.unwrap();
+    a.retire_key(&fresh_v, "acme", 1, true).await.unwrap();
     assert_eq!(refused(&a, &org).await, FailureClass::KeyRetired);
 }
 
