@@ -214,3 +214,79 @@ fn nodes_racing_to_initialise_end_with_one_operator_token() {
     one.stop();
     two.stop();
 }
+
+#[test]
+fn lineage_and_rotation_reach_every_node() {
+    let Some(db) = TestDb::create() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("master.key");
+    let a = node(&tmp.path().join("a"), &db.url, &key, "30s");
+    let op = a.operator_token().unwrap().to_owned();
+    let b = node(&tmp.path().join("b"), &db.url, &key, "30s");
+    let (st, v) = a.http(
+        "POST",
+        "/v1/orgs",
+        Some(&op),
+        Some(&json!({"name": "acme"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let org = s(&v, "token").to_owned();
+    let mint = |n: &Server, by: &str, name: &str, secs: u64| {
+        let body = json!({"kind": "deploy", "app": "web", "name": name, "expiry_secs": secs});
+        let (st, v) = n.http("POST", "/v1/orgs/acme/tokens", Some(by), Some(&body));
+        assert_eq!(st, 201, "{v}");
+        (s(&v, "token").to_owned(), s(&v["record"], "id").to_owned())
+    };
+
+    // A token minted on B by a token minted on A dies when A revokes its parent.
+    let (parent, parent_id) = mint(&a, &org, "parent", 3600);
+    let (child, _) = mint(&b, &parent, "child", 600);
+    let (st, v) = a.http(
+        "POST",
+        &format!("/v1/tokens/{parent_id}/revoke"),
+        Some(&org),
+        None,
+    );
+    assert_eq!(
+        (st, v["revoked_descendants"].clone()),
+        (200, json!(1)),
+        "{v}"
+    );
+    eventually(
+        "B refuses the child of a token revoked on A",
+        PROPAGATION,
+        || {
+            let (st, v) = verify(&b, &child);
+            (st == 401 && code(&v) == "revoked").then_some(())
+        },
+    );
+
+    // Rotated on B with an overlap: both tokens work on A meanwhile, only the new one after.
+    let (old, old_id) = mint(&a, &org, "ci", 3600);
+    let body = json!({"overlap_secs": 4});
+    let (st, v) = b.http(
+        "POST",
+        &format!("/v1/tokens/{old_id}/rotate"),
+        Some(&org),
+        Some(&body),
+    );
+    assert_eq!(st, 201, "{v}");
+    let new = s(&v, "token").to_owned();
+    for n in [&a, &b] {
+        assert_eq!(verify(n, &old).0, 200, "the old token during the overlap");
+        assert_eq!(verify(n, &new).0, 200, "the new token");
+    }
+    for (name, n) in [("A", &a), ("B", &b)] {
+        eventually(
+            &format!("{name} refuses the old token after the overlap"),
+            PROPAGATION,
+            || {
+                let (st, v) = verify(n, &old);
+                (st == 401 && code(&v) == "revoked").then_some(())
+            },
+        );
+        assert_eq!(verify(n, &new).0, 200);
+    }
+    a.stop();
+    b.stop();
+}

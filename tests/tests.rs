@@ -8,6 +8,7 @@ mod cli_offline;
 mod common;
 mod e2e;
 mod http_edge;
+mod lifecycle;
 mod multinode;
 mod readme;
 mod store_copy;

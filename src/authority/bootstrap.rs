@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::orgs::FirstToken;
-use super::revoke::{RevokeOptions, revoke_in};
+use super::revoke::RevokeOptions;
 use super::{Authority, Config, MasterKey, OrgError, SYSTEM_ORG, StartError, master, presets};
 use crate::audit::{action, mint_detail};
 use crate::model::{Actor, AuditEvent, Outcome, TokenKind};
@@ -232,16 +232,18 @@ impl Authority {
                     .map(|e| e.record)
                     .filter(|r| r.kind == TokenKind::Operator && r.id != record.id)
                     .filter(|r| !r.is_revoked_at(now) && r.expires > now)
+                    .map(|r| r.id)
                     .collect();
-                for old in &earlier {
-                    revoke_in(tx, &old.id, RevokeOptions::default(), now, Actor::default())?;
-                }
-                Ok::<_, StartError>(earlier.len())
+                Ok::<_, StartError>(earlier)
             })
             .await?;
-        self.apply_committed(&done.changes).await;
+        // Written first: if revoking the old ones fails, the new one is already safe.
         write_token_file(operator_file, minted.token.expose())?;
-        Ok(done.value)
+        for old in &done.value {
+            self.revoke_tree(*old, RevokeOptions::default(), Actor::default())
+                .await?;
+        }
+        Ok(done.value.len())
     }
 }
 

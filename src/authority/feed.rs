@@ -290,6 +290,13 @@ impl Authority {
         let done = self.store.write(move |tx| tx.compact(now, before)).await?;
         let dropped = self.deny.collect_garbage(now);
         let pruned = self.prune_ledgers(now).await?;
+        let swept = self.sweep_cascades().await.map_err(|e| match e {
+            super::RevokeError::Store(s) => s,
+            other => StoreError::Internal(other.to_string()),
+        })?;
+        if swept > 0 {
+            tracing::warn!(swept, "finished revoking the descendants of revoked tokens");
+        }
         tracing::debug!(
             revocations = done.value.revocations,
             feed = done.value.feed,

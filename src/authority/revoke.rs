@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::{Authority, Principal, RevokeError};
 use crate::audit::{action, token_label};
 use crate::caveats::{Action, Resource};
-use crate::model::{AuditEvent, Change, FeedEntry, Outcome, Revocation, TokenRecord};
+use crate::model::{Actor, AuditEvent, Change, FeedEntry, Outcome, Revocation, TokenRecord};
 use crate::store::{DenyEntry, StoreError, Tx};
 use crate::token::TokenId;
 
@@ -59,9 +59,11 @@ fn mark(
     Ok(())
 }
 
-/// Revokes `id` and (unless orphaning) its descendants; the transaction body of every
-/// revocation.
-pub(super) fn revoke_in(
+/// The first step of every revocation: marks `id` revoked from `delay_secs` from now
+/// (or reports it was already), re-parenting its children when orphaning. Point reads
+/// and writes only, so a flood of mints by the token cannot starve it under
+/// SERIALIZABLE: once it commits, every later mint by the token is refused.
+pub(super) fn revoke_one(
     tx: &mut dyn Tx,
     id: &TokenId,
     opts: RevokeOptions,
@@ -78,32 +80,14 @@ pub(super) fn revoke_in(
         });
     }
     mark(tx, &mut rec, now, effective)?;
-    let mut descendants = 0;
-    let children = tx.children(id)?;
     if opts.orphan {
         // They live on, under the revoked token's parent: revoking an ancestor still
         // reaches them.
-        for child in children {
+        for child in tx.children(id)? {
             if let Some(mut c) = tx.token(&child)? {
                 c.parent = rec.parent;
                 tx.put_token(&c)?;
             }
-        }
-    } else {
-        let mut seen = HashSet::from([*id]);
-        let mut queue = children;
-        while let Some(next) = queue.pop() {
-            if !seen.insert(next) {
-                continue;
-            }
-            let Some(mut c) = tx.token(&next)? else {
-                continue;
-            };
-            if c.expires > now && !c.is_revoked_at(effective) {
-                mark(tx, &mut c, now, effective)?;
-                descendants += 1;
-            }
-            queue.extend(tx.children(&next)?);
         }
     }
     let when = if opts.delay_secs == 0 {
@@ -111,30 +95,48 @@ pub(super) fn revoke_in(
     } else {
         format!(", effective {}", crate::caveats::format_time(effective))
     };
-    let detail = match (opts.orphan, descendants) {
-        (true, _) => format!(
-            "{} revoked{when}; its children kept (orphaned)",
-            token_label(&rec)
-        ),
-        (false, 0) => format!("{} revoked{when}", token_label(&rec)),
-        (false, n) => format!(
-            "{} revoked{when}, with {n} token(s) minted from it",
-            token_label(&rec)
-        ),
+    let orphaned = if opts.orphan {
+        "; the tokens it minted live on (orphaned)"
+    } else {
+        ""
     };
     tx.append_audit(&AuditEvent::new(
         &rec.org,
         action::TOKEN_REVOKE,
         actor,
         Outcome::Ok,
-        detail,
+        format!("{} revoked{when}{orphaned}", token_label(&rec)),
         now,
     ))?;
     Ok(Revoked {
         record: rec,
-        descendants,
+        descendants: 0,
         already: false,
     })
+}
+
+/// One level of a cascade: revokes the live children of `frontier` and returns every
+/// child (the next level) and how many were revoked. Mints by the tokens revoked here
+/// insert into the next level, not this one, so they cannot starve it either.
+fn revoke_children(
+    tx: &mut dyn Tx,
+    frontier: &[TokenId],
+    now: u64,
+) -> Result<(Vec<TokenId>, usize), StoreError> {
+    let (mut next, mut revoked) = (Vec::new(), 0);
+    for parent in frontier {
+        for child in tx.children(parent)? {
+            let Some(mut c) = tx.token(&child)? else {
+                continue;
+            };
+            if c.expires > now && !c.is_revoked_at(now) {
+                mark(tx, &mut c, now, now)?;
+                revoked += 1;
+            }
+            next.push(child);
+        }
+    }
+    Ok((next, revoked))
 }
 
 impl Authority {
@@ -188,14 +190,102 @@ impl Authority {
         id: TokenId,
         opts: RevokeOptions,
     ) -> Result<Revoked, RevokeError> {
+        self.revoke_tree(id, opts, who.actor()).await
+    }
+
+    /// Revokes `id`, then (unless orphaning) its descendants level by level. Run again
+    /// on a revoked token, it finishes a cascade that was cut short.
+    pub(super) async fn revoke_tree(
+        &self,
+        id: TokenId,
+        opts: RevokeOptions,
+        actor: Actor,
+    ) -> Result<Revoked, RevokeError> {
         let now = self.clock.now();
-        let actor = who.actor();
         let done = self
             .store
-            .write(move |tx| revoke_in(tx, &id, opts, now, actor))
+            .write(move |tx| revoke_one(tx, &id, opts, now, actor))
             .await?;
         self.apply_committed(&done.changes).await;
-        Ok(done.value)
+        let mut revoked = done.value;
+        if !opts.orphan && opts.delay_secs == 0 {
+            revoked.descendants = self.cascade(&revoked.record, actor).await?;
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes every live descendant of the (revoked) token `root`, one lineage level per
+    /// transaction; how many.
+    pub(super) async fn cascade(
+        &self,
+        root: &TokenRecord,
+        actor: Actor,
+    ) -> Result<usize, RevokeError> {
+        let now = self.clock.now();
+        let mut seen = HashSet::from([root.id]);
+        let mut frontier = vec![root.id];
+        let mut total = 0;
+        while !frontier.is_empty() {
+            let level = frontier.clone();
+            let done = self
+                .store
+                .write(move |tx| revoke_children(tx, &level, now))
+                .await?;
+            self.apply_committed(&done.changes).await;
+            let (next, revoked) = done.value;
+            total += revoked;
+            frontier = next.into_iter().filter(|id| seen.insert(*id)).collect();
+        }
+        if total > 0 {
+            let event = AuditEvent::new(
+                &root.org,
+                action::TOKEN_REVOKE,
+                actor,
+                Outcome::Ok,
+                format!(
+                    "{total} token(s) minted from {} revoked with it",
+                    token_label(root)
+                ),
+                now,
+            );
+            self.store.write(move |tx| tx.append_audit(&event)).await?;
+        }
+        Ok(total)
+    }
+
+    /// Finishes cascades a crash (or a lost database) cut short: a token whose
+    /// revocation is in effect keeps no live child. Part of compaction.
+    pub(super) async fn sweep_cascades(&self) -> Result<usize, RevokeError> {
+        let now = self.clock.now();
+        let unfinished = self
+            .store
+            .read(move |r| {
+                let mut out = Vec::new();
+                for org in r.orgs()? {
+                    let ledger = r.ledger(&org.name)?;
+                    let live: HashSet<TokenId> = ledger
+                        .iter()
+                        .filter(|e| e.record.expires > now && !e.record.is_revoked_at(now))
+                        .map(|e| e.record.id)
+                        .collect();
+                    for e in ledger {
+                        let rec = e.record;
+                        if rec.is_revoked_at(now)
+                            && rec.expires > now
+                            && r.children(&rec.id)?.iter().any(|c| live.contains(c))
+                        {
+                            out.push(rec);
+                        }
+                    }
+                }
+                Ok::<_, StoreError>(out)
+            })
+            .await?;
+        let mut total = 0;
+        for rec in &unfinished {
+            total += self.cascade(rec, Actor::default()).await?;
+        }
+        Ok(total)
     }
 
     /// Applies what a commit published (revocations, retirements) at once.

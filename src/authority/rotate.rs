@@ -3,7 +3,7 @@
 //! token's place in the lineage, and the old one is revoked at the end of an overlap.
 
 use super::mint::{NewToken, expiry};
-use super::revoke::{RevokeOptions, revoke_in};
+use super::revoke::{RevokeOptions, revoke_one};
 use super::{Authority, Minted, Principal, RevokeError, RotateError, presets};
 use crate::audit::{action, token_label};
 use crate::caveats::{Action, MAX_TIME, Resource, format_time};
@@ -146,7 +146,7 @@ impl Authority {
                     orphan: false,
                     delay_secs: overlap_secs,
                 };
-                let revoked = revoke_in(tx, &old_id, opts, now, actor).map_err(|e| match e {
+                let revoked = revoke_one(tx, &old_id, opts, now, actor).map_err(|e| match e {
                     RevokeError::NotFound | RevokeError::Denied(_) => RotateError::NotFound,
                     RevokeError::Store(s) => RotateError::Store(s),
                 })?;

@@ -19,7 +19,7 @@
 
 mod codec;
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 mod legacy;
 pub mod postgres;
 pub mod redb;

@@ -1,5 +1,6 @@
 //! The authority's rules, exercised in-process: one fixture, chapters by subject.
 
+mod lifecycle;
 mod purity;
 mod rules;
 mod upgrade;
