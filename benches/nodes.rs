@@ -150,7 +150,7 @@ async fn writes(label: &str, n: &Node) {
     for id in &ids {
         let t = Instant::now();
         n.authority
-            .revoke(&org, id, RevokeOptions::default())
+            .revoke(&org, &id.to_string(), RevokeOptions::default())
             .await
             .unwrap();
         revoke.push(t.elapsed().as_secs_f64() * 1e3);
@@ -189,7 +189,7 @@ async fn propagation(a: &Node, b: &Node) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         a.authority
-            .revoke(&org_a, &m.record.id, RevokeOptions::default())
+            .revoke(&org_a, &m.record.id.to_string(), RevokeOptions::default())
             .await
             .unwrap();
         let t = Instant::now();

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::authority::{AuditPage, Minted, Readiness, RetirePreview, Revoked, Rotated};
+use crate::authority::{
+    AuditPage, Minted, Readiness, RetirePreview, Revoked, Rotated, TokenDetail,
+};
 use crate::caveats::{AccessSpec, Caveat, Denial, Timestamp, format_time};
 use crate::model::{AuditEvent, LastUsed, Org, RootKeyVersion, TokenRecord, TokenView};
 use crate::token::{TokenId, Verified};
@@ -308,6 +310,27 @@ pub struct TokenRecordBody {
     pub last_used: Option<LastUsedBody>,
 }
 
+/// `GET /v1/tokens/{id}`: one token and its place in the lineage.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenDetailBody {
+    /// The token.
+    pub record: TokenRecordBody,
+    /// Its ancestors, its parent first.
+    pub ancestors: Vec<TokenRecordBody>,
+    /// The tokens it minted.
+    pub children: Vec<TokenRecordBody>,
+}
+
+impl From<&TokenDetail> for TokenDetailBody {
+    fn from(d: &TokenDetail) -> Self {
+        TokenDetailBody {
+            record: (&d.token).into(),
+            ancestors: d.ancestors.iter().map(Into::into).collect(),
+            children: d.children.iter().map(Into::into).collect(),
+        }
+    }
+}
+
 /// `GET /v1/orgs/{org}/tokens`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TokenList {
@@ -348,6 +371,9 @@ pub struct AuditEventBody {
     pub action: String,
     /// The acting token's id.
     pub actor: Option<String>,
+    /// The acting token's name in the ledger (chosen by whoever minted it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_name: Option<String>,
     /// Where the request came from.
     pub source_ip: Option<String>,
     /// `ok` or `denied`.
@@ -599,14 +625,15 @@ impl From<&Revoked> for RevokeResponse {
     }
 }
 
-impl From<&AuditEvent> for AuditEventBody {
-    fn from(e: &AuditEvent) -> Self {
+impl AuditEventBody {
+    fn new(e: &AuditEvent, actor_name: Option<&String>) -> Self {
         AuditEventBody {
             seq: e.seq,
             time: format_time(e.time),
             org: e.org.clone(),
             action: e.action.clone(),
             actor: e.actor.map(|a| a.to_string()),
+            actor_name: actor_name.cloned(),
             source_ip: e.source_ip.map(|ip| ip.to_string()),
             outcome: e.outcome.name().to_owned(),
             detail: e.detail.clone(),
@@ -617,7 +644,11 @@ impl From<&AuditEvent> for AuditEventBody {
 impl From<&AuditPage> for AuditList {
     fn from(p: &AuditPage) -> Self {
         AuditList {
-            events: p.events.iter().map(AuditEventBody::from).collect(),
+            events: p
+                .events
+                .iter()
+                .map(|e| AuditEventBody::new(e, e.actor.and_then(|a| p.names.get(&a))))
+                .collect(),
             older: p.older.clone(),
         }
     }

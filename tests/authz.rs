@@ -106,6 +106,7 @@ fn cell(srv: &Server, col: &str, row: &str, token: &str, victim: &str) -> (u16, 
 }
 
 /// Checks one answer against its expectation letter: `A` allowed, `D` denied by a caveat,
+/// `N` 404 (a token of another org is out of reach: not even its existence is told),
 /// `E` 401 expired, `R` 401 revoked.
 fn judge(col: &str, ok: u16, want: char, st: u16, v: &Value) -> Result<(), String> {
     let is_verify = col.starts_with("verify");
@@ -116,6 +117,7 @@ fn judge(col: &str, ok: u16, want: char, st: u16, v: &Value) -> Result<(), Strin
         'A' => st == ok,
         'D' if is_verify => st == 200 && v["allowed"] == json!(false) && denial_ok(&v["denial"]),
         'D' => st == 403 && code(v) == "denied" && denial_ok(&v["denial"]),
+        'N' => st == 404 && code(v) == "not_found",
         'E' => st == 401 && code(v) == "expired",
         'R' => st == 401 && code(v) == "revoked",
         other => return Err(format!("bad expectation letter {other:?}")),
@@ -126,6 +128,7 @@ fn judge(col: &str, ok: u16, want: char, st: u16, v: &Value) -> Result<(), Strin
         'D' if is_verify => "200 with allowed=false and a denial".to_owned(),
         'D' => "403 denied with a denial".to_owned(),
         'E' => "401 expired".to_owned(),
+        'N' => "404 not_found".to_owned(),
         _ => "401 revoked".to_owned(),
     };
     if good {
@@ -206,8 +209,8 @@ fn authz_matrix() {
         ("deploy-web",    deploy.as_str(),    "DDDADDD DADDDDD AADDDD"),
         ("readonly",      readonly.as_str(),  "ADDDDDD ADADDAD ADDADD"),
         ("runtime-web",   runtime.as_str(),   "DDDDDDD DDDDDDD ADADDD"),
-        ("operator",      op.as_str(),        "DDDDDDD DDDDDDA DDDDDD"),
-        ("beta-org",      beta.as_str(),      "DDDDDDD DDDDDDD DDDDDD"),
+        ("operator",      op.as_str(),        "DDDDDDD DNDDDDA DDDDDD"),
+        ("beta-org",      beta.as_str(),      "DDDDDDD DNDDDDD DDDDDD"),
         ("deploy-web-ro", deploy_ro.as_str(), "DDDDDDD DDDDDDD ADDDDD"),
         ("org-web-r",     org_web_r.as_str(), "DDDDDDD DDDDDDD ADDDDD"),
         ("expired",       expired.as_str(),   "EEEEEEE EEEEEEE EEEEEE"),
@@ -216,8 +219,16 @@ fn authz_matrix() {
     ];
     // Cells whose denial must name a particular caveat or reason: (row, column, text).
     let denials: [(&str, &str, &str); 9] = [
-        ("beta-org", "GET org", "identifier (org = beta)"),
-        ("operator", "mint org", "identifier (org = system)"),
+        (
+            "beta-org",
+            "GET org",
+            "this token is for org \"beta\", not \"acme\"",
+        ),
+        (
+            "operator",
+            "mint org",
+            "this token is for org \"system\", not \"acme\"",
+        ),
         ("readonly", "PATCH org", "actions = r"),
         ("readonly", "mint readonly", "actions = r"),
         ("deploy-web", "mint deploy api", "app = web:rwcdx"),

@@ -122,10 +122,15 @@ fn now() -> u64 {
 #[test]
 fn help_and_version_work() {
     let out = macvault(&["--help"]);
-    for word in [
-        "serve", "orgs", "keys", "tokens", "audit", "--url", "--token",
-    ] {
+    for word in ["serve", "orgs", "keys", "tokens", "audit", "Exit codes"] {
         assert!(out.ok().contains(word), "{word} missing from --help");
+    }
+    let client = macvault(&["tokens", "--help"]);
+    for flag in ["--url", "--token", "--token-file", "--json"] {
+        assert!(
+            client.ok().contains(flag),
+            "{flag} missing from tokens --help"
+        );
     }
     let sub = macvault(&["tokens", "attenuate", "--help"]);
     for flag in [
@@ -171,9 +176,12 @@ fn attenuate_reads_the_token_from_flag_environment_or_stdin() {
     assert_eq!(from_flag.ok(), expected);
     assert_eq!(from_env.ok(), expected);
     assert_eq!(from_stdin.ok(), expected);
-    // The global flag also works before the subcommand.
-    let before = macvault(&["--token", &t, "tokens", "attenuate", "--app", "web:r"]);
+    // The client flags also work between the group and its command.
+    let before = macvault(&["tokens", "--token", &t, "attenuate", "--app", "web:r"]);
     assert_eq!(before.ok(), expected);
+    // And as the positional token.
+    let positional = macvault(&["tokens", "attenuate", &t, "--app", "web:r"]);
+    assert_eq!(positional.ok(), expected);
 }
 
 #[test]
@@ -357,9 +365,9 @@ fn bad_inputs_fail_cleanly() {
     assert!(attenuate(&["--app", "web:wr"]).failed().contains("rwcdxv"));
     assert!(attenuate(&["--secret", "a b"]).failed().contains("secret"));
     assert!(
-        attenuate(&["--resource", "secret"])
+        attenuate(&["--resource", "files"])
             .failed()
-            .contains("unknown resource")
+            .contains("unknown resource kind; use one of apps, audit")
     );
     assert!(attenuate(&[]).failed().contains("no caveats to add"));
 

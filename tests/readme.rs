@@ -9,19 +9,24 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-#[test]
-fn readme_shows_the_tour_verbatim() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let tour = std::fs::read_to_string(root().join("examples/tour.sh")).unwrap();
-    let body = tour.split_once('\n').unwrap().1;
-    assert!(
-        readme.contains(body),
-        "README.md must contain examples/tour.sh (without its #! line)"
-    );
-}
+/// The examples the README shows, each a script the tests run.
+const EXAMPLES: [&str; 2] = ["examples/tour.sh", "examples/lifecycle.sh"];
 
 #[test]
-fn tour_runs() {
+fn readme_shows_the_examples_verbatim() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for example in EXAMPLES {
+        let script = std::fs::read_to_string(root().join(example)).unwrap();
+        let body = script.split_once('\n').unwrap().1;
+        assert!(
+            readme.contains(body),
+            "README.md must contain {example} (without its #! line)"
+        );
+    }
+}
+
+/// Runs an example script with the built binary on PATH against a free port.
+fn run_example(script: &str) -> std::process::Output {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -34,16 +39,43 @@ fn tour_runs() {
         std::env::var("PATH").unwrap_or_default()
     );
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("timeout")
+    Command::new("timeout")
         .args(["120", "bash"])
-        .arg(root().join("examples/tour.sh"))
+        .arg(root().join(script))
         .current_dir(dir.path())
         .env("PATH", path)
         .env("MACVAULT_URL", format!("http://127.0.0.1:{port}"))
         .env("TMPDIR", dir.path())
         .env_remove("MACVAULT_TOKEN")
+        .env_remove("MACVAULT_TOKEN_FILE")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn lifecycle_runbooks_run() {
+    let out = run_example("examples/lifecycle.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "runbooks failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("stop at"),
+        "rotation says when the old token stops: {stderr}"
+    );
+    assert!(stdout.contains("allowed"), "{stdout}");
+    assert!(
+        stdout.contains("earlier operator token(s) revoked"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("not authenticated: revoked"), "{stderr}");
+}
+
+#[test]
+fn tour_runs() {
+    let out = run_example("examples/tour.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -55,5 +87,5 @@ fn tour_runs() {
         stdout.contains("denied: caveat 4 (actions = r) does not allow write"),
         "{stdout}"
     );
-    assert!(stdout.contains("not authenticated: revoked"), "{stdout}");
+    assert!(stderr.contains("not authenticated: revoked"), "{stderr}");
 }

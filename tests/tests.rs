@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod authz;
+mod cli;
 mod cli_offline;
 mod common;
 mod e2e;
 mod http_edge;
+mod interop;
 mod lifecycle;
 mod multinode;
 mod readme;

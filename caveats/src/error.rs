@@ -48,6 +48,18 @@ impl std::error::Error for ParseError {}
 #[error("{0}")]
 pub struct Reason(pub(crate) String);
 
+/// Whether `c` is invisible or reorders text around it (zero-width characters,
+/// bidirectional controls, variation selectors, tags): such characters make one name look
+/// like another, so names refuse them and terminals get them escaped.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+        | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+        | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
 /// Untrusted bytes shown escaped (ASCII only, quotes and backslashes escaped) and truncated.
 pub struct Excerpt<'a>(pub &'a [u8]);
 

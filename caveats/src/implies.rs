@@ -63,6 +63,47 @@ impl Caveat<'_> {
     }
 }
 
+fn nets_overlap(a: IpNet, b: IpNet) -> bool {
+    a.addr().is_ipv4() == b.addr().is_ipv4() && (a.contains(b.addr()) || b.contains(a.addr()))
+}
+
+fn windows_overlap(a: &crate::ValidityWindow, b: &crate::ValidityWindow) -> bool {
+    let start = a.not_before().max(b.not_before()).unwrap_or(0);
+    let end = match (a.not_after(), b.not_after()) {
+        (Some(x), Some(y)) => x.min(y),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => u64::MAX,
+    };
+    start < end
+}
+
+impl Caveat<'_> {
+    /// Whether no access passes both this caveat and `other`: together they leave a
+    /// token able to do nothing. Sound, not complete: `false` may mean "cannot tell".
+    pub fn excludes(&self, other: &Caveat<'_>) -> bool {
+        let disjoint_actions = |apps: &crate::AppActions<'_>, set: ActionSet| {
+            apps.iter().all(|(_, s)| s.intersection(set).is_empty())
+        };
+        match (self, other) {
+            (Caveat::Org(a), Caveat::Org(b)) => a.as_str() != b.as_str(),
+            (Caveat::Apps(a), Caveat::Apps(b)) => a.iter().all(|(app, set)| {
+                b.get(app)
+                    .is_none_or(|other| other.intersection(set).is_empty())
+            }),
+            (Caveat::Apps(a), Caveat::Actions(b)) | (Caveat::Actions(b), Caveat::Apps(a)) => {
+                disjoint_actions(a, *b)
+            }
+            (Caveat::Actions(a), Caveat::Actions(b)) => a.intersection(*b).is_empty(),
+            (Caveat::Resources(a), Caveat::Resources(b)) => !a.iter().any(|r| b.contains(r)),
+            (Caveat::Validity(a), Caveat::Validity(b)) => !windows_overlap(a, b),
+            (Caveat::SourceIp(a), Caveat::SourceIp(b)) => {
+                !a.iter().any(|n| b.iter().any(|m| nets_overlap(n, m)))
+            }
+            _ => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +159,52 @@ mod tests {
         ];
         for (a, b) in no {
             assert!(!implies(a, b), "{a} should not imply {b}");
+        }
+    }
+
+    fn excludes(a: &str, b: &str) -> bool {
+        Caveat::parse(a)
+            .unwrap()
+            .excludes(&Caveat::parse(b).unwrap())
+    }
+
+    #[test]
+    fn exclusion_table() {
+        let yes = [
+            ("org = acme", "org = beta"),
+            ("app = web:rw", "app = api:rw"),
+            ("app = web:r", "app = web:w"),
+            ("app = web:r", "actions = w"),
+            ("actions = w", "app = web:r"),
+            ("actions = r", "actions = w"),
+            ("resource = secrets", "resource = tokens"),
+            (
+                "expires < 2026-01-01T00:00:00Z",
+                "not-before >= 2026-01-01T00:00:00Z",
+            ),
+            ("ip = 10.0.0.0/8", "ip = 11.0.0.0/8"),
+            ("ip = 10.0.0.0/8", "ip = ::/0"),
+        ];
+        for (a, b) in yes {
+            assert!(excludes(a, b), "{a} should exclude {b}");
+        }
+        let no = [
+            ("org = acme", "org = acme"),
+            ("app = web:rw", "app = api:r,web:r"),
+            ("app = web:rw", "actions = r"),
+            ("actions = rw", "actions = w"),
+            ("resource = secrets,tokens", "resource = tokens"),
+            (
+                "expires < 2026-01-02T00:00:00Z",
+                "not-before >= 2026-01-01T00:00:00Z",
+            ),
+            ("ip = 10.0.0.0/8", "ip = 10.1.0.0/16"),
+            ("ip = 10.1.0.0/16", "ip = 10.0.0.0/8"),
+            ("secret = A", "secret = B"),
+            ("org = acme", "actions = r"),
+        ];
+        for (a, b) in no {
+            assert!(!excludes(a, b), "{a} should not exclude {b}");
         }
     }
 }

@@ -38,7 +38,7 @@ pub use caveat::{
     AppActions, Caveat, MAX_ITEMS, MAX_NETWORKS, MAX_TEXT, Name, Networks, SecretPatterns,
     ValidityWindow, is_valid_name, is_valid_secret_name, pattern_matches,
 };
-pub use error::{Excerpt, ParseError, Reason};
+pub use error::{Excerpt, ParseError, Reason, is_invisible};
 pub use eval::{Denial, evaluate};
 pub use net::IpNet;
 pub use time::{MAX_TIME, Timestamp, format_span, format_time, parse_time};

@@ -201,8 +201,11 @@ pub enum MintError {
     /// The org or app name is invalid.
     #[error(transparent)]
     InvalidName(NameError),
-    /// The token name is empty, too long or has control characters.
-    #[error("a token name is 1 to {max} printable characters")]
+    /// The token name is empty, too long, or has control or invisible characters.
+    #[error(
+        "a token name is 1 to {max} printable characters, without control, invisible or \
+         bidirectional-control characters"
+    )]
     BadTokenName {
         /// The longest name.
         max: usize,
@@ -298,6 +301,73 @@ impl Classify for MintError {
     }
 }
 
+/// Why a token id (or id prefix) named nothing usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Not 8 to 32 lowercase hex digits.
+    #[error("a token id is 8 to 32 lowercase hex digits (a prefix of the id `tokens list` shows)")]
+    Bad,
+    /// No token of the caller's org has it.
+    #[error("no such token")]
+    NotFound,
+    /// More than one token of the caller's org starts with it.
+    #[error("the id prefix is ambiguous: {0}; give more digits")]
+    Ambiguous(String),
+}
+
+impl Classify for IdError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            IdError::Bad => ErrorClass::BadRequest,
+            IdError::NotFound => ErrorClass::NotFound,
+            IdError::Ambiguous(_) => ErrorClass::Conflict,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            IdError::Ambiguous(_) => "ambiguous",
+            other => other.class().code(),
+        }
+    }
+}
+
+/// Why reading the ledger failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// A caveat denies it.
+    #[error(transparent)]
+    Denied(Denial),
+    /// The id names nothing usable.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+common_variants!(LedgerError);
+
+impl Classify for LedgerError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            LedgerError::Denied(_) => ErrorClass::Denied,
+            LedgerError::Id(e) => e.class(),
+            LedgerError::Store(e) => e.class(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            LedgerError::Id(e) => e.code(),
+            other => other.class().code(),
+        }
+    }
+    fn denial(&self) -> Option<&Denial> {
+        match self {
+            LedgerError::Denied(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
 /// Why a revocation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RevokeError {
@@ -307,6 +377,9 @@ pub enum RevokeError {
     /// No such token (or not within the caller's reach).
     #[error("no such token")]
     NotFound,
+    /// The id names nothing usable.
+    #[error(transparent)]
+    Id(#[from] IdError),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -318,7 +391,14 @@ impl Classify for RevokeError {
         match self {
             RevokeError::Denied(_) => ErrorClass::Denied,
             RevokeError::NotFound => ErrorClass::NotFound,
+            RevokeError::Id(e) => e.class(),
             RevokeError::Store(e) => e.class(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            RevokeError::Id(e) => e.code(),
+            other => other.class().code(),
         }
     }
     fn denial(&self) -> Option<&Denial> {
@@ -434,6 +514,9 @@ pub enum RotateError {
     /// The operator token is replaced offline.
     #[error("the operator token is replaced offline: `macvault operator-token`")]
     Operator,
+    /// The id names nothing usable.
+    #[error(transparent)]
+    Id(#[from] IdError),
     /// The replacement cannot be minted as asked.
     #[error(transparent)]
     Mint(#[from] MintError),
@@ -450,6 +533,7 @@ impl Classify for RotateError {
             RotateError::NotFound => ErrorClass::NotFound,
             RotateError::OwnToken | RotateError::Operator => ErrorClass::BadRequest,
             RotateError::Revoked => ErrorClass::Conflict,
+            RotateError::Id(e) => e.class(),
             RotateError::Mint(e) => e.class(),
             RotateError::Store(e) => e.class(),
         }
@@ -457,6 +541,7 @@ impl Classify for RotateError {
     fn code(&self) -> &'static str {
         match self {
             RotateError::Mint(e) => e.code(),
+            RotateError::Id(e) => e.code(),
             other => other.class().code(),
         }
     }
@@ -560,6 +645,9 @@ pub enum Error {
     /// See [`RotateError`].
     #[error(transparent)]
     Rotate(#[from] RotateError),
+    /// See [`LedgerError`].
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
     /// See [`KeyError`].
     #[error(transparent)]
     Key(#[from] KeyError),

@@ -119,7 +119,8 @@ impl From<BuildError> for super::OrgError {
 
 /// Whether a token name is acceptable: 1 to [`MAX_NAME`] printable characters.
 pub(super) fn check_token_name(name: &str) -> Result<(), MintError> {
-    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+    let bad = |c: char| c.is_control() || crate::caveats::is_invisible(c);
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(bad) {
         return Err(MintError::BadTokenName { max: MAX_NAME });
     }
     Ok(())

@@ -33,16 +33,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use audit::{AuditPage, MAX_PAGE};
+pub use audit::{AuditFilter, AuditPage, MAX_PAGE};
 pub use bootstrap::{MASTER_FILE, OPERATOR_FILE, Opened, Setup};
 pub use clock::system_now;
 pub use copy::{CopyCounts, CopyError, copy_store};
 pub use error::{
-    AuditError, AuthError, Classify, Error, ErrorClass, KeyError, MintError, NameError, OrgError,
-    RevokeError, RotateError, StartError,
+    AuditError, AuthError, Classify, Error, ErrorClass, IdError, KeyError, LedgerError, MintError,
+    NameError, OrgError, RevokeError, RotateError, StartError,
 };
 pub use feed::Readiness;
 pub use keys::RetirePreview;
+pub use ledger::TokenDetail;
 pub use master::{MasterKey, MasterKeyError};
 pub use mint::{MintSpec, Minted, Secret};
 pub use orgs::OrgChange;

@@ -140,16 +140,17 @@ fn revoke_children(
 }
 
 impl Authority {
-    /// Revokes a token by id (and with it every attenuation of it, which shares the id,
+    /// Revokes a token of the caller's org by id or id prefix (and with it every
+    /// attenuation of it, which shares the id,
     /// and every token minted from it unless `orphan`). Needs `delete` on tokens in its
     /// org (and app).
     pub async fn revoke(
         &self,
         who: &Principal,
-        id: &TokenId,
+        id: &str,
         opts: RevokeOptions,
     ) -> Result<Revoked, RevokeError> {
-        let rec = self.read_token(id).await?.ok_or(RevokeError::NotFound)?;
+        let rec = self.resolve(who, id).await?;
         self.authorize_revocation(who, &rec)?;
         self.revoke_committed(who, rec.id, opts).await
     }

@@ -8,7 +8,6 @@ use super::{Authority, Minted, Principal, RevokeError, RotateError, presets};
 use crate::audit::{action, token_label};
 use crate::caveats::{Action, MAX_TIME, Resource, format_time};
 use crate::model::{AuditEvent, Outcome, TokenKind, TokenRecord};
-use crate::token::TokenId;
 
 /// What a rotation did.
 #[derive(Debug)]
@@ -50,11 +49,11 @@ impl Authority {
     pub async fn rotate(
         &self,
         who: &Principal,
-        id: &TokenId,
+        id: &str,
         overlap_secs: u64,
         expiry_secs: Option<u64>,
     ) -> Result<Rotated, RotateError> {
-        let old = self.read_token(id).await?.ok_or(RotateError::NotFound)?;
+        let old = self.resolve(who, id).await?;
         for action in [Action::Delete, Action::Create] {
             let access = self.access(who, &old.org, old.app.as_deref(), Resource::Tokens, action);
             self.require(who, &access).map_err(RotateError::Denied)?;
@@ -147,7 +146,9 @@ impl Authority {
                     delay_secs: overlap_secs,
                 };
                 let revoked = revoke_one(tx, &old_id, opts, now, actor).map_err(|e| match e {
-                    RevokeError::NotFound | RevokeError::Denied(_) => RotateError::NotFound,
+                    RevokeError::NotFound | RevokeError::Denied(_) | RevokeError::Id(_) => {
+                        RotateError::NotFound
+                    }
                     RevokeError::Store(s) => RotateError::Store(s),
                 })?;
                 tx.append_audit(&event)?;

@@ -4,11 +4,12 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::Context as _;
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::exit::{Exit, usage};
 use super::input::SecretToken;
 use super::output::clean;
 use crate::api::ErrorBody;
@@ -25,6 +26,18 @@ pub struct ApiError {
     pub body: Option<ErrorBody>,
 }
 
+impl ApiError {
+    /// The exit class of this answer.
+    pub fn exit(&self) -> Exit {
+        match self.status.as_u16() {
+            401 => Exit::Unauthenticated,
+            403 => Exit::Denied,
+            408 | 500..=599 => Exit::Unreachable,
+            _ => Exit::Refused,
+        }
+    }
+}
+
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let status = self.status.as_u16();
@@ -35,9 +48,11 @@ impl fmt::Display for ApiError {
         let code = clean(&body.error.code);
         match (&body.denial, self.status) {
             (_, StatusCode::UNAUTHORIZED) => write!(f, "not authenticated ({code})"),
+            // Index 0 is the token's own org: the reason says it all.
+            (Some(d), _) if d.index == 0 => write!(f, "denied: {}", clean(&d.reason)),
             (Some(d), _) => write!(
                 f,
-                "{status} {code}: caveat {} ({}) {}",
+                "denied: caveat {} ({}) {}",
                 d.index,
                 clean(&d.caveat),
                 clean(&d.reason)
@@ -49,6 +64,44 @@ impl fmt::Display for ApiError {
 
 impl StdError for ApiError {}
 
+/// No usable answer: the server could not be reached or did not answer in time.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(String);
+
+/// Parses `--url`, suggesting a scheme when it has none.
+pub fn parse_url(text: &str) -> anyhow::Result<Url> {
+    let has_scheme = text.starts_with("http://") || text.starts_with("https://");
+    let url = if has_scheme {
+        Url::parse(text).map_err(|e| usage(format!("--url {}: {e}", clean(text))))?
+    } else {
+        let guess = Url::parse(&format!("http://{text}")).ok();
+        let suggestion = match guess.as_ref().and_then(|u| u.host_str()) {
+            Some(host) if is_loopback(host) => format!("http://{text}"),
+            Some(_) => format!("https://{text}"),
+            None => "https://HOST:PORT".into(),
+        };
+        return Err(usage(format!(
+            "--url needs a scheme: try --url {}",
+            clean(&suggestion)
+        )));
+    };
+    if url.cannot_be_a_base() || url.host_str().is_none() {
+        return Err(usage(
+            "--url must be an http:// or https:// URL with a host",
+        ));
+    }
+    Ok(url)
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A client for one server, presenting one token (or none).
 pub struct Client {
     http: reqwest::Client,
@@ -57,10 +110,14 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of the server at `base`, authenticating with `token` if given.
+    /// A client of the server at `base`, authenticating with `token` if given. Warns
+    /// once when a token would travel in clear to another host.
     pub fn new(base: Url, token: Option<SecretToken>) -> anyhow::Result<Self> {
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            bail!("--url must be an http:// or https:// URL");
+        if base.scheme() == "http" && token.is_some() && !base.host_str().is_some_and(is_loopback) {
+            eprintln!(
+                "warning: the token goes to {} over plain http, readable on the way: use https://",
+                clean(base.host_str().unwrap_or("?"))
+            );
         }
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
@@ -116,7 +173,10 @@ impl Client {
         query: &[(&str, String)],
     ) -> anyhow::Result<RequestBuilder> {
         let Some(token) = &self.token else {
-            bail!("this command needs a token: pass --token or set MACVAULT_TOKEN");
+            return Err(usage(
+                "this command needs a token: --token-file FILE, --token (- for stdin), \
+                 or MACVAULT_TOKEN / MACVAULT_TOKEN_FILE",
+            ));
         };
         let req = self.http.request(method, self.url(segments, query));
         Ok(req.bearer_auth(token.expose()))
@@ -149,13 +209,14 @@ impl Client {
     fn transport_error(&self, err: &reqwest::Error) -> anyhow::Error {
         let base = self.shown_base();
         let cause = root_cause(err);
-        if err.is_timeout() {
-            anyhow!("no answer from {base} within {}s", TIMEOUT.as_secs())
+        TransportError(if err.is_timeout() {
+            format!("no answer from {base} within {}s", TIMEOUT.as_secs())
         } else if err.is_connect() {
-            anyhow!("cannot connect to the macvault server at {base}: {cause}")
+            format!("cannot connect to the macvault server at {base}: {cause}")
         } else {
-            anyhow!("request to {base} failed: {cause}")
-        }
+            format!("request to {base} failed: {cause}")
+        })
+        .into()
     }
 
     /// The base URL without any password it may carry.
@@ -181,7 +242,7 @@ mod tests {
     use super::*;
     use crate::api::{DenialBody, ErrorDetail};
 
-    fn err(status: u16, code: &str, denial: Option<DenialBody>) -> String {
+    fn err(status: u16, code: &str, denial: Option<DenialBody>) -> ApiError {
         ApiError {
             status: StatusCode::from_u16(status).unwrap(),
             body: Some(ErrorBody {
@@ -192,22 +253,50 @@ mod tests {
                 denial,
             }),
         }
-        .to_string()
     }
 
     #[test]
-    fn api_errors_read_well() {
+    fn api_errors_read_well_and_classify() {
         let denial = DenialBody {
             index: 2,
             caveat: "app = web:r".into(),
             reason: "does not allow write on app \"web\"".into(),
         };
+        let denied = err(403, "denied", Some(denial));
         assert_eq!(
-            err(403, "denied", Some(denial)),
-            "403 denied: caveat 2 (app = web:r) does not allow write on app \"web\""
+            denied.to_string(),
+            "denied: caveat 2 (app = web:r) does not allow write on app \"web\""
         );
-        assert_eq!(err(401, "expired", None), "not authenticated (expired)");
-        assert_eq!(err(404, "not_found", None), "404 not_found: no such org");
+        assert_eq!(denied.exit(), Exit::Denied);
+        let wrong_org = DenialBody {
+            index: 0,
+            caveat: "the token's org (acme)".into(),
+            reason: "this token is for org \"acme\", not \"acm\"".into(),
+        };
+        assert_eq!(
+            err(403, "denied", Some(wrong_org)).to_string(),
+            "denied: this token is for org \"acme\", not \"acm\""
+        );
+        assert_eq!(
+            err(401, "expired", None).to_string(),
+            "not authenticated (expired)"
+        );
+        assert_eq!(err(401, "expired", None).exit(), Exit::Unauthenticated);
+        assert_eq!(
+            err(404, "not_found", None).to_string(),
+            "404 not_found: no such org"
+        );
+        for (status, exit) in [
+            (400, Exit::Refused),
+            (404, Exit::Refused),
+            (409, Exit::Refused),
+            (413, Exit::Refused),
+            (429, Exit::Refused),
+            (503, Exit::Unreachable),
+            (500, Exit::Unreachable),
+        ] {
+            assert_eq!(err(status, "x", None).exit(), exit, "{status}");
+        }
         let bare = ApiError {
             status: StatusCode::BAD_GATEWAY,
             body: None,
@@ -216,11 +305,15 @@ mod tests {
     }
 
     #[test]
-    fn urls_escape_segments_and_keep_a_base_path() {
-        let base: Url = "http://h:1/prefix/".parse().unwrap();
+    fn urls_need_a_scheme_and_keep_a_base_path() {
+        let e = parse_url("localhost:7070").unwrap_err().to_string();
+        assert!(e.contains("http://localhost:7070"), "{e}");
+        let e = parse_url("vault.example.com").unwrap_err().to_string();
+        assert!(e.contains("https://vault.example.com"), "{e}");
+        let base = parse_url("http://h:1/prefix/").unwrap();
         let c = Client::new(base, None).unwrap();
         let url = c.url(&["v1", "orgs", "a/b?c"], &[("limit", "5".into())]);
         assert_eq!(url.as_str(), "http://h:1/prefix/v1/orgs/a%2Fb%3Fc?limit=5");
-        assert!(Client::new("file:///x".parse().unwrap(), None).is_err());
+        assert!(parse_url("file:///x").is_err());
     }
 }

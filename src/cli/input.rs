@@ -1,18 +1,23 @@
-//! Where the CLI gets its inputs: the token (flag, environment or stdin) and durations.
+//! Where the CLI gets its inputs: the token (flag, file, environment or stdin, in that
+//! order), durations, and the resource kinds and actions of an access.
 
-use std::convert::Infallible;
 use std::fmt;
 use std::io::{self, IsTerminal as _, Read as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use zeroize::Zeroizing;
 
+use super::exit::usage;
+use crate::caveats::{Action, Resource};
 use crate::token::LIMITS;
 
-/// A token text given on the command line, in the environment or on stdin. Never
-/// printed by `Debug`; wiped on drop.
+/// A token text given on the command line, in a file, in the environment or on stdin.
+/// Never printed by `Debug`; wiped on drop.
 #[derive(Clone)]
 pub struct SecretToken(Zeroizing<String>);
 
@@ -21,12 +26,13 @@ impl SecretToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
-}
 
-impl FromStr for SecretToken {
-    type Err = Infallible;
-    fn from_str(s: &str) -> Result<Self, Infallible> {
-        Ok(Self(Zeroizing::new(s.trim().to_owned())))
+    fn new(text: &str) -> anyhow::Result<Self> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(usage("the token given is empty"));
+        }
+        Ok(SecretToken(Zeroizing::new(text.to_owned())))
     }
 }
 
@@ -36,40 +42,101 @@ impl fmt::Debug for SecretToken {
     }
 }
 
-/// The first token given: `explicit`, then `global` (`--token` / `MACVAULT_TOKEN`),
-/// then stdin.
-pub fn token_or_stdin(
-    explicit: Option<SecretToken>,
-    global: Option<&SecretToken>,
-) -> anyhow::Result<SecretToken> {
-    match explicit.or_else(|| global.cloned()) {
-        Some(token) if token.expose().is_empty() => bail!("the token given is empty"),
-        Some(token) => Ok(token),
-        None => read_stdin_token(),
+/// Who has claimed stdin this run: two arguments cannot both read it.
+static STDIN: Mutex<Option<&'static str>> = Mutex::new(None);
+
+/// Claims stdin for `what`; a usage error if something else already did.
+pub fn claim_stdin(what: &'static str) -> anyhow::Result<()> {
+    let mut claim = STDIN.lock().unwrap_or_else(|p| p.into_inner());
+    match *claim {
+        Some(other) if other != what => Err(usage(format!(
+            "both {other} and {what} want to read stdin: give one of them another way \
+             (for a token, --token-file)"
+        ))),
+        _ => {
+            *claim = Some(what);
+            Ok(())
+        }
     }
 }
 
-fn read_stdin_token() -> anyhow::Result<SecretToken> {
+/// Reads stdin whole, at most `cap` bytes.
+pub fn read_stdin(what: &'static str, cap: u64) -> anyhow::Result<Zeroizing<String>> {
+    claim_stdin(what)?;
     let stdin = io::stdin();
     if stdin.is_terminal() {
-        bail!("no token given: pass it with --token, set MACVAULT_TOKEN, or pipe it on stdin");
+        return Err(usage(format!(
+            "{what} is to be read from stdin, but stdin is a terminal: pipe it in"
+        )));
     }
-    // A token is at most LIMITS.max_text bytes; allow for surrounding whitespace.
-    let cap = LIMITS.max_text as u64 + 1024;
     let mut text = Zeroizing::new(String::new());
     stdin
         .lock()
         .take(cap + 1)
         .read_to_string(&mut text)
-        .context("cannot read the token from stdin")?;
+        .with_context(|| format!("cannot read {what} from stdin"))?;
     if text.len() as u64 > cap {
-        bail!("stdin holds more than a token (over {cap} bytes)");
+        return Err(usage(format!(
+            "stdin holds more than {what} (over {cap} bytes)"
+        )));
     }
-    let token = SecretToken(Zeroizing::new(text.trim().to_owned()));
-    if token.expose().is_empty() {
-        bail!("no token given: stdin is empty (pass --token or set MACVAULT_TOKEN)");
+    Ok(text)
+}
+
+/// The largest token text read from a file or stdin, with room for whitespace.
+fn token_cap() -> u64 {
+    LIMITS.max_text as u64 + 1024
+}
+
+/// A token from `--token VALUE`: `-` reads it from stdin.
+pub fn token_arg(value: &str) -> anyhow::Result<SecretToken> {
+    if value == "-" {
+        let text = read_stdin("the token", token_cap())?;
+        return SecretToken::new(&text);
     }
-    Ok(token)
+    SecretToken::new(value)
+}
+
+/// A token from a file readable by its owner only (like an ssh key).
+pub fn token_file(path: &Path) -> anyhow::Result<SecretToken> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| usage(format!("cannot read the token file {shown}: {e}")))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(usage(format!(
+            "the token file {shown} is readable or writable by others (mode {mode:o}): \
+             run `chmod 600 {shown}`"
+        )));
+    }
+    let mut text = Zeroizing::new(String::new());
+    std::fs::File::open(path)
+        .and_then(|f| f.take(token_cap() + 1).read_to_string(&mut text))
+        .map_err(|e| usage(format!("cannot read the token file {shown}: {e}")))?;
+    if text.len() as u64 > token_cap() {
+        return Err(usage(format!("{shown} holds more than a token")));
+    }
+    SecretToken::new(&text)
+}
+
+/// The token of a command: `--token` (or `-` for stdin), `--token-file`, then
+/// `MACVAULT_TOKEN`, then `MACVAULT_TOKEN_FILE`; `None` if there is none.
+pub fn presented(flag: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<SecretToken>> {
+    if let Some(value) = flag {
+        return token_arg(value).map(Some);
+    }
+    if let Some(path) = file {
+        return token_file(path).map(Some);
+    }
+    if let Ok(value) = std::env::var("MACVAULT_TOKEN")
+        && !value.trim().is_empty()
+    {
+        return SecretToken::new(&value).map(Some);
+    }
+    if let Some(path) = std::env::var_os("MACVAULT_TOKEN_FILE").filter(|p| !p.is_empty()) {
+        return token_file(Path::new(&path)).map(Some);
+    }
+    Ok(None)
 }
 
 /// A positive duration such as `90d`, `2160h` or `1h30m`.
@@ -95,6 +162,40 @@ pub fn parse_max_expiry(s: &str) -> Result<MaxExpiry, String> {
     }
 }
 
+/// An action by name (`read`) or caveat letter (`r`), listing what is valid otherwise.
+pub fn parse_action(s: &str) -> Result<Action, String> {
+    if let Ok(a) = Action::from_str(s) {
+        return Ok(a);
+    }
+    if let [letter] = s.as_bytes()
+        && let Some(a) = Action::from_letter(*letter)
+    {
+        return Ok(a);
+    }
+    let valid: Vec<String> = Action::ALL
+        .iter()
+        .map(|a| format!("{} ({})", a.name(), a.letter()))
+        .collect();
+    Err(format!("unknown action; use one of {}", valid.join(", ")))
+}
+
+/// A resource kind by name (`secrets`, or `secret`), listing what is valid otherwise.
+pub fn parse_resource(s: &str) -> Result<Resource, String> {
+    let plural = if s.ends_with('s') {
+        s.to_owned()
+    } else {
+        format!("{s}s")
+    };
+    Resource::ALL
+        .iter()
+        .copied()
+        .find(|r| r.to_string() == s || r.to_string() == plural)
+        .ok_or_else(|| {
+            let valid: Vec<String> = Resource::ALL.iter().map(ToString::to_string).collect();
+            format!("unknown resource kind; use one of {}", valid.join(", "))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,9 +210,44 @@ mod tests {
     }
 
     #[test]
+    fn actions_and_resources_by_name_or_letter() {
+        assert_eq!(parse_action("r"), Ok(Action::Read));
+        assert_eq!(parse_action("reveal"), Ok(Action::Reveal));
+        assert_eq!(parse_action("v"), Ok(Action::Reveal));
+        let e = parse_action("peek").unwrap_err();
+        assert!(e.contains("read (r)") && e.contains("reveal (v)"), "{e}");
+        assert_eq!(parse_resource("secret"), Ok(Resource::Secrets));
+        assert_eq!(parse_resource("tokens"), Ok(Resource::Tokens));
+        let e = parse_resource("files").unwrap_err();
+        assert!(e.contains("apps") && e.contains("tokens"), "{e}");
+    }
+
+    #[test]
     fn tokens_are_trimmed_and_not_debug_printed() {
-        let t: SecretToken = " mvt_abc\n".parse().unwrap();
+        let t = token_arg(" mvt_abc\n").unwrap();
         assert_eq!(t.expose(), "mvt_abc");
         assert!(!format!("{t:?}").contains("abc"));
+        assert!(token_arg("  ").is_err());
+    }
+
+    #[test]
+    fn token_files_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, "mvt_x\n").unwrap();
+        for (mode, ok) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, false),
+            (0o644, false),
+            (0o602, false),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let r = token_file(&path);
+            assert_eq!(r.is_ok(), ok, "mode {mode:o}: {:?}", r.err());
+            if let Err(e) = r {
+                assert!(e.to_string().contains("chmod 600"), "{e}");
+            }
+        }
     }
 }

@@ -1,47 +1,43 @@
 //! The `macvault` command line: the server, a client of its HTTP API, and offline token
 //! tools (attenuate, inspect).
+//!
+//! Conventions every command follows: the token comes from `--token` (`-` for stdin),
+//! `--token-file`, `MACVAULT_TOKEN` or `MACVAULT_TOKEN_FILE`; `--org` defaults to the
+//! org the token names; `--json` prints JSON (and errors as JSON on stderr); tables fit
+//! 100 columns (or `COLUMNS`); the exit code says what kind of failure it was
+//! ([`exit`]).
 
-mod admin;
-mod client;
-mod input;
+pub(crate) mod audit;
+pub(crate) mod client;
+mod exit;
+pub(crate) mod input;
+mod keys;
+pub(crate) mod offline;
+mod orgs;
 mod output;
 mod serve;
 mod tokens;
 
+use std::cell::RefCell;
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use reqwest::Url;
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 
 pub use client::ApiError;
+pub use exit::Exit;
 pub use input::SecretToken;
 
-use client::Client;
+use client::{Client, parse_url};
+use exit::usage;
+use output::span2;
 
 /// macvault: a token authority built on macaroons.
 #[derive(Parser)]
-#[command(name = "macvault", version, about, propagate_version = true)]
+#[command(name = "macvault", version, about, propagate_version = true, after_help = exit::HELP)]
 pub struct Cli {
-    /// The server's base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "MACVAULT_URL",
-        help_heading = "Global options",
-        default_value = "http://127.0.0.1:7070"
-    )]
-    url: Url,
-    /// The token to present (or, for offline commands, to work on).
-    #[arg(
-        long,
-        global = true,
-        env = "MACVAULT_TOKEN",
-        hide_env_values = true,
-        help_heading = "Global options"
-    )]
-    token: Option<SecretToken>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,48 +54,185 @@ enum Command {
     /// Offline tools on a store: copy (migrate, back up, restore).
     #[command(subcommand)]
     Store(serve::StoreCommand),
-    /// Create and configure orgs.
-    #[command(subcommand)]
-    Orgs(admin::OrgsCommand),
+    /// Create, list and configure orgs; issue org tokens (the operator).
+    Orgs(orgs::OrgsArgs),
     /// List, rotate and retire an org's root keys.
-    #[command(subcommand)]
-    Keys(admin::KeysCommand),
-    /// Mint, attenuate, inspect, list, revoke and verify tokens.
-    #[command(subcommand)]
-    Tokens(tokens::TokensCommand),
+    Keys(keys::KeysArgs),
+    /// Mint, list, show, revoke, rotate and verify tokens; attenuate and inspect offline.
+    Tokens(tokens::TokensArgs),
     /// Show an org's audit log.
-    Audit(admin::AuditArgs),
+    Audit(audit::AuditArgs),
+    /// Print a shell completion script: `macvault completions bash > /etc/bash_completion.d/macvault`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
-/// Parses the command line, runs the command, and reports errors as `error: …`.
+/// The options of every command that talks to a server or works on a token.
+#[derive(Args, Clone, Debug)]
+pub struct ClientArgs {
+    /// The server's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "MACVAULT_URL",
+        default_value = "http://127.0.0.1:7070",
+        help_heading = "Client options"
+    )]
+    url: String,
+    /// The token to present, or `-` to read it from stdin. Otherwise --token-file,
+    /// then MACVAULT_TOKEN, then MACVAULT_TOKEN_FILE.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN|-",
+        conflicts_with = "token_file",
+        help_heading = "Client options"
+    )]
+    token: Option<String>,
+    /// A file holding the token, readable by its owner only (like an ssh key).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Client options"
+    )]
+    token_file: Option<PathBuf>,
+    /// Print JSON (and errors as JSON on stderr).
+    #[arg(long, global = true, help_heading = "Client options")]
+    json: bool,
+}
+
+/// A client command's context: its options and, once read, its token.
+pub struct Ctx {
+    args: ClientArgs,
+    token: RefCell<Option<Option<SecretToken>>>,
+}
+
+impl Ctx {
+    fn new(args: ClientArgs) -> Self {
+        Ctx {
+            args,
+            token: RefCell::new(None),
+        }
+    }
+
+    /// Whether to print JSON.
+    pub fn json(&self) -> bool {
+        self.args.json
+    }
+
+    /// The presented token, read once (a warning on stderr if it expires soon).
+    pub fn token(&self) -> anyhow::Result<Option<SecretToken>> {
+        if let Some(t) = self.token.borrow().as_ref() {
+            return Ok(t.clone());
+        }
+        let t = input::presented(self.args.token.as_deref(), self.args.token_file.as_deref())?;
+        if let Some(t) = &t {
+            warn_expiry(t);
+        }
+        *self.token.borrow_mut() = Some(t.clone());
+        Ok(t)
+    }
+
+    /// The token a command works on: `given` (its positional argument; `-` reads
+    /// stdin), else the presented one, else stdin when it is not a terminal.
+    pub fn subject(&self, given: Option<&str>) -> anyhow::Result<SecretToken> {
+        if let Some(value) = given {
+            return input::token_arg(value);
+        }
+        if let Some(t) = self.token()? {
+            return Ok(t);
+        }
+        use std::io::IsTerminal as _;
+        const NONE: &str = "no token given: as an argument, --token-file FILE, --token (- for \
+                            stdin), MACVAULT_TOKEN, or piped on stdin";
+        if io::stdin().is_terminal() {
+            return Err(usage(NONE));
+        }
+        let text = input::read_stdin("the token", crate::token::LIMITS.max_text as u64 + 1024)?;
+        if text.trim().is_empty() {
+            return Err(usage(format!("{NONE} (stdin was empty)")));
+        }
+        input::token_arg(&text)
+    }
+
+    /// A client of the server presenting the token.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        Client::new(parse_url(&self.args.url)?, self.token()?)
+    }
+
+    /// A client of the server presenting no token (`/v1/verify`).
+    pub fn anonymous(&self) -> anyhow::Result<Client> {
+        Client::new(parse_url(&self.args.url)?, None)
+    }
+
+    /// `explicit`, else the org the presented token names.
+    pub fn org(&self, explicit: Option<String>) -> anyhow::Result<String> {
+        if let Some(org) = explicit {
+            return Ok(org);
+        }
+        let token = self
+            .token()?
+            .ok_or_else(|| usage("give --org, or a token (whose org is the default)"))?;
+        crate::token::inspect(token.expose())
+            .ok()
+            .and_then(|i| i.org)
+            .ok_or_else(|| usage("give --org: the token does not name an org"))
+    }
+}
+
+/// Warns on stderr when a token has expired or expires within 7 days.
+fn warn_expiry(token: &SecretToken) {
+    let Some(expires) = crate::token::inspect(token.expose())
+        .ok()
+        .and_then(|i| i.expires)
+        .and_then(|t| crate::caveats::parse_time(&t).ok())
+    else {
+        return;
+    };
+    let now = crate::authority::system_now();
+    if expires <= now {
+        eprintln!("warning: the token EXPIRED {} ago", span2(now - expires));
+    } else if expires - now < 7 * 86_400 {
+        eprintln!("warning: the token expires in {}", span2(expires - now));
+    }
+}
+
+/// Parses the command line, runs the command, and reports errors by class.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Orgs(a) => a.client.json,
+        Command::Keys(a) => a.client.json,
+        Command::Tokens(a) => a.client.json,
+        Command::Audit(a) => a.client.json,
+        _ => false,
+    };
     match run(cli) {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => exit::report(&err, json),
     }
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let Cli {
-        url,
-        token,
-        command,
-    } = cli;
-    match command {
+    match cli.command {
         Command::Serve(args) => serve::serve(args),
         Command::Init(args) => serve::init(args),
         Command::OperatorToken(args) => serve::operator_token(args),
         Command::Store(cmd) => serve::store(cmd),
-        Command::Tokens(cmd) => tokens::run(cmd, url, token),
-        Command::Orgs(cmd) => block_on(admin::orgs(&Client::new(url, token)?, cmd)),
-        Command::Keys(cmd) => block_on(admin::keys(&Client::new(url, token)?, cmd)),
-        Command::Audit(args) => block_on(admin::audit(&Client::new(url, token)?, args)),
+        Command::Orgs(a) => block_on(orgs::run(&Ctx::new(a.client), a.command)),
+        Command::Keys(a) => block_on(keys::run(&Ctx::new(a.client), a.command)),
+        Command::Tokens(a) => tokens::run(&Ctx::new(a.client), a.command),
+        Command::Audit(a) => block_on(audit::run(&Ctx::new(a.client.clone()), a)),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "macvault", &mut io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -142,7 +275,7 @@ mod tests {
         // Subcommands are only fully built (and checked) when used: ask each for help.
         let mut all = Vec::new();
         paths(&cmd, Vec::new(), &mut all);
-        assert!(all.len() > 15);
+        assert!(all.len() > 20);
         for path in all {
             let args = ["macvault"]
                 .into_iter()
@@ -151,5 +284,29 @@ mod tests {
             let err = Cli::try_parse_from(args).err().unwrap();
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{path:?}");
         }
+    }
+
+    #[test]
+    fn serve_help_has_no_client_options() {
+        let mut cmd = Cli::command();
+        let serve = cmd.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_long_help().to_string();
+        for client_only in ["--token", "--url", "--json"] {
+            assert!(
+                !help.contains(client_only),
+                "{client_only} in serve --help:\n{help}"
+            );
+        }
+        let mut cmd = Cli::command();
+        let list = cmd
+            .find_subcommand_mut("tokens")
+            .unwrap()
+            .find_subcommand_mut("list")
+            .unwrap();
+        let usage = list.render_usage().to_string();
+        assert!(
+            usage.contains("[OPTIONS]") && !usage.contains("--org <"),
+            "{usage}"
+        );
     }
 }

@@ -1,10 +1,16 @@
-//! Everything the CLI writes to stdout: plain lines, `key  value` blocks, tables, JSON.
+//! Everything the CLI writes to stdout: plain lines, `key  value` blocks, tables that fit
+//! the terminal (100 columns unless `COLUMNS` says otherwise), relative times, JSON.
 
 use std::borrow::Cow;
 use std::io::{self, Write as _};
 
-use comfy_table::{ContentArrangement, Table, presets};
 use serde::Serialize;
+use unicode_width::{UnicodeWidthChar as _, UnicodeWidthStr as _};
+
+/// Tables are cut to this width unless `COLUMNS` says otherwise.
+const DEFAULT_WIDTH: usize = 100;
+/// A flexible column is never cut below this.
+const MIN_FLEX: usize = 8;
 
 /// Writes `text` and a newline to stdout; a closed pipe is reported as an error, not a
 /// panic (the caller treats `BrokenPipe` as a quiet exit).
@@ -20,37 +26,145 @@ pub fn json(value: &impl Serialize) -> anyhow::Result<()> {
 
 /// Aligned `key  value` lines.
 pub fn fields(rows: &[(&str, Cow<'_, str>)]) -> io::Result<()> {
+    line(render_fields(rows).trim_end())
+}
+
+fn render_fields(rows: &[(&str, Cow<'_, str>)]) -> String {
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let mut out = io::stdout().lock();
+    let mut out = String::new();
     for (key, value) in rows {
-        writeln!(out, "{key:width$}  {value}")?;
+        out.push_str(&format!("{key:width$}  {}\n", clean(value)));
     }
-    Ok(())
+    out
 }
 
-/// A borderless table with `header`, one row per item.
-pub fn table<const N: usize>(header: [&str; N], rows: Vec<[Cow<'_, str>; N]>) -> io::Result<()> {
-    let mut table = Table::new();
-    table
-        .load_style(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header);
-    for row in rows {
-        table.add_row(row.map(|cell| clean(&cell).into_owned()));
-    }
-    line(table.trim_fmt())
+/// The width tables are cut to: `COLUMNS` if it is a number, else 100.
+pub fn width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|w| *w >= 20)
+        .unwrap_or(DEFAULT_WIDTH)
 }
 
-/// Text from the server or a token, made safe for a terminal: control characters escaped.
+/// Whether a column may be cut (with "…") to make the table fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    /// Never cut (ids, times, statuses).
+    Keep,
+    /// Cut when the table is too wide (names, details).
+    Cut,
+}
+
+/// A borderless table: a header and rows, cells cleaned, never wrapped.
+#[derive(Debug)]
+pub struct Table {
+    columns: Vec<(&'static str, Fit)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these columns.
+    pub fn new(columns: &[(&'static str, Fit)]) -> Self {
+        Table {
+            columns: columns.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row (missing cells are blank).
+    pub fn row<S: AsRef<str>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| clean(c.as_ref()).into_owned())
+                .collect(),
+        );
+    }
+
+    /// The table as text, at most `width` columns wide where cuttable columns allow.
+    pub fn render(&self, width: usize) -> String {
+        let n = self.columns.len();
+        let cell = |r: &Vec<String>, i: usize| r.get(i).map_or("", String::as_str).to_owned();
+        let mut widths: Vec<usize> = (0..n)
+            .map(|i| {
+                self.rows
+                    .iter()
+                    .map(|r| cell(r, i).width())
+                    .chain([self.columns[i].0.width()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * n.saturating_sub(1);
+        // Cut the widest cuttable column by one, until it fits or nothing can be cut.
+        while total(&widths) > width {
+            let widest = (0..n)
+                .filter(|&i| self.columns[i].1 == Fit::Cut && widths[i] > MIN_FLEX)
+                .max_by_key(|&i| widths[i]);
+            match widest {
+                Some(i) => widths[i] -= 1,
+                None => break,
+            }
+        }
+        let mut out = String::new();
+        let headers: Vec<String> = self.columns.iter().map(|(h, _)| (*h).to_owned()).collect();
+        for row in std::iter::once(&headers).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, w) in widths.iter().enumerate() {
+                let text = cut(cell_str(row, i), *w);
+                line.push_str(&text);
+                if i + 1 < n {
+                    line.push_str(&" ".repeat(w - text.width() + 2));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Prints the table at the terminal's width.
+    pub fn print(&self) -> io::Result<()> {
+        line(self.render(width()).trim_end_matches('\n'))
+    }
+}
+
+fn cell_str(row: &[String], i: usize) -> &str {
+    row.get(i).map_or("", String::as_str)
+}
+
+/// `text` in at most `width` columns, ending in "…" when cut.
+pub fn cut(text: &str, width: usize) -> Cow<'_, str> {
+    if text.width() <= width {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for ch in text.chars() {
+        let w = ch.width().unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(ch);
+        used += w;
+    }
+    out.push('…');
+    Cow::Owned(out)
+}
+
+/// Text from the server or a token, made safe for a terminal: control characters and
+/// bidirectional or invisible formatting characters escaped.
 pub fn clean(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    let unsafe_char = |c: char| c.is_control() || crate::caveats::is_invisible(c);
+    if !text.chars().any(unsafe_char) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
         text.chars()
             .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
+                if unsafe_char(c) {
+                    c.escape_unicode().to_string()
                 } else {
                     c.to_string()
                 }
@@ -64,15 +178,77 @@ pub fn or_dash(value: Option<&str>) -> Cow<'_, str> {
     value.map_or(Cow::Borrowed("-"), clean)
 }
 
+/// A span in its largest unit: `29d`, `3h`, `17m`, `42s`.
+pub fn span1(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// A span in its two largest units: `6d 23h`, `3h 5m`, `42s`.
+pub fn span2(secs: u64) -> String {
+    let units = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];
+    let Some(first) = units.iter().position(|(u, _)| secs >= *u) else {
+        return "0s".into();
+    };
+    let (u1, n1) = units[first];
+    let head = format!("{}{n1}", secs / u1);
+    match units.get(first + 1) {
+        Some((u2, n2)) if (secs % u1) / u2 > 0 => format!("{head} {}{n2}", (secs % u1) / u2),
+        _ => head,
+    }
+}
+
+/// `in 29d`, `17s ago`, `now`, for a time relative to `now`.
+pub fn relative(t: u64, now: u64) -> String {
+    match t.cmp(&now) {
+        std::cmp::Ordering::Greater => format!("in {}", span1(t - now)),
+        std::cmp::Ordering::Less => format!("{} ago", span1(now - t)),
+        std::cmp::Ordering::Equal => "now".into(),
+    }
+}
+
+/// [`relative`] of an RFC 3339 time from the server (as it came, if it is not one).
+pub fn relative_text(t: &str, now: u64) -> String {
+    crate::caveats::parse_time(t).map_or_else(|_| t.to_owned(), |t| relative(t, now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn clean_escapes_terminal_controls() {
+    fn clean_escapes_terminal_controls_and_invisibles() {
         assert_eq!(clean("plain"), "plain");
         assert!(matches!(clean("plain"), Cow::Borrowed(_)));
-        assert_eq!(clean("a\x1b[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(clean("a\x1b[2Jb\n"), "a\\u{1b}[2Jb\\u{a}");
+        assert_eq!(clean("evil\u{202e}txt"), "evil\\u{202e}txt");
         assert_eq!(or_dash(None), "-");
+    }
+
+    #[test]
+    fn spans_and_relative_times() {
+        assert_eq!(span1(29 * 86_400 + 5), "29d");
+        assert_eq!(span2(6 * 86_400 + 23 * 3600 + 59), "6d 23h");
+        assert_eq!(span2(3600), "1h");
+        assert_eq!(span2(42), "42s");
+        assert_eq!(relative(100, 83), "in 17s");
+        assert_eq!(relative(83, 100), "17s ago");
+        assert_eq!(relative(5, 5), "now");
+    }
+
+    #[test]
+    fn tables_fit_by_cutting_what_may_be_cut() {
+        let mut t = Table::new(&[("ID", Fit::Keep), ("NAME", Fit::Cut), ("WHEN", Fit::Keep)]);
+        t.row(["0123456789ab", &"long-name-".repeat(10), "in 29d"]);
+        t.row(["ba9876543210", "short", "3s ago"]);
+        let text = t.render(40);
+        assert!(text.lines().all(|l| l.width() <= 40), "{text}");
+        assert!(text.contains('…') && text.contains("0123456789ab") && text.contains("in 29d"));
+        // Wide enough: nothing is cut.
+        assert!(!t.render(200).contains('…'));
     }
 }

@@ -76,8 +76,8 @@ impl StoreArgs {
 /// `macvault serve`.
 #[derive(Args)]
 pub struct ServeArgs {
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7070")]
+    /// The address to listen on: `127.0.0.1:7070`, `localhost:7070`, `[::]:7070`.
+    #[arg(long, default_value = "127.0.0.1:7070", value_parser = parse_listen)]
     listen: SocketAddr,
     #[command(flatten)]
     store: StoreArgs,
@@ -105,6 +105,15 @@ pub struct InitArgs {
 pub struct OperatorTokenArgs {
     #[command(flatten)]
     store: StoreArgs,
+}
+
+/// `HOST:PORT`, the host a name (resolved, the first address) or an address.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    s.to_socket_addrs()
+        .map_err(|e| format!("not an address like 127.0.0.1:7070 or localhost:7070 ({e})"))?
+        .next()
+        .ok_or_else(|| format!("{s} resolves to no address"))
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {

@@ -1,66 +1,63 @@
-//! `tokens …`: minting, listing, revoking and verifying through the API, and the
-//! offline `attenuate` and `inspect`.
+//! `macvault tokens …`: minting, listing, showing, revoking, rotating and verifying
+//! through the API; `attenuate` and `inspect` work offline (`offline.rs`).
 
 use std::borrow::Cow;
-use std::io::Read as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, StatusCode};
 
-use super::block_on;
-use super::client::{ApiError, Client};
-use super::input::{SecretToken, parse_duration, token_or_stdin};
-use super::output::{self, clean, fields, or_dash};
+use super::client::ApiError;
+use super::exit::{Exit, usage};
+use super::input::{parse_action, parse_duration, parse_resource};
+use super::keys::short_id;
+use super::offline;
+use super::output::{self, Fit, Table, clean, fields, or_dash, relative_text, span1};
+use super::{ClientArgs, Ctx, block_on};
 use crate::api::{
     MintRequest, MintResponse, RevokeRequest, RevokeResponse, RotateRequest, RotateResponse,
-    TokenList, TokenRecordBody, VerifyRequest, VerifyResponse,
+    TokenDetailBody, TokenList, TokenRecordBody, VerifyRequest, VerifyResponse,
 };
-use crate::caveats::{AccessSpec, Action, ActionSet, Caveat, IpNet, Resource, ResourceSet};
+use crate::caveats::{AccessSpec, Action, Resource, parse_time};
 use crate::model::TokenKind;
-use crate::token::{self, Inspection, TokenId};
 
-/// Largest caveats file read.
-const MAX_CAVEATS_FILE: u64 = 256 * 1024;
+#[derive(Args)]
+pub struct TokensArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: TokensCommand,
+}
 
 #[derive(Subcommand)]
 pub enum TokensCommand {
     /// Mint a token in an org; prints the token (shown only once).
     Create(CreateArgs),
     /// Add caveats to a token (offline); prints the narrower token.
-    Attenuate(AttenuateArgs),
+    Attenuate(offline::AttenuateArgs),
     /// Show what a token says, without verifying it (offline).
-    Inspect {
-        /// The token (else --token / MACVAULT_TOKEN, else stdin).
-        #[arg(value_name = "TOKEN")]
-        given: Option<SecretToken>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+    Inspect(offline::InspectArgs),
+    /// List an org's tokens: status, expiry and last use at a glance.
+    List(ListArgs),
+    /// Show one token (by id or id prefix) with its lineage up and down.
+    Show {
+        /// Its id, or a prefix of at least 8 hex digits.
+        #[arg(value_name = "ID")]
+        id: String,
     },
-    /// List an org's tokens, revoked ones included.
-    List {
-        /// The org.
-        #[arg(long)]
-        org: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Revoke tokens by id, or the presented token itself.
+    /// Revoke tokens by id (or id prefix), or the presented token itself; what they
+    /// minted goes with them unless --orphan.
     Revoke {
-        /// Token ids (32 hex digits).
+        /// Token ids, or prefixes of at least 8 hex digits.
         #[arg(
             value_name = "ID",
             required_unless_present = "self_",
             conflicts_with = "self_"
         )]
         ids: Vec<String>,
-        /// Revoke the token given by --token / MACVAULT_TOKEN.
+        /// Revoke the presented token.
         #[arg(long = "self")]
         self_: bool,
         /// Revoke only these tokens: what they minted lives on (moved under their parent).
@@ -97,9 +94,9 @@ impl ValueEnum for TokenKind {
 pub struct CreateArgs {
     /// The kind.
     kind: TokenKind,
-    /// The org.
+    /// The org (default: the token's).
     #[arg(long)]
-    org: String,
+    org: Option<String>,
     /// The app (deploy and runtime tokens).
     #[arg(long)]
     app: Option<String>,
@@ -109,39 +106,33 @@ pub struct CreateArgs {
     /// Lifetime, e.g. 90d, 2160h, 1h (default 90 days).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     expiry: Option<Duration>,
-    /// Print the whole JSON answer (token and ledger record).
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
-pub struct AttenuateArgs {
-    /// Only these apps, e.g. `web` (every action) or `web:r`; all together form one caveat.
-    #[arg(long, value_name = "APP[:ACTIONS]", value_parser = parse_app)]
-    app: Vec<(String, ActionSet)>,
-    /// Only reading (`actions = r`).
+pub struct ListArgs {
+    /// The org (default: the token's).
     #[arg(long)]
-    read_only: bool,
-    /// Expires this long from now, e.g. 1h, 7d.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
-    expiry: Option<Duration>,
-    /// Only secrets matching these patterns (`NAME` or `PREFIX*`).
-    #[arg(long, value_name = "PATTERN")]
-    secret: Vec<String>,
-    /// Only requests from these networks, e.g. 10.0.0.0/8.
-    #[arg(long, value_name = "CIDR")]
-    ip: Vec<IpNet>,
-    /// Only these resource kinds: apps, audit, keys, orgs, secrets, tokens.
-    #[arg(long, value_name = "KIND")]
-    resource: Vec<Resource>,
-    /// A JSON file holding an array of caveats in their JSON form.
-    #[arg(long, value_name = "FILE")]
-    caveats: Option<PathBuf>,
+    org: Option<String>,
+    /// Only tokens that work now.
+    #[arg(long)]
+    active: bool,
+    /// Only this kind.
+    #[arg(long)]
+    kind: Option<TokenKind>,
+    /// Only this app's tokens.
+    #[arg(long)]
+    app: Option<String>,
+    /// Only names containing this.
+    #[arg(long)]
+    name: Option<String>,
+    /// Whole ids and fingerprints.
+    #[arg(long)]
+    wide: bool,
 }
 
 #[derive(Args)]
 pub struct RotateArgs {
-    /// The token to replace (its id).
+    /// The token to replace: its id, or a prefix of at least 8 hex digits.
     #[arg(value_name = "ID")]
     id: String,
     /// How long the old token keeps working beside the new one, e.g. 1h (default: it
@@ -151,203 +142,57 @@ pub struct RotateArgs {
     /// The new token's lifetime (default: the old one's), never past its creator's.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     expiry: Option<Duration>,
-    /// Print the whole JSON answer.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The token (else --token / MACVAULT_TOKEN, else stdin).
+    /// The token (`-` for stdin; else the presented one).
     #[arg(value_name = "TOKEN")]
-    given: Option<SecretToken>,
-    /// The org of the access to check.
+    given: Option<String>,
+    /// The org of the access (default: the token's).
     #[arg(long, requires_all = ["resource", "action"])]
     org: Option<String>,
-    /// The resource kind of the access.
-    #[arg(long, requires = "org")]
+    /// The resource kind of the access: apps, audit, keys, orgs, secrets, tokens.
+    #[arg(long, value_parser = parse_resource, requires = "action")]
     resource: Option<Resource>,
-    /// The action: read, write, create, delete, control, reveal.
-    #[arg(long, requires = "org")]
+    /// The action: read (r), write (w), create (c), delete (d), control (x), reveal (v).
+    #[arg(long, value_parser = parse_action, requires = "resource")]
     action: Option<Action>,
     /// The app of the access (none: an org-level access).
-    #[arg(long, requires = "org")]
+    #[arg(long, requires = "resource")]
     app: Option<String>,
     /// The secret the access is about.
-    #[arg(long, requires = "org")]
+    #[arg(long, requires = "resource")]
     secret: Option<String>,
     /// The address the access comes from.
     #[arg(long)]
     source_ip: Option<IpAddr>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
-pub fn run(cmd: TokensCommand, url: Url, token: Option<SecretToken>) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TokensCommand::Attenuate(args) => attenuate(&args, token.as_ref()),
-        TokensCommand::Inspect { given, json } => inspect(given, token.as_ref(), json),
-        TokensCommand::Verify(args) => {
-            let text = token_or_stdin(args.given.clone(), token.as_ref())?;
-            block_on(verify(&Client::new(url, None)?, text, args))
-        }
-        TokensCommand::Create(args) => block_on(create(&Client::new(url, token)?, args)),
-        TokensCommand::List { org, json } => block_on(list(&Client::new(url, token)?, &org, json)),
-        TokensCommand::Revoke { ids, self_, orphan } => {
-            block_on(revoke(&Client::new(url, token)?, &ids, self_, orphan))
-        }
-        TokensCommand::Rotate(args) => block_on(rotate(&Client::new(url, token)?, args)),
+        TokensCommand::Attenuate(args) => offline::attenuate(ctx, &args),
+        TokensCommand::Inspect(args) => offline::inspect(ctx, &args),
+        TokensCommand::Verify(args) => block_on(verify(ctx, args)),
+        TokensCommand::Create(args) => block_on(create(ctx, args)),
+        TokensCommand::List(args) => block_on(list(ctx, args)),
+        TokensCommand::Show { id } => block_on(show(ctx, &id)),
+        TokensCommand::Revoke { ids, self_, orphan } => block_on(revoke(ctx, &ids, self_, orphan)),
+        TokensCommand::Rotate(args) => block_on(rotate(ctx, args)),
     }
 }
 
-/// `APP` (every action) or `APP:LETTERS`.
-fn parse_app(s: &str) -> Result<(String, ActionSet), String> {
-    let (name, actions) = match s.split_once(':') {
-        Some((name, letters)) => (name, letters.parse().map_err(|e| format!("{e}"))?),
-        None => (s, ActionSet::ALL),
-    };
-    Ok((name.to_owned(), actions))
-}
-
-fn attenuate(args: &AttenuateArgs, global: Option<&SecretToken>) -> anyhow::Result<ExitCode> {
-    let caveats = attenuation_caveats(args, unix_now()?)?;
-    if caveats.is_empty() {
-        bail!(
-            "no caveats to add: give at least one of --app, --read-only, --expiry, --secret, \
-             --ip, --resource, --caveats"
-        );
-    }
-    let text = token_or_stdin(None, global)?;
-    let narrower = token::attenuate(text.expose(), &caveats)?;
-    output::line(narrower)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The caveats the flags ask for, in a fixed order.
-fn attenuation_caveats(args: &AttenuateArgs, now: u64) -> anyhow::Result<Vec<Caveat<'static>>> {
-    let mut caveats = Vec::new();
-    if !args.app.is_empty() {
-        caveats.push(Caveat::apps(args.app.iter().cloned()).context("--app")?);
-    }
-    if args.read_only {
-        caveats.push(Caveat::actions(Action::Read.into())?);
-    }
-    if !args.secret.is_empty() {
-        caveats.push(Caveat::secrets(&args.secret).context("--secret")?);
-    }
-    if !args.resource.is_empty() {
-        let set: ResourceSet = args.resource.iter().copied().collect();
-        caveats.push(Caveat::resources(set)?);
-    }
-    if !args.ip.is_empty() {
-        caveats.push(Caveat::source_ip(args.ip.iter().copied()).context("--ip")?);
-    }
-    if let Some(d) = args.expiry {
-        caveats.push(Caveat::expires(now.saturating_add(d.as_secs())));
-    }
-    if let Some(path) = &args.caveats {
-        caveats.extend(read_caveats_file(path)?);
-    }
-    Ok(caveats)
-}
-
-fn read_caveats_file(path: &Path) -> anyhow::Result<Vec<Caveat<'static>>> {
-    let shown = path.display();
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {shown}"))?;
-    let mut text = String::new();
-    file.take(MAX_CAVEATS_FILE + 1)
-        .read_to_string(&mut text)
-        .with_context(|| format!("cannot read {shown}"))?;
-    if text.len() as u64 > MAX_CAVEATS_FILE {
-        bail!("{shown} is larger than {MAX_CAVEATS_FILE} bytes");
-    }
-    serde_json::from_str(&text).with_context(|| format!("{shown} is not a JSON array of caveats"))
-}
-
-fn unix_now() -> anyhow::Result<u64> {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH);
-    Ok(since.context("the system clock is before 1970")?.as_secs())
-}
-
-fn inspect(
-    arg: Option<SecretToken>,
-    global: Option<&SecretToken>,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let text = token_or_stdin(arg, global)?;
-    let seen = token::inspect(text.expose())?;
-    if json {
-        output::json(&seen)?;
-    } else {
-        print_inspection(&seen)?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_inspection(seen: &Inspection) -> std::io::Result<()> {
-    let mut rows = match &seen.foreign_identifier {
-        Some(raw) => vec![(
-            "identifier",
-            format!("{raw} (not a macvault identifier)").into(),
-        )],
-        None => vec![
-            ("token id", or_dash(seen.token_id.as_deref())),
-            ("org", or_dash(seen.org.as_deref())),
-            (
-                "key version",
-                or_dash(seen.key_version.map(|v| v.to_string()).as_deref())
-                    .into_owned()
-                    .into(),
-            ),
-        ],
-    };
-    rows.push(("fingerprint", Cow::Borrowed(seen.fingerprint.as_str())));
-    rows.push(("expires", seen.expires.as_deref().unwrap_or("never").into()));
-    rows.push(("discharges", seen.discharges.len().to_string().into()));
-    fields(&rows)?;
-    output::line("caveats (unverified):")?;
-    print_caveats(&seen.caveats, "  ")?;
-    for (i, tp) in seen.third_party.iter().enumerate() {
-        let at = or_dash(tp.location.as_deref());
-        output::line(format_args!(
-            "third-party caveat {}: discharged at {at}",
-            i + 1
-        ))?;
-    }
-    for (i, d) in seen.discharges.iter().enumerate() {
-        let at = or_dash(d.location.as_deref());
-        output::line(format_args!("discharge {} (from {at}):", i + 1))?;
-        print_caveats(&d.caveats, "  ")?;
-    }
-    Ok(())
-}
-
-fn print_caveats(caveats: &[token::InspectedCaveat], indent: &str) -> std::io::Result<()> {
-    if caveats.is_empty() {
-        return output::line(format_args!("{indent}(none)"));
-    }
-    for (i, c) in caveats.iter().enumerate() {
-        let mark = if c.known {
-            ""
-        } else {
-            "  [not a macvault caveat]"
-        };
-        output::line(format_args!("{indent}{}. {}{mark}", i + 1, clean(&c.text)))?;
-    }
-    Ok(())
-}
-
-async fn create(client: &Client, args: CreateArgs) -> anyhow::Result<ExitCode> {
+async fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let org = ctx.org(args.org)?;
     let req = MintRequest {
         kind: args.kind.name().to_owned(),
         app: args.app,
         name: args.name,
         expiry_secs: args.expiry.map(|d| d.as_secs()),
     };
-    let path = ["v1", "orgs", &args.org, "tokens"];
-    let minted: MintResponse = client.call(Method::POST, &path, Some(&req)).await?;
-    if args.json {
+    let path = ["v1", "orgs", &org, "tokens"];
+    let minted: MintResponse = ctx.client()?.call(Method::POST, &path, Some(&req)).await?;
+    if ctx.json() {
         output::json(&minted)?;
     } else {
         output::line(&minted.token)?;
@@ -355,72 +200,179 @@ async fn create(client: &Client, args: CreateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list(client: &Client, org: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let list: TokenList = client.get(&["v1", "orgs", org, "tokens"]).await?;
-    if json {
-        output::json(&list)?;
-        return Ok(ExitCode::SUCCESS);
+async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let org = ctx.org(args.org.clone())?;
+    let list: TokenList = ctx.client()?.get(&["v1", "orgs", &org, "tokens"]).await?;
+    let keep = |t: &&TokenRecordBody| {
+        (!args.active || t.status == "active")
+            && args.kind.is_none_or(|k| t.kind == k.name())
+            && args.app.as_ref().is_none_or(|a| t.app.as_ref() == Some(a))
+            && args
+                .name
+                .as_ref()
+                .is_none_or(|n| t.name.contains(n.as_str()))
+    };
+    let tokens: Vec<&TokenRecordBody> = list.tokens.iter().filter(keep).collect();
+    if ctx.json() {
+        let tokens = tokens.into_iter().cloned().collect();
+        output::json(&TokenList { tokens })?;
+    } else {
+        list_table(&tokens, crate::authority::system_now(), args.wide).print()?;
     }
-    let rows = list.tokens.iter().map(token_row).collect();
-    let header = [
-        "ID",
-        "NAME",
-        "KIND",
-        "APP",
-        "CREATED",
-        "EXPIRES",
-        "LAST USED",
-        "REVOKED",
-    ];
-    output::table(header, rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn token_row(t: &TokenRecordBody) -> [Cow<'_, str>; 8] {
-    let last_used = t.last_used.as_ref().map_or(Cow::Borrowed("never"), |u| {
-        let mut s = u.time.clone();
-        if let Some(ip) = &u.ip {
-            s = format!("{s} from {ip}");
-        }
-        if let Some(agent) = &u.user_agent {
-            s = format!("{s} ({agent})");
-        }
-        s.into()
-    });
-    [
-        Cow::Borrowed(t.id.as_str()),
-        t.name.as_str().into(),
-        t.kind.as_str().into(),
-        or_dash(t.app.as_deref()),
-        t.created.as_str().into(),
-        t.expires.as_str().into(),
-        last_used,
-        or_dash(t.revoked.as_deref()),
-    ]
+/// What a token's STATUS column says: `active`, `expires in 3d` (within 7 days),
+/// `ends in 1h` (being rotated out), `expired`, `revoked`, `key retired`.
+fn status(t: &TokenRecordBody, now: u64) -> Cow<'static, str> {
+    let at = |s: &str| parse_time(s).ok();
+    match t.status.as_str() {
+        "active" => match (t.revoked.as_deref().and_then(at), at(&t.expires)) {
+            (Some(ends), _) if ends > now => format!("ends in {}", span1(ends - now)).into(),
+            (_, Some(exp)) if exp > now && exp - now < 7 * 86_400 => {
+                format!("expires in {}", span1(exp - now)).into()
+            }
+            _ => "active".into(),
+        },
+        "key_retired" => "key retired".into(),
+        other => Cow::Owned(other.to_owned()),
+    }
 }
 
-async fn rotate(client: &Client, args: RotateArgs) -> anyhow::Result<ExitCode> {
-    let id: TokenId = args
-        .id
-        .parse()
-        .with_context(|| format!("bad token id \"{}\"", clean(&args.id)))?;
-    let id = id.to_string();
+/// The ledger as a table.
+pub fn list_table(tokens: &[&TokenRecordBody], now: u64, wide: bool) -> Table {
+    let mut cols = vec![
+        ("ID", Fit::Keep),
+        ("NAME", Fit::Cut),
+        ("KIND", Fit::Keep),
+        ("STATUS", Fit::Keep),
+        ("APP", Fit::Cut),
+        ("EXPIRES", Fit::Keep),
+        ("LAST USED", Fit::Keep),
+    ];
+    if wide {
+        cols.push(("FINGERPRINT", Fit::Keep));
+    }
+    let mut t = Table::new(&cols);
+    for tok in tokens {
+        let last = tok
+            .last_used
+            .as_ref()
+            .map_or("never".into(), |u| relative_text(&u.time, now));
+        let mut row = vec![
+            if wide {
+                tok.id.clone()
+            } else {
+                short_id(&tok.id).to_owned()
+            },
+            tok.name.clone(),
+            tok.kind.clone(),
+            status(tok, now).into_owned(),
+            or_dash(tok.app.as_deref()).into_owned(),
+            relative_text(&tok.expires, now),
+            last,
+        ];
+        if wide {
+            row.push(tok.fingerprint.clone());
+        }
+        t.row(row);
+    }
+    t
+}
+
+async fn show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
+    let detail: TokenDetailBody = ctx.client()?.get(&["v1", "tokens", id]).await?;
+    if ctx.json() {
+        output::json(&detail)?;
+    } else {
+        output::line(render_show(&detail, crate::authority::system_now()).trim_end())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One token with its lineage, as `tokens show` prints it.
+pub fn render_show(d: &TokenDetailBody, now: u64) -> String {
+    let r = &d.record;
+    let when = |t: &str| format!("{t} ({})", relative_text(t, now));
+    let last = r.last_used.as_ref().map_or("never".to_owned(), |u| {
+        let mut s = when(&u.time);
+        if let Some(ip) = &u.ip {
+            s.push_str(&format!(" from {ip}"));
+        }
+        if let Some(ua) = &u.user_agent {
+            s.push_str(&format!(", {ua}"));
+        }
+        s
+    });
+    let rows: Vec<(&str, Cow<'_, str>)> = vec![
+        ("id", r.id.as_str().into()),
+        ("name", r.name.as_str().into()),
+        ("kind", r.kind.as_str().into()),
+        ("status", status(r, now)),
+        ("org", r.org.as_str().into()),
+        ("app", or_dash(r.app.as_deref())),
+        ("key version", r.key_version.to_string().into()),
+        ("created", when(&r.created).into()),
+        ("expires", when(&r.expires).into()),
+        (
+            "revoked",
+            r.revoked.as_deref().map_or("-".into(), |t| when(t).into()),
+        ),
+        ("last used", last.into()),
+        ("fingerprint", r.fingerprint.as_str().into()),
+    ];
+    let mut out = String::new();
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in &rows {
+        out.push_str(&format!("{k:width$}  {}\n", clean(v)));
+    }
+    out.push_str("caveats (as minted):\n");
+    for (i, c) in r.caveats.iter().enumerate() {
+        out.push_str(&format!("  {}. {}\n", i + 1, clean(c)));
+    }
+    let line = |t: &TokenRecordBody| {
+        format!(
+            "{}  {} ({}, {})",
+            short_id(&t.id),
+            clean(&t.name),
+            clean(&t.kind),
+            status(t, now)
+        )
+    };
+    out.push_str("lineage, up (parent first):\n");
+    if d.ancestors.is_empty() {
+        out.push_str("  none: a lineage root\n");
+    }
+    for a in &d.ancestors {
+        out.push_str(&format!("  ↑ {}\n", line(a)));
+    }
+    out.push_str("minted from it:\n");
+    if d.children.is_empty() {
+        out.push_str("  none\n");
+    }
+    for c in &d.children {
+        out.push_str(&format!("  ↓ {}\n", line(c)));
+    }
+    out
+}
+
+async fn rotate(ctx: &Ctx, args: RotateArgs) -> anyhow::Result<ExitCode> {
     let req = RotateRequest {
         overlap_secs: args.overlap.map_or(0, |d| d.as_secs()),
         expiry_secs: args.expiry.map(|d| d.as_secs()),
     };
-    let path = ["v1", "tokens", &id, "rotate"];
-    let done: RotateResponse = client.call(Method::POST, &path, Some(&req)).await?;
-    if args.json {
+    let path = ["v1", "tokens", &args.id, "rotate"];
+    let done: RotateResponse = ctx.client()?.call(Method::POST, &path, Some(&req)).await?;
+    if ctx.json() {
         output::json(&done)?;
         return Ok(ExitCode::SUCCESS);
     }
     output::line(&done.token)?;
     eprintln!(
         "rotated {} (\"{}\") to {} (\"{}\"), expiring {}",
-        clean(&done.replaced.id),
+        short_id(&done.replaced.id),
         clean(&done.replaced.name),
-        clean(&done.record.id),
+        short_id(&done.record.id),
         clean(&done.record.name),
         clean(&done.record.expires)
     );
@@ -432,79 +384,107 @@ async fn rotate(client: &Client, args: RotateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn revoke(
-    client: &Client,
-    ids: &[String],
-    self_: bool,
-    orphan: bool,
-) -> anyhow::Result<ExitCode> {
+async fn revoke(ctx: &Ctx, ids: &[String], self_: bool, orphan: bool) -> anyhow::Result<ExitCode> {
+    let client = ctx.client()?;
     let body = RevokeRequest { orphan };
-    if self_ {
-        let path = ["v1", "tokens", "self", "revoke"];
-        let done: RevokeResponse = client.call(Method::POST, &path, Some(&body)).await?;
-        output::line(revoked_line(&done))?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let ids: Vec<TokenId> = ids
-        .iter()
-        .map(|id| {
-            id.parse()
-                .with_context(|| format!("bad token id \"{}\"", clean(id)))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut code = ExitCode::SUCCESS;
-    for id in ids {
-        let id = id.to_string();
-        let path = ["v1", "tokens", &id, "revoke"];
+    let paths: Vec<Vec<String>> = if self_ {
+        vec![vec![
+            "v1".into(),
+            "tokens".into(),
+            "self".into(),
+            "revoke".into(),
+        ]]
+    } else {
+        ids.iter()
+            .map(|id| vec!["v1".into(), "tokens".into(), id.clone(), "revoke".into()])
+            .collect()
+    };
+    let (mut done, mut failed) = (Vec::new(), None);
+    for path in &paths {
+        let segments: Vec<&str> = path.iter().map(String::as_str).collect();
         match client
-            .call::<_, RevokeResponse>(Method::POST, &path, Some(&body))
+            .call::<_, RevokeResponse>(Method::POST, &segments, Some(&body))
             .await
         {
-            Ok(done) => output::line(revoked_line(&done))?,
-            Err(err) => {
-                eprintln!("error: {id}: {err:#}");
-                code = ExitCode::FAILURE;
+            Ok(r) => {
+                if !ctx.json() {
+                    output::line(revoked_line(&r))?;
+                }
+                done.push(r);
             }
+            // One failure does not stop the others; the first decides the exit code.
+            Err(err) if paths.len() > 1 => {
+                eprintln!("error: {}: {err:#}", clean(&path[2]));
+                failed.get_or_insert(err);
+            }
+            Err(err) => return Err(err),
         }
     }
-    Ok(code)
+    if ctx.json() {
+        output::json(&done)?;
+    }
+    match failed {
+        Some(err) => Ok(super::exit::classify(&err).code()),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// `revoked ID (NAME)`, and what went with it.
 fn revoked_line(done: &RevokeResponse) -> String {
     let head = format!("revoked {} ({})", done.record.id, clean(&done.record.name));
     match (done.already_revoked, done.revoked_descendants) {
-        (true, _) => format!("{head}: it was revoked already"),
-        (false, 0) => head,
-        (false, 1) => format!("{head} and 1 token minted from it"),
-        (false, n) => format!("{head} and {n} tokens minted from it"),
+        (true, 0) => format!("{head}: it was revoked already"),
+        (_, 0) => head,
+        (_, 1) => format!("{head} and 1 token minted from it"),
+        (_, n) => format!("{head} and {n} tokens minted from it"),
     }
 }
 
-async fn verify(client: &Client, token: SecretToken, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let access = match (args.org, args.resource, args.action) {
-        (Some(org), Some(resource), Some(action)) => Some(AccessSpec {
-            org,
-            app: args.app,
-            resource,
-            action,
-            secret: args.secret,
-        }),
+async fn verify(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let token = ctx.subject(args.given.as_deref())?;
+    let access = match (args.resource, args.action) {
+        (Some(resource), Some(action)) => {
+            let org = match args.org {
+                Some(org) => org,
+                None => crate::token::inspect(token.expose())
+                    .ok()
+                    .and_then(|i| i.org)
+                    .ok_or_else(|| usage("give --org: the token does not name an org"))?,
+            };
+            Some(AccessSpec {
+                org,
+                app: args.app,
+                resource,
+                action,
+                secret: args.secret,
+            })
+        }
         _ => None,
     };
+    let checked = access.is_some();
     let req = VerifyRequest {
         token: token.expose().into(),
         access,
         source_ip: args.source_ip,
     };
-    let answer = client
+    let answer = ctx
+        .anonymous()?
         .post_anonymous::<_, VerifyResponse>(&["v1", "verify"], &req)
         .await;
     match answer {
-        Ok(resp) => show_verdict(&resp, args.json),
+        Ok(resp) => show_verdict(ctx, &resp, checked),
         Err(err) => match err.downcast::<ApiError>() {
             Ok(api) if api.status == StatusCode::UNAUTHORIZED => {
-                show_unauthenticated(&api, args.json)
+                let code = api
+                    .body
+                    .as_ref()
+                    .map_or("unauthenticated", |b| b.error.code.as_str());
+                if ctx.json() {
+                    super::exit::report(&api.into(), true);
+                } else {
+                    eprintln!("not authenticated: {}", clean(code));
+                }
+                Ok(Exit::Unauthenticated.code())
             }
             Ok(api) => Err(api.into()),
             Err(err) => Err(err),
@@ -512,29 +492,34 @@ async fn verify(client: &Client, token: SecretToken, args: VerifyArgs) -> anyhow
     }
 }
 
-fn show_verdict(resp: &VerifyResponse, json: bool) -> anyhow::Result<ExitCode> {
+fn show_verdict(ctx: &Ctx, resp: &VerifyResponse, checked: bool) -> anyhow::Result<ExitCode> {
     let code = if resp.allowed {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
+        Exit::Denied.code()
     };
-    if json {
+    if ctx.json() {
         output::json(resp)?;
         return Ok(code);
     }
-    if let Some(d) = resp.denial.as_ref().filter(|_| !resp.allowed) {
-        let (caveat, reason) = (clean(&d.caveat), clean(&d.reason));
-        output::line(format_args!(
-            "denied: caveat {} ({caveat}) {reason}",
-            d.index
-        ))?;
-        return Ok(code);
-    }
     if !resp.allowed {
-        output::line("denied")?;
+        match &resp.denial {
+            Some(d) if d.index == 0 => output::line(format_args!("denied: {}", clean(&d.reason)))?,
+            Some(d) => output::line(format_args!(
+                "denied: caveat {} ({}) {}",
+                d.index,
+                clean(&d.caveat),
+                clean(&d.reason)
+            ))?,
+            None => output::line("denied")?,
+        }
         return Ok(code);
     }
-    output::line("allowed")?;
+    output::line(if checked {
+        "allowed"
+    } else {
+        "valid (no access checked)"
+    })?;
     fields(&[
         ("token id", clean(&resp.token_id)),
         ("org", clean(&resp.org)),
@@ -548,28 +533,5 @@ fn show_verdict(resp: &VerifyResponse, json: bool) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-fn show_unauthenticated(api: &ApiError, json: bool) -> anyhow::Result<ExitCode> {
-    match &api.body {
-        Some(body) if json => output::json(body)?,
-        Some(body) => output::line(format_args!(
-            "not authenticated: {}",
-            clean(&body.error.code)
-        ))?,
-        None => output::line("not authenticated")?,
-    }
-    Ok(ExitCode::FAILURE)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn app_flags() {
-        assert_eq!(parse_app("web"), Ok(("web".into(), ActionSet::ALL)));
-        let r = ActionSet::from(Action::Read);
-        assert_eq!(parse_app("web:r"), Ok(("web".into(), r)));
-        assert!(parse_app("web:wr").is_err());
-        assert!(parse_app("web:").is_err());
-    }
-}
+mod tests;

@@ -83,6 +83,7 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             post(tokens::mint).get(tokens::list),
         )
         .route("/v1/tokens/self/revoke", post(tokens::revoke_self))
+        .route("/v1/tokens/{id}", get(tokens::show))
         .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
         .route("/v1/tokens/{id}/rotate", post(tokens::rotate))
         .route("/v1/orgs/{org}/keys", get(keys::list))

@@ -11,11 +11,10 @@ use super::body::optional_json;
 use super::{ApiError, AppState, Caller};
 use crate::api::{
     MintRequest, MintResponse, RevokeRequest, RevokeResponse, RotateRequest, RotateResponse,
-    TokenList,
+    TokenDetailBody, TokenList,
 };
 use crate::authority::{MintSpec, RevokeOptions};
 use crate::model::TokenKind;
-use crate::token::TokenId;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -64,9 +63,6 @@ pub(super) async fn revoke(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<RevokeResponse>> {
-    let id: TokenId = id
-        .parse()
-        .map_err(|e: crate::token::IdentifierError| ApiError::bad_request(e.to_string()))?;
     let done = state.authority.revoke(&who, &id, options(body)?).await?;
     Ok(Json(RevokeResponse::from(&done)))
 }
@@ -77,15 +73,21 @@ pub(super) async fn rotate(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let id: TokenId = id
-        .parse()
-        .map_err(|e: crate::token::IdentifierError| ApiError::bad_request(e.to_string()))?;
     let req: RotateRequest = optional_json(body)?;
     let done = state
         .authority
         .rotate(&who, &id, req.overlap_secs, req.expiry_secs)
         .await?;
     Ok((StatusCode::CREATED, Json(RotateResponse::from(&done))).into_response())
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TokenDetailBody>> {
+    let detail = state.authority.show_token(&who, &id).await?;
+    Ok(Json(TokenDetailBody::from(&detail)))
 }
 
 pub(super) async fn revoke_self(

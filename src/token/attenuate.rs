@@ -145,7 +145,7 @@ pub fn inspect(text: &str) -> Result<Inspection, InspectError> {
             Some(_) => None,
             None => Some(printable(bundle.token.identifier())),
         },
-        fingerprint: fingerprint(text),
+        fingerprint: fingerprint(&super::normalize_text(text)?),
         caveats,
         third_party,
         discharges,

@@ -3,7 +3,7 @@
 //! A single token is a bundle without discharges.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use zeroize::Zeroizing;
 
 use super::wire::{self, DecodeError};
@@ -22,8 +22,13 @@ pub struct Bundle<'a> {
     pub discharges: Vec<Macaroon<'a>>,
 }
 
-/// Checks the prefix and size, then base64-decodes a token text. The bytes are wiped
-/// when dropped: they are the credential.
+/// Checks the size, then base64-decodes a token text. The bytes are wiped when
+/// dropped: they are the credential.
+///
+/// The canonical form is `mvt_` + URL-safe base64 without padding. What other macaroon
+/// libraries write is accepted too: `=` padding (the `macaroon` crate, pymacaroons),
+/// the standard alphabet, and, for a libmacaroons v2 macaroon, no `mvt_` prefix.
+/// [`normalize_text`] gives the canonical form (what fingerprints are taken of).
 pub fn decode_text(text: &str) -> Result<Zeroizing<Vec<u8>>, DecodeError> {
     decode_text_with(text, &LIMITS)
 }
@@ -32,12 +37,39 @@ fn decode_text_with(text: &str, limits: &Limits) -> Result<Zeroizing<Vec<u8>>, D
     if text.len() > limits.max_text {
         return Err(DecodeError::TooLarge(limits.max_text));
     }
-    let b64 = text.strip_prefix(TEXT_PREFIX).ok_or(DecodeError::Text)?;
-    let mut out = Zeroizing::new(Vec::with_capacity(b64.len() / 4 * 3 + 3));
-    URL_SAFE_NO_PAD
-        .decode_vec(b64, &mut out)
-        .map_err(|_| DecodeError::Text)?;
+    let (prefixed, b64) = match text.strip_prefix(TEXT_PREFIX) {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let unpadded = b64.trim_end_matches('=');
+    if b64.len() - unpadded.len() > 2 {
+        return Err(DecodeError::Text);
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(unpadded.len() / 4 * 3 + 3));
+    let decoded = if unpadded.bytes().any(|b| b == b'+' || b == b'/') {
+        STANDARD_NO_PAD.decode_vec(unpadded, &mut out)
+    } else {
+        URL_SAFE_NO_PAD.decode_vec(unpadded, &mut out)
+    };
+    decoded.map_err(|_| DecodeError::Text)?;
+    // Without our prefix, only what starts like a libmacaroons v2 macaroon.
+    if !prefixed && out.first() != Some(&2) {
+        return Err(DecodeError::Text);
+    }
     Ok(out)
+}
+
+/// The canonical text of a token given in any form [`decode_text`] accepts.
+pub fn normalize_text(text: &str) -> Result<std::borrow::Cow<'_, str>, DecodeError> {
+    let canonical = text
+        .strip_prefix(TEXT_PREFIX)
+        .is_some_and(|b64| !b64.bytes().any(|b| matches!(b, b'=' | b'+' | b'/')));
+    let bytes = decode_text(text)?;
+    if canonical {
+        Ok(std::borrow::Cow::Borrowed(text))
+    } else {
+        Ok(std::borrow::Cow::Owned(encode_text(&bytes)))
+    }
 }
 
 /// `mvt_` + URL-safe base64 of the given bytes.
@@ -111,8 +143,11 @@ mod tests {
     #[test]
     fn text_rejects_bad_forms() {
         assert_eq!(decode_text("abc").err(), Some(DecodeError::Text));
-        assert_eq!(decode_text("mvt_AA==").err(), Some(DecodeError::Text));
+        assert_eq!(decode_text("mvt_AA===").err(), Some(DecodeError::Text));
         assert_eq!(decode_text("mvt_A+").err(), Some(DecodeError::Text));
+        assert_eq!(decode_text("mvt_A=A").err(), Some(DecodeError::Text));
+        // Without the prefix, only a v2 macaroon (first byte 2).
+        assert_eq!(decode_text("AAAA").err(), Some(DecodeError::Text));
         let big = format!("mvt_{}", "A".repeat(LIMITS.max_text));
         assert_eq!(
             decode_text(&big).err(),
@@ -137,6 +172,32 @@ mod tests {
         assert_eq!(back.discharges.len(), 1);
         assert_eq!(back.discharges[0].identifier(), b"ticket");
         assert_eq!(back.to_text(), text);
+    }
+
+    #[test]
+    fn other_libraries_forms_are_accepted_and_normalised() {
+        let text = Bundle::single(Macaroon::mint(&[1; 32], b"perm-id", None)).to_text();
+        let b64 = text.strip_prefix(TEXT_PREFIX).unwrap();
+        let padded = format!("{b64}{}", "=".repeat((4 - b64.len() % 4) % 4));
+        let standard = b64.replace('-', "+").replace('_', "/");
+        for form in [
+            text.clone(),
+            format!("mvt_{padded}"),
+            padded.clone(),
+            b64.to_owned(),
+            standard,
+        ] {
+            assert_eq!(
+                *decode_text(&form).unwrap(),
+                *decode_text(&text).unwrap(),
+                "{form}"
+            );
+            assert_eq!(normalize_text(&form).unwrap(), text, "{form}");
+        }
+        assert!(matches!(
+            normalize_text(&text).unwrap(),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

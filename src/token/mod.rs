@@ -20,7 +20,7 @@ pub use attenuate::{
     AttenuateError, Discharge, InspectError, InspectedCaveat, Inspection, ThirdParty, attenuate,
     inspect,
 };
-pub use bundle::{Bundle, TEXT_PREFIX, decode_text, encode_text};
+pub use bundle::{Bundle, TEXT_PREFIX, decode_text, encode_text, normalize_text};
 pub use crypto::{KEY_LEN, NONCE_LEN, VID_LEN, derive_key};
 pub use ident::{IdentifierError, TokenId, TokenIdentifier};
 pub use verify::{

@@ -248,8 +248,12 @@ impl<'b> Verified<'b> {
         if access.org != self.id.org {
             return Err(Denial {
                 index: 0,
-                caveat: format!("identifier (org = {})", self.id.org),
-                reason: format!("does not allow org \"{}\"", Excerpt(access.org.as_bytes())),
+                caveat: format!("the token's org ({})", self.id.org),
+                reason: format!(
+                    "this token is for org \"{}\", not \"{}\"",
+                    self.id.org,
+                    Excerpt(access.org.as_bytes())
+                ),
             });
         }
         for (i, c) in self.caveats.iter().enumerate() {
@@ -269,21 +273,25 @@ pub fn verify<'b>(
     let key = keys
         .root_key(&id.org, id.key_version)
         .ok_or(VerifyError::UnknownKey)?;
+    // The chain first: a forged token is reported as a bad signature and nothing else.
+    verify_chain(key.expose_bytes(), bundle, |_| Ok::<(), ()>(())).map_err(VerifyError::Chain)?;
+    // Then the caveats, numbered as `inspect` numbers them: the token's first-party
+    // caveats in order, then each discharge's (every discharge was used).
+    let predicates = std::iter::once(&bundle.token)
+        .chain(&bundle.discharges)
+        .flat_map(|m| m.caveats())
+        .filter(|c| !c.is_third_party());
     let mut caveats = Vec::with_capacity(bundle.token.caveats.len());
-    // Parse failures are held back until the chain has verified, so that a forged
-    // token is reported as a bad signature and nothing else.
-    let mut unknown = None;
-    verify_chain(key.expose_bytes(), bundle, |predicate| {
-        match Caveat::parse_bytes(predicate) {
+    for (i, c) in predicates.enumerate() {
+        match Caveat::parse_bytes(&c.id) {
             Ok(c) => caveats.push(c),
-            Err(error) if unknown.is_none() => unknown = Some((caveats.len() + 1, error)),
-            Err(_) => {}
+            Err(error) => {
+                return Err(VerifyError::UnknownCaveat {
+                    index: i + 1,
+                    error,
+                });
+            }
         }
-        Ok::<(), ()>(())
-    })
-    .map_err(VerifyError::Chain)?;
-    if let Some((index, error)) = unknown {
-        return Err(VerifyError::UnknownCaveat { index, error });
     }
     let mut expires: Option<u64> = None;
     for c in &caveats {
@@ -307,4 +315,69 @@ pub fn verify<'b>(
         expires,
         third_party,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Bundle, Macaroon, TokenId, TokenIdentifier, inspect};
+    use super::*;
+    use macvault_caveats::{Action, Resource};
+
+    struct One([u8; 32]);
+    impl KeyResolver for One {
+        fn root_key(&self, _: &str, _: u32) -> Option<RootKey> {
+            Some(RootKey::from_bytes(self.0))
+        }
+    }
+
+    /// A denial names a caveat by the number `inspect` gives it: the token's first, then
+    /// the discharges', even when the third-party caveat sits between the token's.
+    #[test]
+    fn denial_numbers_match_inspect() {
+        let id = TokenIdentifier {
+            org: "acme".into(),
+            key_version: 1,
+            token_id: TokenId([1; 16]),
+        };
+        let mut t = Macaroon::mint(&[3; 32], id.encode().unwrap().as_bytes(), None);
+        t.add_first_party(b"org = acme");
+        t.add_third_party_with_nonce(b"ci", &[2; 32], b"ticket", &[0; 24]);
+        t.add_first_party(b"resource = secrets");
+        let mut d = Macaroon::mint(&[2; 32], b"ticket", None);
+        d.add_first_party(b"actions = r");
+        t.bind(&mut d);
+        let bundle = Bundle {
+            token: t,
+            discharges: vec![d],
+        };
+        let seen = inspect(&bundle.to_text()).unwrap();
+        let numbered: Vec<&str> = seen
+            .caveats
+            .iter()
+            .chain(seen.discharges.iter().flat_map(|d| &d.caveats))
+            .map(|c| c.text.as_str())
+            .collect();
+        assert_eq!(
+            numbered,
+            ["org = acme", "resource = secrets", "actions = r"]
+        );
+        let v = verify(&bundle, &One([3; 32]), 0).unwrap();
+        let access = |resource, action| Access {
+            org: "acme",
+            app: None,
+            resource,
+            action,
+            secret: None,
+            now: 0,
+            source_ip: None,
+        };
+        let d = v
+            .check(&access(Resource::Tokens, Action::Read))
+            .unwrap_err();
+        assert_eq!((d.index, numbered[d.index - 1]), (2, "resource = secrets"));
+        let d = v
+            .check(&access(Resource::Secrets, Action::Write))
+            .unwrap_err();
+        assert_eq!((d.index, numbered[d.index - 1]), (3, "actions = r"));
+    }
 }

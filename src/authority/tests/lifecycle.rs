@@ -11,9 +11,13 @@ async fn expired_revocations_are_collected_and_the_ledger_keeps_its_records() {
     let (_d, a, op) = open().await;
     let org = org_token(&a, &op, "acme").await;
     let t = mint_by(&a, &org, TokenKind::Readonly, None, Some(600)).await;
-    a.revoke(&who(&a, &org).await, &t.record.id, RevokeOptions::default())
-        .await
-        .unwrap();
+    a.revoke(
+        &who(&a, &org).await,
+        &t.record.id.to_string(),
+        RevokeOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(a.deny_list_len(), 1);
     // Past the token's expiry its deny-list entry goes (memory and store); the ledger
     // keeps listing it, with its status, as no retention is set.
@@ -71,9 +75,13 @@ async fn race(a: &Authority, org: &str) {
     };
     let revoke = async {
         tokio::task::yield_now().await;
-        a.revoke(&org_p, &minter.record.id, RevokeOptions::default())
-            .await
-            .unwrap();
+        a.revoke(
+            &org_p,
+            &minter.record.id.to_string(),
+            RevokeOptions::default(),
+        )
+        .await
+        .unwrap();
         revoked.store(true, std::sync::atomic::Ordering::SeqCst);
     };
     let parallel = futures_util::future::join_all((0..6).map(|_| a.mint(&m, "acme", &spec)));
@@ -132,7 +140,7 @@ async fn the_last_live_org_token_is_never_retired() {
     // The v2 org token goes (revoked by another holder); its holder still asks.
     a.revoke(
         &who(&a, &first).await,
-        &second.record.id,
+        &second.record.id.to_string(),
         RevokeOptions::default(),
     )
     .await

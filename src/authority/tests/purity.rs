@@ -70,9 +70,13 @@ async fn scenario(extra_runs: u32) -> Vec<String> {
         .mint(&org_p, "acme", &spec(TokenKind::Org, None, Some(600)))
         .await
         .unwrap();
-    a.revoke(&org_p, &deploy.record.id, RevokeOptions::default())
-        .await
-        .unwrap();
+    a.revoke(
+        &org_p,
+        &deploy.record.id.to_string(),
+        RevokeOptions::default(),
+    )
+    .await
+    .unwrap();
     // Memory followed each commit: both are refused, the org token is not.
     assert_eq!(
         refused(&a, deploy.token.expose()).await,

@@ -121,7 +121,7 @@ async fn revocation_and_key_retirement_take_effect_at_once_and_persist() {
         let d = who(&a, deploy.token.expose()).await;
         a.revoke(
             &who(&a, &org).await,
-            &d.token_id(),
+            &d.token_id().to_string(),
             RevokeOptions::default(),
         )
         .await
@@ -272,7 +272,7 @@ async fn a_flush_writes_uses_and_denials() {
         .unwrap();
     assert!(used.entry.last_used.is_some(), "{used:?}");
     let page = a
-        .audit(&who(&a, &org).await, "acme", 100, None)
+        .audit(&who(&a, &org).await, "acme", 100, None, Default::default())
         .await
         .unwrap();
     let denial = page
@@ -281,4 +281,41 @@ async fn a_flush_writes_uses_and_denials() {
         .find(|e| e.action == "request.denied")
         .unwrap();
     assert_eq!(denial.actor, Some(ro.record.id));
+}
+
+#[tokio::test]
+async fn an_id_prefix_names_one_token_of_the_callers_org_or_says_which() {
+    let (_d, a, op) = open().await;
+    let org = org_token(&a, &op, "acme").await;
+    let template = mint_by(&a, &org, TokenKind::Readonly, None, Some(600))
+        .await
+        .record;
+    // Two tokens whose ids share their first 8 hex digits.
+    for (last, name) in [(0x01u8, "first"), (0x02, "second")] {
+        let mut rec = template.clone();
+        rec.id = crate::token::TokenId([
+            0xab, 0xcd, 0xef, 0x01, last, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last,
+        ]);
+        rec.name = name.into();
+        a.store.write(move |tx| tx.put_token(&rec)).await.unwrap();
+    }
+    let who = who(&a, &org).await;
+    let r = a.show_token(&who, "abcdef01").await;
+    let Err(LedgerError::Id(IdError::Ambiguous(list))) = r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        list.contains("\"first\"") && list.contains("\"second\""),
+        "{list}"
+    );
+    let one = a.show_token(&who, "abcdef0102").await.unwrap();
+    assert_eq!(one.token.entry.record.name, "second");
+    assert!(matches!(
+        a.show_token(&who, "abcdef0").await,
+        Err(LedgerError::Id(IdError::Bad))
+    ));
+    assert!(matches!(
+        a.show_token(&who, "ABCDEF01").await,
+        Err(LedgerError::Id(IdError::Bad))
+    ));
 }

@@ -79,7 +79,10 @@ async fn a_version_1_data_directory_is_upgraded_whole() {
     );
 
     // The audit log, in order, with its sequence numbers.
-    let page = a.audit(&org, "acme", 1000, None).await.unwrap();
+    let page = a
+        .audit(&org, "acme", 1000, None, Default::default())
+        .await
+        .unwrap();
     let actions: Vec<&str> = page.events.iter().map(|e| e.action.as_str()).collect();
     for want in [
         "org.create",
@@ -95,7 +98,11 @@ async fn a_version_1_data_directory_is_upgraded_whole() {
 
     // Revoking the deploy token now reaches the child minted from it (lineage).
     let done = a
-        .revoke(&org, &ci.entry.record.id, RevokeOptions::default())
+        .revoke(
+            &org,
+            &ci.entry.record.id.to_string(),
+            RevokeOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(done.descendants, 1);
