@@ -51,7 +51,7 @@ fn access() -> Access<'static> {
         app: Some("web"),
         resource: Resource::Secrets,
         action: Action::Read,
-        secret: Some("DB_URL"),
+        secret: macvault::caveats::SecretTarget::One("DB_URL"),
         now: 1_800_000_000,
         source_ip: None,
     }

@@ -21,6 +21,14 @@ pub mod action {
     pub const KEY_ROTATE: &str = "key.rotate";
     /// A root key was retired.
     pub const KEY_RETIRE: &str = "key.retire";
+    /// Secrets were set (new versions written).
+    pub const SECRET_SET: &str = "secret.set";
+    /// Secrets were unset (their history remains).
+    pub const SECRET_UNSET: &str = "secret.unset";
+    /// A secret's old value was written again as a new version.
+    pub const SECRET_ROLLBACK: &str = "secret.rollback";
+    /// Stored values of a secret were purged for good.
+    pub const SECRET_DESTROY: &str = "secret.destroy";
     /// A caveat denied a request.
     pub const REQUEST_DENIED: &str = "request.denied";
 }

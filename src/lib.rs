@@ -16,6 +16,8 @@ pub mod cli;
 pub mod http;
 pub mod model;
 #[cfg(feature = "server")]
+pub mod secrets;
+#[cfg(feature = "server")]
 pub mod store;
 pub mod token;
 

@@ -10,7 +10,11 @@ fn root() -> &'static Path {
 }
 
 /// The examples the README shows, each a script the tests run.
-const EXAMPLES: [&str; 2] = ["examples/tour.sh", "examples/lifecycle.sh"];
+const EXAMPLES: [&str; 3] = [
+    "examples/tour.sh",
+    "examples/lifecycle.sh",
+    "examples/secrets.sh",
+];
 
 #[test]
 fn readme_shows_the_examples_verbatim() {
@@ -88,4 +92,38 @@ fn tour_runs() {
         "{stdout}"
     );
     assert!(stderr.contains("not authenticated: revoked"), "{stderr}");
+}
+
+#[test]
+fn secrets_walkthrough_runs() {
+    let out = run_example("examples/secrets.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "secrets walk-through failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // web's own DB_URL over the org's, then the org's again once it is unset.
+    let row = |name: &str, scope: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(scope))
+            .count()
+    };
+    assert!(row("DB_URL", "app web") >= 2, "{stdout}");
+    assert!(row("DB_URL", " org ") >= 1, "{stdout}");
+    assert!(stderr.contains("DB_URL is at version 2, not 1"), "{stderr}");
+    assert!(stdout.contains("current, rollback to v1"), "{stdout}");
+    assert!(
+        stdout.contains("destroyed the values of API_KEY v1"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("does not allow secret \"API_KEY\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("denied"), "{stderr}");
+    for value in ["postgres://", "my-laptop-password"] {
+        assert!(!stdout.contains(value), "a value was printed: {stdout}");
+    }
 }

@@ -13,6 +13,8 @@ mod interop;
 mod lifecycle;
 mod multinode;
 mod readme;
+mod secrets;
+mod secrets_crash;
 mod store_copy;
 mod support;
 mod token_props;

@@ -3,7 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use macvault::caveats::{Access, Action, ActionSet, Caveat, IpNet, Resource, ResourceSet};
+use macvault::caveats::{
+    Access, Action, ActionSet, Caveat, IpNet, Resource, ResourceSet, SecretTarget,
+};
 use macvault::token::{
     Bundle, KeyResolver, Macaroon, RootKey, TokenId, TokenIdentifier, decode_text, verify,
 };
@@ -104,7 +106,11 @@ fn access() -> impl Strategy<Value = Access<'static>> {
         prop::option::of(name()),
         prop::sample::select(Resource::ALL.to_vec()),
         prop::sample::select(Action::ALL.to_vec()),
-        prop::option::of(prop::sample::select(vec!["DB_URL", "API_KEY", "X", "Y"])),
+        prop_oneof![
+            Just(SecretTarget::None),
+            Just(SecretTarget::Listing),
+            prop::sample::select(vec!["DB_URL", "API_KEY", "X", "Y"]).prop_map(SecretTarget::One),
+        ],
         NOW - 100..NOW + 100,
         prop::option::of((0u8..=255).prop_map(|b| IpAddr::V4(Ipv4Addr::new(10, b, 1, 1)))),
     )

@@ -6,6 +6,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Action, ParseError, Resource, caveat::is_valid_name, caveat::is_valid_secret_name};
 
+/// What an access on secrets is about. Every secrets endpoint chooses one; an access
+/// that chose none (`None`, which every access starts as) is denied by any `secret =`
+/// caveat: fail closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretTarget<'a> {
+    /// Not about one secret or a listing: a request about something else.
+    None,
+    /// One secret, by name.
+    One(&'a str),
+    /// A listing, which the caller filters name by name against the caveats.
+    Listing,
+}
+
 /// One action on one object, at one time, from one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Access<'a> {
@@ -17,12 +30,51 @@ pub struct Access<'a> {
     pub resource: Resource,
     /// What is done to it.
     pub action: Action,
-    /// The secret's name, when the access is about one secret.
-    pub secret: Option<&'a str>,
+    /// Which secret (or a listing of them) the access is about.
+    pub secret: SecretTarget<'a>,
     /// Unix seconds.
     pub now: u64,
     /// The client's address, if known.
     pub source_ip: Option<IpAddr>,
+}
+
+impl<'a> Access<'a> {
+    /// `action` on the `resource` of `org` (org-level, about no secret), at `now`.
+    pub fn new(org: &'a str, resource: Resource, action: Action, now: u64) -> Self {
+        Access {
+            org,
+            app: None,
+            resource,
+            action,
+            secret: SecretTarget::None,
+            now,
+            source_ip: None,
+        }
+    }
+
+    /// The same, for `app`.
+    pub fn app(mut self, app: Option<&'a str>) -> Self {
+        self.app = app;
+        self
+    }
+
+    /// The same, about the secret `name`.
+    pub fn secret(mut self, name: &'a str) -> Self {
+        self.secret = SecretTarget::One(name);
+        self
+    }
+
+    /// The same, about a listing of secrets.
+    pub fn listing(mut self) -> Self {
+        self.secret = SecretTarget::Listing;
+        self
+    }
+
+    /// The same, from `ip`.
+    pub fn from(mut self, ip: Option<IpAddr>) -> Self {
+        self.source_ip = ip;
+        self
+    }
 }
 
 /// An owned, serializable description of an access (without time and address).
@@ -38,20 +90,28 @@ pub struct AccessSpec {
     pub resource: Resource,
     /// What is done to it.
     pub action: Action,
-    /// The secret's name, if any.
+    /// The secret's name, if the access is about one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Whether the access is a listing of secrets (which the caller filters by name).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub listing: bool,
 }
 
 impl AccessSpec {
     /// The access this describes, at `now` from `source_ip`.
     pub fn access(&self, now: u64, source_ip: Option<IpAddr>) -> Access<'_> {
+        let secret = match (&self.secret, self.listing) {
+            (Some(name), _) => SecretTarget::One(name),
+            (None, true) => SecretTarget::Listing,
+            (None, false) => SecretTarget::None,
+        };
         Access {
             org: &self.org,
             app: self.app.as_deref(),
             resource: self.resource,
             action: self.action,
-            secret: self.secret.as_deref(),
+            secret,
             now,
             source_ip,
         }
@@ -68,6 +128,8 @@ struct RawAccessSpec {
     action: Action,
     #[serde(default)]
     secret: Option<String>,
+    #[serde(default)]
+    listing: bool,
 }
 
 impl TryFrom<RawAccessSpec> for AccessSpec {
@@ -82,12 +144,23 @@ impl TryFrom<RawAccessSpec> for AccessSpec {
         if let Some(secret) = raw.secret.as_deref().filter(|s| !is_valid_secret_name(s)) {
             return Err(ParseError::near("invalid secret name", secret));
         }
+        if raw.listing && raw.secret.is_some() {
+            return Err(ParseError::new(
+                "an access is about one secret or a listing, not both",
+            ));
+        }
+        if (raw.listing || raw.secret.is_some()) && raw.resource != Resource::Secrets {
+            return Err(ParseError::new(
+                "only a secrets access names a secret or a listing",
+            ));
+        }
         let RawAccessSpec {
             org,
             app,
             resource,
             action,
             secret,
+            listing,
         } = raw;
         Ok(Self {
             org,
@@ -95,6 +168,7 @@ impl TryFrom<RawAccessSpec> for AccessSpec {
             resource,
             action,
             secret,
+            listing,
         })
     }
 }
@@ -116,9 +190,17 @@ mod tests {
 
         let minimal: AccessSpec =
             serde_json::from_str(r#"{"org":"acme","resource":"orgs","action":"read"}"#).unwrap();
-        assert_eq!((minimal.app, minimal.secret), (None, None));
+        assert_eq!((&minimal.app, &minimal.secret), (&None, &None));
 
+        let listing: AccessSpec = serde_json::from_str(
+            r#"{"org":"acme","resource":"secrets","action":"read","listing":true}"#,
+        )
+        .unwrap();
+        assert_eq!(listing.access(0, None).secret, SecretTarget::Listing);
+        assert_eq!(minimal.access(0, None).secret, SecretTarget::None);
         for bad in [
+            r#"{"org":"acme","resource":"tokens","action":"read","secret":"A"}"#,
+            r#"{"org":"acme","resource":"secrets","action":"read","secret":"A","listing":true}"#,
             r#"{"org":"Acme","resource":"orgs","action":"read"}"#,
             r#"{"org":"acme","app":"-web","resource":"apps","action":"read"}"#,
             r#"{"org":"acme","resource":"secrets","action":"read","secret":"a b"}"#,

@@ -3,7 +3,7 @@
 use std::{borrow::Cow, collections::BTreeMap, fmt, net::IpAddr};
 
 use crate::{
-    Access, ActionSet, IpNet, ParseError, Reason, ResourceSet,
+    Access, ActionSet, IpNet, ParseError, Reason, ResourceSet, SecretTarget,
     error::Excerpt,
     time::{MAX_TIME, Timestamp},
 };
@@ -375,12 +375,14 @@ impl<'a> Caveat<'a> {
                 _ => Ok(()),
             },
             Self::Secrets(patterns) => match access.secret {
-                Some(name) if !patterns.matches(name) => deny(format!(
+                SecretTarget::One(name) if patterns.matches(name) => Ok(()),
+                SecretTarget::One(name) => deny(format!(
                     "does not allow secret \"{}\"",
                     Excerpt(name.as_bytes())
                 )),
-                // Listings (no single secret) are filtered per secret by the caller.
-                _ => Ok(()),
+                // A listing is filtered name by name by the caller, against every caveat.
+                SecretTarget::Listing => Ok(()),
+                SecretTarget::None => deny("allows only requests about secrets".into()),
             },
             Self::Resources(set) if !set.contains(access.resource) => {
                 deny(format!("does not allow {}", access.resource))
@@ -657,7 +659,7 @@ mod tests {
             app: Some("web"),
             resource: Resource::Secrets,
             action: Action::Write,
-            secret: Some("DB_URL"),
+            secret: SecretTarget::One("DB_URL"),
             now: 1_793_491_200,
             source_ip: Some("10.1.2.3".parse().unwrap()),
         }
@@ -763,10 +765,20 @@ mod tests {
         );
         assert_eq!(check("secret = DB_UR", access()).map_err(|_| ()), Err(()));
         let listing = Access {
-            secret: None,
+            secret: SecretTarget::Listing,
             ..access()
         };
         assert_eq!(check("secret = API_KEY", listing), Ok(()));
+        // Not about a secret (a token, a key, the audit log…): denied.
+        let other = Access {
+            secret: SecretTarget::None,
+            resource: Resource::Tokens,
+            ..access()
+        };
+        assert_eq!(
+            check("secret = *", other),
+            Err("allows only requests about secrets".into())
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ mod tests {
             app: Some("web"),
             resource: Resource::Secrets,
             action: Action::Write,
-            secret: None,
+            secret: crate::SecretTarget::None,
             now: 0,
             source_ip: None,
         }

@@ -11,7 +11,7 @@
 //!     app: Some("api"),
 //!     resource: Resource::Secrets,
 //!     action: Action::Write,
-//!     secret: None,
+//!     secret: macvault_caveats::SecretTarget::None,
 //!     now: 0,
 //!     source_ip: None,
 //! };
@@ -32,7 +32,7 @@ mod json;
 mod net;
 mod time;
 
-pub use access::{Access, AccessSpec};
+pub use access::{Access, AccessSpec, SecretTarget};
 pub use action::{Action, ActionSet, Resource, ResourceSet};
 pub use caveat::{
     AppActions, Caveat, MAX_ITEMS, MAX_NETWORKS, MAX_TEXT, Name, Networks, SecretPatterns,

@@ -6,7 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use macvault_caveats::{
-    Access, Action, ActionSet, Caveat, IpNet, MAX_TIME, Resource, ResourceSet, evaluate,
+    Access, Action, ActionSet, Caveat, IpNet, MAX_TIME, Resource, ResourceSet, SecretTarget,
+    evaluate,
 };
 use proptest::{collection::vec, prelude::*, sample::select};
 
@@ -106,7 +107,11 @@ fn access() -> impl Strategy<Value = Access<'static>> {
         proptest::option::of(select(APPS)),
         resource(),
         action(),
-        proptest::option::of(select(SECRETS)),
+        prop_oneof![
+            Just(SecretTarget::None),
+            Just(SecretTarget::Listing),
+            select(SECRETS).prop_map(SecretTarget::One),
+        ],
         0u64..3000,
         proptest::option::of(ip()),
     )
@@ -215,6 +220,17 @@ proptest! {
             prop_assert!(b.check(&access).is_ok(), "{} implies {} but {:?}", a, b, access);
         }
         prop_assert!(a.implies(&a), "{} does not imply itself", a);
+    }
+
+    #[test]
+    fn exclusion_is_sound(a in caveat(), b in caveat(), access in access()) {
+        if a.excludes(&b) {
+            prop_assert!(
+                a.check(&access).is_err() || b.check(&access).is_err(),
+                "{} excludes {} but both allow {:?}", a, b, access
+            );
+            prop_assert!(b.excludes(&a), "exclusion is symmetric: {} {}", a, b);
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ fn access() -> Access<'static> {
         app: Some("web"),
         resource: Resource::Secrets,
         action: Action::Write,
-        secret: Some("DB_URL"),
+        secret: macvault::caveats::SecretTarget::One("DB_URL"),
         now: NOW,
         source_ip: Some(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))),
     }

@@ -91,7 +91,7 @@ impl Authority {
 
     /// The access `who` makes: one action on one kind of object in `org` (and `app`),
     /// now, from the caller's address.
-    pub(super) fn access<'a>(
+    pub(crate) fn access<'a>(
         &self,
         who: &Principal,
         org: &'a str,
@@ -99,36 +99,54 @@ impl Authority {
         resource: Resource,
         action: Action,
     ) -> Access<'a> {
-        Access {
-            org,
-            app,
-            resource,
-            action,
-            secret: None,
-            now: self.clock.now(),
-            source_ip: who.client().ip,
-        }
+        Access::new(org, resource, action, self.clock.now())
+            .app(app)
+            .from(who.client().ip)
     }
 
     /// Allows `access` for `who`, or queues a denial event and says which caveat denied.
-    pub(super) fn require(&self, who: &Principal, access: &Access<'_>) -> Result<(), Denial> {
+    pub(crate) fn require(&self, who: &Principal, access: &Access<'_>) -> Result<(), Denial> {
         who.check(access)
             .map_err(|denial| self.denied(who, access.org, denial))
+    }
+
+    /// Allows `access` for `who`, or queues a denial event that says what was asked
+    /// (`about`: names, never values) and which caveat denied.
+    pub(crate) fn require_about(
+        &self,
+        who: &Principal,
+        access: &Access<'_>,
+        about: impl FnOnce() -> String,
+    ) -> Result<(), Denial> {
+        who.check(access).map_err(|denial| {
+            self.queue_denial(who, access.org, format!("{}: {denial}", about()));
+            denial
+        })
+    }
+
+    /// Whether every caveat of `who` allows `access`: filtering a listing name by name
+    /// (what is filtered out is not a denied request, so it is not audited).
+    pub(crate) fn allows(&self, who: &Principal, access: &Access<'_>) -> bool {
+        who.check(access).is_ok()
     }
 
     /// Queues the audit event of a denial and hands the denial back. Denials in an org
     /// the token does not belong to are logged in the token's own org: nobody may fill
     /// another org's audit log.
     pub(super) fn denied(&self, who: &Principal, org: &str, denial: Denial) -> Denial {
+        self.queue_denial(who, org, denial.to_string());
+        denial
+    }
+
+    fn queue_denial(&self, who: &Principal, org: &str, detail: String) {
         let log_org = if who.org() == org { org } else { who.org() };
         self.usage.push_event(AuditEvent::new(
             log_org,
             action::REQUEST_DENIED,
             who.actor(),
             Outcome::Denied,
-            denial.to_string(),
+            detail,
             self.clock.now(),
         ));
-        denial
     }
 }

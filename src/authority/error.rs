@@ -54,6 +54,10 @@ pub trait Classify: std::fmt::Display {
     fn denial(&self) -> Option<&Denial> {
         None
     }
+    /// For a failed check-and-set: the secret, its version now and the one expected.
+    fn version_conflict(&self) -> Option<(&str, u64, u64)> {
+        None
+    }
 }
 
 impl Classify for StoreError {

@@ -128,7 +128,10 @@ fn read_step(r: &mut dyn Read, after: u64, reload: bool) -> Result<Step, StoreEr
         match &e.change {
             Change::OrgCreated { org } => keys.extend(r.keys(org)?),
             Change::KeyAdded { org, version } => keys.extend(r.key(org, *version)?),
-            Change::KeyRetired { .. } | Change::Revoked { .. } => {}
+            Change::KeyRetired { .. }
+            | Change::Revoked { .. }
+            | Change::SecretsChanged { .. }
+            | Change::SecretKeysChanged { .. } => {}
         }
     }
     Ok(Step::Apply { entries, keys })
@@ -223,8 +226,18 @@ impl Authority {
                     expires: *expires,
                 },
             ),
+            Change::SecretsChanged { .. } | Change::SecretKeysChanged { .. } => {
+                // For whoever keeps secrets state (the secrets store's caches and long
+                // polls); nobody listening is fine.
+                let _ = self.changes.send(change.clone());
+            }
             Change::OrgCreated { .. } | Change::KeyAdded { .. } => {}
         }
+    }
+
+    /// Changes of secrets, as this node learns of them (its own commits and the feed).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
     }
 
     /// Applies what this node's own commit changed, at once (the feed brings the same

@@ -5,13 +5,11 @@ use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use chacha20poly1305::aead::{Aead, Payload};
-use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
-use crate::token::{KEY_LEN, RootKey};
+use super::sealing::{self, SealError};
 
-const NONCE_LEN: usize = 24;
+use crate::token::{KEY_LEN, RootKey};
 
 /// Why the master key cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -125,28 +123,9 @@ impl MasterKey {
         bool::from(self.check_value().as_slice().ct_eq(check))
     }
 
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        XChaCha20Poly1305::new((&*self.0).into())
-    }
-
     /// `nonce || XChaCha20-Poly1305(root key)`, bound to (org, version) as associated data.
     pub fn wrap(&self, org: &str, version: u32, key: &RootKey) -> Result<Vec<u8>, MasterKeyError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| MasterKeyError::Random)?;
-        let aad = aad(org, version);
-        let ct = self
-            .cipher()
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: key.expose_bytes(),
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| MasterKeyError::Unwrap)?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ct);
-        Ok(out)
+        self.seal_key(&root_aad(org, version), key.expose_bytes())
     }
 
     /// Opens a wrapped root key; fails if it was moved to another org or version.
@@ -156,26 +135,35 @@ impl MasterKey {
         version: u32,
         wrapped: &[u8],
     ) -> Result<RootKey, MasterKeyError> {
-        if wrapped.len() <= NONCE_LEN {
-            return Err(MasterKeyError::Unwrap);
-        }
-        let (nonce, ct) = wrapped.split_at(NONCE_LEN);
-        let nonce = XNonce::try_from(nonce).map_err(|_| MasterKeyError::Unwrap)?;
-        let aad = aad(org, version);
-        let plain = Zeroizing::new(
-            self.cipher()
-                .decrypt(&nonce, Payload { msg: ct, aad: &aad })
-                .map_err(|_| MasterKeyError::Unwrap)?,
-        );
-        let key: [u8; KEY_LEN] = plain
-            .as_slice()
-            .try_into()
-            .map_err(|_| MasterKeyError::Unwrap)?;
-        Ok(RootKey::from_bytes(key))
+        let key = self.open_key(&root_aad(org, version), wrapped)?;
+        Ok(RootKey::from_bytes(*key))
+    }
+
+    /// Seals a 32-byte key under the master key, bound to `aad` (each kind of key has
+    /// its own purpose label in it: see [`sealing`]).
+    pub(crate) fn seal_key(
+        &self,
+        aad: &[u8],
+        key: &[u8; KEY_LEN],
+    ) -> Result<Vec<u8>, MasterKeyError> {
+        sealing::seal(&self.0, aad, key).map_err(|e| match e {
+            SealError::Random => MasterKeyError::Random,
+            SealError::Open => MasterKeyError::Unwrap,
+        })
+    }
+
+    /// Opens a key sealed by [`MasterKey::seal_key`] with the same `aad`.
+    pub(crate) fn open_key(
+        &self,
+        aad: &[u8],
+        wrapped: &[u8],
+    ) -> Result<Zeroizing<[u8; KEY_LEN]>, MasterKeyError> {
+        sealing::open_key(&self.0, aad, wrapped).map_err(|_| MasterKeyError::Unwrap)
     }
 }
 
-fn aad(org: &str, version: u32) -> Vec<u8> {
+/// The associated data of a root key: its purpose, org and version.
+fn root_aad(org: &str, version: u32) -> Vec<u8> {
     let mut aad = b"macvault root key v1\0".to_vec();
     aad.extend_from_slice(org.as_bytes());
     aad.push(0);

@@ -26,7 +26,8 @@ mod presets;
 mod principal;
 mod revoke;
 mod rotate;
-mod shared;
+pub(crate) mod sealing;
+pub(crate) mod shared;
 mod usage;
 
 use std::net::IpAddr;
@@ -133,6 +134,7 @@ pub struct Authority {
     deny: DenyList,
     usage: UsageQueue,
     follower: Follower,
+    changes: tokio::sync::broadcast::Sender<crate::model::Change>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -156,6 +158,7 @@ impl Authority {
             keyring: Keyring::default(),
             deny: DenyList::default(),
             usage: UsageQueue::default(),
+            changes: tokio::sync::broadcast::channel(1024).0,
         };
         authority.check_master().await?;
         authority.reload().await?;
@@ -165,6 +168,11 @@ impl Authority {
     /// The store, for offline tools (`store copy`).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The master key (the secrets store wraps its org keys with it).
+    pub(crate) fn master(&self) -> &MasterKey {
+        &self.master
     }
 
     /// The time the authority works with, unix seconds.
@@ -186,6 +194,12 @@ impl Authority {
 
 pub use feed::Background;
 
+/// An org name and, if given, an app name.
+pub(crate) fn check_scope(org: &str, app: Option<&str>) -> Result<(), NameError> {
+    check_name("org", org)?;
+    app.map_or(Ok(()), |app| check_name("app", app))
+}
+
 fn check_name(what: &'static str, name: &str) -> Result<(), NameError> {
     if is_valid_name(name) {
         Ok(())
@@ -198,4 +212,4 @@ fn check_name(what: &'static str, name: &str) -> Result<(), NameError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

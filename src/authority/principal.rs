@@ -87,7 +87,7 @@ impl Principal {
     }
 
     /// The audit actor.
-    pub(super) fn actor(&self) -> Actor {
+    pub(crate) fn actor(&self) -> Actor {
         Actor {
             token: Some(self.token_id()),
             ip: self.client.ip,

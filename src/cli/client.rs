@@ -251,6 +251,7 @@ mod tests {
                     message: "no such org".into(),
                 },
                 denial,
+                conflict: None,
             }),
         }
     }

@@ -148,7 +148,7 @@ fn live_tokens(detail: &KeyDetail) -> std::io::Result<()> {
 }
 
 /// The first 12 hex digits of a token id: enough to name it anywhere an id is taken.
-pub fn short_id(id: &str) -> &str {
+pub(super) fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
 

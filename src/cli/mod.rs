@@ -15,6 +15,7 @@ mod keys;
 pub(crate) mod offline;
 mod orgs;
 mod output;
+mod secrets;
 mod serve;
 mod tokens;
 
@@ -60,6 +61,8 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Mint, list, show, revoke, rotate and verify tokens; attenuate and inspect offline.
     Tokens(tokens::TokensArgs),
+    /// Set, list, roll back and destroy an org's and its apps' secrets (never printing a value).
+    Secrets(secrets::SecretsArgs),
     /// Show an org's audit log.
     Audit(audit::AuditArgs),
     /// Print a shell completion script: `macvault completions bash > /etc/bash_completion.d/macvault`.
@@ -208,6 +211,7 @@ pub fn main() -> ExitCode {
         Command::Keys(a) => a.client.json,
         Command::Tokens(a) => a.client.json,
         Command::Audit(a) => a.client.json,
+        Command::Secrets(a) => a.client.json,
         _ => false,
     };
     match run(cli) {
@@ -228,6 +232,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(a) => block_on(keys::run(&Ctx::new(a.client), a.command)),
         Command::Tokens(a) => tokens::run(&Ctx::new(a.client), a.command),
         Command::Audit(a) => block_on(audit::run(&Ctx::new(a.client.clone()), a)),
+        Command::Secrets(a) => block_on(secrets::run(&Ctx::new(a.client), a.command)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "macvault", &mut io::stdout());

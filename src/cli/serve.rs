@@ -91,6 +91,9 @@ pub struct ServeArgs {
     /// A load balancer's network whose `X-Forwarded-For` is believed (repeatable).
     #[arg(long, value_name = "CIDR")]
     trusted_proxy: Vec<IpNet>,
+    /// Versions kept per secret; writing more destroys the oldest (1 to 10000).
+    #[arg(long, default_value_t = crate::secrets::limits::DEFAULT_MAX_VERSIONS, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    max_versions: u64,
 }
 
 /// `macvault init`.
@@ -154,10 +157,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("macvault listening on http://{addr}");
         tracing::info!(%addr, backend = opened.authority.store().backend_name(), "listening");
         let background = opened.authority.start();
-        let state = AppState {
-            authority: opened.authority.clone(),
-            proxies: Arc::new(TrustedProxies::new(args.trusted_proxy)),
+        let secrets = crate::secrets::Options {
+            max_versions: args.max_versions,
         };
+        let mut state = AppState::new(opened.authority.clone(), secrets);
+        state.proxies = Arc::new(TrustedProxies::new(args.trusted_proxy));
         let options = ServeOptions {
             request_timeout: args.request_timeout,
         };

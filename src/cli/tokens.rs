@@ -162,8 +162,11 @@ pub struct VerifyArgs {
     #[arg(long, requires = "resource")]
     app: Option<String>,
     /// The secret the access is about.
-    #[arg(long, requires = "resource")]
+    #[arg(long, requires = "resource", conflicts_with = "listing")]
     secret: Option<String>,
+    /// The access is a listing of secrets (not about one).
+    #[arg(long, requires = "resource")]
+    listing: bool,
     /// The address the access comes from.
     #[arg(long)]
     source_ip: Option<IpAddr>,
@@ -457,6 +460,7 @@ async fn verify(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 resource,
                 action,
                 secret: args.secret,
+                listing: args.listing,
             })
         }
         _ => None,

@@ -6,7 +6,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::{DenialBody, ErrorBody, ErrorDetail};
+use crate::api::{ConflictBody, DenialBody, ErrorBody, ErrorDetail};
 use crate::authority::{Classify, ErrorClass};
 use crate::token::FailureClass;
 
@@ -17,6 +17,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     denial: Option<DenialBody>,
+    conflict: Option<Box<ConflictBody>>,
     retry_after: Option<u32>,
 }
 
@@ -41,6 +42,7 @@ impl ApiError {
             code,
             message: message.into(),
             denial: None,
+            conflict: None,
             retry_after: None,
         }
     }
@@ -111,6 +113,13 @@ impl<E: Classify> From<E> for ApiError {
         }
         let mut out = ApiError::new(status_of(class), e.code(), e.to_string());
         out.denial = e.denial().cloned().map(DenialBody::from);
+        out.conflict = e.version_conflict().map(|(name, current, expected)| {
+            Box::new(ConflictBody {
+                name: name.to_owned(),
+                current_version: current,
+                expected_version: expected,
+            })
+        });
         if class == ErrorClass::Unavailable {
             tracing::warn!(error = %e, "answering 503");
             out.retry_after = Some(1);
@@ -143,6 +152,7 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
             denial: self.denial,
+            conflict: self.conflict.map(|c| *c),
         };
         let mut res = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {

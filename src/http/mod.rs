@@ -10,6 +10,7 @@ mod error;
 mod health;
 mod keys;
 mod orgs;
+mod secrets;
 mod tokens;
 mod verify;
 
@@ -39,6 +40,7 @@ pub use error::ApiError;
 pub use verify::{VerifyFailure, verify_body};
 
 use crate::authority::Authority;
+use crate::secrets::Secrets;
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -48,14 +50,18 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub struct AppState {
     /// The authority.
     pub authority: Arc<Authority>,
+    /// The secrets store over its orgs.
+    pub secrets: Arc<Secrets>,
     /// Whose `X-Forwarded-For` is believed.
     pub proxies: Arc<TrustedProxies>,
 }
 
 impl AppState {
-    /// State over `authority`, trusting no proxy.
-    pub fn new(authority: Arc<Authority>) -> Self {
+    /// State over `authority` with the secrets store run with `options`, trusting no
+    /// proxy.
+    pub fn new(authority: Arc<Authority>, options: crate::secrets::Options) -> Self {
         AppState {
+            secrets: Arc::new(Secrets::new(authority.clone(), options)),
             authority,
             proxies: Arc::new(TrustedProxies::none()),
         }
@@ -91,6 +97,8 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/orgs/{org}/keys/{version}", get(keys::show))
         .route("/v1/orgs/{org}/keys/{version}/retire", post(keys::retire))
         .route("/v1/orgs/{org}/audit", get(audit::list))
+        .merge(secrets_routes("/v1/orgs/{org}/secrets"))
+        .merge(secrets_routes("/v1/orgs/{org}/apps/{app}/secrets"))
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .with_state(state)
@@ -115,6 +123,21 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         header::AUTHORIZATION,
         header::COOKIE,
     ]))
+}
+
+/// The secrets endpoints under `base` (the org's own, or an app's); writes take bodies
+/// up to [`secrets::MAX_WRITE_BODY`].
+fn secrets_routes(base: &str) -> Router<AppState> {
+    let big = DefaultBodyLimit::max(secrets::MAX_WRITE_BODY);
+    Router::new()
+        .route(base, post(secrets::write).layer(big).get(secrets::list))
+        .route(&format!("{base}/{{name}}"), get(secrets::show))
+        .route(&format!("{base}/{{name}}/history"), get(secrets::history))
+        .route(
+            &format!("{base}/{{name}}/rollback"),
+            post(secrets::rollback),
+        )
+        .route(&format!("{base}/{{name}}/destroy"), post(secrets::destroy))
 }
 
 /// One connection's service: `POST /v1/verify` goes to [`verify::serve`], everything

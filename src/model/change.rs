@@ -33,6 +33,18 @@ pub enum Change {
         /// When the token expires anyway (after which the entry can go).
         expires: u64,
     },
+    /// Secrets of an org (`app: None`) or of one app changed: the secrets versions moved.
+    SecretsChanged {
+        /// The org.
+        org: String,
+        /// The app, or `None` for the org's own secrets (every app's version moves).
+        app: Option<String>,
+    },
+    /// An org's secrets keys changed (a rotation): cached keys must be read again.
+    SecretKeysChanged {
+        /// The org.
+        org: String,
+    },
 }
 
 /// A change at its position in the feed.

@@ -7,12 +7,14 @@ mod audit;
 mod change;
 mod key;
 mod org;
+mod secret;
 mod token;
 
 pub use audit::{Actor, AuditEvent, Outcome};
 pub use change::{Change, FeedEntry};
 pub use key::RootKeyVersion;
 pub use org::Org;
+pub use secret::{Sealed, SecretHead, SecretKeys, SecretVersion};
 pub use token::{
     LastUsed, LedgerEntry, Revocation, TokenKind, TokenRecord, TokenStatus, TokenView, UnknownKind,
 };

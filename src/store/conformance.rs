@@ -627,6 +627,122 @@ async fn nodes_starting_at_once_migrate_once(kind: Kind) {
     assert_eq!(applied, [2], "each step applied exactly once");
 }
 
+async fn secrets_keep_their_scopes_versions_and_counters(kind: Kind) {
+    use crate::model::{Sealed, SecretHead, SecretKeys, SecretVersion};
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    let sealed = |b: u8| Sealed {
+        key_id: 1,
+        wrapped_key: vec![b; 40],
+        ciphertext: vec![b; 30],
+    };
+    write(s, move |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.insert_org(&Org::new("beta", 1))?;
+        tx.put_secret_keys(&SecretKeys::new("acme", vec![1; 56], vec![2; 56], 5))?;
+        for (app, name, b) in [
+            (None, "DB_URL", 1u8),
+            (Some("web"), "DB_URL", 2),
+            (Some("web"), "API_KEY", 3),
+            (Some("api"), "TOKEN", 4),
+        ] {
+            let mut head = SecretHead::new("acme", app, name);
+            head.version = 2;
+            head.last_version = 2;
+            head.unset = false;
+            head.digest = [b; 32];
+            tx.put_secret_head(&head)?;
+            for v in 1..=2 {
+                tx.put_secret_version(&SecretVersion::new(
+                    "acme",
+                    app,
+                    name,
+                    v,
+                    10 + v,
+                    None,
+                    [b; 32],
+                    sealed(b),
+                ))?;
+            }
+            tx.bump_secrets_counter("acme", app)?;
+        }
+        tx.bump_secrets_counter("acme", None)?;
+        tx.put_secret_head(&SecretHead::new("beta", None, "X"))?;
+        Ok(())
+    })
+    .await;
+    let (keys, org_heads, web_heads, apps, count, versions, counters) = read(s, |r| {
+        Ok((
+            r.secret_keys("acme")?,
+            r.secret_heads("acme", None)?,
+            r.secret_heads("acme", Some("web"))?,
+            r.secret_apps("acme")?,
+            r.count_secrets("acme")?,
+            r.secret_versions("acme", Some("web"), "DB_URL")?,
+            (
+                r.secrets_counter("acme", None)?,
+                r.secrets_counter("acme", Some("web"))?,
+                r.secrets_counter("acme", Some("nope"))?,
+            ),
+        ))
+    })
+    .await;
+    assert_eq!(keys.unwrap().keys[0].1, vec![1; 56]);
+    assert_eq!(
+        org_heads
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect::<Vec<_>>(),
+        ["DB_URL"]
+    );
+    assert_eq!(
+        org_heads[0].digest, [1; 32],
+        "the org's DB_URL is not web's"
+    );
+    assert_eq!(
+        web_heads
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect::<Vec<_>>(),
+        ["API_KEY", "DB_URL"]
+    );
+    assert_eq!(apps, ["api", "web"]);
+    assert_eq!(count, 4);
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(versions[1].sealed.as_ref().unwrap().ciphertext, vec![2; 30]);
+    assert_eq!(
+        counters,
+        (2, 2, 0),
+        "one bump per web secret, two for the org"
+    );
+    // Versions go one by one; a destroyed one keeps its record without its value.
+    write(s, |tx| {
+        tx.delete_secret_version("acme", Some("web"), "DB_URL", 1)?;
+        let mut v = tx
+            .secret_version("acme", Some("web"), "DB_URL", 2)?
+            .unwrap();
+        v.sealed = None;
+        tx.put_secret_version(&v)
+    })
+    .await;
+    let versions = read(s, |r| r.secret_versions("acme", Some("web"), "DB_URL")).await;
+    assert_eq!(versions.len(), 1);
+    assert!(versions[0].sealed.is_none());
+    // They travel with a dump.
+    let dump = read(s, Dump::read).await;
+    assert_eq!(
+        (
+            dump.secrets.len(),
+            dump.secret_versions.len(),
+            dump.secret_keys.len()
+        ),
+        (5, 7, 1)
+    );
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod on_redb {
@@ -657,4 +773,5 @@ suite!(
     compaction_drops_expired_and_old_entries,
     reopening_keeps_everything_and_a_newer_schema_is_refused,
     nodes_starting_at_once_migrate_once,
+    secrets_keep_their_scopes_versions_and_counters,
 );

@@ -31,7 +31,8 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::model::{
-    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, TokenId, TokenRecord,
+    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, SecretHead,
+    SecretKeys, SecretVersion, TokenId, TokenRecord,
 };
 
 /// The schema this build writes.
@@ -167,6 +168,39 @@ pub trait Read {
     fn feed_after(&mut self, after: u64, limit: usize) -> Result<Vec<FeedEntry>, StoreError>;
     /// The master key's check value, once initialised.
     fn master_check(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// An org's secrets keys (wrapped).
+    fn secret_keys(&mut self, org: &str) -> Result<Option<SecretKeys>, StoreError>;
+    /// One secret of an org (`app: None`) or of one of its apps.
+    fn secret_head(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+    ) -> Result<Option<SecretHead>, StoreError>;
+    /// Every secret of one scope (the org's own, or one app's), by name.
+    fn secret_heads(&mut self, org: &str, app: Option<&str>)
+    -> Result<Vec<SecretHead>, StoreError>;
+    /// The apps of an org that have secrets of their own, by name.
+    fn secret_apps(&mut self, org: &str) -> Result<Vec<String>, StoreError>;
+    /// How many secrets (set or unset) an org keeps, in every scope.
+    fn count_secrets(&mut self, org: &str) -> Result<usize, StoreError>;
+    /// One version of a secret.
+    fn secret_version(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<SecretVersion>, StoreError>;
+    /// Every version kept of a secret, oldest first.
+    fn secret_versions(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<SecretVersion>, StoreError>;
+    /// A scope's change counter: an app's secrets version is the org's counter plus its own.
+    fn secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError>;
 }
 
 /// Write access inside a transaction. Every method may be re-run on a fresh handle
@@ -195,6 +229,29 @@ pub trait Tx: Read {
     /// Drops deny-list and feed entries of tokens expired by `now`, and every feed entry
     /// written before `feed_before` (raising the horizon past them).
     fn compact(&mut self, now: u64, feed_before: u64) -> Result<Compacted, StoreError>;
+    /// Writes an org's secrets keys.
+    fn put_secret_keys(&mut self, keys: &SecretKeys) -> Result<(), StoreError>;
+    /// Writes a secret's current state.
+    fn put_secret_head(&mut self, head: &SecretHead) -> Result<(), StoreError>;
+    /// Writes a version of a secret.
+    fn put_secret_version(&mut self, version: &SecretVersion) -> Result<(), StoreError>;
+    /// Deletes a version of a secret (the version cap).
+    fn delete_secret_version(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+        version: u64,
+    ) -> Result<(), StoreError>;
+    /// Adds one to a scope's change counter; the new value.
+    fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError>;
+    /// Sets a scope's change counter (copying a store).
+    fn set_secrets_counter(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        value: u64,
+    ) -> Result<(), StoreError>;
 }
 
 /// What a write transaction returned, with the feed entries it committed.
@@ -381,6 +438,14 @@ pub struct Dump {
     pub revocations: Vec<(TokenId, DenyEntry)>,
     /// Audit events, per org oldest first.
     pub audit: Vec<AuditEvent>,
+    /// Secrets keys (wrapped), per org.
+    pub secret_keys: Vec<SecretKeys>,
+    /// Secrets, every scope.
+    pub secrets: Vec<SecretHead>,
+    /// Secret versions (sealed).
+    pub secret_versions: Vec<SecretVersion>,
+    /// Secrets change counters: (org, app, value).
+    pub secret_counters: Vec<(String, Option<String>, u64)>,
 }
 
 impl Dump {
@@ -395,6 +460,21 @@ impl Dump {
         };
         for org in &dump.orgs {
             dump.tokens.extend(r.ledger(&org.name)?);
+            dump.secret_keys.extend(r.secret_keys(&org.name)?);
+            let apps = r.secret_apps(&org.name)?;
+            let scopes = std::iter::once(None).chain(apps.iter().map(|a| Some(a.as_str())));
+            for app in scopes {
+                dump.secret_counters.push((
+                    org.name.clone(),
+                    app.map(str::to_owned),
+                    r.secrets_counter(&org.name, app)?,
+                ));
+                for head in r.secret_heads(&org.name, app)? {
+                    dump.secret_versions
+                        .extend(r.secret_versions(&org.name, app, &head.name)?);
+                    dump.secrets.push(head);
+                }
+            }
             let mut after = 0;
             loop {
                 let page = r.audit_after(&org.name, after, 1000)?;
@@ -429,17 +509,30 @@ impl Dump {
         for event in &self.audit {
             tx.append_audit(event)?;
         }
+        for keys in &self.secret_keys {
+            tx.put_secret_keys(keys)?;
+        }
+        for head in &self.secrets {
+            tx.put_secret_head(head)?;
+        }
+        for v in &self.secret_versions {
+            tx.put_secret_version(v)?;
+        }
+        for (org, app, value) in &self.secret_counters {
+            tx.set_secrets_counter(org, app.as_deref(), *value)?;
+        }
         Ok(())
     }
 
     /// Counts for people: orgs, keys, tokens, revocations, audit events.
-    pub fn counts(&self) -> [(&'static str, usize); 5] {
+    pub fn counts(&self) -> [(&'static str, usize); 6] {
         [
             ("orgs", self.orgs.len()),
             ("root-key versions", self.keys.len()),
             ("tokens", self.tokens.len()),
             ("revocations", self.revocations.len()),
             ("audit events", self.audit.len()),
+            ("secret versions", self.secret_versions.len()),
         ]
     }
 }

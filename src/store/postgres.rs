@@ -28,7 +28,8 @@ use super::{
     StoreError, Tx,
 };
 use crate::model::{
-    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, TokenId, TokenRecord,
+    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, SecretHead,
+    SecretKeys, SecretVersion, TokenId, TokenRecord,
 };
 
 /// How many times a transaction is tried before its conflict is reported.
@@ -66,7 +67,16 @@ const STEPS: &[(u32, &str)] = &[(
          kind TEXT NOT NULL, expires BIGINT, row BYTEA NOT NULL);
      CREATE TABLE macvault_feed_head (id INT PRIMARY KEY, seq BIGINT NOT NULL,
          horizon BIGINT NOT NULL);
-     INSERT INTO macvault_feed_head (id, seq, horizon) VALUES (1, 0, 0);",
+     INSERT INTO macvault_feed_head (id, seq, horizon) VALUES (1, 0, 0);
+     CREATE TABLE macvault_secret_keys (org TEXT PRIMARY KEY, row BYTEA NOT NULL);
+     CREATE TABLE macvault_secret_heads (org TEXT NOT NULL, app TEXT NOT NULL,
+         name TEXT NOT NULL, unset BOOLEAN NOT NULL, updated BIGINT NOT NULL,
+         row BYTEA NOT NULL, PRIMARY KEY (org, app, name));
+     CREATE TABLE macvault_secret_versions (org TEXT NOT NULL, app TEXT NOT NULL,
+         name TEXT NOT NULL, version BIGINT NOT NULL, created BIGINT NOT NULL,
+         row BYTEA NOT NULL, PRIMARY KEY (org, app, name, version));
+     CREATE TABLE macvault_secret_counters (org TEXT NOT NULL, app TEXT NOT NULL,
+         value BIGINT NOT NULL, PRIMARY KEY (org, app));",
 )];
 
 /// The URL without its password, for messages.
@@ -588,6 +598,11 @@ impl<'r, 'c> PgTx<'r, 'c> {
     }
 }
 
+/// An org's own secrets are kept under the app '' (app names are never empty).
+fn scope(app: Option<&str>) -> &str {
+    app.unwrap_or("")
+}
+
 fn token_id(bytes: &[u8]) -> Result<TokenId, StoreError> {
     let id: [u8; 16] = bytes
         .try_into()
@@ -759,6 +774,96 @@ impl Read for PgTx<'_, '_> {
             .map(|r| r.try_get::<_, Vec<u8>>(0).map_err(|e| self.fail(e)))
             .transpose()
     }
+
+    fn secret_keys(&mut self, org: &str) -> Result<Option<SecretKeys>, StoreError> {
+        self.one(
+            "SELECT row FROM macvault_secret_keys WHERE org = $1",
+            &[&org],
+        )
+    }
+
+    fn secret_head(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+    ) -> Result<Option<SecretHead>, StoreError> {
+        self.one(
+            "SELECT row FROM macvault_secret_heads WHERE org = $1 AND app = $2 AND name = $3",
+            &[&org, &scope(app), &name],
+        )
+    }
+
+    fn secret_heads(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+    ) -> Result<Vec<SecretHead>, StoreError> {
+        self.rows(
+            "SELECT row FROM macvault_secret_heads WHERE org = $1 AND app = $2 ORDER BY name",
+            &[&org, &scope(app)],
+        )
+    }
+
+    fn secret_apps(&mut self, org: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self.query(
+            "SELECT app FROM macvault_secret_counters WHERE org = $1 AND app <> '' ORDER BY app",
+            &[&org],
+        )?;
+        rows.iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(|e| self.fail(e)))
+            .collect()
+    }
+
+    fn count_secrets(&mut self, org: &str) -> Result<usize, StoreError> {
+        let rows = self.query(
+            "SELECT count(*) FROM macvault_secret_heads WHERE org = $1",
+            &[&org],
+        )?;
+        let n: i64 = match rows.first() {
+            Some(r) => r.try_get(0).map_err(|e| self.fail(e))?,
+            None => 0,
+        };
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    fn secret_version(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<SecretVersion>, StoreError> {
+        self.one(
+            "SELECT row FROM macvault_secret_versions \
+             WHERE org = $1 AND app = $2 AND name = $3 AND version = $4",
+            &[&org, &scope(app), &name, &int(version)],
+        )
+    }
+
+    fn secret_versions(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<SecretVersion>, StoreError> {
+        self.rows(
+            "SELECT row FROM macvault_secret_versions \
+             WHERE org = $1 AND app = $2 AND name = $3 ORDER BY version",
+            &[&org, &scope(app), &name],
+        )
+    }
+
+    fn secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
+        let rows = self.query(
+            "SELECT value FROM macvault_secret_counters WHERE org = $1 AND app = $2",
+            &[&org, &scope(app)],
+        )?;
+        match rows.first() {
+            Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
+            None => Ok(0),
+        }
+    }
 }
 
 impl Tx for PgTx<'_, '_> {
@@ -913,6 +1018,98 @@ impl Tx for PgTx<'_, '_> {
         if n == 0 {
             return Err(StoreError::Conflict("master key"));
         }
+        Ok(())
+    }
+
+    fn put_secret_keys(&mut self, keys: &SecretKeys) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO macvault_secret_keys (org, row) VALUES ($1, $2) \
+             ON CONFLICT (org) DO UPDATE SET row = excluded.row",
+            &[&keys.org, &keys.encode()?],
+        )?;
+        Ok(())
+    }
+
+    fn put_secret_head(&mut self, head: &SecretHead) -> Result<(), StoreError> {
+        let app = scope(head.app.as_deref());
+        self.execute(
+            "INSERT INTO macvault_secret_heads (org, app, name, unset, updated, row) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org, app, name) DO UPDATE SET \
+             unset = excluded.unset, updated = excluded.updated, row = excluded.row",
+            &[
+                &head.org,
+                &app,
+                &head.name,
+                &head.unset,
+                &int(head.updated),
+                &head.encode()?,
+            ],
+        )?;
+        // Every scope has a counter row, so the apps with secrets can be listed.
+        self.execute(
+            "INSERT INTO macvault_secret_counters (org, app, value) VALUES ($1, $2, 0) \
+             ON CONFLICT (org, app) DO NOTHING",
+            &[&head.org, &app],
+        )?;
+        Ok(())
+    }
+
+    fn put_secret_version(&mut self, v: &SecretVersion) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO macvault_secret_versions (org, app, name, version, created, row) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org, app, name, version) DO UPDATE \
+             SET created = excluded.created, row = excluded.row",
+            &[
+                &v.org,
+                &scope(v.app.as_deref()),
+                &v.name,
+                &int(v.version),
+                &int(v.created),
+                &v.encode()?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_secret_version(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM macvault_secret_versions \
+             WHERE org = $1 AND app = $2 AND name = $3 AND version = $4",
+            &[&org, &scope(app), &name, &int(version)],
+        )?;
+        Ok(())
+    }
+
+    fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
+        let rows = self.query(
+            "INSERT INTO macvault_secret_counters (org, app, value) VALUES ($1, $2, 1) \
+             ON CONFLICT (org, app) DO UPDATE SET value = macvault_secret_counters.value + 1 \
+             RETURNING value",
+            &[&org, &scope(app)],
+        )?;
+        match rows.first() {
+            Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
+            None => Err(StoreError::Internal("no counter returned".into())),
+        }
+    }
+
+    fn set_secrets_counter(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        value: u64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO macvault_secret_counters (org, app, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (org, app) DO UPDATE SET value = excluded.value",
+            &[&org, &scope(app), &int(value)],
+        )?;
         Ok(())
     }
 

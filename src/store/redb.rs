@@ -22,8 +22,8 @@ use super::{
     StoreError, Tx, legacy,
 };
 use crate::model::{
-    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, TokenId, TokenKind,
-    TokenRecord,
+    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, SecretHead,
+    SecretKeys, SecretVersion, TokenId, TokenKind, TokenRecord,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -36,6 +36,21 @@ const LAST_USED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("last_used
 const REVOCATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("revocations");
 const AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("audit");
 const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
+/// Secrets: keys by org; heads, versions and counters by (org, app or "", name…).
+const SECRET_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("secret_keys");
+const SECRET_HEADS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("secret_heads");
+const SECRET_VERSIONS: TableDefinition<(&str, &str, &str, u64), &[u8]> =
+    TableDefinition::new("secret_versions");
+const SECRET_COUNTERS: TableDefinition<(&str, &str), u64> = TableDefinition::new("secret_counters");
+/// Sorts after every secret name (names are `[A-Za-z0-9_]`).
+const NAME_END: &str = "~";
+
+/// An org's own secrets are kept under the app "" (app names are never empty).
+fn scope(app: Option<&str>) -> &str {
+    app.unwrap_or("")
+}
+
 /// Version 1's deny-list (token id → revocation time), replaced by `revocations`.
 const REVOKED_V1: TableDefinition<&[u8], u64> = TableDefinition::new("revoked");
 
@@ -124,7 +139,9 @@ impl RedbStore {
                 upgrade_v1(&txn)?;
                 create_v2(&txn)?;
             }
-            (Some(v), _) if v == SCHEMA_VERSION => return Ok(()),
+            // Tables are created again (idempotent): a store of this version may predate
+            // some of them.
+            (Some(v), _) if v == SCHEMA_VERSION => create_v2(&txn)?,
             (Some(v), compat) if v > SCHEMA_VERSION => {
                 let compat = compat.unwrap_or(v);
                 if compat > SCHEMA_VERSION {
@@ -209,6 +226,10 @@ fn create_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(REVOCATIONS)?;
     txn.open_table(AUDIT)?;
     txn.open_table(FEED)?;
+    txn.open_table(SECRET_KEYS)?;
+    txn.open_table(SECRET_HEADS)?;
+    txn.open_table(SECRET_VERSIONS)?;
+    txn.open_table(SECRET_COUNTERS)?;
     Ok(())
 }
 
@@ -498,6 +519,87 @@ macro_rules! impl_read {
                 let v = meta.get("master_check")?;
                 Ok(v.map(|v| v.value().to_vec()))
             }
+
+            fn secret_keys(&mut self, org: &str) -> Result<Option<SecretKeys>, StoreError> {
+                let t = self.txn.open_table(SECRET_KEYS)?;
+                let v = t.get(org)?;
+                v.map(|v| SecretKeys::decode(v.value())).transpose()
+            }
+
+            fn secret_head(
+                &mut self,
+                org: &str,
+                app: Option<&str>,
+                name: &str,
+            ) -> Result<Option<SecretHead>, StoreError> {
+                let t = self.txn.open_table(SECRET_HEADS)?;
+                let v = t.get((org, scope(app), name))?;
+                v.map(|v| SecretHead::decode(v.value())).transpose()
+            }
+
+            fn secret_heads(
+                &mut self,
+                org: &str,
+                app: Option<&str>,
+            ) -> Result<Vec<SecretHead>, StoreError> {
+                let t = self.txn.open_table(SECRET_HEADS)?;
+                let s = scope(app);
+                let rows = t.range((org, s, "")..(org, s, NAME_END))?;
+                decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
+
+            fn secret_apps(&mut self, org: &str) -> Result<Vec<String>, StoreError> {
+                let t = self.txn.open_table(SECRET_COUNTERS)?;
+                let mut apps = Vec::new();
+                for row in t.range((org, "")..=(org, NAME_END))? {
+                    let (k, _) = row?;
+                    let app = k.value().1;
+                    if !app.is_empty() {
+                        apps.push(app.to_owned());
+                    }
+                }
+                Ok(apps)
+            }
+
+            fn count_secrets(&mut self, org: &str) -> Result<usize, StoreError> {
+                let t = self.txn.open_table(SECRET_HEADS)?;
+                let mut n = 0;
+                for row in t.range((org, "", "")..=(org, NAME_END, NAME_END))? {
+                    row?;
+                    n += 1;
+                }
+                Ok(n)
+            }
+
+            fn secret_version(
+                &mut self,
+                org: &str,
+                app: Option<&str>,
+                name: &str,
+                version: u64,
+            ) -> Result<Option<SecretVersion>, StoreError> {
+                let t = self.txn.open_table(SECRET_VERSIONS)?;
+                let v = t.get((org, scope(app), name, version))?;
+                v.map(|v| SecretVersion::decode(v.value())).transpose()
+            }
+
+            fn secret_versions(
+                &mut self,
+                org: &str,
+                app: Option<&str>,
+                name: &str,
+            ) -> Result<Vec<SecretVersion>, StoreError> {
+                let t = self.txn.open_table(SECRET_VERSIONS)?;
+                let s = scope(app);
+                let rows = t.range((org, s, name, 0)..=(org, s, name, u64::MAX))?;
+                decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
+
+            fn secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
+                let t = self.txn.open_table(SECRET_COUNTERS)?;
+                let v = t.get((org, scope(app)))?;
+                Ok(v.map_or(0, |v| v.value()))
+            }
         }
     };
 }
@@ -611,6 +713,76 @@ impl Tx for RedbTx<'_> {
             return Err(StoreError::Conflict("master key"));
         }
         self.txn.open_table(META)?.insert("master_check", check)?;
+        Ok(())
+    }
+
+    fn put_secret_keys(&mut self, keys: &SecretKeys) -> Result<(), StoreError> {
+        self.txn
+            .open_table(SECRET_KEYS)?
+            .insert(keys.org.as_str(), keys.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn put_secret_head(&mut self, head: &SecretHead) -> Result<(), StoreError> {
+        let key = (
+            head.org.as_str(),
+            scope(head.app.as_deref()),
+            head.name.as_str(),
+        );
+        self.txn
+            .open_table(SECRET_HEADS)?
+            .insert(key, head.encode()?.as_slice())?;
+        // Every scope has a counter row, so the apps with secrets can be listed.
+        let mut counters = self.txn.open_table(SECRET_COUNTERS)?;
+        let counter = (head.org.as_str(), scope(head.app.as_deref()));
+        if counters.get(counter)?.is_none() {
+            counters.insert(counter, 0)?;
+        }
+        Ok(())
+    }
+
+    fn put_secret_version(&mut self, v: &SecretVersion) -> Result<(), StoreError> {
+        let key = (
+            v.org.as_str(),
+            scope(v.app.as_deref()),
+            v.name.as_str(),
+            v.version,
+        );
+        self.txn
+            .open_table(SECRET_VERSIONS)?
+            .insert(key, v.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn delete_secret_version(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(SECRET_VERSIONS)?
+            .remove((org, scope(app), name, version))?;
+        Ok(())
+    }
+
+    fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
+        let mut t = self.txn.open_table(SECRET_COUNTERS)?;
+        let next = t.get((org, scope(app)))?.map_or(0, |v| v.value()) + 1;
+        t.insert((org, scope(app)), next)?;
+        Ok(next)
+    }
+
+    fn set_secrets_counter(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        value: u64,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(SECRET_COUNTERS)?
+            .insert((org, scope(app)), value)?;
         Ok(())
     }
 

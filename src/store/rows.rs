@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::codec;
 use super::{DenyEntry, StoreError};
 use crate::model::{
-    AuditEvent, Change, LastUsed, Org, Outcome, Revocation, RootKeyVersion, TokenId, TokenKind,
-    TokenRecord,
+    AuditEvent, Change, LastUsed, Org, Outcome, Revocation, RootKeyVersion, Sealed, SecretHead,
+    SecretKeys, SecretVersion, TokenId, TokenKind, TokenRecord,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -92,6 +92,50 @@ pub struct AuditRow {
     detail: String,
 }
 
+#[derive(Serialize, Deserialize)]
+pub struct SealedRow {
+    key_id: u32,
+    wrapped_key: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SecretVersionRow {
+    org: String,
+    app: Option<String>,
+    name: String,
+    version: u64,
+    created: u64,
+    created_by: Option<[u8; 16]>,
+    rollback_of: Option<u64>,
+    digest: [u8; 32],
+    sealed: Option<SealedRow>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SecretHeadRow {
+    org: String,
+    app: Option<String>,
+    name: String,
+    version: u64,
+    last_version: u64,
+    oldest: u64,
+    unset: bool,
+    expires: Option<u64>,
+    description: Option<String>,
+    updated: u64,
+    digest: [u8; 32],
+    size: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SecretKeysRow {
+    org: String,
+    current: u32,
+    keys: Vec<(u32, Vec<u8>, u64)>,
+    digest_key: Vec<u8>,
+}
+
 /// Append-only: new kinds at the end.
 #[derive(Serialize, Deserialize)]
 pub enum ChangeRow {
@@ -110,6 +154,13 @@ pub enum ChangeRow {
         token: [u8; 16],
         effective: u64,
         expires: u64,
+    },
+    SecretsChanged {
+        org: String,
+        app: Option<String>,
+    },
+    SecretKeysChanged {
+        org: String,
     },
 }
 
@@ -349,6 +400,11 @@ impl From<&Change> for ChangeRow {
                 effective: *effective,
                 expires: *expires,
             },
+            Change::SecretsChanged { org, app } => ChangeRow::SecretsChanged {
+                org: org.clone(),
+                app: app.clone(),
+            },
+            Change::SecretKeysChanged { org } => ChangeRow::SecretKeysChanged { org: org.clone() },
         }
     }
 }
@@ -368,7 +424,108 @@ impl From<ChangeRow> for Change {
                 effective,
                 expires,
             },
+            ChangeRow::SecretsChanged { org, app } => Change::SecretsChanged { org, app },
+            ChangeRow::SecretKeysChanged { org } => Change::SecretKeysChanged { org },
         }
+    }
+}
+
+impl Stored for SecretVersion {
+    type Row = SecretVersionRow;
+    const WHAT: &'static str = "secret version";
+    fn to_row(&self) -> SecretVersionRow {
+        SecretVersionRow {
+            org: self.org.clone(),
+            app: self.app.clone(),
+            name: self.name.clone(),
+            version: self.version,
+            created: self.created,
+            created_by: self.created_by.map(|t| t.0),
+            rollback_of: self.rollback_of,
+            digest: self.digest,
+            sealed: self.sealed.as_ref().map(|s| SealedRow {
+                key_id: s.key_id,
+                wrapped_key: s.wrapped_key.clone(),
+                ciphertext: s.ciphertext.clone(),
+            }),
+        }
+    }
+    fn from_row(r: SecretVersionRow) -> Result<Self, StoreError> {
+        let sealed = r.sealed.map(|s| Sealed {
+            key_id: s.key_id,
+            wrapped_key: s.wrapped_key,
+            ciphertext: s.ciphertext,
+        });
+        let mut v = SecretVersion::new(
+            &r.org,
+            r.app.as_deref(),
+            &r.name,
+            r.version,
+            r.created,
+            r.created_by.map(TokenId),
+            r.digest,
+            Sealed {
+                key_id: 0,
+                wrapped_key: Vec::new(),
+                ciphertext: Vec::new(),
+            },
+        );
+        v.sealed = sealed;
+        v.rollback_of = r.rollback_of;
+        Ok(v)
+    }
+}
+
+impl Stored for SecretHead {
+    type Row = SecretHeadRow;
+    const WHAT: &'static str = "secret";
+    fn to_row(&self) -> SecretHeadRow {
+        SecretHeadRow {
+            org: self.org.clone(),
+            app: self.app.clone(),
+            name: self.name.clone(),
+            version: self.version,
+            last_version: self.last_version,
+            oldest: self.oldest,
+            unset: self.unset,
+            expires: self.expires,
+            description: self.description.clone(),
+            updated: self.updated,
+            digest: self.digest,
+            size: self.size,
+        }
+    }
+    fn from_row(r: SecretHeadRow) -> Result<Self, StoreError> {
+        let mut h = SecretHead::new(&r.org, r.app.as_deref(), &r.name);
+        h.version = r.version;
+        h.last_version = r.last_version;
+        h.oldest = r.oldest;
+        h.unset = r.unset;
+        h.expires = r.expires;
+        h.description = r.description;
+        h.updated = r.updated;
+        h.digest = r.digest;
+        h.size = r.size;
+        Ok(h)
+    }
+}
+
+impl Stored for SecretKeys {
+    type Row = SecretKeysRow;
+    const WHAT: &'static str = "secrets keys";
+    fn to_row(&self) -> SecretKeysRow {
+        SecretKeysRow {
+            org: self.org.clone(),
+            current: self.current,
+            keys: self.keys.clone(),
+            digest_key: self.digest_key.clone(),
+        }
+    }
+    fn from_row(r: SecretKeysRow) -> Result<Self, StoreError> {
+        let mut k = SecretKeys::new(&r.org, Vec::new(), r.digest_key, 0);
+        k.current = r.current;
+        k.keys = r.keys;
+        Ok(k)
     }
 }
 
@@ -396,6 +553,8 @@ impl FeedRow {
             ChangeRow::KeyAdded { .. } => "key_added",
             ChangeRow::KeyRetired { .. } => "key_retired",
             ChangeRow::Revoked { .. } => "revoked",
+            ChangeRow::SecretsChanged { .. } => "secrets_changed",
+            ChangeRow::SecretKeysChanged { .. } => "secret_keys_changed",
         }
     }
 

@@ -367,7 +367,7 @@ mod tests {
             app: None,
             resource,
             action,
-            secret: None,
+            secret: macvault_caveats::SecretTarget::None,
             now: 0,
             source_ip: None,
         };

@@ -68,6 +68,7 @@ pub struct StartFailure {
 pub struct Server {
     child: Option<Child>,
     data_dir: PathBuf,
+    args: Vec<String>,
     url: String,
     operator: Option<String>,
     stdout: Arc<Mutex<String>>,
@@ -217,6 +218,7 @@ impl Server {
         Ok(Server {
             child: Some(child),
             data_dir: data_dir.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
             url,
             operator,
             stdout,
@@ -254,16 +256,46 @@ impl Server {
         }
     }
 
-    /// Stops this server and starts a new one on the same data directory.
+    /// Stops this server and starts a new one on the same data directory, with the
+    /// same arguments.
     pub fn restart(self) -> (Logs, Server) {
-        let dir = self.data_dir.clone();
+        let (dir, args) = (self.data_dir.clone(), self.args.clone());
         let logs = self.stop();
-        (logs, Server::start(&dir))
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        (logs, Server::start_with(&dir, &args))
+    }
+
+    /// SIGKILL (a crash: nothing is flushed or closed) and return what it wrote.
+    pub fn kill(mut self) -> Logs {
+        let mut child = self.child.take().expect("server is running");
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Some(reader) = self.stdout_reader.take() {
+            let _ = reader.join();
+        }
+        Logs {
+            stdout: self.stdout.lock().map(|s| s.clone()).unwrap_or_default(),
+            stderr: read_file_lossy(&self.stderr_path),
+        }
+    }
+
+    /// The arguments it was started with (after `--data-dir DIR`).
+    pub fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// Its data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// Runs the CLI against this server (`MACVAULT_URL` set, `MACVAULT_TOKEN` only if
     /// given in `env`); returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        run_bounded(self.cli_command(args, env), args)
+    }
+
+    fn cli_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .env("MACVAULT_URL", &self.url)
@@ -272,7 +304,17 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        run_bounded(cmd, args)
+        cmd
+    }
+
+    /// [`Server::cli`] with `stdin` piped in.
+    pub fn cli_stdin(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: &[u8],
+    ) -> (i32, String, String) {
+        run_bounded_with(self.cli_command(args, env), args, Some(stdin))
     }
 
     /// The CLI with `MACVAULT_TOKEN=token`, expecting success and JSON on stdout.
@@ -350,13 +392,30 @@ impl Drop for Server {
 }
 
 /// Runs `cmd` with piped output and no stdin, killing it after [`CLI_TIMEOUT`].
-fn run_bounded(mut cmd: Command, args: &[&str]) -> (i32, String, String) {
+fn run_bounded(cmd: Command, args: &[&str]) -> (i32, String, String) {
+    run_bounded_with(cmd, args, None)
+}
+
+/// [`run_bounded`] with `stdin` piped in.
+fn run_bounded_with(
+    mut cmd: Command,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> (i32, String, String) {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn macvault");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut pipe, input).expect("write stdin");
+    }
     let drain = |mut r: Box<dyn std::io::Read + Send>| {
         std::thread::spawn(move || {
             let mut buf = Vec::new();

@@ -3,7 +3,7 @@
 mod lifecycle;
 mod purity;
 mod rules;
-mod upgrade;
+pub(crate) mod upgrade;
 
 use std::sync::Arc;
 

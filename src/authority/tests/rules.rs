@@ -242,7 +242,7 @@ async fn untrusted_names_are_echoed_escaped_and_cut() {
         app: None,
         resource: Resource::Tokens,
         action: Action::Read,
-        secret: None,
+        secret: crate::caveats::SecretTarget::None,
         now: a.now(),
         source_ip: None,
     };

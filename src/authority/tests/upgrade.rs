@@ -9,7 +9,8 @@ use std::path::Path;
 use super::*;
 use crate::token::FailureClass;
 
-fn fixture() -> (tempfile::TempDir, serde_json::Value) {
+/// A copy of the v1 data directory, and its tokens by name.
+pub(crate) fn fixture() -> (tempfile::TempDir, serde_json::Value) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
     let dir = tempfile::tempdir().unwrap();
     for name in ["macvault.redb", "master.key", "operator.token"] {

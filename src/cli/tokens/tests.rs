@@ -171,6 +171,7 @@ fn main_error_messages() {
                     message: message.into(),
                 },
                 denial,
+                conflict: None,
             }),
         }
         .to_string()

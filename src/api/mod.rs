@@ -1,6 +1,8 @@
 //! The JSON bodies of the HTTP API (docs/API.md), shared by the server and the CLI
 //! client. Answers are built from the domain records (`model/`) by `From` impls here.
 
+mod secrets;
+
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +13,12 @@ use crate::authority::{
 use crate::caveats::{AccessSpec, Caveat, Denial, Timestamp, format_time};
 use crate::model::{AuditEvent, LastUsed, Org, RootKeyVersion, TokenRecord, TokenView};
 use crate::token::{TokenId, Verified};
+
+pub use secrets::{
+    DestroyRequest, DestroyResponse, HistoryBody, RollbackRequest, SecretBody, SecretList,
+    SecretsVersionBody, SetBody, UnsetBody, VersionBody, WriteSecretsRequest, WriteSecretsResponse,
+    WrittenBody,
+};
 
 /// `POST /v1/verify`. The token borrows from the request body where it can.
 #[derive(Serialize, Deserialize)]
@@ -66,6 +74,11 @@ pub struct VerifyResponse {
     /// Present when denied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial: Option<DenialBody>,
+    /// The token's `secret =` patterns, one list per caveat, when it has any: a
+    /// secret's name is allowed when every list has a pattern that matches it (`*` at
+    /// the end matches any rest). Absent: every name. A relying service filters with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Vec<Vec<String>>>,
 }
 
 /// Error bodies: `{"error": {...}}`.
@@ -76,6 +89,20 @@ pub struct ErrorBody {
     /// Present on 403.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denial: Option<DenialBody>,
+    /// Present on a 409 `version_conflict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<ConflictBody>,
+}
+
+/// A failed check-and-set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConflictBody {
+    /// The secret.
+    pub name: String,
+    /// Its version now (0: not set).
+    pub current_version: u64,
+    /// The version the request expected.
+    pub expected_version: u64,
 }
 
 /// A stable code and a human message.
@@ -448,6 +475,38 @@ pub struct VerifyAnswer<'a> {
     /// See [`VerifyResponse::denial`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub denial: Option<DenialBody>,
+    /// See [`VerifyResponse::secrets`].
+    #[serde(skip_serializing_if = "SecretPatternLists::is_empty")]
+    pub secrets: SecretPatternLists<'a>,
+}
+
+/// The `secret =` caveats among a token's, serialized as one list of patterns each.
+pub struct SecretPatternLists<'a>(pub &'a [Caveat<'a>]);
+
+impl SecretPatternLists<'_> {
+    fn lists(&self) -> impl Iterator<Item = &crate::caveats::SecretPatterns<'_>> {
+        self.0.iter().filter_map(|c| match c {
+            Caveat::Secrets(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// No `secret =` caveat: every name.
+    pub fn is_empty(&self) -> bool {
+        self.lists().next().is_none()
+    }
+}
+
+impl Serialize for SecretPatternLists<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct List<'p>(&'p crate::caveats::SecretPatterns<'p>);
+        impl Serialize for List<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter())
+            }
+        }
+        s.collect_seq(self.lists().map(List))
+    }
 }
 
 impl<'a> VerifyAnswer<'a> {
@@ -461,6 +520,7 @@ impl<'a> VerifyAnswer<'a> {
             expires: verified.expires().map(|t| DisplayStr(Timestamp(t))),
             caveats: DisplayList(verified.caveats()),
             denial: denial.map(DenialBody::from),
+            secrets: SecretPatternLists(verified.caveats()),
         }
     }
 }

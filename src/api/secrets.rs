@@ -1,0 +1,318 @@
+//! The bodies of `/v1/orgs/{org}[/apps/{app}]/secrets…`. Values travel only in write
+//! requests (as JSON strings); no answer here carries one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::caveats::format_time;
+use crate::model::SecretHead;
+use crate::secrets::{
+    Destroyed, HistoryEntry, Listed, Listing, SecretsVersions, SetSecret, UnsetSecret, Write,
+    Written,
+};
+
+/// One secret to set.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetBody {
+    /// The name.
+    pub name: String,
+    /// The value (UTF-8; at most 64 KiB, no NUL).
+    pub value: String,
+    /// For people; absent keeps the one it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// It stops resolving this many seconds from now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_secs: Option<u64>,
+    /// Check-and-set: the version it must be at now (0: must not be set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_version: Option<u64>,
+}
+
+impl fmt::Debug for SetBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetBody")
+            .field("name", &self.name)
+            .field("value", &super::REDACTED)
+            .field("if_version", &self.if_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One secret to unset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnsetBody {
+    /// The name.
+    pub name: String,
+    /// Check-and-set: the version it must be at now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_version: Option<u64>,
+}
+
+/// `POST …/secrets`: one atomic write.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteSecretsRequest {
+    /// Secrets to set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<SetBody>,
+    /// Secrets to unset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unset: Vec<UnsetBody>,
+}
+
+impl From<WriteSecretsRequest> for Write {
+    fn from(req: WriteSecretsRequest) -> Self {
+        Write {
+            set: req
+                .set
+                .into_iter()
+                .map(|s| SetSecret {
+                    name: s.name,
+                    value: Zeroizing::new(s.value.into_bytes()),
+                    description: s.description,
+                    expires_secs: s.expires_secs,
+                    if_version: s.if_version,
+                })
+                .collect(),
+            unset: req
+                .unset
+                .into_iter()
+                .map(|u| UnsetSecret {
+                    name: u.name,
+                    if_version: u.if_version,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Secrets versions: an app's is the org's counter plus its own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SecretsVersionBody {
+    /// The org's counter (the version of every app without secrets of its own).
+    pub org: u64,
+    /// Each affected app with secrets of its own: its secrets version.
+    pub apps: BTreeMap<String, u64>,
+}
+
+impl From<&SecretsVersions> for SecretsVersionBody {
+    fn from(v: &SecretsVersions) -> Self {
+        SecretsVersionBody {
+            org: v.org,
+            apps: v.apps.iter().cloned().collect(),
+        }
+    }
+}
+
+/// What a write did to one secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WrittenBody {
+    /// The name.
+    pub name: String,
+    /// Its version now.
+    pub version: u64,
+    /// It was unset.
+    #[serde(default)]
+    pub unset: bool,
+}
+
+/// 200 answer of a write or a rollback.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WriteSecretsResponse {
+    /// Each secret, in the order asked.
+    pub secrets: Vec<WrittenBody>,
+    /// The secrets versions it moved.
+    pub secrets_version: SecretsVersionBody,
+}
+
+impl From<&Written> for WriteSecretsResponse {
+    fn from(w: &Written) -> Self {
+        WriteSecretsResponse {
+            secrets: w
+                .secrets
+                .iter()
+                .map(|s| WrittenBody {
+                    name: s.name.clone(),
+                    version: s.version,
+                    unset: s.unset,
+                })
+                .collect(),
+            secrets_version: (&w.versions).into(),
+        }
+    }
+}
+
+/// One secret's metadata (never its value).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretBody {
+    /// The name.
+    pub name: String,
+    /// The app it belongs to; absent: the org's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// The current version (for an unset secret, the last one set).
+    pub version: u64,
+    /// Unset: nothing resolves, the history remains.
+    #[serde(default)]
+    pub unset: bool,
+    /// The keyed digest of the current value (64 hex digits): equal digests, equal
+    /// values of the same name and scope.
+    pub digest: String,
+    /// When it last changed.
+    pub updated: String,
+    /// When it stops resolving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// Past its expiry.
+    #[serde(default)]
+    pub expired: bool,
+    /// For people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl SecretBody {
+    /// The body of `head`, expired or not at `now`.
+    pub fn new(head: &SecretHead, now: u64) -> Self {
+        SecretBody {
+            name: head.name.clone(),
+            app: head.app.clone(),
+            version: head.version,
+            unset: head.unset,
+            digest: hex(&head.digest),
+            updated: format_time(head.updated),
+            expires: head.expires.map(format_time),
+            expired: head.expires.is_some_and(|e| e <= now),
+            description: head.description.clone(),
+        }
+    }
+}
+
+impl From<&Listed> for SecretBody {
+    fn from(l: &Listed) -> Self {
+        let mut body = SecretBody::new(&l.head, 0);
+        body.expired = l.expired;
+        body
+    }
+}
+
+/// 200 answer of `GET …/secrets`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretList {
+    /// The secrets the token may see, by name.
+    pub secrets: Vec<SecretBody>,
+    /// The scope's secrets version.
+    pub secrets_version: u64,
+}
+
+impl From<&Listing> for SecretList {
+    fn from(l: &Listing) -> Self {
+        SecretList {
+            secrets: l.secrets.iter().map(Into::into).collect(),
+            secrets_version: l.version,
+        }
+    }
+}
+
+/// One version in a history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VersionBody {
+    /// The version.
+    pub version: u64,
+    /// When it was written.
+    pub created: String,
+    /// The id of the token that wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    /// That token's name, while the ledger keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by_name: Option<String>,
+    /// The version whose value it wrote again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<u64>,
+    /// Its value was destroyed.
+    #[serde(default)]
+    pub destroyed: bool,
+    /// It is the current value.
+    #[serde(default)]
+    pub current: bool,
+    /// The keyed digest of its value (absent once destroyed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl From<&HistoryEntry> for VersionBody {
+    fn from(h: &HistoryEntry) -> Self {
+        VersionBody {
+            version: h.version,
+            created: format_time(h.created),
+            created_by: h.created_by.map(|t| t.to_string()),
+            created_by_name: h.created_by_name.clone(),
+            rollback_of: h.rollback_of,
+            destroyed: h.destroyed,
+            current: h.current,
+            digest: (!h.destroyed).then(|| hex(&h.digest)),
+        }
+    }
+}
+
+/// 200 answer of `GET …/secrets/{name}/history`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryBody {
+    /// The secret now.
+    pub secret: SecretBody,
+    /// Every version kept, oldest first.
+    pub versions: Vec<VersionBody>,
+}
+
+/// `POST …/secrets/{name}/rollback`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The version whose value becomes current again (as a new version).
+    pub version: u64,
+}
+
+/// `POST …/secrets/{name}/destroy`: exactly one of the two.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestroyRequest {
+    /// Purge this version's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Purge every version's value.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+/// 200 answer of a destroy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DestroyResponse {
+    /// The versions whose values were purged now.
+    pub destroyed: Vec<u64>,
+    /// The current value was among them: the secret is unset.
+    pub unset: bool,
+    /// The secrets versions it moved, if it unset the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_version: Option<SecretsVersionBody>,
+}
+
+impl From<&Destroyed> for DestroyResponse {
+    fn from(d: &Destroyed) -> Self {
+        DestroyResponse {
+            destroyed: d.versions.clone(),
+            unset: d.unset,
+            secrets_version: d.versions_after.as_ref().map(Into::into),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,458 @@
+//! `macvault secrets …`: an org's or an app's secrets, never printing a value.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use zeroize::Zeroizing;
+
+use super::exit::usage;
+use super::input::{parse_duration, read_stdin};
+use super::keys::short_id;
+use super::output::{self, Fit, Table, clean, or_dash, relative_text};
+use super::{ClientArgs, Ctx};
+use crate::api::{
+    DestroyRequest, DestroyResponse, HistoryBody, RollbackRequest, SecretBody, SecretList,
+    SecretsVersionBody, SetBody, UnsetBody, WriteSecretsRequest, WriteSecretsResponse,
+};
+
+#[derive(Args)]
+pub struct SecretsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: SecretsCommand,
+}
+
+/// Where the secrets are: `--org` (default: the token's) and `--app` (default: the
+/// org's own, which every app sees unless it has its own of the same name).
+#[derive(Args, Clone)]
+pub struct ScopeArgs {
+    /// The org (default: the token's).
+    #[arg(long)]
+    org: Option<String>,
+    /// The app (default: the org's own secrets, shared by its apps).
+    #[arg(long)]
+    app: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Set secrets, all in one atomic write: NAME=VALUE, or NAME=- to read the value
+    /// from stdin (one trailing newline dropped). Values on the command line land in
+    /// shell history: prefer NAME=-.
+    Set {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// NAME=VALUE or NAME=- (names like environment variables: [A-Za-z_][A-Za-z0-9_]*).
+        #[arg(value_name = "NAME=VALUE", required = true)]
+        pairs: Vec<String>,
+        /// A description, for people (every name set).
+        #[arg(long)]
+        description: Option<String>,
+        /// Stop resolving after this long (`30d`, `12h`): an expired secret is not
+        /// revealed and does not fall back to the org's of the same name.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<Duration>,
+        /// Check-and-set: refuse unless the secret is at this version now (0: not set).
+        /// For one name only.
+        #[arg(long, value_name = "N")]
+        if_version: Option<u64>,
+    },
+    /// Show a secret's metadata (never its value).
+    Get {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// The secret.
+        name: String,
+    },
+    /// Unset secrets (their history remains; setting one again continues its version
+    /// numbers). Unsetting an app's own lets the org's of the same name show through.
+    Unset {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// The secrets.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Check-and-set: refuse unless the secret is at this version now. For one name.
+        #[arg(long, value_name = "N")]
+        if_version: Option<u64>,
+    },
+    /// List secrets: name, scope, version, digest, dates, description — never values.
+    List {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// With --app: what the app sees, its own over the org's (SCOPE says which).
+        #[arg(long, requires = "app")]
+        resolved: bool,
+    },
+    /// Show every version kept of a secret: who set it, when, rollbacks, destroyed ones.
+    History {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// The secret.
+        name: String,
+    },
+    /// Make an earlier version's value current again (written as a new version).
+    Rollback {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// The secret.
+        name: String,
+        /// The version whose value comes back.
+        #[arg(value_name = "VERSION")]
+        to_version: u64,
+    },
+    /// Purge stored values for good (a value pasted by mistake); audited. Destroying
+    /// the current value unsets the secret.
+    // `--version N` names the version here, so the program's own --version is off.
+    #[command(disable_version_flag = true)]
+    Destroy {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// The secret.
+        name: String,
+        /// The version whose value is purged.
+        #[arg(
+            long = "version",
+            value_name = "N",
+            conflicts_with = "all",
+            required_unless_present = "all"
+        )]
+        purge_version: Option<u64>,
+        /// Purge every version's value.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Largest value read from stdin (the server refuses more than 64 KiB anyway).
+const STDIN_CAP: u64 = crate::secrets::limits::MAX_VALUE as u64;
+
+impl ScopeArgs {
+    /// The path to the scope's secrets, then `rest`.
+    fn path(&self, ctx: &Ctx, rest: &[&str]) -> anyhow::Result<Vec<String>> {
+        let org = ctx.org(self.org.clone())?;
+        let mut path = vec!["v1".to_owned(), "orgs".to_owned(), org];
+        if let Some(app) = &self.app {
+            path.extend(["apps".to_owned(), app.clone()]);
+        }
+        path.push("secrets".to_owned());
+        path.extend(rest.iter().map(|s| (*s).to_owned()));
+        Ok(path)
+    }
+
+    fn shown(&self) -> String {
+        match &self.app {
+            Some(app) => format!("app {}", clean(app)),
+            None => "the org".to_owned(),
+        }
+    }
+}
+
+fn segments(path: &[String]) -> Vec<&str> {
+    path.iter().map(String::as_str).collect()
+}
+
+/// `NAME=VALUE` or `NAME=-` (stdin, once).
+fn parse_pair(pair: &str) -> anyhow::Result<(String, Zeroizing<String>)> {
+    let (name, value) = pair.split_once('=').ok_or_else(|| {
+        usage(format!(
+            "\"{}\" is not NAME=VALUE (or NAME=- to read the value from stdin)",
+            clean(pair.get(..pair.len().min(40)).unwrap_or(""))
+        ))
+    })?;
+    if value != "-" {
+        return Ok((name.to_owned(), Zeroizing::new(value.to_owned())));
+    }
+    let mut text = read_stdin("a secret's value", STDIN_CAP + 2)?;
+    for end in ["\r\n", "\n"] {
+        if text.ends_with(end) {
+            let keep = text.len() - end.len();
+            text.truncate(keep);
+            break;
+        }
+    }
+    Ok((name.to_owned(), text))
+}
+
+/// `--if-version`, given with exactly one name.
+fn one_name(names: &[String], if_version: Option<u64>) -> anyhow::Result<Option<u64>> {
+    if if_version.is_some() && names.len() != 1 {
+        return Err(usage(
+            "--if-version is for one name; the API takes a version per name",
+        ));
+    }
+    Ok(if_version)
+}
+
+pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
+    let client = ctx.client()?;
+    match cmd {
+        SecretsCommand::Set {
+            scope,
+            pairs,
+            description,
+            expires,
+            if_version,
+        } => {
+            let if_version = one_name(&pairs, if_version)?;
+            let mut req = WriteSecretsRequest::default();
+            for pair in &pairs {
+                let (name, value) = parse_pair(pair)?;
+                req.set.push(SetBody {
+                    name,
+                    value: value.to_string(),
+                    description: description.clone(),
+                    expires_secs: expires.map(|d| d.as_secs()),
+                    if_version,
+                });
+            }
+            let path = scope.path(ctx, &[])?;
+            let done: Result<WriteSecretsResponse, _> = client
+                .call(Method::POST, &segments(&path), Some(&req))
+                .await;
+            for s in &mut req.set {
+                zeroize::Zeroize::zeroize(&mut s.value);
+            }
+            written(ctx, &scope, &done?)?;
+        }
+        SecretsCommand::Unset {
+            scope,
+            names,
+            if_version,
+        } => {
+            let if_version = one_name(&names, if_version)?;
+            let req = WriteSecretsRequest {
+                set: Vec::new(),
+                unset: names
+                    .iter()
+                    .map(|name| UnsetBody {
+                        name: name.clone(),
+                        if_version,
+                    })
+                    .collect(),
+            };
+            let path = scope.path(ctx, &[])?;
+            let done: WriteSecretsResponse = client
+                .call(Method::POST, &segments(&path), Some(&req))
+                .await?;
+            written(ctx, &scope, &done)?;
+        }
+        SecretsCommand::Get { scope, name } => {
+            let path = scope.path(ctx, &[&name])?;
+            let secret: SecretBody = client.get(&segments(&path)).await?;
+            if ctx.json() {
+                output::json(&secret)?;
+            } else {
+                secret_fields(&secret)?;
+            }
+        }
+        SecretsCommand::List { scope, resolved } => {
+            let path = scope.path(ctx, &[])?;
+            let query = [("resolved", resolved.to_string())];
+            let list: SecretList = client.get_query(&segments(&path), &query).await?;
+            if ctx.json() {
+                output::json(&list)?;
+            } else if list.secrets.is_empty() {
+                output::line(format_args!("no secrets in {}", scope.shown()))?;
+            } else {
+                secret_table(&list.secrets)?;
+            }
+        }
+        SecretsCommand::History { scope, name } => {
+            let path = scope.path(ctx, &[&name, "history"])?;
+            let history: HistoryBody = client.get(&segments(&path)).await?;
+            if ctx.json() {
+                output::json(&history)?;
+            } else {
+                history_table(&history)?;
+            }
+        }
+        SecretsCommand::Rollback {
+            scope,
+            name,
+            to_version,
+        } => {
+            let path = scope.path(ctx, &[&name, "rollback"])?;
+            let body = RollbackRequest {
+                version: to_version,
+            };
+            let done: WriteSecretsResponse = client
+                .call(Method::POST, &segments(&path), Some(&body))
+                .await?;
+            written(ctx, &scope, &done)?;
+        }
+        SecretsCommand::Destroy {
+            scope,
+            name,
+            purge_version,
+            all,
+        } => {
+            let path = scope.path(ctx, &[&name, "destroy"])?;
+            let body = DestroyRequest {
+                version: purge_version,
+                all,
+            };
+            let done: DestroyResponse = client
+                .call(Method::POST, &segments(&path), Some(&body))
+                .await?;
+            if ctx.json() {
+                output::json(&done)?;
+            } else if done.destroyed.is_empty() {
+                output::line(format_args!(
+                    "nothing to destroy: {} holds no stored value there",
+                    clean(&name)
+                ))?;
+            } else {
+                let shown: Vec<String> = done.destroyed.iter().map(|v| format!("v{v}")).collect();
+                let unset = if done.unset { "; it is unset now" } else { "" };
+                output::line(format_args!(
+                    "destroyed the values of {} {}{unset}",
+                    clean(&name),
+                    shown.join(", ")
+                ))?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn written(ctx: &Ctx, scope: &ScopeArgs, done: &WriteSecretsResponse) -> anyhow::Result<()> {
+    if ctx.json() {
+        return output::json(done);
+    }
+    let each: Vec<String> = done
+        .secrets
+        .iter()
+        .map(|s| {
+            let verb = if s.unset { "unset" } else { "set" };
+            format!("{verb} {} (v{})", clean(&s.name), s.version)
+        })
+        .collect();
+    output::line(format_args!(
+        "{} in {}; {}",
+        each.join(", "),
+        scope.shown(),
+        versions_line(&done.secrets_version)
+    ))?;
+    Ok(())
+}
+
+/// `secrets version 7 (app web)` / `secrets version 4 for every app (org counter)`.
+fn versions_line(v: &SecretsVersionBody) -> String {
+    if v.apps.is_empty() {
+        return format!("secrets version {} for every app", v.org);
+    }
+    let apps: Vec<String> = v
+        .apps
+        .iter()
+        .map(|(app, n)| format!("{} {n}", clean(app)))
+        .collect();
+    format!("secrets versions: {} (others {})", apps.join(", "), v.org)
+}
+
+fn scope_cell(s: &SecretBody) -> String {
+    match &s.app {
+        Some(app) => format!("app {}", clean(app)),
+        None => "org".to_owned(),
+    }
+}
+
+fn expires_cell(s: &SecretBody, now: u64) -> String {
+    match (&s.expires, s.expired) {
+        (Some(_), true) => "EXPIRED".to_owned(),
+        (Some(t), false) => relative_text(t, now),
+        (None, _) => "-".to_owned(),
+    }
+}
+
+fn secret_table(secrets: &[SecretBody]) -> std::io::Result<()> {
+    let now = crate::authority::system_now();
+    let mut t = Table::new(&[
+        ("NAME", Fit::Cut),
+        ("SCOPE", Fit::Cut),
+        ("VERSION", Fit::Keep),
+        ("DIGEST", Fit::Keep),
+        ("UPDATED", Fit::Keep),
+        ("EXPIRES", Fit::Keep),
+        ("DESCRIPTION", Fit::Cut),
+    ]);
+    for s in secrets {
+        t.row([
+            clean(&s.name).into_owned(),
+            scope_cell(s),
+            s.version.to_string(),
+            short_id(&s.digest).to_owned(),
+            relative_text(&s.updated, now),
+            expires_cell(s, now),
+            or_dash(s.description.as_deref()).into_owned(),
+        ]);
+    }
+    t.print()
+}
+
+fn secret_fields(s: &SecretBody) -> std::io::Result<()> {
+    let now = crate::authority::system_now();
+    let state = if s.unset {
+        "unset (its history remains)"
+    } else if s.expired {
+        "EXPIRED: not revealed"
+    } else {
+        "set"
+    };
+    output::fields(&[
+        ("name", clean(&s.name)),
+        ("scope", scope_cell(s).into()),
+        ("state", state.into()),
+        ("version", s.version.to_string().into()),
+        ("digest", s.digest.as_str().into()),
+        (
+            "updated",
+            format!("{} ({})", s.updated, relative_text(&s.updated, now)).into(),
+        ),
+        ("expires", expires_cell(s, now).into()),
+        ("description", or_dash(s.description.as_deref())),
+    ])
+}
+
+fn history_table(h: &HistoryBody) -> std::io::Result<()> {
+    let now = crate::authority::system_now();
+    let mut t = Table::new(&[
+        ("VERSION", Fit::Keep),
+        ("WHEN", Fit::Keep),
+        ("BY", Fit::Cut),
+        ("DIGEST", Fit::Keep),
+        ("NOTE", Fit::Cut),
+    ]);
+    for v in &h.versions {
+        let by = match (&v.created_by_name, &v.created_by) {
+            (Some(name), Some(id)) => format!("{} ({})", clean(name), short_id(id)),
+            (None, Some(id)) => short_id(id).to_owned(),
+            _ => "-".to_owned(),
+        };
+        let mut notes = Vec::new();
+        if v.current {
+            notes.push("current".to_owned());
+        }
+        if let Some(of) = v.rollback_of {
+            notes.push(format!("rollback to v{of}"));
+        }
+        if v.destroyed {
+            notes.push("destroyed".to_owned());
+        }
+        t.row([
+            v.version.to_string(),
+            relative_text(&v.created, now),
+            by,
+            v.digest.as_deref().map_or("-", short_id).to_owned(),
+            notes.join(", "),
+        ]);
+    }
+    t.print()?;
+    if h.secret.unset {
+        output::line("the secret is unset: no version is current")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! `/v1/orgs/{org}/secrets…` and `/v1/orgs/{org}/apps/{app}/secrets…`: one handler per
+//! operation serves both scopes (the app is absent from the path of the org's own).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+
+use super::body::optional_json;
+use super::{ApiError, AppState, Caller};
+use crate::api::{
+    DestroyRequest, DestroyResponse, HistoryBody, RollbackRequest, SecretBody, SecretList,
+    WriteSecretsRequest, WriteSecretsResponse,
+};
+use crate::secrets::{DestroyTarget, Scope};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Largest body of a secrets write (values are up to 64 KiB, an app's up to 1 MiB).
+pub const MAX_WRITE_BODY: usize = 2 * 1024 * 1024;
+
+/// The scope in the path.
+#[derive(Deserialize)]
+pub(super) struct ScopePath {
+    org: String,
+    #[serde(default)]
+    app: Option<String>,
+}
+
+impl ScopePath {
+    fn scope(&self) -> Scope<'_> {
+        scope(&self.org, &self.app)
+    }
+}
+
+fn scope<'a>(org: &'a str, app: &'a Option<String>) -> Scope<'a> {
+    Scope {
+        org,
+        app: app.as_deref(),
+    }
+}
+
+/// The scope and secret in the path.
+#[derive(Deserialize)]
+pub(super) struct SecretPath {
+    org: String,
+    #[serde(default)]
+    app: Option<String>,
+    name: String,
+}
+
+impl SecretPath {
+    fn scope(&self) -> Scope<'_> {
+        scope(&self.org, &self.app)
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// For an app: what it sees (its own over the org's).
+    #[serde(default)]
+    resolved: bool,
+}
+
+pub(super) async fn write(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<ScopePath>,
+    json: Result<Json<WriteSecretsRequest>, JsonRejection>,
+) -> ApiResult<Json<WriteSecretsResponse>> {
+    let req = json?.0;
+    let done = state.secrets.write(&who, path.scope(), req.into()).await?;
+    Ok(Json((&done).into()))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<ScopePath>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<SecretList>> {
+    let resolved = query?.0.resolved;
+    let listing = state.secrets.list(&who, path.scope(), resolved).await?;
+    Ok(Json((&listing).into()))
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<SecretPath>,
+) -> ApiResult<Json<SecretBody>> {
+    let head = state.secrets.get(&who, path.scope(), &path.name).await?;
+    Ok(Json(SecretBody::new(&head, state.authority.now())))
+}
+
+pub(super) async fn history(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<SecretPath>,
+) -> ApiResult<Json<HistoryBody>> {
+    let (head, versions) = state
+        .secrets
+        .history(&who, path.scope(), &path.name)
+        .await?;
+    Ok(Json(HistoryBody {
+        secret: SecretBody::new(&head, state.authority.now()),
+        versions: versions.iter().map(Into::into).collect(),
+    }))
+}
+
+pub(super) async fn rollback(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<SecretPath>,
+    json: Result<Json<RollbackRequest>, JsonRejection>,
+) -> ApiResult<Json<WriteSecretsResponse>> {
+    let req = json?.0;
+    let done = state
+        .secrets
+        .rollback(&who, path.scope(), &path.name, req.version)
+        .await?;
+    Ok(Json((&done).into()))
+}
+
+pub(super) async fn destroy(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<SecretPath>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<DestroyResponse>> {
+    let req: DestroyRequest = optional_json(body)?;
+    let target = match (req.version, req.all) {
+        (Some(v), false) => DestroyTarget::Version(v),
+        (None, true) => DestroyTarget::All,
+        _ => {
+            return Err(ApiError::bad_request(
+                "say which values to destroy: {\"version\": N} or {\"all\": true}",
+            ));
+        }
+    };
+    let done = state
+        .secrets
+        .destroy(&who, path.scope(), &path.name, target)
+        .await?;
+    Ok(Json((&done).into()))
+}

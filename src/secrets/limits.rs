@@ -1,0 +1,85 @@
+//! What a secret may be: names are environment-variable names, values fit an
+//! environment, and an org's and an app's totals are bounded.
+
+use super::SecretError;
+use crate::caveats::Excerpt;
+
+/// Longest name, in bytes (what a `secret =` pattern can name).
+pub const MAX_NAME: usize = 128;
+/// Largest value, in bytes.
+pub const MAX_VALUE: usize = 64 * 1024;
+/// Largest total of an app's resolved secrets (names and values), in bytes: what an
+/// environment can hold.
+pub const MAX_APP_TOTAL: u64 = 1024 * 1024;
+/// Most secrets an org keeps, in every scope, set or unset.
+pub const MAX_ORG_SECRETS: usize = 10_000;
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION: usize = 256;
+/// Versions kept per secret unless `serve --max-versions` says otherwise.
+pub const DEFAULT_MAX_VERSIONS: u64 = 100;
+/// Most secrets one write changes.
+pub const MAX_PER_WRITE: usize = 1000;
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, at most [`MAX_NAME`] bytes.
+pub fn check_name(name: &str) -> Result<(), SecretError> {
+    let b = name.as_bytes();
+    let ok = (1..=MAX_NAME).contains(&b.len())
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(SecretError::InvalidName(Excerpt(b).to_string()))
+    }
+}
+
+/// At most [`MAX_VALUE`] bytes and no NUL (an environment cannot hold one).
+pub fn check_value(name: &str, value: &[u8]) -> Result<(), SecretError> {
+    if value.len() > MAX_VALUE {
+        return Err(SecretError::ValueTooLarge {
+            name: name.to_owned(),
+            size: value.len(),
+        });
+    }
+    if value.contains(&0) {
+        return Err(SecretError::ValueHasNul(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// At most [`MAX_DESCRIPTION`] printable characters.
+pub fn check_description(d: &str) -> Result<(), SecretError> {
+    let bad = |c: char| c.is_control() || crate::caveats::is_invisible(c);
+    if d.chars().count() > MAX_DESCRIPTION || d.chars().any(bad) {
+        return Err(SecretError::BadDescription);
+    }
+    Ok(())
+}
+
+/// What a secret counts toward an environment's size: `NAME=value` and its end.
+pub fn env_size(name: &str, value_len: u32) -> u64 {
+    name.len() as u64 + 2 + u64::from(value_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_environment_variable_names() {
+        for ok in ["A", "_", "DB_URL", "a1", &"X".repeat(128)] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1A", "A-B", "A.B", "A B", "É", &"X".repeat(129)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_fit_an_environment() {
+        assert!(check_value("A", b"plain").is_ok());
+        assert!(check_value("A", &vec![b'x'; MAX_VALUE]).is_ok());
+        assert!(check_value("A", &vec![b'x'; MAX_VALUE + 1]).is_err());
+        assert!(check_value("A", b"a\0b").is_err());
+    }
+}

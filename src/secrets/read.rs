@@ -1,0 +1,173 @@
+//! Reads: listings (filtered name by name against the token's caveats), one secret's
+//! metadata, and its history. None of them opens a value.
+
+use super::limits;
+use super::resolve::resolve;
+use super::{Scope, SecretError, Secrets, SecretsVersions, require_org, token_name, versions};
+use crate::authority::Principal;
+use crate::caveats::Action;
+use crate::model::{SecretHead, TokenId};
+
+/// One secret in a listing.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The secret (`app` says which scope it comes from).
+    pub head: SecretHead,
+    /// Past its expiry: not revealed (and, for an app's own, the org's does not show
+    /// through).
+    pub expired: bool,
+}
+
+/// A listing.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// The secrets the token may see, by name.
+    pub secrets: Vec<Listed>,
+    /// The scope's secrets version (for an app: the org's counter plus its own).
+    pub version: u64,
+}
+
+/// One version of a secret, as its history shows it.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// The version.
+    pub version: u64,
+    /// When it was written.
+    pub created: u64,
+    /// The token that wrote it.
+    pub created_by: Option<TokenId>,
+    /// That token's name, while the ledger keeps it.
+    pub created_by_name: Option<String>,
+    /// The version it rolled back to.
+    pub rollback_of: Option<u64>,
+    /// Its value was destroyed.
+    pub destroyed: bool,
+    /// It is the current value.
+    pub current: bool,
+    /// The keyed digest of its value (zero once destroyed).
+    pub digest: [u8; 32],
+}
+
+impl Secrets {
+    /// The secrets of `scope` the token may read, by name, never with values; for an
+    /// app with `resolved`, what the app sees: its own over the org's. Needs `read` on
+    /// a listing; each name is then kept only if the token may read that secret.
+    pub async fn list(
+        &self,
+        who: &Principal,
+        scope: Scope<'_>,
+        resolved: bool,
+    ) -> Result<Listing, SecretError> {
+        crate::authority::check_scope(scope.org, scope.app).map_err(SecretError::InvalidScope)?;
+        let access = self.access(who, scope, Action::Read);
+        self.authority
+            .require_about(who, &access.listing(), || {
+                format!("list secrets of {scope}")
+            })
+            .map_err(SecretError::Denied)?;
+        let (org, app) = (scope.org.to_owned(), scope.app.map(str::to_owned));
+        let (org_heads, app_heads, v) = self
+            .authority
+            .store()
+            .read(move |r| {
+                require_org(r, &org)?;
+                let apps = app.iter().cloned().collect();
+                let v = versions(r, &org, apps)?;
+                let org_heads = match (&app, resolved) {
+                    (Some(_), false) => Vec::new(),
+                    _ => r.secret_heads(&org, None)?,
+                };
+                let app_heads = match &app {
+                    Some(app) => r.secret_heads(&org, Some(app))?,
+                    None => Vec::new(),
+                };
+                Ok::<_, SecretError>((org_heads, app_heads, v))
+            })
+            .await?;
+        let now = self.authority.now();
+        let secrets = resolve(&org_heads, &app_heads, now)
+            .into_iter()
+            .filter(|r| self.authority.allows(who, &access.secret(&r.head.name)))
+            .map(|r| Listed {
+                head: r.head.clone(),
+                expired: r.expired,
+            })
+            .collect();
+        Ok(Listing {
+            secrets,
+            version: scope_version(&v),
+        })
+    }
+
+    /// One secret of `scope` (exactly that scope; set or unset), without its value.
+    /// Needs `read` on the name.
+    pub async fn get(
+        &self,
+        who: &Principal,
+        scope: Scope<'_>,
+        name: &str,
+    ) -> Result<SecretHead, SecretError> {
+        crate::authority::check_scope(scope.org, scope.app).map_err(SecretError::InvalidScope)?;
+        limits::check_name(name)?;
+        self.require_each(who, scope, Action::Read, &[name], "read")?;
+        let (org, app, name) = (
+            scope.org.to_owned(),
+            scope.app.map(str::to_owned),
+            name.to_owned(),
+        );
+        self.authority
+            .store()
+            .read(move |r| {
+                require_org(r, &org)?;
+                r.secret_head(&org, app.as_deref(), &name)?
+                    .ok_or(SecretError::NotFound(name))
+            })
+            .await
+    }
+
+    /// Every version kept of a secret, oldest first, with the name of the token that
+    /// wrote each. Needs `read` on the name.
+    pub async fn history(
+        &self,
+        who: &Principal,
+        scope: Scope<'_>,
+        name: &str,
+    ) -> Result<(SecretHead, Vec<HistoryEntry>), SecretError> {
+        crate::authority::check_scope(scope.org, scope.app).map_err(SecretError::InvalidScope)?;
+        limits::check_name(name)?;
+        self.require_each(who, scope, Action::Read, &[name], "read the history of")?;
+        let (org, app, name) = (
+            scope.org.to_owned(),
+            scope.app.map(str::to_owned),
+            name.to_owned(),
+        );
+        self.authority
+            .store()
+            .read(move |r| {
+                require_org(r, &org)?;
+                let head = r
+                    .secret_head(&org, app.as_deref(), &name)?
+                    .ok_or_else(|| SecretError::NotFound(name.clone()))?;
+                let mut entries = Vec::new();
+                for v in r.secret_versions(&org, app.as_deref(), &name)? {
+                    entries.push(HistoryEntry {
+                        version: v.version,
+                        created: v.created,
+                        created_by: v.created_by,
+                        created_by_name: token_name(r, v.created_by)?,
+                        rollback_of: v.rollback_of,
+                        destroyed: v.sealed.is_none(),
+                        current: !head.unset && v.version == head.version,
+                        digest: v.digest,
+                    });
+                }
+                Ok((head, entries))
+            })
+            .await
+    }
+}
+
+/// The version of the scope a listing is of: the app's if it names one, else the org's.
+fn scope_version(v: &SecretsVersions) -> u64 {
+    v.apps.first().map_or(v.org, |(_, n)| *n)
+}

@@ -1,0 +1,521 @@
+//! Writes: set and unset (several names in one atomic write, each with an optional
+//! check-and-set), rollback and destroy. Each runs in one transaction that also bumps
+//! the scope's change counter, publishes the change and appends its audit event; the
+//! bodies are pure, so a backend may run them again.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use super::limits::{self, MAX_APP_TOTAL, MAX_ORG_SECRETS, MAX_PER_WRITE};
+use super::resolve::{env_total, resolve};
+use super::{OrgKeys, Place, Scope, SecretError, Secrets, SecretsVersions, require_org, versions};
+use crate::audit::action;
+use crate::authority::Principal;
+use crate::caveats::{Action, MAX_TIME};
+use crate::model::{Actor, AuditEvent, Change, Outcome, SecretHead, SecretVersion};
+use crate::store::Tx;
+
+/// One secret a write sets.
+pub struct SetSecret {
+    /// The name.
+    pub name: String,
+    /// The value (at most 64 KiB, no NUL).
+    pub value: Zeroizing<Vec<u8>>,
+    /// A description for people; `None` keeps the one it has.
+    pub description: Option<String>,
+    /// It stops resolving this many seconds from now; `None`: never.
+    pub expires_secs: Option<u64>,
+    /// Check-and-set: the version it must be at (0: must not be set).
+    pub if_version: Option<u64>,
+}
+
+impl fmt::Debug for SetSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetSecret")
+            .field("name", &self.name)
+            .field("value_len", &self.value.len())
+            .field("if_version", &self.if_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One secret a write unsets.
+#[derive(Debug, Clone)]
+pub struct UnsetSecret {
+    /// The name.
+    pub name: String,
+    /// Check-and-set: the version it must be at.
+    pub if_version: Option<u64>,
+}
+
+/// One atomic write: every name is set or unset, or none is.
+#[derive(Debug, Default)]
+pub struct Write {
+    /// Secrets to set.
+    pub set: Vec<SetSecret>,
+    /// Secrets to unset.
+    pub unset: Vec<UnsetSecret>,
+}
+
+/// What a write did to one secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenSecret {
+    /// The name.
+    pub name: String,
+    /// Its version now (for an unset one, the version it was at).
+    pub version: u64,
+    /// It was unset.
+    pub unset: bool,
+}
+
+/// What a write did.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Each secret, in the order asked.
+    pub secrets: Vec<WrittenSecret>,
+    /// The secrets versions it moved.
+    pub versions: SecretsVersions,
+}
+
+/// Which stored values `destroy` purges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestroyTarget {
+    /// One version.
+    Version(u64),
+    /// Every version kept.
+    All,
+}
+
+/// What a destroy did.
+#[derive(Debug, Clone)]
+pub struct Destroyed {
+    /// The versions whose values were purged now (not those purged before).
+    pub versions: Vec<u64>,
+    /// The current value was among them: the secret is unset.
+    pub unset: bool,
+    /// The secrets versions it moved (none moved if the current value stayed).
+    pub versions_after: Option<SecretsVersions>,
+}
+
+/// What one transaction body knows besides the store.
+struct Ctx {
+    org: String,
+    app: Option<String>,
+    now: u64,
+    actor: Actor,
+    max_versions: u64,
+}
+
+impl Ctx {
+    fn app(&self) -> Option<&str> {
+        self.app.as_deref()
+    }
+
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            org: &self.org,
+            app: self.app(),
+        }
+    }
+
+    fn place<'n>(&'n self, name: &'n str, version: u64) -> Place<'n> {
+        Place {
+            org: &self.org,
+            app: self.app(),
+            name,
+            version,
+        }
+    }
+
+    fn audit(&self, tx: &mut dyn Tx, action: &str, detail: String) -> Result<(), SecretError> {
+        tx.append_audit(&AuditEvent::new(
+            &self.org,
+            action,
+            self.actor,
+            Outcome::Ok,
+            format!("{detail} in {}", self.scope()),
+            self.now,
+        ))?;
+        Ok(())
+    }
+
+    /// Writes version `version` of `head` holding `value` (sealed for its place),
+    /// makes it current, and drops versions past the cap.
+    fn put_version(
+        &self,
+        tx: &mut dyn Tx,
+        keys: &OrgKeys,
+        head: &mut SecretHead,
+        value: &[u8],
+        rollback_of: Option<u64>,
+    ) -> Result<u64, SecretError> {
+        let version = head.last_version + 1;
+        let sealed = keys.seal(self.place(&head.name, version), value)?;
+        let digest = keys.digest(self.app(), &head.name, value);
+        let mut v = SecretVersion::new(
+            &self.org,
+            self.app(),
+            &head.name,
+            version,
+            self.now,
+            self.actor.token,
+            digest,
+            sealed,
+        );
+        v.rollback_of = rollback_of;
+        tx.put_secret_version(&v)?;
+        head.version = version;
+        head.last_version = version;
+        if head.oldest == 0 {
+            head.oldest = version;
+        }
+        head.unset = false;
+        head.updated = self.now;
+        head.digest = digest;
+        head.size = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        while head.last_version - head.oldest + 1 > self.max_versions {
+            tx.delete_secret_version(&self.org, self.app(), &head.name, head.oldest)?;
+            head.oldest += 1;
+        }
+        Ok(version)
+    }
+
+    /// Every environment this write changes still fits: the app's, or for a change to
+    /// the org's own secrets, every app's (and that of apps without secrets of their own).
+    fn check_sizes(&self, tx: &mut dyn Tx) -> Result<(), SecretError> {
+        let org_heads = tx.secret_heads(&self.org, None)?;
+        let apps = match &self.app {
+            Some(app) => vec![app.clone()],
+            None => {
+                let alone = env_total(&resolve(&org_heads, &[], self.now));
+                if alone > MAX_APP_TOTAL {
+                    return Err(SecretError::AppTooLarge {
+                        app: "every app without secrets of its own".into(),
+                        total: alone,
+                    });
+                }
+                tx.secret_apps(&self.org)?
+            }
+        };
+        for app in apps {
+            let app_heads = tx.secret_heads(&self.org, Some(&app))?;
+            let total = env_total(&resolve(&org_heads, &app_heads, self.now));
+            if total > MAX_APP_TOTAL {
+                return Err(SecretError::AppTooLarge {
+                    app: format!("app {app}"),
+                    total,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the scope's change counter, publishes the change, and answers the secrets
+    /// versions it moved.
+    fn bump(&self, tx: &mut dyn Tx) -> Result<SecretsVersions, SecretError> {
+        tx.bump_secrets_counter(&self.org, self.app())?;
+        tx.publish(
+            &Change::SecretsChanged {
+                org: self.org.clone(),
+                app: self.app.clone(),
+            },
+            self.now,
+        )?;
+        let apps = match &self.app {
+            Some(app) => vec![app.clone()],
+            None => tx.secret_apps(&self.org)?,
+        };
+        Ok(versions(tx, &self.org, apps)?)
+    }
+}
+
+/// The version a check-and-set compares with: 0 when not set.
+fn current(head: Option<&SecretHead>) -> u64 {
+    head.filter(|h| !h.unset).map_or(0, |h| h.version)
+}
+
+fn check_and_set(
+    name: &str,
+    head: Option<&SecretHead>,
+    expected: Option<u64>,
+) -> Result<(), SecretError> {
+    match expected {
+        Some(expected) if expected != current(head) => Err(SecretError::VersionConflict {
+            name: name.to_owned(),
+            current: current(head),
+            expected,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Every name valid and once, every value, description and expiry within the limits.
+fn check_write(w: &Write, now: u64) -> Result<(), SecretError> {
+    let count = w.set.len() + w.unset.len();
+    if count == 0 {
+        return Err(SecretError::BadWrite("nothing to do"));
+    }
+    if count > MAX_PER_WRITE {
+        return Err(SecretError::BadWrite("too many"));
+    }
+    let mut seen = HashSet::new();
+    let names = w
+        .set
+        .iter()
+        .map(|s| &s.name)
+        .chain(w.unset.iter().map(|u| &u.name));
+    for name in names {
+        limits::check_name(name)?;
+        if !seen.insert(name.as_str()) {
+            return Err(SecretError::BadWrite("a name appears twice"));
+        }
+    }
+    for s in &w.set {
+        limits::check_value(&s.name, &s.value)?;
+        if let Some(d) = &s.description {
+            limits::check_description(d)?;
+        }
+        expiry(s.expires_secs, now)?;
+    }
+    Ok(())
+}
+
+/// When a secret set now for `secs` expires.
+fn expiry(secs: Option<u64>, now: u64) -> Result<Option<u64>, SecretError> {
+    match secs {
+        None => Ok(None),
+        Some(0) => Err(SecretError::BadExpiry),
+        Some(secs) => match now.checked_add(secs) {
+            Some(at) if at <= MAX_TIME => Ok(Some(at)),
+            _ => Err(SecretError::BadExpiry),
+        },
+    }
+}
+
+impl Secrets {
+    fn ctx(&self, who: &Principal, scope: Scope<'_>) -> Ctx {
+        Ctx {
+            org: scope.org.to_owned(),
+            app: scope.app.map(str::to_owned),
+            now: self.authority.now(),
+            actor: who.actor(),
+            max_versions: self.options.max_versions,
+        }
+    }
+
+    /// Sets and unsets secrets of `scope` in one atomic write. Needs `write` on each name
+    /// set and `delete` on each name unset; a single name refused refuses the whole write.
+    pub async fn write(
+        &self,
+        who: &Principal,
+        scope: Scope<'_>,
+        w: Write,
+    ) -> Result<Written, SecretError> {
+        scope_names(scope)?;
+        let ctx = self.ctx(who, scope);
+        let now = ctx.now;
+        check_write(&w, now)?;
+        let set: Vec<&str> = w.set.iter().map(|s| s.name.as_str()).collect();
+        let unset: Vec<&str> = w.unset.iter().map(|u| u.name.as_str()).collect();
+        if !set.is_empty() {
+            self.require_each(who, scope, Action::Write, &set, "set")?;
+        }
+        if !unset.is_empty() {
+            self.require_each(who, scope, Action::Delete, &unset, "unset")?;
+        }
+        self.write_with_keys(scope.org, move |tx, keys| {
+            require_org(tx, &ctx.org)?;
+            let keys = keys.ensure(tx)?;
+            let (mut out, mut added) = (Vec::new(), false);
+            for s in &w.set {
+                let head = tx.secret_head(&ctx.org, ctx.app(), &s.name)?;
+                check_and_set(&s.name, head.as_ref(), s.if_version)?;
+                added |= head.is_none();
+                let mut head =
+                    head.unwrap_or_else(|| SecretHead::new(&ctx.org, ctx.app(), &s.name));
+                let version = ctx.put_version(tx, keys, &mut head, &s.value, None)?;
+                head.expires = expiry(s.expires_secs, now)?;
+                if s.description.is_some() {
+                    head.description.clone_from(&s.description);
+                }
+                tx.put_secret_head(&head)?;
+                out.push(WrittenSecret {
+                    name: s.name.clone(),
+                    version,
+                    unset: false,
+                });
+            }
+            for u in &w.unset {
+                let head = tx.secret_head(&ctx.org, ctx.app(), &u.name)?;
+                check_and_set(&u.name, head.as_ref(), u.if_version)?;
+                let mut head = head
+                    .filter(|h| !h.unset)
+                    .ok_or_else(|| SecretError::NotFound(u.name.clone()))?;
+                head.unset = true;
+                head.updated = now;
+                tx.put_secret_head(&head)?;
+                out.push(WrittenSecret {
+                    name: u.name.clone(),
+                    version: head.version,
+                    unset: true,
+                });
+            }
+            if added {
+                let count = tx.count_secrets(&ctx.org)?;
+                if count > MAX_ORG_SECRETS {
+                    return Err(SecretError::TooMany(count));
+                }
+            }
+            ctx.check_sizes(tx)?;
+            let versions = ctx.bump(tx)?;
+            let label = |unset: bool| {
+                let done: Vec<String> = out
+                    .iter()
+                    .filter(|s| s.unset == unset)
+                    .map(|s| format!("{} v{}", s.name, s.version))
+                    .collect();
+                done.join(", ")
+            };
+            if !w.set.is_empty() {
+                ctx.audit(tx, action::SECRET_SET, format!("set {}", label(false)))?;
+            }
+            if !w.unset.is_empty() {
+                ctx.audit(tx, action::SECRET_UNSET, format!("unset {}", label(true)))?;
+            }
+            Ok(Written {
+                secrets: out,
+                versions,
+            })
+        })
+        .await
+    }
+
+    /// Writes the value of an earlier version of a secret as its new version (without
+    /// the expiry it has now; the description stays). Needs `write` on the name.
+    pub async fn rollback(
+        &self,
+        who: &Principal,
+        scope: Scope<'_>,
+        name: &str,
+        to: u64,
+    ) -> Result<Written, SecretError> {
+        scope_names(scope)?;
+        limits::check_name(name)?;
+        self.require_each(who, scope, Action::Write, &[name], "roll back")?;
+        let name = name.to_owned();
+        let ctx = self.ctx(who, scope);
+        self.write_with_keys(scope.org, move |tx, keys| {
+            require_org(tx, &ctx.org)?;
+            let keys = keys.ensure(tx)?;
+            let mut head = tx
+                .secret_head(&ctx.org, ctx.app(), &name)?
+                .ok_or_else(|| SecretError::NotFound(name.clone()))?;
+            let old = tx
+                .secret_version(&ctx.org, ctx.app(), &name, to)?
+                .ok_or_else(|| SecretError::VersionNotFound {
+                    name: name.clone(),
+                    version: to,
+                })?;
+            let sealed = old.sealed.as_ref().ok_or_else(|| SecretError::Destroyed {
+                name: name.clone(),
+                version: to,
+            })?;
+            let value = keys.open(ctx.place(&name, to), sealed)?;
+            let version = ctx.put_version(tx, keys, &mut head, &value, Some(to))?;
+            head.expires = None;
+            tx.put_secret_head(&head)?;
+            ctx.check_sizes(tx)?;
+            let versions = ctx.bump(tx)?;
+            ctx.audit(
+                tx,
+                action::SECRET_ROLLBACK,
+                format!("rolled {name} back to v{to} as v{version}"),
+            )?;
+            Ok(Written {
+                secrets: vec![WrittenSecret {
+                    name: name.clone(),
+                    version,
+                    unset: false,
+                }],
+                versions,
+            })
+        })
+        .await
+    }
+
+    /// Purges stored values of a secret for good (a value pasted by mistake): the
+    /// versions stay in the history, marked destroyed. Destroying the current value
+    /// unsets the secret. Never refused for size: it only removes. Needs `delete`.
+    pub async fn destroy(
+        &self,
+        who: &Principal,
+        scope: Scope<'_>,
+        name: &str,
+        target: DestroyTarget,
+    ) -> Result<Destroyed, SecretError> {
+        scope_names(scope)?;
+        limits::check_name(name)?;
+        self.require_each(who, scope, Action::Delete, &[name], "destroy")?;
+        let name = name.to_owned();
+        let ctx = self.ctx(who, scope);
+        let committed = self
+            .authority
+            .store()
+            .write(move |tx| {
+                require_org(tx, &ctx.org)?;
+                let mut head = tx
+                    .secret_head(&ctx.org, ctx.app(), &name)?
+                    .ok_or_else(|| SecretError::NotFound(name.clone()))?;
+                let targets = match target {
+                    DestroyTarget::Version(v) => vec![
+                        tx.secret_version(&ctx.org, ctx.app(), &name, v)?
+                            .ok_or_else(|| SecretError::VersionNotFound {
+                                name: name.clone(),
+                                version: v,
+                            })?,
+                    ],
+                    DestroyTarget::All => tx.secret_versions(&ctx.org, ctx.app(), &name)?,
+                };
+                let mut purged = Vec::new();
+                for mut v in targets.into_iter().filter(|v| v.sealed.is_some()) {
+                    v.sealed = None;
+                    v.digest = [0; 32];
+                    tx.put_secret_version(&v)?;
+                    purged.push(v.version);
+                }
+                let hits_current =
+                    !head.unset && (target == DestroyTarget::All || purged.contains(&head.version));
+                let mut versions_after = None;
+                if hits_current {
+                    head.unset = true;
+                    head.updated = ctx.now;
+                    head.digest = [0; 32];
+                    tx.put_secret_head(&head)?;
+                    versions_after = Some(ctx.bump(tx)?);
+                }
+                if !purged.is_empty() {
+                    let shown: Vec<String> = purged.iter().map(|v| format!("v{v}")).collect();
+                    let unset = if hits_current { "; it is unset" } else { "" };
+                    ctx.audit(
+                        tx,
+                        action::SECRET_DESTROY,
+                        format!("destroyed {name} {}{unset}", shown.join(", ")),
+                    )?;
+                }
+                Ok::<_, SecretError>(Destroyed {
+                    versions: purged,
+                    unset: hits_current,
+                    versions_after,
+                })
+            })
+            .await?;
+        Ok(committed.value)
+    }
+}
+
+/// The org and app are names (a bad one is a clear 400, not a miss).
+fn scope_names(scope: Scope<'_>) -> Result<(), SecretError> {
+    crate::authority::check_scope(scope.org, scope.app).map_err(SecretError::InvalidScope)
+}
