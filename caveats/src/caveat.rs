@@ -752,6 +752,43 @@ mod tests {
         assert!(Caveat::validity(Some(5), Some(5)).is_err());
         assert!(Caveat::validity(Some(MAX_TIME + 1), None).is_err());
         assert_eq!(Caveat::org("acme").unwrap().not_after(), None);
+        // The window itself (what the token core checks) agrees at every edge.
+        let w = ValidityWindow::new(Some(nb), Some(na)).unwrap();
+        let inside: Vec<bool> = [nb - 1, nb, na - 1, na].map(|t| w.contains(t)).into();
+        assert_eq!(inside, [false, true, true, false]);
+        let from = ValidityWindow::new(Some(nb), None).unwrap();
+        assert_eq!(
+            [nb - 1, nb, u64::MAX].map(|t| from.contains(t)),
+            [false, true, true]
+        );
+        let until = ValidityWindow::new(None, Some(na)).unwrap();
+        assert_eq!(
+            [0, na - 1, na].map(|t| until.contains(t)),
+            [true, true, false]
+        );
+    }
+
+    #[test]
+    fn caveat_texts_are_at_most_max_text_bytes() {
+        // `secret = ` and 32 patterns with commas between: exactly MAX_TEXT bytes.
+        let patterns: Vec<String> = (0..32)
+            .map(|i| {
+                let len = if i < 24 { 127 } else { 126 };
+                format!("P{i:02}{}", "X".repeat(len - 3))
+            })
+            .collect();
+        let text = format!("secret = {}", patterns.join(","));
+        assert_eq!(text.len(), MAX_TEXT);
+        assert!(Caveat::parse(&text).is_ok());
+        assert!(Caveat::parse_bytes(text.as_bytes()).is_ok());
+        let longer = format!("{text}X");
+        let too_long = |r: Result<Caveat<'_>, ParseError>| {
+            r.is_err_and(|e| e.to_string().contains("longer than 4096"))
+        };
+        assert!(too_long(Caveat::parse(&longer)));
+        assert!(too_long(Caveat::parse_bytes(longer.as_bytes())));
+        // Bytes are measured before they are read as UTF-8.
+        assert!(too_long(Caveat::parse_bytes(&[0xff; MAX_TEXT + 1])));
     }
 
     #[test]

@@ -154,6 +154,10 @@ mod tests {
             ("secret = DB_*", "secret = DB_URL"),
             ("secret = *", "secret = DB_*"),
             ("ip = 10.0.0.0/8", "ip = 10.1.0.0/16"),
+            // Same first address, narrower: a wider network is not inside a narrower one.
+            ("ip = 10.0.0.0/8", "ip = 10.0.0.0/16"),
+            // Longer prefix, elsewhere.
+            ("ip = 192.168.0.0/16", "ip = 10.0.0.0/8"),
             ("ip = ::/0", "ip = 0.0.0.0/0"),
             ("org = acme", "actions = r"),
         ];

@@ -91,11 +91,16 @@ struct WriteKeys {
 
 impl WriteKeys {
     /// Inside a write: the stored keys are still these (or there are none and these are
-    /// fresh, so they are stored now); else the write is run again with the new keys.
+    /// fresh, so they are stored now, the org existing); else the write is run again
+    /// with the new keys. Stored keys mean the org exists (orgs are never deleted).
     fn ensure(&self, tx: &mut dyn Tx) -> Result<&OrgKeys, SecretError> {
-        match tx.secret_keys(&self.cached.stored.org)? {
+        let org = &self.cached.stored.org;
+        match tx.secret_keys(org)? {
             Some(stored) if stored == self.cached.stored => {}
-            None if self.fresh => tx.put_secret_keys(&self.cached.stored)?,
+            None if self.fresh => {
+                require_org(tx, org)?;
+                tx.put_secret_keys(&self.cached.stored)?;
+            }
             _ => return Err(SecretError::KeysChanged),
         }
         Ok(&self.cached.keys)

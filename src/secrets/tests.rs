@@ -800,3 +800,48 @@ async fn a_version_1_data_directory_takes_secrets() {
     let org = who(&a, tokens["acme"].as_str().unwrap()).await;
     assert_eq!(s.list(&org, WEB, true).await.unwrap().secrets.len(), 2);
 }
+
+/// Writers on one app all land (PostgreSQL): they queue on the store's write lock
+/// instead of aborting each other under SERIALIZABLE until the retries run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_to_one_app_all_land_on_postgres() {
+    let Some(db) = crate::store::conformance::TestDb::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let setup = crate::authority::Setup {
+        store: crate::store::Location::Postgres(db.url.clone()),
+        ..crate::authority::Setup::dir(dir.path())
+    };
+    let opened = Authority::open_with(&setup).await.unwrap();
+    let a = opened.authority;
+    let op = std::fs::read_to_string(opened.operator_token.unwrap()).unwrap();
+    let op = who(&a, op.trim()).await;
+    let token = a
+        .create_org(&op, "acme", None)
+        .await
+        .unwrap()
+        .token
+        .expose()
+        .to_owned();
+    let s = Arc::new(Secrets::new(a.clone(), Options::default()));
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let (s, a, token) = (s.clone(), a.clone(), token.clone());
+            tokio::spawn(async move {
+                let org = who(&a, &token).await;
+                for i in 0..25 {
+                    s.write(&org, WEB, sets(&[("SHARED", &format!("{w}-{i}"))]))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let org = who(&a, &token).await;
+    let head = s.get(&org, WEB, "SHARED").await.unwrap();
+    assert_eq!(head.version, 400);
+}

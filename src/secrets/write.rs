@@ -215,7 +215,7 @@ impl Ctx {
     /// Moves the scope's change counter, publishes the change, and answers the secrets
     /// versions it moved.
     fn bump(&self, tx: &mut dyn Tx) -> Result<SecretsVersions, SecretError> {
-        tx.bump_secrets_counter(&self.org, self.app())?;
+        let bumped = tx.bump_secrets_counter(&self.org, self.app())?;
         tx.publish(
             &Change::SecretsChanged {
                 org: self.org.clone(),
@@ -223,11 +223,19 @@ impl Ctx {
             },
             self.now,
         )?;
-        let apps = match &self.app {
-            Some(app) => vec![app.clone()],
-            None => tx.secret_apps(&self.org)?,
-        };
-        Ok(versions(tx, &self.org, apps)?)
+        Ok(match &self.app {
+            Some(app) => {
+                let org = tx.secrets_counter(&self.org, None)?;
+                SecretsVersions {
+                    org,
+                    apps: vec![(app.clone(), org + bumped)],
+                }
+            }
+            None => {
+                let apps = tx.secret_apps(&self.org)?;
+                versions(tx, &self.org, apps)?
+            }
+        })
     }
 }
 
@@ -326,7 +334,6 @@ impl Secrets {
             self.require_each(who, scope, Action::Delete, &unset, "unset")?;
         }
         self.write_with_keys(scope.org, move |tx, keys| {
-            require_org(tx, &ctx.org)?;
             let keys = keys.ensure(tx)?;
             let (mut out, mut added) = (Vec::new(), false);
             for s in &w.set {
@@ -407,7 +414,6 @@ impl Secrets {
         let name = name.to_owned();
         let ctx = self.ctx(who, scope);
         self.write_with_keys(scope.org, move |tx, keys| {
-            require_org(tx, &ctx.org)?;
             let keys = keys.ensure(tx)?;
             let mut head = tx
                 .secret_head(&ctx.org, ctx.app(), &name)?

@@ -40,6 +40,14 @@ const POOL_SIZE: usize = 16;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The NOTIFY channel of the change feed.
 const CHANNEL: &str = "macvault_feed";
+/// The session advisory lock every writer holds around its transaction.
+const WRITE_LOCK: i64 = 0x6d76_5f77_7269_7465; // "mv_write"
+/// Session settings of every connection: a writer waits at most this long for the write
+/// lock (then answers "unavailable"); a session stuck in a transaction (a node cut off
+/// mid-write) is ended by the server, and a client gone silent is noticed by keepalives,
+/// so a lost node releases the write lock within about half a minute.
+const SESSION_OPTIONS: &str = "-c lock_timeout=10s -c idle_in_transaction_session_timeout=15s \
+     -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
 
 /// The schema, one step per version. Step 2 is the first: PostgreSQL support arrived
 /// with schema version 2.
@@ -114,6 +122,16 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
+/// Waiting for the write lock timed out (`lock_timeout`), or the connection failed.
+fn lock_err(e: tokio_postgres::Error) -> StoreError {
+    match e.code() {
+        Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+            StoreError::Unavailable("the database is busy with other writes; try again".into())
+        }
+        _ => pg_err(e),
+    }
+}
+
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
     match e.code() {
         Some(&SqlState::UNIQUE_VIOLATION) => StoreError::Conflict("record"),
@@ -123,7 +141,11 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
         Some(code) if code.code().starts_with("08") || code.code().starts_with("57") => {
             StoreError::Unavailable(e.to_string())
         }
-        Some(_) => StoreError::Internal(e.to_string()),
+        // The server's message (tokio-postgres shows only "db error").
+        Some(code) => StoreError::Internal(match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), code.code()),
+            None => e.to_string(),
+        }),
         // No SQLSTATE: the connection itself failed.
         None => StoreError::Unavailable(e.to_string()),
     }
@@ -234,6 +256,11 @@ impl PgStore {
             .parse()
             .map_err(|e: tokio_postgres::Error| open_err(e.to_string()))?;
         config.connect_timeout(CONNECT_TIMEOUT);
+        let options = match config.get_options() {
+            Some(own) => format!("{own} {SESSION_OPTIONS}"),
+            None => SESSION_OPTIONS.to_owned(),
+        };
+        config.options(&options);
         if config.get_application_name().is_none() {
             config.application_name("macvault");
         }
@@ -350,51 +377,63 @@ impl PgStore {
         body: &mut dyn FnMut(&mut dyn Tx) -> Result<T, E>,
     ) -> Result<Committed<T>, E> {
         let h = &self.handle;
-        let mut client = h.block_on(self.pool.get()).map_err(pool_err)?;
+        let mut conn = Session::new(h.block_on(self.pool.get()).map_err(pool_err)?);
+        // Every write moves the feed's counter row, so writers conflict whatever they
+        // change: under SERIALIZABLE, concurrent ones abort and retry each other into the
+        // ground. One session lock across the nodes makes them queue instead (readers
+        // never take it). It is taken before the transaction begins, so a writer's
+        // snapshot is taken after the previous writer committed. The lock and BEGIN, and
+        // COMMIT and the unlock, are each sent together (pipelined: one round trip).
+        let lock = format!("SELECT pg_advisory_lock({WRITE_LOCK})");
         let mut injected = self.extra_runs.load(Ordering::SeqCst);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let txn = h
-                .block_on(
-                    client
-                        .build_transaction()
-                        .isolation_level(IsolationLevel::Serializable)
-                        .start(),
-                )
-                .map_err(pg_err)?;
-            let mut tx = PgTx::new(&txn, h);
+            conn.locked = true;
+            conn.in_transaction = true;
+            let (locked, begun) = h.block_on(futures_util::future::join(
+                conn.client().batch_execute(&lock),
+                conn.client()
+                    .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE"),
+            ));
+            locked.map_err(lock_err)?;
+            begun.map_err(pg_err)?;
+            let mut tx = PgTx::new(conn.client(), h);
             let result = body(&mut tx);
             let (retry, changes) = (tx.retry, std::mem::take(&mut tx.changes));
-            match result {
-                Ok(_) if injected > 0 => {
-                    injected -= 1;
-                    h.block_on(txn.rollback()).map_err(pg_err)?;
+            let commit = result.is_ok() && injected == 0;
+            // NOTIFY only takes effect with a commit; optional (CockroachDB has none),
+            // so a failure only costs listeners promptness.
+            let unlock = if commit && !changes.is_empty() {
+                format!("NOTIFY {CHANNEL}; SELECT pg_advisory_unlock({WRITE_LOCK})")
+            } else {
+                format!("SELECT pg_advisory_unlock({WRITE_LOCK})")
+            };
+            // After a failed COMMIT the server has rolled the transaction back.
+            let (ended, unlocked) = h.block_on(futures_util::future::join(
+                conn.client()
+                    .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }),
+                conn.client().batch_execute(&unlock),
+            ));
+            conn.in_transaction = false;
+            conn.locked = unlocked.is_err();
+            match (result, ended) {
+                (Ok(_), Ok(())) if injected > 0 => injected -= 1,
+                (Ok(value), Ok(())) => return Ok(Committed { value, changes }),
+                (Ok(_), Err(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    std::thread::sleep(backoff(attempt));
                 }
-                Ok(value) => match h.block_on(txn.commit()) {
-                    Ok(()) => {
-                        if !changes.is_empty() {
-                            // Delivered to listeners after the commit; optional (CockroachDB
-                            // has no NOTIFY), so a failure only costs promptness.
-                            let _ = h.block_on(client.batch_execute(&format!("NOTIFY {CHANNEL}")));
-                        }
-                        return Ok(Committed { value, changes });
-                    }
-                    Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
-                        std::thread::sleep(backoff(attempt));
-                    }
-                    Err(e) => return Err(pg_err(e).into()),
-                },
-                Err(e) => {
-                    let _ = h.block_on(txn.rollback());
-                    if injected > 0 {
-                        injected -= 1;
-                    } else if retry && attempt < MAX_ATTEMPTS {
-                        std::thread::sleep(backoff(attempt));
-                    } else {
-                        return Err(e);
-                    }
+                (Ok(_), Err(e)) => return Err(pg_err(e).into()),
+                (Err(_), _) if injected > 0 => injected -= 1,
+                (Err(_), _) if retry && attempt < MAX_ATTEMPTS => {
+                    std::thread::sleep(backoff(attempt));
                 }
+                (Err(e), _) => return Err(e),
+            }
+            if conn.locked {
+                // The unlock failed: the connection goes (see `Session`), and so does
+                // this write.
+                return Err(StoreError::Unavailable("lost the database connection".into()).into());
             }
         }
     }
@@ -404,21 +443,56 @@ impl PgStore {
         body: impl FnOnce(&mut dyn Read) -> Result<T, E>,
     ) -> Result<T, E> {
         let h = &self.handle;
-        let mut client = h.block_on(self.pool.get()).map_err(pool_err)?;
-        let txn = h
-            .block_on(
-                client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start(),
-            )
-            .map_err(pg_err)?;
-        let mut tx = PgTx::new(&txn, h);
+        let mut conn = Session::new(h.block_on(self.pool.get()).map_err(pool_err)?);
+        h.block_on(
+            conn.client()
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+        )
+        .map_err(pg_err)?;
+        conn.in_transaction = true;
+        let mut tx = PgTx::new(conn.client(), h);
         let out = body(&mut tx);
         drop(tx);
-        let _ = h.block_on(txn.commit());
+        if h.block_on(conn.client().batch_execute("COMMIT")).is_ok() {
+            conn.in_transaction = false;
+        }
         out
+    }
+}
+
+/// A pooled connection while a store operation uses it. If the operation ends with
+/// the connection inside a transaction or holding the write lock (an error mid-way, or
+/// a panic), the connection is closed instead of going back to the pool: the server
+/// then rolls back and releases the lock.
+struct Session {
+    client: Option<deadpool_postgres::Object>,
+    in_transaction: bool,
+    locked: bool,
+}
+
+impl Session {
+    fn new(client: deadpool_postgres::Object) -> Self {
+        Session {
+            client: Some(client),
+            in_transaction: false,
+            locked: false,
+        }
+    }
+
+    fn client(&self) -> &deadpool_postgres::ClientWrapper {
+        self.client
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the client is taken only on drop"))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if (self.in_transaction || self.locked)
+            && let Some(client) = self.client.take()
+        {
+            drop(deadpool_postgres::Object::take(client));
+        }
     }
 }
 
@@ -519,16 +593,16 @@ where
     }
 }
 
-struct PgTx<'r, 'c> {
-    txn: &'r deadpool_postgres::Transaction<'c>,
+struct PgTx<'r> {
+    txn: &'r deadpool_postgres::ClientWrapper,
     h: &'r Handle,
     changes: Vec<FeedEntry>,
     /// A statement failed with a serialization failure: re-run the body.
     retry: bool,
 }
 
-impl<'r, 'c> PgTx<'r, 'c> {
-    fn new(txn: &'r deadpool_postgres::Transaction<'c>, h: &'r Handle) -> Self {
+impl<'r> PgTx<'r> {
+    fn new(txn: &'r deadpool_postgres::ClientWrapper, h: &'r Handle) -> Self {
         PgTx {
             txn,
             h,
@@ -614,7 +688,7 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-impl Read for PgTx<'_, '_> {
+impl Read for PgTx<'_> {
     fn org(&mut self, name: &str) -> Result<Option<Org>, StoreError> {
         self.one("SELECT row FROM macvault_orgs WHERE name = $1", &[&name])
     }
@@ -866,7 +940,7 @@ impl Read for PgTx<'_, '_> {
     }
 }
 
-impl Tx for PgTx<'_, '_> {
+impl Tx for PgTx<'_> {
     fn insert_org(&mut self, org: &Org) -> Result<(), StoreError> {
         let n = self.execute(
             "INSERT INTO macvault_orgs (name, created, row) VALUES ($1, $2, $3) \
@@ -981,26 +1055,24 @@ impl Tx for PgTx<'_, '_> {
         // A counter row, not a sequence: sequences hand out numbers in call order, not
         // commit order, and a reader of `seq > last` would skip a late commit for ever.
         // Every publisher updates this one row, so commits are ordered by it.
-        let rows = self.query(
-            "UPDATE macvault_feed_head SET seq = seq + 1 WHERE id = 1 RETURNING seq",
-            &[],
-        )?;
-        let seq: i64 = rows
-            .first()
-            .ok_or_else(|| StoreError::Corrupt("feed head".into()))?
-            .try_get(0)
-            .map_err(|e| self.fail(e))?;
+        // One statement, one round trip: take the next number and write the entry.
         let row = FeedRow::new(change, time);
-        self.execute(
-            "INSERT INTO macvault_feed (seq, time, kind, expires, row) VALUES ($1, $2, $3, $4, $5)",
+        let rows = self.query(
+            "WITH head AS (UPDATE macvault_feed_head SET seq = seq + 1 WHERE id = 1 RETURNING seq) \
+             INSERT INTO macvault_feed (seq, time, kind, expires, row) \
+             SELECT seq, $1, $2, $3, $4 FROM head RETURNING seq",
             &[
-                &seq,
                 &int(time),
                 &row.kind(),
                 &row.expires().map(int),
                 &row.encode()?,
             ],
         )?;
+        let seq: i64 = rows
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("feed head".into()))?
+            .try_get(0)
+            .map_err(|e| self.fail(e))?;
         let seq = uint(seq);
         self.changes.push(FeedEntry {
             seq,
@@ -1032,8 +1104,12 @@ impl Tx for PgTx<'_, '_> {
 
     fn put_secret_head(&mut self, head: &SecretHead) -> Result<(), StoreError> {
         let app = scope(head.app.as_deref());
+        // With it, in the same statement, the scope's counter row: every scope has one,
+        // so the apps with secrets can be listed.
         self.execute(
-            "INSERT INTO macvault_secret_heads (org, app, name, unset, updated, row) \
+            "WITH counter AS (INSERT INTO macvault_secret_counters (org, app, value) \
+             VALUES ($1, $2, 0) ON CONFLICT (org, app) DO NOTHING) \
+             INSERT INTO macvault_secret_heads (org, app, name, unset, updated, row) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org, app, name) DO UPDATE SET \
              unset = excluded.unset, updated = excluded.updated, row = excluded.row",
             &[
@@ -1044,12 +1120,6 @@ impl Tx for PgTx<'_, '_> {
                 &int(head.updated),
                 &head.encode()?,
             ],
-        )?;
-        // Every scope has a counter row, so the apps with secrets can be listed.
-        self.execute(
-            "INSERT INTO macvault_secret_counters (org, app, value) VALUES ($1, $2, 0) \
-             ON CONFLICT (org, app) DO NOTHING",
-            &[&head.org, &app],
         )?;
         Ok(())
     }
