@@ -77,10 +77,11 @@ fn seed() -> &'static (Vec<u8>, Vec<&'static str>) {
             token: t,
             discharges: vec![d],
         };
+        // The token's own caveats, then its discharges'.
         let effective = SEED_TOKEN_CAVEATS
             .into_iter()
-            .chain(SEED_DISCHARGE_CAVEATS)
             .chain(SEED_TOKEN_CAVEATS_AFTER)
+            .chain(SEED_DISCHARGE_CAVEATS)
             .collect();
         let bytes = bundle.to_bytes().to_vec();
         // Sanity: the unmutated seed verifies and allows the fixed access.
@@ -222,7 +223,13 @@ fn signed_from_input(data: &[u8]) {
     };
     match verify_and_check(&parsed) {
         Ok(texts) => {
-            let expected: Vec<&[u8]> = preds.clone();
+            // The token's own predicates in order, then the discharge's.
+            let expected: Vec<&[u8]> = preds[..i]
+                .iter()
+                .chain(&preds[j..])
+                .chain(&preds[i..j])
+                .copied()
+                .collect();
             let got: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
             assert_eq!(
                 got, expected,
