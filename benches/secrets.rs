@@ -79,6 +79,7 @@ fn one(name: String) -> Write {
             if_version: None,
         }],
         unset: Vec::new(),
+        dry_run: false,
     }
 }
 
@@ -218,12 +219,14 @@ fn main() {
             ("set (redb)".into(), Side::Set(&redb)),
             ("bare commit (redb)".into(), Side::Floor(&redb_floor)),
         ];
+        let mut nodes: Vec<(&str, &Node)> = vec![("redb", &redb)];
         let pg;
         let pg_floor_;
         if let Some(url) = &url {
             pg = node(&tmp.path().join("pg"), Location::Postgres(url.clone())).await;
             pg_floor_ = pg_floor(url).await;
             sides.push(("set (postgres)".into(), Side::Set(&pg)));
+            nodes.push(("postgres", &pg));
             sides.push(("bare commit (postgres)".into(), Side::Floor(&pg_floor_)));
         } else {
             println!("(set MACVAULT_BENCH_DATABASE_URL, as benches/secrets.sh does, for PostgreSQL)");
@@ -254,5 +257,44 @@ fn main() {
                 println!("p99 set / p99 bare commit: {:.2}", set / floor);
             }
         }
+        for (label, node) in &nodes {
+            group_commit(label, node).await;
+        }
     });
+}
+
+/// What a reveal's durable audit event costs: alone (one commit each) and with 64
+/// callers at once (commits shared).
+async fn group_commit(label: &str, n: &Node) {
+    let authority = n.secrets.authority().clone();
+    let event = || {
+        macvault::model::AuditEvent::new(
+            "acme",
+            "secret.reveal",
+            macvault::model::Actor::default(),
+            macvault::model::Outcome::Ok,
+            "revealed 50 secret(s) of app web of org acme at version 1: …".into(),
+            1,
+        )
+    };
+    let alone = Instant::now();
+    for _ in 0..PER_ROUND {
+        authority.audit_durably(event()).await.unwrap();
+    }
+    let alone = alone.elapsed().as_secs_f64() * 1e6 / PER_ROUND as f64;
+    let (callers, each) = (64, 40);
+    let shared = Instant::now();
+    futures_util::future::join_all((0..callers).map(|_| {
+        let a = authority.clone();
+        async move {
+            for _ in 0..each {
+                a.audit_durably(event()).await.unwrap();
+            }
+        }
+    }))
+    .await;
+    let shared = shared.elapsed().as_secs_f64() * 1e6 / f64::from(callers * each);
+    println!(
+        "durable audit event ({label}): {alone:>7.1} us each alone, {shared:>6.1} us each with {callers} callers at once"
+    );
 }

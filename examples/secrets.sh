@@ -34,3 +34,16 @@ macvault secrets set --app web DB_URL=postgres://web-db-3/acme --token-file ci-d
 macvault secrets list --app web --resolved --token-file ci-db.token
 expect_no macvault secrets set --app web API_KEY=x --token-file ci-db.token
 expect_no macvault secrets set LOG_LEVEL=debug --token-file ci.token
+# Delivering them: a runtime token reveals web's values; `run` puts them in a command's
+# environment (never PATH, LD_*, NODE_OPTIONS… unless --allow NAME) and becomes it.
+macvault tokens create runtime --app web --name boot > boot.token
+macvault run --app web --token-file boot.token -- sh -c 'echo "web connects to $DB_URL"'
+# .env files in (one atomic write; --dry-run first) and out (needs reveal).
+printf 'export FEATURE_FLAGS="beta,dark-mode"\nSENTRY_DSN=https://key@sentry.example/1 # errors\n' > web.env
+macvault secrets import --app web web.env --dry-run
+macvault secrets import --app web web.env
+macvault secrets export --app web --token-file boot.token > exported.env
+grep -q '^FEATURE_FLAGS="beta,dark-mode"$' exported.env
+# Rotate the org's secrets key: new values use the new key at once; older data keys
+# are re-wrapped in the background, then the old key is deleted.
+macvault secrets rotate-key --wait

@@ -27,6 +27,10 @@ pub mod action {
     pub const SECRET_UNSET: &str = "secret.unset";
     /// A secret's old value was written again as a new version.
     pub const SECRET_ROLLBACK: &str = "secret.rollback";
+    /// An app's secret values were revealed (to `run`, say).
+    pub const SECRET_REVEAL: &str = "secret.reveal";
+    /// An org's secrets key was rotated (or its old keys deleted once re-wrapped).
+    pub const SECRET_KEY_ROTATE: &str = "secret.key_rotate";
     /// Stored values of a secret were purged for good.
     pub const SECRET_DESTROY: &str = "secret.destroy";
     /// A caveat denied a request.

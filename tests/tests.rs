@@ -7,6 +7,7 @@ mod authz;
 mod cli;
 mod cli_offline;
 mod common;
+mod delivery;
 mod e2e;
 mod http_edge;
 mod interop;

@@ -15,9 +15,9 @@ use crate::model::{AuditEvent, LastUsed, Org, RootKeyVersion, TokenRecord, Token
 use crate::token::{TokenId, Verified};
 
 pub use secrets::{
-    DestroyRequest, DestroyResponse, HistoryBody, RollbackRequest, SecretBody, SecretList,
-    SecretsVersionBody, SetBody, UnsetBody, VersionBody, WriteSecretsRequest, WriteSecretsResponse,
-    WrittenBody,
+    DestroyRequest, DestroyResponse, ExpiringBody, HistoryBody, KeyStatusBody, RevealAnswer,
+    RevealResponse, RollbackRequest, SecretBody, SecretList, SecretsVersionBody, SetBody,
+    UnsetBody, VersionBody, WriteSecretsRequest, WriteSecretsResponse, WrittenBody,
 };
 
 /// `POST /v1/verify`. The token borrows from the request body where it can.

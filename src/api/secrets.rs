@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 use crate::caveats::format_time;
 use crate::model::SecretHead;
 use crate::secrets::{
-    Destroyed, HistoryEntry, Listed, Listing, SecretsVersions, SetSecret, UnsetSecret, Write,
-    Written,
+    Destroyed, HistoryEntry, KeyStatus, Listed, Listing, Revealed, SecretsVersions, SetSecret,
+    UnsetSecret, Write, Written,
 };
 
 /// One secret to set.
@@ -64,6 +64,9 @@ pub struct WriteSecretsRequest {
     /// Secrets to unset.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unset: Vec<UnsetBody>,
+    /// Check it all and answer what would change, writing nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 impl From<WriteSecretsRequest> for Write {
@@ -88,6 +91,7 @@ impl From<WriteSecretsRequest> for Write {
                     if_version: u.if_version,
                 })
                 .collect(),
+            dry_run: req.dry_run,
         }
     }
 }
@@ -120,6 +124,10 @@ pub struct WrittenBody {
     /// It was unset.
     #[serde(default)]
     pub unset: bool,
+    /// In a dry run, what the set would do: `add`, `change`, `unchanged`, or `set`
+    /// (the token may not reveal it, so whether the value differs is not said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would: Option<String>,
 }
 
 /// 200 answer of a write or a rollback.
@@ -141,6 +149,7 @@ impl From<&Written> for WriteSecretsResponse {
                     name: s.name.clone(),
                     version: s.version,
                     unset: s.unset,
+                    would: s.would.map(|w| w.name().to_owned()),
                 })
                 .collect(),
             secrets_version: (&w.versions).into(),
@@ -309,6 +318,121 @@ impl From<&Destroyed> for DestroyResponse {
             destroyed: d.versions.clone(),
             unset: d.unset,
             secrets_version: d.versions_after.as_ref().map(Into::into),
+        }
+    }
+}
+
+/// A secret that expires soon.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExpiringBody {
+    /// The name.
+    pub name: String,
+    /// When it expires.
+    pub expires: String,
+}
+
+/// 200 answer of `POST …/apps/{app}/secrets/reveal`: the only answer with values.
+#[derive(Serialize, Deserialize)]
+pub struct RevealResponse {
+    /// Name → value, for the names the token may reveal.
+    pub secrets: BTreeMap<String, String>,
+    /// Names past their expiry (not revealed; an app's own hides the org's).
+    pub expired: Vec<String>,
+    /// Revealed names that expire within 7 days.
+    pub expiring: Vec<ExpiringBody>,
+    /// The app's secrets version these values are of (below `min_version` when the
+    /// wait ran out).
+    pub secrets_version: u64,
+}
+
+impl fmt::Debug for RevealResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevealResponse")
+            .field("names", &self.secrets.keys().collect::<Vec<_>>())
+            .field("expired", &self.expired)
+            .field("secrets_version", &self.secrets_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RevealResponse {
+    fn drop(&mut self) {
+        for value in self.secrets.values_mut() {
+            zeroize::Zeroize::zeroize(value);
+        }
+    }
+}
+
+/// [`RevealResponse`] as the server writes it: serialized from the revealed scope
+/// without copying its values.
+#[derive(Serialize)]
+pub struct RevealAnswer<'a> {
+    secrets: RevealedValues<'a>,
+    expired: &'a [String],
+    expiring: Vec<ExpiringBody>,
+    secrets_version: u64,
+}
+
+struct RevealedValues<'a>(&'a Revealed);
+
+impl Serialize for RevealedValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.values())
+    }
+}
+
+impl<'a> From<&'a Revealed> for RevealAnswer<'a> {
+    fn from(r: &'a Revealed) -> Self {
+        RevealAnswer {
+            secrets: RevealedValues(r),
+            expired: &r.expired,
+            expiring: expiring(r),
+            secrets_version: r.version,
+        }
+    }
+}
+
+fn expiring(r: &Revealed) -> Vec<ExpiringBody> {
+    r.expiring
+        .iter()
+        .map(|(name, at)| ExpiringBody {
+            name: name.clone(),
+            expires: format_time(*at),
+        })
+        .collect()
+}
+
+impl From<&Revealed> for RevealResponse {
+    fn from(r: &Revealed) -> Self {
+        RevealResponse {
+            secrets: r
+                .values()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+            expired: r.expired.clone(),
+            expiring: expiring(r),
+            secrets_version: r.version,
+        }
+    }
+}
+
+/// `GET /v1/orgs/{org}/secrets-key` and the answer of a rotation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyStatusBody {
+    /// The key id new values are sealed under.
+    pub current: u32,
+    /// Every key id still kept: more than one while older data keys are re-wrapped.
+    pub keys: Vec<u32>,
+    /// Re-wrapping is under way.
+    pub rotating: bool,
+}
+
+impl From<&KeyStatus> for KeyStatusBody {
+    fn from(s: &KeyStatus) -> Self {
+        KeyStatusBody {
+            current: s.current,
+            keys: s.keys.clone(),
+            rotating: s.rotating(),
         }
     }
 }

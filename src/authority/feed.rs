@@ -240,6 +240,12 @@ impl Authority {
         self.changes.subscribe()
     }
 
+    /// Tells this node's listeners of a change it committed itself, at once (the feed
+    /// brings it again later; listeners re-read what they need, so twice is harmless).
+    pub(crate) fn announce(&self, change: &Change) {
+        let _ = self.changes.send(change.clone());
+    }
+
     /// Applies what this node's own commit changed, at once (the feed brings the same
     /// again later; applying is idempotent).
     pub(super) async fn applied<R>(&self, f: impl FnOnce() -> R) -> R {

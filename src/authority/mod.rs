@@ -16,6 +16,7 @@ mod copy;
 mod denylist;
 mod error;
 mod feed;
+mod journal;
 mod keyring;
 mod keys;
 mod ledger;
@@ -135,6 +136,7 @@ pub struct Authority {
     usage: UsageQueue,
     follower: Follower,
     changes: tokio::sync::broadcast::Sender<crate::model::Change>,
+    journal: journal::Journal,
 }
 
 impl std::fmt::Debug for Authority {
@@ -159,6 +161,7 @@ impl Authority {
             deny: DenyList::default(),
             usage: UsageQueue::default(),
             changes: tokio::sync::broadcast::channel(1024).0,
+            journal: journal::Journal::default(),
         };
         authority.check_master().await?;
         authority.reload().await?;
@@ -171,7 +174,7 @@ impl Authority {
     }
 
     /// The master key (the secrets store wraps its org keys with it).
-    pub(crate) fn master(&self) -> &MasterKey {
+    pub(crate) fn master(&self) -> &Arc<MasterKey> {
         &self.master
     }
 

@@ -156,6 +156,18 @@ impl Client {
         self.send(req).await
     }
 
+    /// `POST` with query parameters and no body, waiting up to `timeout` for the answer
+    /// (a long poll).
+    pub async fn post_query<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
+        let req = self.authed(Method::POST, segments, query)?.timeout(timeout);
+        self.send(req).await
+    }
+
     /// `POST` without a bearer token (`/v1/verify` carries the token in its body).
     pub async fn post_anonymous<B: Serialize, T: DeserializeOwned>(
         &self,

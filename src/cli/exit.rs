@@ -79,6 +79,11 @@ pub fn classify(err: &anyhow::Error) -> Exit {
     Exit::Refused
 }
 
+/// An error as one line for people: every cause, terminal controls escaped.
+pub fn describe(err: &anyhow::Error) -> String {
+    clean(&format!("{err:#}")).into_owned()
+}
+
 /// Reports `err` on stderr (as JSON with `--json`) and gives its exit code.
 pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
     let exit = classify(err);
@@ -94,7 +99,7 @@ pub fn report(err: &anyhow::Error, json: bool) -> ExitCode {
         });
         eprintln!("{body}");
     } else {
-        eprintln!("error: {}", clean(&format!("{err:#}")));
+        eprintln!("error: {}", describe(err));
     }
     exit.code()
 }

@@ -9,12 +9,14 @@
 
 pub(crate) mod audit;
 pub(crate) mod client;
+mod dotenv;
 mod exit;
 pub(crate) mod input;
 mod keys;
 pub(crate) mod offline;
 mod orgs;
 mod output;
+mod run;
 mod secrets;
 mod serve;
 mod tokens;
@@ -65,6 +67,10 @@ enum Command {
     Secrets(secrets::SecretsArgs),
     /// Show an org's audit log.
     Audit(audit::AuditArgs),
+    /// Run a command with an app's secrets in its environment: `macvault run --app web -- ./server`.
+    /// Exits with the command's status; 125 when macvault fails first, 126 when the
+    /// command cannot be executed, 127 when it is not found.
+    Run(Box<run::RunArgs>),
     /// Print a shell completion script: `macvault completions bash > /etc/bash_completion.d/macvault`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -233,6 +239,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tokens(a) => tokens::run(&Ctx::new(a.client), a.command),
         Command::Audit(a) => block_on(audit::run(&Ctx::new(a.client.clone()), a)),
         Command::Secrets(a) => block_on(secrets::run(&Ctx::new(a.client), a.command)),
+        Command::Run(args) => Ok(run::run(*args)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "macvault", &mut io::stdout());

@@ -94,6 +94,13 @@ pub struct ServeArgs {
     /// Versions kept per secret; writing more destroys the oldest (1 to 10000).
     #[arg(long, default_value_t = crate::secrets::limits::DEFAULT_MAX_VERSIONS, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     max_versions: u64,
+    /// During a secrets key rotation, versions re-wrapped per transaction.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    rewrap_batch: u64,
+    /// During a secrets key rotation, the pause between transactions (`0s`, `50ms`), to
+    /// spare a busy database.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    rewrap_pause: Duration,
 }
 
 /// `macvault init`.
@@ -159,13 +166,18 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let background = opened.authority.start();
         let secrets = crate::secrets::Options {
             max_versions: args.max_versions,
+            rewrap_batch: usize::try_from(args.rewrap_batch).unwrap_or(200),
+            rewrap_pause: args.rewrap_pause,
         };
         let mut state = AppState::new(opened.authority.clone(), secrets);
         state.proxies = Arc::new(TrustedProxies::new(args.trusted_proxy));
+        let rotations = state.secrets.start();
         let options = ServeOptions {
             request_timeout: args.request_timeout,
         };
         let served = crate::http::run(listener, state, options, shutdown_signal()).await;
+        // A rotation stopped half way resumes at the next start (or on another node).
+        rotations.abort();
         background.stop().await?;
         served?;
         Ok(ExitCode::SUCCESS)

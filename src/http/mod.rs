@@ -98,6 +98,11 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/orgs/{org}/keys/{version}/retire", post(keys::retire))
         .route("/v1/orgs/{org}/audit", get(audit::list))
         .merge(secrets_routes("/v1/orgs/{org}/secrets"))
+        .route("/v1/orgs/{org}/secrets-key", get(secrets::key_status))
+        .route(
+            "/v1/orgs/{org}/secrets-key/rotate",
+            post(secrets::rotate_key),
+        )
         .merge(secrets_routes("/v1/orgs/{org}/apps/{app}/secrets"))
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
@@ -105,7 +110,12 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: axum::middleware::Next| async move {
-                tokio::time::timeout(request_timeout, next.run(req))
+                let limit = if secrets::is_long_poll(req.uri().path(), req.uri().query()) {
+                    crate::secrets::LONG_POLL_CAP + request_timeout
+                } else {
+                    request_timeout
+                };
+                tokio::time::timeout(limit, next.run(req))
                     .await
                     .unwrap_or_else(|_| ApiError::timeout().into_response())
             },
@@ -131,6 +141,8 @@ fn secrets_routes(base: &str) -> Router<AppState> {
     let big = DefaultBodyLimit::max(secrets::MAX_WRITE_BODY);
     Router::new()
         .route(base, post(secrets::write).layer(big).get(secrets::list))
+        // Static beside `{name}`: a secret named `reveal` is read through listings.
+        .route(&format!("{base}/reveal"), post(secrets::reveal))
         .route(&format!("{base}/{{name}}"), get(secrets::show))
         .route(&format!("{base}/{{name}}/history"), get(secrets::history))
         .route(

@@ -5,13 +5,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse as _, Response};
 use serde::Deserialize;
 
 use super::body::optional_json;
 use super::{ApiError, AppState, Caller};
 use crate::api::{
-    DestroyRequest, DestroyResponse, HistoryBody, RollbackRequest, SecretBody, SecretList,
-    WriteSecretsRequest, WriteSecretsResponse,
+    DestroyRequest, DestroyResponse, HistoryBody, KeyStatusBody, RevealAnswer, RollbackRequest,
+    SecretBody, SecretList, WriteSecretsRequest, WriteSecretsResponse,
 };
 use crate::secrets::{DestroyTarget, Scope};
 
@@ -54,6 +55,32 @@ impl SecretPath {
     fn scope(&self) -> Scope<'_> {
         scope(&self.org, &self.app)
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RevealQuery {
+    /// Wait (long poll) until the app's secrets version reaches this.
+    #[serde(default)]
+    min_version: Option<u64>,
+}
+
+/// Whether a request is a long poll (exempt from `--request-timeout`: it has its own
+/// cap, [`crate::secrets::LONG_POLL_CAP`]).
+pub(super) fn is_long_poll(path: &str, query: Option<&str>) -> bool {
+    path.ends_with("/secrets/reveal")
+        && query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("min_version=")))
+}
+
+pub(super) async fn reveal(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<ScopePath>,
+    query: Result<Query<RevealQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let min = query?.0.min_version;
+    let revealed = state.secrets.reveal(&who, path.scope(), min).await?;
+    Ok(Json(RevealAnswer::from(&revealed)).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -145,4 +172,27 @@ pub(super) async fn destroy(
         .destroy(&who, path.scope(), &path.name, target)
         .await?;
     Ok(Json((&done).into()))
+}
+
+#[derive(Deserialize)]
+pub(super) struct OrgPath {
+    org: String,
+}
+
+pub(super) async fn key_status(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<OrgPath>,
+) -> ApiResult<Json<KeyStatusBody>> {
+    let status = state.secrets.key_status(&who, &path.org).await?;
+    Ok(Json((&status).into()))
+}
+
+pub(super) async fn rotate_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<OrgPath>,
+) -> ApiResult<Json<KeyStatusBody>> {
+    let status = state.secrets.rotate_key(&who, &path.org).await?;
+    Ok(Json((&status).into()))
 }

@@ -63,6 +63,9 @@ pub enum SecretError {
     /// No such org.
     #[error("no such org")]
     OrgNotFound,
+    /// The org has no secrets yet, so no secrets key either.
+    #[error("the org has no secrets yet, so no secrets key to rotate or show")]
+    NoSecretsKey,
     /// No such secret.
     #[error("no such secret: {0}")]
     NotFound(String),
@@ -100,6 +103,10 @@ pub enum SecretError {
     /// The org's secrets keys changed meanwhile (a rotation); the caller retries.
     #[error("the org's secrets keys changed during the write; try again")]
     KeysChanged,
+    /// A dry run's outcome, carried out of its transaction so that it rolls back (never
+    /// returned by a public function).
+    #[error("dry run")]
+    Rehearsed(Box<super::Written>),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -128,13 +135,14 @@ impl Classify for SecretError {
             | SecretError::TooMany(_)
             | SecretError::AppTooLarge { .. } => ErrorClass::BadRequest,
             SecretError::OrgNotFound
+            | SecretError::NoSecretsKey
             | SecretError::NotFound(_)
             | SecretError::VersionNotFound { .. } => ErrorClass::NotFound,
             SecretError::Destroyed { .. } | SecretError::VersionConflict { .. } => {
                 ErrorClass::Conflict
             }
             SecretError::KeysChanged => ErrorClass::Unavailable,
-            SecretError::Corrupt(_) => ErrorClass::Internal,
+            SecretError::Corrupt(_) | SecretError::Rehearsed(_) => ErrorClass::Internal,
             SecretError::Store(e) => e.class(),
             SecretError::Crypto(e) => e.class(),
         }

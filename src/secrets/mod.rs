@@ -13,6 +13,8 @@ mod error;
 pub mod limits;
 mod read;
 mod resolve;
+mod reveal;
+mod rotate;
 mod seal;
 mod write;
 
@@ -23,8 +25,12 @@ use std::sync::Arc;
 pub use error::SecretError;
 pub use read::{HistoryEntry, Listed, Listing};
 pub use resolve::{Resolved, env_total, resolve};
+pub use reveal::{EXPIRING_SOON, LONG_POLL_CAP, Revealed};
+pub use rotate::KeyStatus;
 pub use seal::{OrgKeys, Place};
-pub use write::{DestroyTarget, Destroyed, SetSecret, UnsetSecret, Write, Written, WrittenSecret};
+pub use write::{
+    DestroyTarget, Destroyed, SetSecret, UnsetSecret, WouldChange, Write, Written, WrittenSecret,
+};
 
 use crate::authority::shared::Shared;
 use crate::authority::{Authority, Principal};
@@ -60,17 +66,23 @@ pub struct SecretsVersions {
     pub apps: Vec<(String, u64)>,
 }
 
-/// How the store is run (`serve --max-versions`).
+/// How the store is run (`serve --max-versions`, `--rewrap-batch`, `--rewrap-pause`).
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Versions kept per secret; older ones are destroyed as new ones are written.
     pub max_versions: u64,
+    /// Versions re-wrapped per transaction during a key rotation.
+    pub rewrap_batch: usize,
+    /// Pause between those transactions (to spare a busy database).
+    pub rewrap_pause: std::time::Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_versions: limits::DEFAULT_MAX_VERSIONS,
+            rewrap_batch: 200,
+            rewrap_pause: std::time::Duration::ZERO,
         }
     }
 }
@@ -107,11 +119,20 @@ impl WriteKeys {
     }
 }
 
+/// An owned (org, app).
+type ScopeKey = (String, Option<String>);
+
 /// The secrets store.
 pub struct Secrets {
     authority: Arc<Authority>,
     options: Options,
     keys: Shared<HashMap<String, Arc<CachedKeys>>>,
+    /// This node's name in rotation leases.
+    holder: String,
+    /// Wakes the rotation worker.
+    kick: tokio::sync::Notify,
+    /// Scopes opened for reveals, by (org, app), each at the state it was opened at.
+    opened: Shared<HashMap<ScopeKey, Arc<reveal::OpenedScope>>>,
 }
 
 impl fmt::Debug for Secrets {
@@ -128,10 +149,16 @@ const KEY_RETRIES: usize = 3;
 impl Secrets {
     /// The secrets store of `authority`'s orgs.
     pub fn new(authority: Arc<Authority>, options: Options) -> Self {
+        let mut id = [0u8; 8];
+        // A clash would only make two nodes share a lease.
+        let _ = getrandom::fill(&mut id);
         Secrets {
             authority,
             options,
             keys: Shared::default(),
+            holder: id.iter().map(|b| format!("{b:02x}")).collect(),
+            kick: tokio::sync::Notify::new(),
+            opened: Shared::default(),
         }
     }
 
@@ -220,7 +247,7 @@ impl Secrets {
                     if keys.fresh {
                         self.keys.write().insert(org.to_owned(), keys.cached);
                     }
-                    return Ok(done.value);
+                    return Ok(self.announced(done));
                 }
                 Err(SecretError::KeysChanged) if tries < KEY_RETRIES => {
                     tries += 1;
@@ -229,6 +256,17 @@ impl Secrets {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl Secrets {
+    /// The value of a commit, once this node's listeners (long polls) know of its
+    /// changes.
+    fn announced<T>(&self, done: crate::store::Committed<T>) -> T {
+        for entry in &done.changes {
+            self.authority.announce(&entry.change);
+        }
+        done.value
     }
 }
 

@@ -73,7 +73,7 @@ impl std::fmt::Debug for OrgKeys {
     }
 }
 
-fn random_key() -> Result<Zeroizing<[u8; 32]>, SecretError> {
+pub(super) fn random_key() -> Result<Zeroizing<[u8; 32]>, SecretError> {
     let mut k = Zeroizing::new([0u8; 32]);
     getrandom::fill(&mut *k).map_err(|_| crate::authority::MasterKeyError::Random)?;
     Ok(k)

@@ -75,6 +75,7 @@ fn sets(pairs: &[(&str, &str)]) -> Write {
     Write {
         set: pairs.iter().map(|(n, v)| set(n, v)).collect(),
         unset: Vec::new(),
+        dry_run: false,
     }
 }
 
@@ -88,6 +89,7 @@ fn unset(names: &[&str]) -> Write {
                 if_version: None,
             })
             .collect(),
+        dry_run: false,
     }
 }
 
@@ -267,7 +269,11 @@ async fn a_write_is_all_or_nothing() {
 
 #[tokio::test]
 async fn the_version_cap_drops_the_oldest() {
-    let f = fixture_with(Options { max_versions: 3 }).await;
+    let f = fixture_with(Options {
+        max_versions: 3,
+        ..Options::default()
+    })
+    .await;
     for i in 1..=5 {
         f.write(&f.org, ORG, sets(&[("A", &i.to_string())]))
             .await

@@ -57,6 +57,34 @@ pub struct Write {
     pub set: Vec<SetSecret>,
     /// Secrets to unset.
     pub unset: Vec<UnsetSecret>,
+    /// Check everything and say what would change, but write nothing.
+    pub dry_run: bool,
+}
+
+/// What a dry run says a set would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WouldChange {
+    /// The secret is not set now.
+    Add,
+    /// Its value would change.
+    Change,
+    /// Its value is the same (it would still get a new version).
+    Unchanged,
+    /// It is set; whether the value differs is not said to a token that may not reveal it
+    /// (a dry run is no equality oracle).
+    Set,
+}
+
+impl WouldChange {
+    /// `add`, `change`, `unchanged`, `set`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WouldChange::Add => "add",
+            WouldChange::Change => "change",
+            WouldChange::Unchanged => "unchanged",
+            WouldChange::Set => "set",
+        }
+    }
 }
 
 /// What a write did to one secret.
@@ -68,6 +96,8 @@ pub struct WrittenSecret {
     pub version: u64,
     /// It was unset.
     pub unset: bool,
+    /// In a dry run, what a set would do.
+    pub would: Option<WouldChange>,
 }
 
 /// What a write did.
@@ -333,70 +363,102 @@ impl Secrets {
         if !unset.is_empty() {
             self.require_each(who, scope, Action::Delete, &unset, "unset")?;
         }
-        self.write_with_keys(scope.org, move |tx, keys| {
-            let keys = keys.ensure(tx)?;
-            let (mut out, mut added) = (Vec::new(), false);
-            for s in &w.set {
-                let head = tx.secret_head(&ctx.org, ctx.app(), &s.name)?;
-                check_and_set(&s.name, head.as_ref(), s.if_version)?;
-                added |= head.is_none();
-                let mut head =
-                    head.unwrap_or_else(|| SecretHead::new(&ctx.org, ctx.app(), &s.name));
-                let version = ctx.put_version(tx, keys, &mut head, &s.value, None)?;
-                head.expires = expiry(s.expires_secs, now)?;
-                if s.description.is_some() {
-                    head.description.clone_from(&s.description);
+        // A dry run compares values only for names the token could reveal anyway.
+        let reveal = self.access(who, scope, Action::Reveal);
+        let comparable: HashSet<String> = set
+            .iter()
+            .filter(|n| w.dry_run && self.authority.allows(who, &reveal.secret(n)))
+            .map(|n| (*n).to_owned())
+            .collect();
+        let rehearsed = self
+            .write_with_keys(scope.org, move |tx, keys| {
+                let keys = keys.ensure(tx)?;
+                let (mut out, mut added) = (Vec::new(), false);
+                for s in &w.set {
+                    let head = tx.secret_head(&ctx.org, ctx.app(), &s.name)?;
+                    check_and_set(&s.name, head.as_ref(), s.if_version)?;
+                    added |= head.is_none();
+                    let would = w.dry_run.then(|| match head.as_ref().filter(|h| !h.unset) {
+                        None => WouldChange::Add,
+                        Some(h) if comparable.contains(&s.name) => {
+                            if keys.digest(ctx.app(), &s.name, &s.value) == h.digest {
+                                WouldChange::Unchanged
+                            } else {
+                                WouldChange::Change
+                            }
+                        }
+                        Some(_) => WouldChange::Set,
+                    });
+                    let mut head =
+                        head.unwrap_or_else(|| SecretHead::new(&ctx.org, ctx.app(), &s.name));
+                    let version = ctx.put_version(tx, keys, &mut head, &s.value, None)?;
+                    head.expires = expiry(s.expires_secs, now)?;
+                    if s.description.is_some() {
+                        head.description.clone_from(&s.description);
+                    }
+                    tx.put_secret_head(&head)?;
+                    out.push(WrittenSecret {
+                        name: s.name.clone(),
+                        version,
+                        unset: false,
+                        would,
+                    });
                 }
-                tx.put_secret_head(&head)?;
-                out.push(WrittenSecret {
-                    name: s.name.clone(),
-                    version,
-                    unset: false,
-                });
-            }
-            for u in &w.unset {
-                let head = tx.secret_head(&ctx.org, ctx.app(), &u.name)?;
-                check_and_set(&u.name, head.as_ref(), u.if_version)?;
-                let mut head = head
-                    .filter(|h| !h.unset)
-                    .ok_or_else(|| SecretError::NotFound(u.name.clone()))?;
-                head.unset = true;
-                head.updated = now;
-                tx.put_secret_head(&head)?;
-                out.push(WrittenSecret {
-                    name: u.name.clone(),
-                    version: head.version,
-                    unset: true,
-                });
-            }
-            if added {
-                let count = tx.count_secrets(&ctx.org)?;
-                if count > MAX_ORG_SECRETS {
-                    return Err(SecretError::TooMany(count));
+                for u in &w.unset {
+                    let head = tx.secret_head(&ctx.org, ctx.app(), &u.name)?;
+                    check_and_set(&u.name, head.as_ref(), u.if_version)?;
+                    let mut head = head
+                        .filter(|h| !h.unset)
+                        .ok_or_else(|| SecretError::NotFound(u.name.clone()))?;
+                    head.unset = true;
+                    head.updated = now;
+                    tx.put_secret_head(&head)?;
+                    out.push(WrittenSecret {
+                        name: u.name.clone(),
+                        version: head.version,
+                        unset: true,
+                        would: None,
+                    });
                 }
-            }
-            ctx.check_sizes(tx)?;
-            let versions = ctx.bump(tx)?;
-            let label = |unset: bool| {
-                let done: Vec<String> = out
-                    .iter()
-                    .filter(|s| s.unset == unset)
-                    .map(|s| format!("{} v{}", s.name, s.version))
-                    .collect();
-                done.join(", ")
-            };
-            if !w.set.is_empty() {
-                ctx.audit(tx, action::SECRET_SET, format!("set {}", label(false)))?;
-            }
-            if !w.unset.is_empty() {
-                ctx.audit(tx, action::SECRET_UNSET, format!("unset {}", label(true)))?;
-            }
-            Ok(Written {
-                secrets: out,
-                versions,
+                if added {
+                    let count = tx.count_secrets(&ctx.org)?;
+                    if count > MAX_ORG_SECRETS {
+                        return Err(SecretError::TooMany(count));
+                    }
+                }
+                ctx.check_sizes(tx)?;
+                let versions = ctx.bump(tx)?;
+                if w.dry_run {
+                    // Everything checked: undo it all (the transaction rolls back).
+                    return Err(SecretError::Rehearsed(Box::new(Written {
+                        secrets: out,
+                        versions,
+                    })));
+                }
+                let label = |unset: bool| {
+                    let done: Vec<String> = out
+                        .iter()
+                        .filter(|s| s.unset == unset)
+                        .map(|s| format!("{} v{}", s.name, s.version))
+                        .collect();
+                    done.join(", ")
+                };
+                if !w.set.is_empty() {
+                    ctx.audit(tx, action::SECRET_SET, format!("set {}", label(false)))?;
+                }
+                if !w.unset.is_empty() {
+                    ctx.audit(tx, action::SECRET_UNSET, format!("unset {}", label(true)))?;
+                }
+                Ok(Written {
+                    secrets: out,
+                    versions,
+                })
             })
-        })
-        .await
+            .await;
+        match rehearsed {
+            Err(SecretError::Rehearsed(done)) => Ok(*done),
+            other => other,
+        }
     }
 
     /// Writes the value of an earlier version of a secret as its new version (without
@@ -444,6 +506,7 @@ impl Secrets {
                     name: name.clone(),
                     version,
                     unset: false,
+                    would: None,
                 }],
                 versions,
             })
@@ -517,7 +580,7 @@ impl Secrets {
                 })
             })
             .await?;
-        Ok(committed.value)
+        Ok(self.announced(committed))
     }
 }
 

@@ -741,6 +741,122 @@ async fn secrets_keep_their_scopes_versions_and_counters(kind: Kind) {
         ),
         (5, 7, 1)
     );
+    // What a reveal reads: the set heads of one scope with their current versions.
+    write(s, |tx| {
+        let mut h = tx.secret_head("acme", Some("web"), "API_KEY")?.unwrap();
+        h.unset = true;
+        tx.put_secret_head(&h)
+    })
+    .await;
+    let current = read(s, |r| r.secret_current("acme", Some("web"))).await;
+    let seen: Vec<(&str, Option<u64>, bool)> = current
+        .iter()
+        .map(|(h, v)| {
+            (
+                h.name.as_str(),
+                v.as_ref().map(|v| v.version),
+                v.as_ref().is_some_and(|v| v.sealed.is_some()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("DB_URL", Some(2), false)],
+        "unset ones are left out"
+    );
+    let org_current = read(s, |r| r.secret_current("acme", None)).await;
+    assert_eq!(org_current.len(), 1);
+    assert_eq!(org_current[0].1.as_ref().unwrap().digest, [1; 32]);
+}
+
+async fn versions_page_in_order_and_leases_have_one_holder(kind: Kind) {
+    use super::VersionKey;
+    use crate::model::{Sealed, SecretVersion};
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    write(s, |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.insert_org(&Org::new("beta", 1))?;
+        // Names whose byte order differs from a locale's (`_` and case).
+        for (org, app, name) in [
+            ("acme", None, "b"),
+            ("acme", None, "B_2"),
+            ("acme", None, "B2"),
+            ("acme", Some("api"), "Z"),
+            ("acme", Some("web"), "A"),
+            ("beta", None, "A"),
+        ] {
+            for v in 1..=3 {
+                let sealed = Sealed {
+                    key_id: 1,
+                    wrapped_key: vec![1],
+                    ciphertext: vec![2],
+                };
+                tx.put_secret_version(&SecretVersion::new(
+                    org, app, name, v, 1, None, [0; 32], sealed,
+                ))?;
+            }
+        }
+        Ok(())
+    })
+    .await;
+    let mut seen = Vec::new();
+    let mut after: Option<VersionKey> = None;
+    loop {
+        let from = after.clone();
+        let page = read(s, move |r| {
+            r.secret_versions_after("acme", from.as_ref(), 4)
+        })
+        .await;
+        let Some(last) = page.last() else { break };
+        after = Some(VersionKey::of(last));
+        seen.extend(page.iter().map(|v| {
+            format!(
+                "{}/{}/{}",
+                v.app.as_deref().unwrap_or("-"),
+                v.name,
+                v.version
+            )
+        }));
+    }
+    let expected: Vec<String> = [
+        ("-", "B2"),
+        ("-", "B_2"),
+        ("-", "b"),
+        ("api", "Z"),
+        ("web", "A"),
+    ]
+    .iter()
+    .flat_map(|(a, n)| (1..=3).map(move |v| format!("{a}/{n}/{v}")))
+    .collect();
+    assert_eq!(
+        seen, expected,
+        "byte order, every scope, each once, no other org"
+    );
+
+    // A lease: one holder at a time, renewable by it, free once expired or dropped.
+    let take = |holder: &'static str, now: u64| {
+        let s = s.clone();
+        async move {
+            s.write(move |tx| tx.take_lease("rotation:acme", holder, now, now + 30))
+                .await
+                .unwrap()
+                .value
+        }
+    };
+    assert!(take("a", 100).await);
+    assert!(!take("b", 110).await, "held by a");
+    assert!(take("a", 120).await, "a renews");
+    let held = read(s, |r| r.lease("rotation:acme")).await.unwrap();
+    assert_eq!((held.holder.as_str(), held.until), ("a", 150));
+    assert!(take("b", 150).await, "expired: b takes it");
+    write(s, |tx| tx.drop_lease("rotation:acme", "a")).await;
+    assert!(
+        read(s, |r| r.lease("rotation:acme")).await.is_some(),
+        "a cannot drop b's"
+    );
+    write(s, |tx| tx.drop_lease("rotation:acme", "b")).await;
+    assert!(read(s, |r| r.lease("rotation:acme")).await.is_none());
 }
 
 macro_rules! suite {
@@ -774,4 +890,5 @@ suite!(
     reopening_keeps_everything_and_a_newer_schema_is_refused,
     nodes_starting_at_once_migrate_once,
     secrets_keep_their_scopes_versions_and_counters,
+    versions_page_in_order_and_leases_have_one_holder,
 );

@@ -201,6 +201,54 @@ pub trait Read {
     ) -> Result<Vec<SecretVersion>, StoreError>;
     /// A scope's change counter: an app's secrets version is the org's counter plus its own.
     fn secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError>;
+    /// The set secrets of one scope with their current versions (none for a destroyed
+    /// one), by name: what a reveal opens, in one read.
+    fn secret_current(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+    ) -> Result<Vec<(SecretHead, Option<SecretVersion>)>, StoreError>;
+    /// Up to `limit` versions of an org's secrets, every scope, in (app, name, version)
+    /// order (the org's own first), after `after`: a key rotation's way through them.
+    fn secret_versions_after(
+        &mut self,
+        org: &str,
+        after: Option<&VersionKey>,
+        limit: usize,
+    ) -> Result<Vec<SecretVersion>, StoreError>;
+    /// Who holds lease `name`, until when.
+    fn lease(&mut self, name: &str) -> Result<Option<Lease>, StoreError>;
+}
+
+/// Where a secret version sits in [`Read::secret_versions_after`]'s order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionKey {
+    /// The app, or `None` for the org's own.
+    pub app: Option<String>,
+    /// The name.
+    pub name: String,
+    /// The version.
+    pub version: u64,
+}
+
+impl VersionKey {
+    /// The key of `v`.
+    pub fn of(v: &SecretVersion) -> Self {
+        VersionKey {
+            app: v.app.clone(),
+            name: v.name.clone(),
+            version: v.version,
+        }
+    }
+}
+
+/// A named lease: one node at a time does a job (a key rotation's re-wrapping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The node holding it.
+    pub holder: String,
+    /// Until when, unix seconds (then anyone may take it).
+    pub until: u64,
 }
 
 /// Write access inside a transaction. Every method may be re-run on a fresh handle
@@ -252,6 +300,17 @@ pub trait Tx: Read {
         app: Option<&str>,
         value: u64,
     ) -> Result<(), StoreError>;
+    /// Takes lease `name` for `holder` until `until` if it is free, expired at `now`, or
+    /// already `holder`'s (renewing it); whether `holder` holds it now.
+    fn take_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<bool, StoreError>;
+    /// Gives lease `name` up, if `holder` holds it.
+    fn drop_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
 /// What a write transaction returned, with the feed entries it committed.

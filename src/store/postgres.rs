@@ -24,8 +24,8 @@ use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Row, Socket};
 
 use super::rows::{FeedRow, Stored};
 use super::{
-    Committed, Compacted, DenyEntry, FeedHead, OpenError, Read, SCHEMA_COMPAT, SCHEMA_VERSION,
-    StoreError, Tx,
+    Committed, Compacted, DenyEntry, FeedHead, Lease, OpenError, Read, SCHEMA_COMPAT,
+    SCHEMA_VERSION, StoreError, Tx, VersionKey,
 };
 use crate::model::{
     AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, SecretHead,
@@ -78,13 +78,15 @@ const STEPS: &[(u32, &str)] = &[(
      INSERT INTO macvault_feed_head (id, seq, horizon) VALUES (1, 0, 0);
      CREATE TABLE macvault_secret_keys (org TEXT PRIMARY KEY, row BYTEA NOT NULL);
      CREATE TABLE macvault_secret_heads (org TEXT NOT NULL, app TEXT NOT NULL,
-         name TEXT NOT NULL, unset BOOLEAN NOT NULL, updated BIGINT NOT NULL,
-         row BYTEA NOT NULL, PRIMARY KEY (org, app, name));
+         name TEXT NOT NULL, version BIGINT NOT NULL, unset BOOLEAN NOT NULL,
+         updated BIGINT NOT NULL, row BYTEA NOT NULL, PRIMARY KEY (org, app, name));
      CREATE TABLE macvault_secret_versions (org TEXT NOT NULL, app TEXT NOT NULL,
          name TEXT NOT NULL, version BIGINT NOT NULL, created BIGINT NOT NULL,
          row BYTEA NOT NULL, PRIMARY KEY (org, app, name, version));
      CREATE TABLE macvault_secret_counters (org TEXT NOT NULL, app TEXT NOT NULL,
-         value BIGINT NOT NULL, PRIMARY KEY (org, app));",
+         value BIGINT NOT NULL, PRIMARY KEY (org, app));
+     CREATE TABLE macvault_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,
+         until BIGINT NOT NULL);",
 )];
 
 /// The URL without its password, for messages.
@@ -928,6 +930,71 @@ impl Read for PgTx<'_> {
         )
     }
 
+    fn secret_current(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+    ) -> Result<Vec<(SecretHead, Option<SecretVersion>)>, StoreError> {
+        let rows = self.query(
+            "SELECT h.row, v.row FROM macvault_secret_heads h LEFT JOIN macvault_secret_versions v \
+             ON v.org = h.org AND v.app = h.app AND v.name = h.name AND v.version = h.version \
+             WHERE h.org = $1 AND h.app = $2 AND NOT h.unset ORDER BY h.name COLLATE \"C\"",
+            &[&org, &scope(app)],
+        )?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let head: &[u8] = r.try_get(0).map_err(|e| self.fail(e))?;
+            let version: Option<&[u8]> = r.try_get(1).map_err(|e| self.fail(e))?;
+            out.push((
+                SecretHead::decode(head)?,
+                version.map(SecretVersion::decode).transpose()?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn secret_versions_after(
+        &mut self,
+        org: &str,
+        after: Option<&VersionKey>,
+        limit: usize,
+    ) -> Result<Vec<SecretVersion>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match after {
+            Some(k) => self.rows(
+                "SELECT row FROM macvault_secret_versions WHERE org = $1 \
+                 AND (app COLLATE \"C\", name COLLATE \"C\", version) > ($2, $3, $4) \
+                 ORDER BY app COLLATE \"C\", name COLLATE \"C\", version LIMIT $5",
+                &[
+                    &org,
+                    &scope(k.app.as_deref()),
+                    &k.name,
+                    &int(k.version),
+                    &limit,
+                ],
+            ),
+            None => self.rows(
+                "SELECT row FROM macvault_secret_versions WHERE org = $1 \
+                 ORDER BY app COLLATE \"C\", name COLLATE \"C\", version LIMIT $2",
+                &[&org, &limit],
+            ),
+        }
+    }
+
+    fn lease(&mut self, name: &str) -> Result<Option<Lease>, StoreError> {
+        let rows = self.query(
+            "SELECT holder, until FROM macvault_leases WHERE name = $1",
+            &[&name],
+        )?;
+        match rows.first() {
+            Some(r) => Ok(Some(Lease {
+                holder: r.try_get(0).map_err(|e| self.fail(e))?,
+                until: uint(r.try_get(1).map_err(|e| self.fail(e))?),
+            })),
+            None => Ok(None),
+        }
+    }
+
     fn secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
         let rows = self.query(
             "SELECT value FROM macvault_secret_counters WHERE org = $1 AND app = $2",
@@ -1109,13 +1176,15 @@ impl Tx for PgTx<'_> {
         self.execute(
             "WITH counter AS (INSERT INTO macvault_secret_counters (org, app, value) \
              VALUES ($1, $2, 0) ON CONFLICT (org, app) DO NOTHING) \
-             INSERT INTO macvault_secret_heads (org, app, name, unset, updated, row) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org, app, name) DO UPDATE SET \
-             unset = excluded.unset, updated = excluded.updated, row = excluded.row",
+             INSERT INTO macvault_secret_heads (org, app, name, version, unset, updated, row) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org, app, name) DO UPDATE SET \
+             version = excluded.version, unset = excluded.unset, updated = excluded.updated, \
+             row = excluded.row",
             &[
                 &head.org,
                 &app,
                 &head.name,
+                &int(head.version),
                 &head.unset,
                 &int(head.updated),
                 &head.encode()?,
@@ -1167,6 +1236,30 @@ impl Tx for PgTx<'_> {
             Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
             None => Err(StoreError::Internal("no counter returned".into())),
         }
+    }
+
+    fn take_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<bool, StoreError> {
+        let n = self.execute(
+            "INSERT INTO macvault_leases (name, holder, until) VALUES ($1, $2, $4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+             WHERE macvault_leases.holder = $2 OR macvault_leases.until <= $3",
+            &[&name, &holder, &int(now), &int(until)],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn drop_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM macvault_leases WHERE name = $1 AND holder = $2",
+            &[&name, &holder],
+        )?;
+        Ok(())
     }
 
     fn set_secrets_counter(

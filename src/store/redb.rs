@@ -18,8 +18,8 @@ use tokio::sync::Notify;
 
 use super::rows::{FeedRow, Stored};
 use super::{
-    Committed, Compacted, DenyEntry, FeedHead, OpenError, Read, SCHEMA_COMPAT, SCHEMA_VERSION,
-    StoreError, Tx, legacy,
+    Committed, Compacted, DenyEntry, FeedHead, Lease, OpenError, Read, SCHEMA_COMPAT,
+    SCHEMA_VERSION, StoreError, Tx, VersionKey, legacy,
 };
 use crate::model::{
     AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, SecretHead,
@@ -43,6 +43,8 @@ const SECRET_HEADS: TableDefinition<(&str, &str, &str), &[u8]> =
 const SECRET_VERSIONS: TableDefinition<(&str, &str, &str, u64), &[u8]> =
     TableDefinition::new("secret_versions");
 const SECRET_COUNTERS: TableDefinition<(&str, &str), u64> = TableDefinition::new("secret_counters");
+/// Leases: name → (holder, until).
+const LEASES: TableDefinition<&str, (&str, u64)> = TableDefinition::new("leases");
 /// Sorts after every secret name (names are `[A-Za-z0-9_]`).
 const NAME_END: &str = "~";
 
@@ -230,6 +232,7 @@ fn create_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(SECRET_HEADS)?;
     txn.open_table(SECRET_VERSIONS)?;
     txn.open_table(SECRET_COUNTERS)?;
+    txn.open_table(LEASES)?;
     Ok(())
 }
 
@@ -600,6 +603,54 @@ macro_rules! impl_read {
                 let v = t.get((org, scope(app)))?;
                 Ok(v.map_or(0, |v| v.value()))
             }
+
+            fn secret_current(
+                &mut self,
+                org: &str,
+                app: Option<&str>,
+            ) -> Result<Vec<(SecretHead, Option<SecretVersion>)>, StoreError> {
+                let heads = self.secret_heads(org, app)?;
+                let versions = self.txn.open_table(SECRET_VERSIONS)?;
+                let mut out = Vec::with_capacity(heads.len());
+                for head in heads.into_iter().filter(|h| !h.unset) {
+                    let v = versions.get((org, scope(app), head.name.as_str(), head.version))?;
+                    let v = v.map(|v| SecretVersion::decode(v.value())).transpose()?;
+                    out.push((head, v));
+                }
+                Ok(out)
+            }
+
+            fn secret_versions_after(
+                &mut self,
+                org: &str,
+                after: Option<&VersionKey>,
+                limit: usize,
+            ) -> Result<Vec<SecretVersion>, StoreError> {
+                let t = self.txn.open_table(SECRET_VERSIONS)?;
+                let end = (org, NAME_END, NAME_END, u64::MAX);
+                let rows = match after {
+                    Some(k) => {
+                        let from = (org, scope(k.app.as_deref()), k.name.as_str(), k.version);
+                        t.range::<(&str, &str, &str, u64)>((
+                            std::ops::Bound::Excluded(from),
+                            std::ops::Bound::Included(end),
+                        ))?
+                    }
+                    None => t.range((org, "", "", 0)..=end)?,
+                };
+                decode_all(rows.take(limit).map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
+
+            fn lease(&mut self, name: &str) -> Result<Option<Lease>, StoreError> {
+                let t = self.txn.open_table(LEASES)?;
+                Ok(t.get(name)?.map(|v| {
+                    let (holder, until) = v.value();
+                    Lease {
+                        holder: holder.to_owned(),
+                        until,
+                    }
+                }))
+            }
         }
     };
 }
@@ -783,6 +834,36 @@ impl Tx for RedbTx<'_> {
         self.txn
             .open_table(SECRET_COUNTERS)?
             .insert((org, scope(app)), value)?;
+        Ok(())
+    }
+
+    fn take_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: u64,
+        until: u64,
+    ) -> Result<bool, StoreError> {
+        let mut t = self.txn.open_table(LEASES)?;
+        let free = match t.get(name)? {
+            Some(v) => {
+                let (by, ends) = v.value();
+                by == holder || ends <= now
+            }
+            None => true,
+        };
+        if free {
+            t.insert(name, (holder, until))?;
+        }
+        Ok(free)
+    }
+
+    fn drop_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(LEASES)?;
+        let mine = t.get(name)?.is_some_and(|v| v.value().0 == holder);
+        if mine {
+            t.remove(name)?;
+        }
         Ok(())
     }
 

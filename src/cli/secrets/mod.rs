@@ -12,9 +12,11 @@ use super::input::{parse_duration, read_stdin};
 use super::keys::short_id;
 use super::output::{self, Fit, Table, clean, or_dash, relative_text};
 use super::{ClientArgs, Ctx};
+mod files;
+
 use crate::api::{
-    DestroyRequest, DestroyResponse, HistoryBody, RollbackRequest, SecretBody, SecretList,
-    SecretsVersionBody, SetBody, UnsetBody, WriteSecretsRequest, WriteSecretsResponse,
+    DestroyRequest, DestroyResponse, HistoryBody, KeyStatusBody, RollbackRequest, SecretBody,
+    SecretList, SecretsVersionBody, SetBody, UnsetBody, WriteSecretsRequest, WriteSecretsResponse,
 };
 
 #[derive(Args)]
@@ -125,6 +127,22 @@ pub enum SecretsCommand {
         #[arg(long)]
         all: bool,
     },
+    /// Set every secret of a .env file (python-dotenv's dialect; no ${VAR}
+    /// interpolation) in one atomic write; `-` reads stdin.
+    Import(files::ImportArgs),
+    /// Print the resolved values (needs `reveal`): as a .env file that import (and
+    /// python-dotenv) reads back exactly, or JSON.
+    Export(files::ExportArgs),
+    /// Make a new secrets key current for the org; older data keys are re-wrapped in the
+    /// background and then the old key is deleted.
+    RotateKey {
+        /// The org (default: the token's).
+        #[arg(long)]
+        org: Option<String>,
+        /// Wait until every data key is re-wrapped and the old key is gone.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 /// Largest value read from stdin (the server refuses more than 64 KiB anyway).
@@ -151,7 +169,7 @@ impl ScopeArgs {
     }
 }
 
-fn segments(path: &[String]) -> Vec<&str> {
+pub(super) fn segments(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
 
@@ -225,6 +243,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
         } => {
             let if_version = one_name(&names, if_version)?;
             let req = WriteSecretsRequest {
+                dry_run: false,
                 set: Vec::new(),
                 unset: names
                     .iter()
@@ -315,11 +334,40 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
                 ))?;
             }
         }
+        SecretsCommand::Import(args) => files::import(ctx, &client, args).await?,
+        SecretsCommand::Export(args) => files::export(ctx, &client, args).await?,
+        SecretsCommand::RotateKey { org, wait } => {
+            let org = ctx.org(org)?;
+            let path = ["v1", "orgs", &org, "secrets-key", "rotate"];
+            let mut status: KeyStatusBody = client.call(Method::POST, &path, None::<&()>).await?;
+            if !ctx.json() {
+                output::line(format_args!(
+                    "secrets key k{} is current; re-wrapping the data keys of the older ones",
+                    status.current
+                ))?;
+            }
+            while wait && status.rotating {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                status = client.get(&["v1", "orgs", &org, "secrets-key"]).await?;
+            }
+            if ctx.json() {
+                output::json(&status)?;
+            } else if !status.rotating {
+                output::line(format_args!(
+                    "every data key is under k{}; the older keys are deleted",
+                    status.current
+                ))?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn written(ctx: &Ctx, scope: &ScopeArgs, done: &WriteSecretsResponse) -> anyhow::Result<()> {
+pub(super) fn written(
+    ctx: &Ctx,
+    scope: &ScopeArgs,
+    done: &WriteSecretsResponse,
+) -> anyhow::Result<()> {
     if ctx.json() {
         return output::json(done);
     }

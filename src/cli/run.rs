@@ -1,0 +1,373 @@
+//! `macvault run --app A -- CMD ARGS…`: reveals the app's secrets with the token it is
+//! given and runs CMD with them in its environment. Without `--watch` it becomes CMD
+//! (`exec`: CMD's signals and exit status are its own); with `--watch` it supervises
+//! CMD, forwarding signals and restarting it when the app's secrets change.
+//!
+//! Exit codes of `run` itself, as `env` and `docker run` use them: 125 when macvault
+//! fails before CMD starts, 126 when CMD cannot be executed, 127 when it is not found;
+//! otherwise CMD's own status (128 + N for a death by signal N, under `--watch`).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use rustix::process::{Pid, Signal, kill_process};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::client::{ApiError, TransportError};
+use super::exit::usage;
+use super::input::parse_duration;
+use super::output::{clean, span2};
+use super::{ClientArgs, Ctx};
+use crate::api::RevealResponse;
+
+/// macvault failed before CMD started.
+const FAILED: u8 = 125;
+/// CMD exists but cannot be executed.
+const CANNOT_EXECUTE: u8 = 126;
+/// CMD was not found.
+const NOT_FOUND: u8 = 127;
+
+/// Variables that change how programs find and load code (or what a shell runs first):
+/// a secret by one of these names is injected only with `--allow NAME`, else a token
+/// that may write an app's secrets but not reveal them could make the app run its code.
+pub const CODE_LOADING: &[&str] = &[
+    "PATH",
+    "BASH_ENV",
+    "ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+    "IFS",
+    "CDPATH",
+    "GCONV_PATH",
+    "HOSTALIASES",
+    "LOCALDOMAIN",
+    "RES_OPTIONS",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PYTHONINSPECT",
+    "PERL5LIB",
+    "PERL5OPT",
+    "PERLLIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "GEM_PATH",
+    "GEM_HOME",
+    "CLASSPATH",
+    "JAVA_TOOL_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "_JAVA_OPTIONS",
+    "GIT_EXEC_PATH",
+    "GIT_SSH_COMMAND",
+    "LESSOPEN",
+    "EDITOR",
+    "VISUAL",
+];
+/// Prefixes of such variables: the dynamic loaders' (`LD_PRELOAD`, `DYLD_INSERT_LIBRARIES`…)
+/// and the allocator's debugging hooks.
+pub const CODE_LOADING_PREFIXES: &[&str] = &["LD_", "DYLD_", "MALLOC_", "GLIBC_TUNABLES"];
+
+/// The variables through which `run` got its own token: not passed on.
+const TOKEN_VARS: [&str; 2] = ["MACVAULT_TOKEN", "MACVAULT_TOKEN_FILE"];
+
+/// `macvault run`.
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The org (default: the token's).
+    #[arg(long)]
+    org: Option<String>,
+    /// The app whose secrets (its own over the org's) CMD gets.
+    #[arg(long)]
+    app: String,
+    /// Put this before every name (`APP_` makes DB_URL into APP_DB_URL).
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<String>,
+    /// Keep variables CMD would inherit rather than replacing them with secrets of the
+    /// same name.
+    #[arg(long)]
+    preserve_env: bool,
+    /// Supervise CMD: forward signals, and restart it when the app's secrets change.
+    #[arg(long)]
+    watch: bool,
+    /// Under --watch, how long CMD has to stop after SIGTERM before SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    grace: Duration,
+    /// How long to keep trying an unreachable server before giving up (CMD never starts
+    /// without its secrets).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Inject this secret although its name changes how programs load code (PATH,
+    /// LD_PRELOAD, NODE_OPTIONS… see the README); repeatable.
+    #[arg(long, value_name = "NAME")]
+    allow: Vec<String>,
+    /// Pass MACVAULT_TOKEN / MACVAULT_TOKEN_FILE on to CMD.
+    #[arg(long)]
+    pass_token: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+/// Whether a variable name changes how programs load code.
+pub fn loads_code(name: &str) -> bool {
+    CODE_LOADING.contains(&name) || CODE_LOADING_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Runs `macvault run`; its own failures are 125.
+pub fn run(args: RunArgs) -> ExitCode {
+    let ctx = Ctx::new(args.client.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let outcome = match runtime {
+        Ok(rt) => rt.block_on(run_in(&ctx, args)),
+        Err(e) => Err(anyhow::Error::from(e).context("cannot start the async runtime")),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("macvault run: {}", super::exit::describe(&err));
+            ExitCode::from(FAILED)
+        }
+    }
+}
+
+async fn run_in(ctx: &Ctx, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let org = ctx.org(args.org.clone())?;
+    let client = ctx.client()?;
+    let revealed = reveal(&client, &org, &args.app, None, args.timeout).await?;
+    let env = environment(&args, &revealed)?;
+    if !args.watch {
+        return Ok(exec(&args.command, &env));
+    }
+    supervise(&client, &org, &args, revealed.secrets_version, env).await
+}
+
+/// Reveals, retrying an unreachable or unavailable server with backoff for `patience`.
+async fn reveal(
+    client: &super::client::Client,
+    org: &str,
+    app: &str,
+    min_version: Option<u64>,
+    patience: Duration,
+) -> anyhow::Result<RevealResponse> {
+    let path = ["v1", "orgs", org, "apps", app, "secrets", "reveal"];
+    let query: Vec<(&str, String)> = min_version
+        .map(|v| ("min_version", v.to_string()))
+        .into_iter()
+        .collect();
+    // A long poll waits up to 30 s on the server.
+    let wait = Duration::from_secs(if min_version.is_some() { 45 } else { 15 });
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match client.post_query(&path, &query, wait).await {
+            Ok(r) => return Ok(r),
+            Err(e) if retryable(&e) && tokio::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) if retryable(&e) => {
+                return Err(e.context(format!(
+                    "gave up after {} (--timeout)",
+                    span2(patience.as_secs().max(1))
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The server could not be reached or could not answer now.
+fn retryable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<TransportError>()
+            || c.downcast_ref::<ApiError>()
+                .is_some_and(|a| a.status.as_u16() == 408 || a.status.is_server_error())
+    })
+}
+
+/// CMD's environment: ours (without the token unless --pass-token) with the secrets,
+/// prefixed, over it (or under it with --preserve-env), code-loading names left out.
+/// Warns of expired and soon-expiring secrets and of every name left out.
+fn environment(
+    args: &RunArgs,
+    revealed: &RevealResponse,
+) -> anyhow::Result<BTreeMap<OsString, OsString>> {
+    let prefix = args.prefix.as_deref().unwrap_or("");
+    if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(usage("--prefix takes letters, digits and _"));
+    }
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os()
+        .filter(|(k, _)| args.pass_token || !TOKEN_VARS.iter().any(|t| k == t))
+        .collect();
+    for name in &revealed.expired {
+        eprintln!("warning: {} has EXPIRED: not injected", clean(name));
+    }
+    let now = crate::authority::system_now();
+    for e in &revealed.expiring {
+        let left = crate::caveats::parse_time(&e.expires).map_or(0, |t| t.saturating_sub(now));
+        eprintln!(
+            "warning: {} expires in {} ({})",
+            clean(&e.name),
+            span2(left),
+            clean(&e.expires)
+        );
+    }
+    for (name, value) in &revealed.secrets {
+        let full = format!("{prefix}{name}");
+        if loads_code(&full) && !args.allow.contains(&full) {
+            eprintln!(
+                "warning: {} not injected: it changes how programs load code (--allow {} \
+                 injects it)",
+                clean(&full),
+                clean(&full)
+            );
+            continue;
+        }
+        let key = OsString::from(&full);
+        if args.preserve_env && env.contains_key(&key) {
+            continue;
+        }
+        env.insert(key, OsString::from(value.as_str()));
+    }
+    Ok(env)
+}
+
+fn command(cmd: &[OsString], env: &BTreeMap<OsString, OsString>) -> std::process::Command {
+    let mut c = std::process::Command::new(&cmd[0]);
+    c.args(&cmd[1..]).env_clear().envs(env);
+    c
+}
+
+/// 126 or 127 for a CMD that did not start, with the reason.
+fn not_started(cmd: &OsString, e: &io::Error) -> ExitCode {
+    let shown = clean(&cmd.to_string_lossy()).into_owned();
+    if e.kind() == io::ErrorKind::NotFound {
+        eprintln!("macvault run: {shown}: command not found");
+        ExitCode::from(NOT_FOUND)
+    } else {
+        eprintln!("macvault run: {shown}: cannot execute: {e}");
+        ExitCode::from(CANNOT_EXECUTE)
+    }
+}
+
+/// Becomes CMD; returns only if that failed.
+fn exec(cmd: &[OsString], env: &BTreeMap<OsString, OsString>) -> ExitCode {
+    let e = command(cmd, env).exec();
+    not_started(&cmd[0], &e)
+}
+
+/// CMD's status as ours: its code, or 128 + the signal that ended it.
+fn status_code(status: std::process::ExitStatus) -> ExitCode {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        (None, Some(sig)) => ExitCode::from(u8::try_from(128 + sig).unwrap_or(255)),
+        _ => ExitCode::from(1),
+    }
+}
+
+/// The signals forwarded to CMD under --watch.
+const FORWARDED: [(fn() -> SignalKind, Signal); 6] = [
+    (SignalKind::terminate, Signal::TERM),
+    (SignalKind::interrupt, Signal::INT),
+    (SignalKind::hangup, Signal::HUP),
+    (SignalKind::quit, Signal::QUIT),
+    (SignalKind::user_defined1, Signal::USR1),
+    (SignalKind::user_defined2, Signal::USR2),
+];
+
+fn send(child: &tokio::process::Child, sig: Signal) {
+    if let Some(pid) = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(Pid::from_raw)
+    {
+        // It may have just exited: nothing to do then.
+        let _ = kill_process(pid, sig);
+    }
+}
+
+/// Asks CMD to stop (SIGTERM), then makes it (SIGKILL after `grace`).
+async fn stop(child: &mut tokio::process::Child, grace: Duration) -> io::Result<()> {
+    send(child, Signal::TERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        send(child, Signal::KILL);
+        child.wait().await?;
+    }
+    Ok(())
+}
+
+async fn supervise(
+    client: &super::client::Client,
+    org: &str,
+    args: &RunArgs,
+    mut version: u64,
+    mut env: BTreeMap<OsString, OsString>,
+) -> anyhow::Result<ExitCode> {
+    let mut signals = Vec::new();
+    for (kind, sig) in FORWARDED {
+        signals.push((signal(kind()).context("cannot listen for signals")?, sig));
+    }
+    loop {
+        let mut child = match tokio::process::Command::from(command(&args.command, &env)).spawn() {
+            Ok(c) => c,
+            Err(e) => return Ok(not_started(&args.command[0], &e)),
+        };
+        // Runs until CMD exits (its status is ours) or the secrets change (restart).
+        let next = loop {
+            let forwarded = futures_util::future::select_all(signals.iter_mut().map(|(s, sig)| {
+                let sig = *sig;
+                Box::pin(async move {
+                    s.recv().await;
+                    sig
+                })
+            }));
+            let change = reveal(
+                client,
+                org,
+                &args.app,
+                Some(version + 1),
+                Duration::from_secs(3600),
+            );
+            tokio::select! {
+                status = child.wait() => {
+                    return Ok(status_code(status.context("cannot wait for the command")?));
+                }
+                (sig, _, _) = forwarded => send(&child, sig),
+                changed = change => match changed {
+                    Ok(r) if r.secrets_version > version => break r,
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("warning: cannot watch the secrets: {}", super::exit::describe(&e));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+            }
+        };
+        eprintln!(
+            "macvault run: the secrets of app {} changed (version {} -> {}): restarting",
+            clean(&args.app),
+            version,
+            next.secrets_version
+        );
+        stop(&mut child, args.grace).await?;
+        version = next.secrets_version;
+        env = environment(args, &next)?;
+    }
+}

@@ -1,0 +1,172 @@
+//! `secrets import` and `secrets export`: .env files in, values out.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use reqwest::Method;
+
+use super::super::client::Client;
+use super::super::dotenv;
+use super::super::exit::usage;
+use super::super::input::claim_stdin;
+use super::super::output::{self, Fit, Table, clean};
+use super::{Ctx, ScopeArgs, segments, written};
+use crate::api::{RevealResponse, SetBody, WriteSecretsRequest, WriteSecretsResponse};
+
+/// The largest .env file read (an app's secrets are at most 1 MiB).
+const MAX_FILE: u64 = 4 * 1024 * 1024;
+
+/// `secrets import`.
+#[derive(Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    scope: ScopeArgs,
+    /// The .env file, or `-` for stdin.
+    file: PathBuf,
+    /// Say what would be added and changed, writing nothing. Whether a value would
+    /// change is said only to a token that may reveal it.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `secrets export --format`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// `NAME="value"` lines.
+    Dotenv,
+    /// One JSON object, name to value.
+    Json,
+}
+
+/// `secrets export`.
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    scope: ScopeArgs,
+    /// dotenv or json.
+    #[arg(long, value_enum, default_value = "dotenv")]
+    format: Format,
+}
+
+fn read_file(path: &PathBuf) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if path.as_os_str() == "-" {
+        claim_stdin("the .env file")?;
+        std::io::stdin()
+            .lock()
+            .take(MAX_FILE + 1)
+            .read_to_string(&mut text)
+            .context("cannot read the .env file from stdin")?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+    }
+    if text.len() as u64 > MAX_FILE {
+        return Err(usage(format!(
+            "{} is over {} MiB: not a .env file of secrets",
+            path.display(),
+            MAX_FILE >> 20
+        )));
+    }
+    Ok(text)
+}
+
+pub async fn import(ctx: &Ctx, client: &Client, args: ImportArgs) -> anyhow::Result<()> {
+    let text = read_file(&args.file)?;
+    let pairs = dotenv::parse(&text).map_err(|e| usage(format!("{}: {e}", args.file.display())))?;
+    if pairs.is_empty() {
+        return Err(usage(format!("{} sets nothing", args.file.display())));
+    }
+    // As python-dotenv does, a name set twice takes its last value.
+    let mut last: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut order = Vec::new();
+    for (name, value) in &pairs {
+        if last.insert(name, value).is_some() {
+            eprintln!(
+                "warning: {} is set twice; the last value is used",
+                clean(name)
+            );
+        } else {
+            order.push(name.as_str());
+        }
+    }
+    let mut req = WriteSecretsRequest {
+        set: order
+            .iter()
+            .map(|name| SetBody {
+                name: (*name).to_owned(),
+                value: last[name].to_owned(),
+                description: None,
+                expires_secs: None,
+                if_version: None,
+            })
+            .collect(),
+        unset: Vec::new(),
+        dry_run: args.dry_run,
+    };
+    let path = args.scope.path(ctx, &[])?;
+    let done: Result<WriteSecretsResponse, _> = client
+        .call(Method::POST, &segments(&path), Some(&req))
+        .await;
+    for s in &mut req.set {
+        zeroize::Zeroize::zeroize(&mut s.value);
+    }
+    let done = done?;
+    if !args.dry_run {
+        return written(ctx, &args.scope, &done);
+    }
+    if ctx.json() {
+        return output::json(&done);
+    }
+    let mut t = Table::new(&[("NAME", Fit::Cut), ("WOULD", Fit::Keep)]);
+    for s in &done.secrets {
+        let would = match s.would.as_deref() {
+            Some("add") => "add".to_owned(),
+            Some("change") => format!("change (v{} -> v{})", s.version - 1, s.version),
+            Some("unchanged") => "unchanged (same value)".to_owned(),
+            _ => format!("set (v{} -> v{})", s.version - 1, s.version),
+        };
+        t.row([clean(&s.name).into_owned(), would]);
+    }
+    t.print()?;
+    output::line(format_args!(
+        "dry run: nothing was written to {}",
+        args.scope.shown()
+    ))?;
+    Ok(())
+}
+
+pub async fn export(ctx: &Ctx, client: &Client, args: ExportArgs) -> anyhow::Result<()> {
+    let path = args.scope.path(ctx, &["reveal"])?;
+    let revealed: RevealResponse = client
+        .post_query(&segments(&path), &[], Duration::from_secs(30))
+        .await?;
+    for name in &revealed.expired {
+        eprintln!("warning: {} has EXPIRED: not exported", clean(name));
+    }
+    match args.format {
+        Format::Json => output::json(&revealed.secrets),
+        Format::Dotenv => {
+            let text = dotenv::write(
+                revealed
+                    .secrets
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            )
+            .map_err(|name| {
+                anyhow::anyhow!(
+                    "the value of {} cannot be written as a .env line that reads back the \
+                     same: use --format json",
+                    clean(&name)
+                )
+            })?;
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
