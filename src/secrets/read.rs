@@ -107,9 +107,25 @@ impl Secrets {
         scope: Scope<'_>,
         name: &str,
     ) -> Result<SecretHead, SecretError> {
+        self.read_one(who, scope, name, "read", |_, head| Ok(head))
+            .await
+    }
+
+    /// Reads one secret of `scope` the token may `read` (by name, checked before the
+    /// store is asked) and hands it, with the read, to `then`.
+    async fn read_one<T: Send + 'static>(
+        &self,
+        who: &Principal,
+        scope: Scope<'_>,
+        name: &str,
+        verb: &str,
+        then: impl FnOnce(&mut dyn crate::store::Read, SecretHead) -> Result<T, SecretError>
+        + Send
+        + 'static,
+    ) -> Result<T, SecretError> {
         crate::authority::check_scope(scope.org, scope.app).map_err(SecretError::InvalidScope)?;
         limits::check_name(name)?;
-        self.require_each(who, scope, Action::Read, &[name], "read")?;
+        self.require_each(who, scope, Action::Read, &[name], verb)?;
         let (org, app, name) = (
             scope.org.to_owned(),
             scope.app.map(str::to_owned),
@@ -119,8 +135,10 @@ impl Secrets {
             .store()
             .read(move |r| {
                 require_org(r, &org)?;
-                r.secret_head(&org, app.as_deref(), &name)?
-                    .ok_or(SecretError::NotFound(name))
+                let head = r
+                    .secret_head(&org, app.as_deref(), &name)?
+                    .ok_or(SecretError::NotFound(name))?;
+                then(r, head)
             })
             .await
     }
@@ -133,37 +151,25 @@ impl Secrets {
         scope: Scope<'_>,
         name: &str,
     ) -> Result<(SecretHead, Vec<HistoryEntry>), SecretError> {
-        crate::authority::check_scope(scope.org, scope.app).map_err(SecretError::InvalidScope)?;
-        limits::check_name(name)?;
-        self.require_each(who, scope, Action::Read, &[name], "read the history of")?;
-        let (org, app, name) = (
-            scope.org.to_owned(),
-            scope.app.map(str::to_owned),
-            name.to_owned(),
-        );
-        self.authority
-            .store()
-            .read(move |r| {
-                require_org(r, &org)?;
-                let head = r
-                    .secret_head(&org, app.as_deref(), &name)?
-                    .ok_or_else(|| SecretError::NotFound(name.clone()))?;
-                let mut entries = Vec::new();
-                for v in r.secret_versions(&org, app.as_deref(), &name)? {
-                    entries.push(HistoryEntry {
-                        version: v.version,
-                        created: v.created,
-                        created_by: v.created_by,
-                        created_by_name: token_name(r, v.created_by)?,
-                        rollback_of: v.rollback_of,
-                        destroyed: v.sealed.is_none(),
-                        current: !head.unset && v.version == head.version,
-                        digest: v.digest,
-                    });
-                }
-                Ok((head, entries))
-            })
-            .await
+        self.read_one(who, scope, name, "read the history of", |r, head| {
+            let (org, app) = (head.org.clone(), head.app.clone());
+            let name = head.name.clone();
+            let mut entries = Vec::new();
+            for v in r.secret_versions(&org, app.as_deref(), &name)? {
+                entries.push(HistoryEntry {
+                    version: v.version,
+                    created: v.created,
+                    created_by: v.created_by,
+                    created_by_name: token_name(r, v.created_by)?,
+                    rollback_of: v.rollback_of,
+                    destroyed: v.sealed.is_none(),
+                    current: !head.unset && v.version == head.version,
+                    digest: v.digest,
+                });
+            }
+            Ok((head, entries))
+        })
+        .await
     }
 }
 
