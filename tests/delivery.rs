@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::secrets::{Backend, on_each_backend};
 use crate::support::pg::{Proxy, TestDb};
 use crate::support::{BIN, Server, acme, code, eventually, s};
+use macvault::secrets::PARKED;
 
 const WAIT: Duration = Duration::from_secs(60);
 const WEB: &str = "/v1/orgs/acme/apps/web/secrets";
@@ -32,10 +33,12 @@ fn reveal(srv: &Server, tok: &str, query: &str) -> (u16, Value) {
     srv.http("POST", &format!("{WEB}/reveal{query}"), Some(tok), None)
 }
 
-/// A reveal waiting (in a thread of its own) at `url`.
-fn long_poll(url: String, token: &str) -> std::thread::JoinHandle<Value> {
-    let token = token.to_owned();
-    std::thread::spawn(move || {
+/// A reveal waiting (in a thread of its own) at `path` on `srv`; returns once the server
+/// has parked it (its log says so), so whatever the test does next happens during the wait.
+fn long_poll(srv: &Server, path: &str, token: &str) -> std::thread::JoinHandle<Value> {
+    let (url, token) = (format!("{}{path}", srv.url()), token.to_owned());
+    let parked = srv.log_count(PARKED);
+    let waiter = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -50,7 +53,9 @@ fn long_poll(url: String, token: &str) -> std::thread::JoinHandle<Value> {
                 .unwrap();
             res.json::<Value>().await.unwrap()
         })
-    })
+    });
+    srv.await_log(PARKED, parked);
+    waiter
 }
 
 fn mint(srv: &Server, by: &str, kind: &str, app: Option<&str>) -> String {
@@ -155,18 +160,23 @@ fn min_version_waits_is_woken_by_a_write_and_times_out_at_its_cap() {
         // Already there: at once.
         let (st, r) = reveal(&srv, &org, &format!("?min_version={version}"));
         assert_eq!((st, r["secrets_version"].as_u64()), (200, Some(version)));
-        // Waits past --request-timeout (2 s) for a write made meanwhile.
+        // Waits past --request-timeout (2 s) for a write made meanwhile: the write
+        // comes once the poll is parked and more than 2 s old.
+        let started = std::time::Instant::now();
         let waiter = long_poll(
-            format!("{}{WEB}/reveal?min_version={}", srv.url(), version + 1),
+            &srv,
+            &format!("{WEB}/reveal?min_version={}", version + 1),
             &org,
         );
-        std::thread::sleep(Duration::from_secs(3));
+        if let Some(rest) = Duration::from_secs(3).checked_sub(started.elapsed()) {
+            std::thread::sleep(rest); // time passing is what is tested, not a hand-off
+        }
         set(&srv, &org, ORG, &[("B", "2")]);
         let woken = waiter.join().unwrap();
         assert_eq!(woken["secrets"], json!({"A": "1", "B": "2"}), "{woken}");
         assert!(woken["secrets_version"].as_u64().unwrap() > version);
         // Nothing changes: answered at the cap (30 s) with the version it has.
-        let r = long_poll(format!("{}{WEB}/reveal?min_version=1000", srv.url()), &org)
+        let r = long_poll(&srv, &format!("{WEB}/reveal?min_version=1000"), &org)
             .join()
             .unwrap();
         assert!(r["secrets_version"].as_u64().unwrap() < 1000, "{r}");
@@ -192,10 +202,10 @@ fn a_long_poll_is_woken_by_a_write_on_another_node() {
     let v = set(&a, &org, WEB, &[("A", "1")]);
     let version = v["secrets_version"]["apps"]["web"].as_u64().unwrap();
     let waiter = long_poll(
-        format!("{}{WEB}/reveal?min_version={}", a.url(), version + 1),
+        &a,
+        &format!("{WEB}/reveal?min_version={}", version + 1),
         &org,
     );
-    std::thread::sleep(Duration::from_secs(1));
     set(&b, &org, WEB, &[("A", "from-b")]);
     let woken = waiter.join().unwrap();
     assert_eq!(woken["secrets"]["A"], "from-b", "{woken}");
@@ -351,7 +361,10 @@ fn run_retries_an_unreachable_server_then_gives_up() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    // It has met the cut twice (a first try and a retry) before the way opens.
+    eventually("run to retry", Duration::from_secs(60), || {
+        (proxy.refused() >= 2).then_some(())
+    });
     proxy.restore();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -575,8 +588,10 @@ fn rotating_the_secrets_key_survives_a_sigkill_and_retires_the_old_key() {
         &[
             "--rewrap-batch",
             "20",
+            // An hour between pages: the rotation is surely still under way when the
+            // server is killed (the restart below pages without a pause).
             "--rewrap-pause",
-            "100ms",
+            "1h",
             "--max-versions",
             "1000",
         ],
@@ -599,7 +614,6 @@ fn rotating_the_secrets_key_survives_a_sigkill_and_retires_the_old_key() {
                 assert_eq!(st, 200, "{r}");
                 assert_eq!(r["secrets"]["S00"], "v19-0");
                 set(&srv, &org, WEB, &[("DURING", &format!("d{i}"))]);
-                std::thread::sleep(Duration::from_millis(200));
             }
             let (st, mid) = srv.http("GET", "/v1/orgs/acme/secrets-key", Some(&org), None);
             assert_eq!(
@@ -611,7 +625,7 @@ fn rotating_the_secrets_key_survives_a_sigkill_and_retires_the_old_key() {
                 srv.data_dir().to_owned(),
                 srv.args()
                     .iter()
-                    .map(|a| (*a).to_owned())
+                    .map(|&a| if a == "1h" { "0s" } else { a }.to_owned())
                     .collect::<Vec<_>>(),
             );
             srv.kill();

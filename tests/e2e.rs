@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::support::{Checks, Server, USER_AGENT, code, contains_bytes, now, parse_time, s};
+use crate::support::{
+    Checks, Server, USER_AGENT, code, contains_bytes, eventually, now, parse_time, s,
+};
 
 /// Every token text seen, labelled, so none may leak.
 #[derive(Default)]
@@ -562,18 +564,18 @@ fn e2e_lifecycle_restart_and_secrecy() {
     );
 
     // ---- ledger with last-used times --------------------------------------------------
-    std::thread::sleep(Duration::from_millis(1500));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let list = loop {
-        let list = ledger(&srv, &admin);
-        let done = ["auditor", "ci-web", "web-runtime"]
-            .iter()
-            .all(|n| !find(&list, "name", n)["last_used"].is_null());
-        if done || Instant::now() > deadline {
-            break list;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    // Last-used times are flushed in the background (every second): wait for them.
+    let list = eventually(
+        "last-used times in the ledger",
+        Duration::from_secs(30),
+        || {
+            let list = ledger(&srv, &admin);
+            ["auditor", "ci-web", "web-runtime"]
+                .iter()
+                .all(|n| !find(&list, "name", n)["last_used"].is_null())
+                .then_some(list)
+        },
+    );
     for (name, kind) in [
         ("org", "org"),
         ("admin", "org"),

@@ -10,10 +10,15 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{Server, acme};
+use macvault::http::BODY_PENDING;
 
 /// Starts a server with a short request timeout and an org; returns it and the org token.
 fn server(tmp: &tempfile::TempDir) -> (Server, String) {
-    let srv = Server::start_with(&tmp.path().join("data"), &["--request-timeout", "1s"]);
+    server_with_timeout(tmp, "1s")
+}
+
+fn server_with_timeout(tmp: &tempfile::TempDir, timeout: &str) -> (Server, String) {
+    let srv = Server::start_with(&tmp.path().join("data"), &["--request-timeout", timeout]);
     let (_, org) = acme(&srv);
     (srv, org)
 }
@@ -54,26 +59,6 @@ fn http_edges_of_the_verify_endpoint() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (srv, org) = server(&tmp);
     let body = verify_body(&org);
-
-    // The body arrives in two pieces, the second after a pause: read in full, then 200.
-    let mut tcp = connect(&srv);
-    let (first, rest) = body.split_at(body.len() / 2);
-    let req = head(
-        "POST",
-        "/v1/verify",
-        &format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n",
-            body.len()
-        ),
-    );
-    tcp.write_all(format!("{req}{first}").as_bytes())
-        .expect("write");
-    std::thread::sleep(Duration::from_millis(300));
-    tcp.write_all(rest.as_bytes()).expect("write");
-    let (st, _, text) = answer(tcp);
-    assert_eq!(st, 200, "late second piece: {text}");
-    let v: Value = serde_json::from_str(&text).expect("JSON");
-    assert_eq!(v["allowed"], json!(true), "{v}");
 
     // Chunked, within the limit: 200.
     let mut tcp = connect(&srv);
@@ -157,6 +142,33 @@ fn http_edges_of_the_verify_endpoint() {
         .expect("write");
     let (st, _, text) = answer(tcp);
     assert_eq!(st, 404, "POST /v1/verify/: {text}");
+}
+
+#[test]
+fn http_a_verify_body_in_two_pieces_is_read_whole() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A long timeout: the second piece is sent only once the server has said it waits.
+    let (srv, org) = server_with_timeout(&tmp, "60s");
+    let body = verify_body(&org);
+    let mut tcp = connect(&srv);
+    let (first, rest) = body.split_at(body.len() / 2);
+    let req = head(
+        "POST",
+        "/v1/verify",
+        &format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        ),
+    );
+    let waiting = srv.log_count(BODY_PENDING);
+    tcp.write_all(format!("{req}{first}").as_bytes())
+        .expect("write");
+    srv.await_log(BODY_PENDING, waiting);
+    tcp.write_all(rest.as_bytes()).expect("write");
+    let (st, _, text) = answer(tcp);
+    assert_eq!(st, 200, "late second piece: {text}");
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(v["allowed"], json!(true), "{v}");
 }
 
 #[test]

@@ -11,6 +11,9 @@ use macvault::token::{
 };
 use proptest::prelude::*;
 
+#[path = "../caveats/tests/support/repeatable.rs"]
+mod repeatable;
+
 const KEY: [u8; 32] = [5; 32];
 const NOW: u64 = 1_800_000_000;
 
@@ -128,7 +131,7 @@ fn access() -> impl Strategy<Value = Access<'static>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(512) })]
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..repeatable::config(512) })]
 
     /// (a) Appending any caveat never turns a denied access into an allowed one.
     #[test]

@@ -11,6 +11,9 @@ use macvault_caveats::{
 };
 use proptest::{collection::vec, prelude::*, sample::select};
 
+#[path = "support/repeatable.rs"]
+mod repeatable;
+
 const ORGS: &[&str] = &["acme", "beta"];
 const APPS: &[&str] = &["api", "db", "web"];
 const SECRETS: &[&str] = &["API_KEY", "DB_PASS", "DB_URL", "X"];
@@ -180,7 +183,7 @@ fn mutated_text() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(repeatable::config(512))]
 
     #[test]
     fn text_and_json_round_trip(c in caveat()) {

@@ -37,7 +37,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::Caller;
 pub use client_addr::TrustedProxies;
 pub use error::ApiError;
-pub use verify::{VerifyFailure, verify_body};
+pub use verify::{BODY_PENDING, VerifyFailure, verify_body};
 
 use crate::authority::Authority;
 use crate::secrets::Secrets;

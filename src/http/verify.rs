@@ -147,6 +147,10 @@ pub fn verify_body(
     json.map_err(|_| VerifyFailure::Internal)
 }
 
+/// What the log says (at debug level) when a verify body did not come whole with its
+/// headers and the server waits for the rest.
+pub const BODY_PENDING: &str = "verify: waiting for the rest of the body";
+
 /// The whole body, at most [`MAX_BODY`] bytes, within `timeout`.
 async fn read_body(
     headers: &HeaderMap,
@@ -165,9 +169,13 @@ async fn read_body(
     let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
     let collected = match first {
         Poll::Ready(r) => r,
-        Poll::Pending => tokio::time::timeout(timeout, collect)
-            .await
-            .map_err(|_| ApiError::timeout())?,
+        Poll::Pending => {
+            // What tests wait on to know the server holds part of a body.
+            tracing::debug!("{BODY_PENDING}");
+            tokio::time::timeout(timeout, collect)
+                .await
+                .map_err(|_| ApiError::timeout())?
+        }
     };
     match collected {
         Ok(c) => Ok(c.to_bytes()),

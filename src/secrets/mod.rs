@@ -25,7 +25,7 @@ use std::sync::Arc;
 pub use error::SecretError;
 pub use read::{HistoryEntry, Listed, Listing};
 pub use resolve::{Resolved, env_total, resolve};
-pub use reveal::{EXPIRING_SOON, LONG_POLL_CAP, Revealed};
+pub use reveal::{EXPIRING_SOON, LONG_POLL_CAP, PARKED, Revealed};
 pub use rotate::KeyStatus;
 pub use seal::{OrgKeys, Place};
 pub use write::{

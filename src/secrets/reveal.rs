@@ -19,6 +19,8 @@ use crate::caveats::Action;
 use crate::model::{AuditEvent, Change, Outcome, SecretHead, SecretKeys, SecretVersion};
 use crate::store::Read;
 
+/// What the log says (at debug level) each time a reveal starts waiting for `min_version`.
+pub const PARKED: &str = "reveal waits for a newer secrets version";
 /// The longest a reveal waits for `min_version`.
 pub const LONG_POLL_CAP: Duration = Duration::from_secs(30);
 /// A secret expiring this soon is named in the answer (`run` warns of it).
@@ -278,6 +280,8 @@ impl Secrets {
                 return Ok(opened);
             }
             // Wait for a change to this org's secrets (or lost track of changes: look).
+            // The log line is what tests wait on to know the poll is parked.
+            tracing::debug!(org, app, min, at = opened.counters.version(), "{PARKED}");
             loop {
                 match tokio::time::timeout_at(deadline, changes.recv()).await {
                     Err(_) => return Ok(opened),

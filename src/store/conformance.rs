@@ -1,6 +1,7 @@
 //! One conformance suite, run against every backend (redb's crash tests and Vault's
 //! `ExerciseBackend` are the models): every record kind, conflicts, atomicity,
-//! concurrent writers, retried bodies, the feed (a late committer is not skipped),
+//! concurrent writers, retried bodies, the feed (a writer queues behind one that has
+//! published but not committed, so a reader never skips a late committer),
 //! compaction, and migrations.
 //!
 //! It runs on redb always, and on PostgreSQL when `MACVAULT_TEST_DATABASE_URL` names a
@@ -406,14 +407,22 @@ async fn a_body_run_again_leaves_one_effect(kind: Kind) {
 async fn a_late_committer_is_not_skipped(kind: Kind) {
     let Some(f) = fresh(kind).await else { return };
     let s = f.store.clone();
-    // A publishes first but commits late; B publishes meanwhile. A reader following the
-    // feed must end up with both, in commit order, never having moved past a gap.
+    // On PostgreSQL the second writer is another node on the same database.
+    let other = match kind {
+        Kind::Redb => s.clone(),
+        Kind::Postgres => Store::open(&f.location).await.unwrap(),
+    };
+    // A publishes, then holds its transaction open until the test lets it commit.
+    let (published_tx, mut published) = tokio::sync::mpsc::unbounded_channel();
+    let (go, held) = std::sync::mpsc::channel::<()>();
+    let held = Arc::new(std::sync::Mutex::new(held));
     let slow = {
         let s = s.clone();
         tokio::spawn(async move {
-            s.write(|tx| {
+            s.write(move |tx| {
                 let seq = tx.publish(&Change::OrgCreated { org: "slow".into() }, 1)?;
-                std::thread::sleep(Duration::from_millis(400));
+                let _ = published_tx.send(seq);
+                let _ = held.lock().unwrap().recv();
                 Ok::<_, StoreError>(seq)
             })
             .await
@@ -421,11 +430,12 @@ async fn a_late_committer_is_not_skipped(kind: Kind) {
             .value
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let quick = {
-        let s = s.clone();
-        tokio::spawn(async move {
-            s.write(|tx| {
+    published.recv().await.expect("A published");
+    // B writes meanwhile, and must queue behind A: once it is seen waiting, nothing is
+    // in the feed yet, and A commits first.
+    let quick = tokio::spawn(async move {
+        other
+            .write(|tx| {
                 tx.publish(
                     &Change::OrgCreated {
                         org: "quick".into(),
@@ -436,33 +446,35 @@ async fn a_late_committer_is_not_skipped(kind: Kind) {
             .await
             .unwrap()
             .value
-        })
-    };
-    let mut seen: Vec<(u64, String)> = Vec::new();
-    let mut pos = 0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while seen.len() < 2 && tokio::time::Instant::now() < deadline {
-        let batch = read(&s, move |r| r.feed_after(pos, 10)).await;
-        for e in batch {
-            assert_eq!(
-                e.seq,
-                pos + 1,
-                "the reader met a gap: {seen:?} then {}",
-                e.seq
-            );
-            pos = e.seq;
-            if let Change::OrgCreated { org } = e.change {
-                seen.push((e.seq, org));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while s.writers_waiting().await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second writer never waited for the first"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    assert!(
+        !quick.is_finished(),
+        "B committed while A held its transaction"
+    );
+    let early = read(&s, |r| r.feed_after(0, 10)).await;
+    assert!(early.is_empty(), "a reader saw uncommitted work: {early:?}");
+    go.send(()).unwrap();
     let (slow, quick) = (slow.await.unwrap(), quick.await.unwrap());
-    assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(
         slow < quick,
-        "the late committer got the earlier position: {slow} {quick}"
+        "the late committer got the later position: {slow} {quick}"
     );
+    let seen: Vec<(u64, String)> = read(&s, |r| r.feed_after(0, 10))
+        .await
+        .into_iter()
+        .filter_map(|e| match e.change {
+            Change::OrgCreated { org } => Some((e.seq, org)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(seen, [(1, "slow".to_string()), (2, "quick".to_string())]);
 }
 

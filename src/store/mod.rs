@@ -480,6 +480,17 @@ impl Store {
             Backend::Postgres(s) => s.inject_retries(extra),
         }
     }
+
+    /// How many writers wait for the one before them to commit: on PostgreSQL, sessions
+    /// queued on the write lock (any node's); on redb, writers in `begin_write`. The
+    /// conformance suite waits on it to build a late committer without sleeping.
+    #[cfg(test)]
+    pub async fn writers_waiting(&self) -> usize {
+        match &self.backend {
+            Backend::Redb(s) => s.writers_waiting(),
+            Backend::Postgres(s) => s.writers_waiting().await,
+        }
+    }
 }
 
 /// Everything a store holds, for `store copy` (keys stay wrapped).

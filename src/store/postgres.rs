@@ -374,6 +374,21 @@ impl PgStore {
         self.extra_runs.store(extra, Ordering::SeqCst);
     }
 
+    /// Sessions of this database waiting for the write lock (any node's).
+    #[cfg(test)]
+    pub(super) async fn writers_waiting(&self) -> usize {
+        let conn = self.pool.get().await.expect("a connection");
+        let row = conn
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .await
+            .expect("pg_locks");
+        usize::try_from(row.get::<_, i64>(0)).unwrap_or(usize::MAX)
+    }
+
     pub(super) fn write<T, E: From<StoreError>>(
         &self,
         body: &mut dyn FnMut(&mut dyn Tx) -> Result<T, E>,

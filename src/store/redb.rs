@@ -83,6 +83,9 @@ pub struct RedbStore {
     db: Database,
     feed_signal: Arc<Notify>,
     extra_runs: AtomicU32,
+    /// Writers at or in `begin_write` (which waits for the writer before): tests.
+    #[cfg(test)]
+    writers_waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl RedbStore {
@@ -113,6 +116,8 @@ impl RedbStore {
             db,
             feed_signal: Arc::new(Notify::new()),
             extra_runs: AtomicU32::new(0),
+            #[cfg(test)]
+            writers_waiting: std::sync::atomic::AtomicUsize::new(0),
         };
         store.upgrade()?;
         Ok(store)
@@ -167,6 +172,11 @@ impl RedbStore {
         self.extra_runs.store(extra, Ordering::SeqCst);
     }
 
+    #[cfg(test)]
+    pub(super) fn writers_waiting(&self) -> usize {
+        self.writers_waiting.load(Ordering::SeqCst)
+    }
+
     pub(super) fn write<T, E: From<StoreError>>(
         &self,
         body: &mut dyn FnMut(&mut dyn Tx) -> Result<T, E>,
@@ -176,7 +186,12 @@ impl RedbStore {
             let _ = body(&mut RedbTx::new(&txn));
             txn.abort().map_err(StoreError::from)?;
         }
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        #[cfg(test)]
+        self.writers_waiting.fetch_add(1, Ordering::SeqCst);
+        let txn = self.db.begin_write().map_err(StoreError::from);
+        #[cfg(test)]
+        self.writers_waiting.fetch_sub(1, Ordering::SeqCst);
+        let txn = txn?;
         let mut tx = RedbTx::new(&txn);
         let value = body(&mut tx)?;
         let changes = std::mem::take(&mut tx.changes);

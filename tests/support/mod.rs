@@ -289,6 +289,25 @@ impl Server {
         &self.data_dir
     }
 
+    /// How many lines of its log (stderr, at debug level) contain `needle` so far.
+    pub fn log_count(&self, needle: &str) -> usize {
+        read_file_lossy(&self.stderr_path)
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until its log has more than `seen` lines containing `needle`: for a test to
+    /// know the server has reached a state (a long poll parked, a body half read) rather
+    /// than sleep and hope. Take `seen` from [`Server::log_count`] before acting.
+    pub fn await_log(&self, needle: &str, seen: usize) {
+        eventually(
+            &format!("the server to log {needle:?}"),
+            Duration::from_secs(60),
+            || (self.log_count(needle) > seen).then_some(()),
+        );
+    }
+
     /// Runs the CLI against this server (`MACVAULT_URL` set, `MACVAULT_TOKEN` only if
     /// given in `env`); returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {

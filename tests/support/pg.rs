@@ -4,7 +4,7 @@
 
 use std::io::ErrorKind;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -117,6 +117,7 @@ pub struct Proxy {
     up: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    refused: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -128,13 +129,16 @@ impl Proxy {
         let up = Arc::new(AtomicBool::new(true));
         let stop = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (up2, stop2, open2) = (up.clone(), stop.clone(), open.clone());
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (up2, stop2, open2, refused2) =
+            (up.clone(), stop.clone(), open.clone(), refused.clone());
         std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((client, _)) => {
                         if !up2.load(Ordering::SeqCst) {
                             let _ = client.shutdown(Shutdown::Both);
+                            refused2.fetch_add(1, Ordering::SeqCst);
                             continue;
                         }
                         let _ = client.set_nonblocking(false);
@@ -156,6 +160,7 @@ impl Proxy {
             up,
             stop,
             open,
+            refused,
         }
     }
 
@@ -170,6 +175,12 @@ impl Proxy {
         for s in self.open.lock().expect("lock").drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
+    }
+
+    /// How many connections it has refused while cut: a test waits on this to know a
+    /// client has met the cut, instead of sleeping and hoping.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
     }
 
     /// Forwards again.
