@@ -1,9 +1,10 @@
 //! The PostgreSQL backend, for many nodes on one database.
 //!
 //! Every transaction is SERIALIZABLE and is re-run (with a bound) on 40001 and 40P01.
-//! The SQL stays portable to CockroachDB and YugabyteDB: no advisory locks, no
-//! server-side functions, `INSERT … ON CONFLICT`; only PostgreSQL 15 is tested here
-//! (docs/SCALING.md). Tables have real columns for what is filtered or joined beside
+//! Writers queue on one session advisory lock (see `PgStore::write`), which ties the
+//! writes to PostgreSQL; otherwise the SQL keeps to what CockroachDB and YugabyteDB
+//! also take: no server-side functions, `INSERT … ON CONFLICT`. Only PostgreSQL 15 is
+//! tested here (docs/SCALING.md). Tables have real columns for what is filtered or joined beside
 //! the versioned row payload (`row`), which is the record's source of truth.
 //!
 //! Bodies are synchronous (see the module above): they run on the blocking pool, and
