@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use crate::secrets::{Backend, on_each_backend};
 use crate::support::pg::{Proxy, TestDb};
 use crate::support::{BIN, Server, acme, code, eventually, s};
-use macvault::secrets::PARKED;
 
 const WAIT: Duration = Duration::from_secs(60);
 const WEB: &str = "/v1/orgs/acme/apps/web/secrets";
@@ -31,31 +30,6 @@ fn set(srv: &Server, tok: &str, scope: &str, pairs: &[(&str, &str)]) -> Value {
 
 fn reveal(srv: &Server, tok: &str, query: &str) -> (u16, Value) {
     srv.http("POST", &format!("{WEB}/reveal{query}"), Some(tok), None)
-}
-
-/// A reveal waiting (in a thread of its own) at `path` on `srv`; returns once the server
-/// has parked it (its log says so), so whatever the test does next happens during the wait.
-fn long_poll(srv: &Server, path: &str, token: &str) -> std::thread::JoinHandle<Value> {
-    let (url, token) = (format!("{}{path}", srv.url()), token.to_owned());
-    let parked = srv.log_count(PARKED);
-    let waiter = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let res = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(token)
-                .timeout(Duration::from_secs(60))
-                .send()
-                .await
-                .unwrap();
-            res.json::<Value>().await.unwrap()
-        })
-    });
-    srv.await_log(PARKED, parked);
-    waiter
 }
 
 fn mint(srv: &Server, by: &str, kind: &str, app: Option<&str>) -> String {
@@ -163,20 +137,17 @@ fn min_version_waits_is_woken_by_a_write_and_times_out_at_its_cap() {
         // Waits past --request-timeout (2 s) for a write made meanwhile: the write
         // comes once the poll is parked and more than 2 s old.
         let started = std::time::Instant::now();
-        let waiter = long_poll(
-            &srv,
-            &format!("{WEB}/reveal?min_version={}", version + 1),
-            &org,
-        );
+        let waiter = srv.long_poll(&format!("{WEB}/reveal?min_version={}", version + 1), &org);
         if let Some(rest) = Duration::from_secs(3).checked_sub(started.elapsed()) {
             std::thread::sleep(rest); // time passing is what is tested, not a hand-off
         }
         set(&srv, &org, ORG, &[("B", "2")]);
-        let woken = waiter.join().unwrap();
+        let (_, woken) = waiter.join().unwrap();
         assert_eq!(woken["secrets"], json!({"A": "1", "B": "2"}), "{woken}");
         assert!(woken["secrets_version"].as_u64().unwrap() > version);
         // Nothing changes: answered at the cap (30 s) with the version it has.
-        let r = long_poll(&srv, &format!("{WEB}/reveal?min_version=1000"), &org)
+        let (_, r) = srv
+            .long_poll(&format!("{WEB}/reveal?min_version=1000"), &org)
             .join()
             .unwrap();
         assert!(r["secrets_version"].as_u64().unwrap() < 1000, "{r}");
@@ -201,13 +172,9 @@ fn a_long_poll_is_woken_by_a_write_on_another_node() {
     let (_op, org) = acme(&a);
     let v = set(&a, &org, WEB, &[("A", "1")]);
     let version = v["secrets_version"]["apps"]["web"].as_u64().unwrap();
-    let waiter = long_poll(
-        &a,
-        &format!("{WEB}/reveal?min_version={}", version + 1),
-        &org,
-    );
+    let waiter = a.long_poll(&format!("{WEB}/reveal?min_version={}", version + 1), &org);
     set(&b, &org, WEB, &[("A", "from-b")]);
-    let woken = waiter.join().unwrap();
+    let (_, woken) = waiter.join().unwrap();
     assert_eq!(woken["secrets"]["A"], "from-b", "{woken}");
 }
 

@@ -30,6 +30,36 @@ impl Authority {
         Ok(Principal::new(token, client))
     }
 
+    /// Whether `who` still authenticates now, as it did when the request began: the
+    /// node is fresh, the token has not expired, been revoked or lost its key version
+    /// meanwhile. Every long poll calls it when it wakes, before it answers: a token's
+    /// reach ends the moment it is revoked, also for a request under way.
+    pub fn recheck(&self, who: &Principal) -> Result<(), AuthError> {
+        self.follower.ensure_fresh()?;
+        let now = self.clock.now();
+        let (org, version) = (who.org(), who.key_version());
+        let class = if who.expires().is_some_and(|at| now >= at) {
+            Some(FailureClass::Expired)
+        } else if self.deny.is_revoked(&who.token_id(), now) {
+            Some(FailureClass::Revoked)
+        } else if !self.keyring.has(org, version) {
+            Some(if self.keyring.is_retired(org, version) {
+                FailureClass::KeyRetired
+            } else {
+                FailureClass::UnknownKey
+            })
+        } else {
+            None
+        };
+        match class {
+            Some(class) => {
+                tracing::debug!(class = class.code(), ip = ?who.client().ip, "token no longer accepted");
+                Err(AuthError::Unauthenticated(class))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// `POST /v1/verify`: verifies `token` and, if an access is given, decides it (an
     /// `ip` caveat against `source_ip`); hands the verified token and the denial, if
     /// any, to `then`. Everything stays borrowed from the caller. The caller retries

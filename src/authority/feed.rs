@@ -226,16 +226,17 @@ impl Authority {
                     expires: *expires,
                 },
             ),
-            Change::SecretsChanged { .. } | Change::SecretKeysChanged { .. } => {
-                // For whoever keeps secrets state (the secrets store's caches and long
-                // polls); nobody listening is fine.
-                let _ = self.changes.send(change.clone());
-            }
-            Change::OrgCreated { .. } | Change::KeyAdded { .. } => {}
+            Change::SecretsChanged { .. } | Change::SecretKeysChanged { .. } => {}
+            Change::OrgCreated { .. } | Change::KeyAdded { .. } => return,
         }
+        // For whoever keeps secrets state or waits (the secrets store's caches, long
+        // polls, which recheck their token on a revocation or a retired key), after the
+        // deny-list and keys above took the change in; nobody listening is fine.
+        let _ = self.changes.send(change.clone());
     }
 
-    /// Changes of secrets, as this node learns of them (its own commits and the feed).
+    /// Changes of secrets, revocations and retired keys, as this node learns of them
+    /// (its own commits and the feed).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.changes.subscribe()
     }

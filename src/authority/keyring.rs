@@ -62,7 +62,6 @@ impl Keyring {
     }
 
     /// Whether `version` of `org` is live here.
-    #[cfg(test)]
     pub(crate) fn has(&self, org: &str, version: u32) -> bool {
         self.orgs
             .read()

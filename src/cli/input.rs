@@ -121,6 +121,24 @@ pub fn token_file(path: &Path) -> anyhow::Result<SecretToken> {
 
 /// The token of a command: `--token` (or `-` for stdin), `--token-file`, then
 /// `MACVAULT_TOKEN`, then `MACVAULT_TOKEN_FILE`; `None` if there is none.
+/// The file the presented token comes from, if it comes from one: `--token-file`, or
+/// `MACVAULT_TOKEN_FILE` when neither `--token` nor `MACVAULT_TOKEN` gives one (the
+/// precedence of [`presented`]).
+pub fn presented_file(flag: Option<&str>, file: Option<&Path>) -> Option<std::path::PathBuf> {
+    if flag.is_some() {
+        return None;
+    }
+    if let Some(path) = file {
+        return Some(path.to_owned());
+    }
+    if std::env::var("MACVAULT_TOKEN").is_ok_and(|v| !v.trim().is_empty()) {
+        return None;
+    }
+    std::env::var_os("MACVAULT_TOKEN_FILE")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 pub fn presented(flag: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<SecretToken>> {
     if let Some(value) = flag {
         return token_arg(value).map(Some);

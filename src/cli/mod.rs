@@ -167,6 +167,19 @@ impl Ctx {
         input::token_arg(&text)
     }
 
+    /// Reads the token again from the file it came from (a rotated token may be there
+    /// now); `None` when it did not come from a file.
+    pub fn reread_token(&self) -> anyhow::Result<Option<SecretToken>> {
+        let Some(path) =
+            input::presented_file(self.args.token.as_deref(), self.args.token_file.as_deref())
+        else {
+            return Ok(None);
+        };
+        let token = input::token_file(&path)?;
+        *self.token.borrow_mut() = Some(Some(token.clone()));
+        Ok(Some(token))
+    }
+
     /// A client of the server presenting the token.
     pub fn client(&self) -> anyhow::Result<Client> {
         Client::new(parse_url(&self.args.url)?, self.token()?)

@@ -6,6 +6,19 @@
 //! Exit codes of `run` itself, as `env` and `docker run` use them: 125 when macvault
 //! fails before CMD starts, 126 when CMD cannot be executed, 127 when it is not found;
 //! otherwise CMD's own status (128 + N for a death by signal N, under `--watch`).
+//!
+//! Under `--watch`, a token the server stops accepting (401: revoked, expired, its key
+//! retired) is first read again from its file, where a rotation may have put a new one;
+//! an unreachable or stale server is retried. Anything else ends the watching with one
+//! error, and `--on-revoke` says what becomes of CMD: `keep` (the default: a rotation's
+//! overlap ending must not take an app down) lets it run on, and `run` exits with its
+//! status; `stop` stops it, and `run` exits with the CLI's code for the failure (3 for
+//! 401, see `exit`).
+//!
+//! The child gets the token `run` authenticated with, as `MACVAULT_TOKEN`, only with
+//! `--pass-token`, and no other token variable ever. Once it has its token, `run` makes
+//! itself non-dumpable, so a child of the same user cannot read the token from
+//! `/proc/<run>/environ` or its memory under `--watch`.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -77,7 +90,8 @@ pub const CODE_LOADING: &[&str] = &[
 /// and the allocator's debugging hooks.
 pub const CODE_LOADING_PREFIXES: &[&str] = &["LD_", "DYLD_", "MALLOC_", "GLIBC_TUNABLES"];
 
-/// The variables through which `run` got its own token: not passed on.
+/// The variables through which `run` may have got its own token: never passed on as
+/// they are (`--pass-token` sets the first to the token `run` used).
 const TOKEN_VARS: [&str; 2] = ["MACVAULT_TOKEN", "MACVAULT_TOKEN_FILE"];
 
 /// `macvault run`.
@@ -112,12 +126,27 @@ pub struct RunArgs {
     /// LD_PRELOAD, NODE_OPTIONS… see the README); repeatable.
     #[arg(long, value_name = "NAME")]
     allow: Vec<String>,
-    /// Pass MACVAULT_TOKEN / MACVAULT_TOKEN_FILE on to CMD.
+    /// Give CMD the token run authenticated with, as MACVAULT_TOKEN (without it, no
+    /// token variable reaches CMD).
     #[arg(long)]
     pass_token: bool,
+    /// Under --watch, what becomes of CMD when the token stops working (revoked,
+    /// expired) or the secrets can no longer be watched: keep it running, or stop it.
+    #[arg(long, value_enum, default_value_t = OnRevoke::Keep)]
+    on_revoke: OnRevoke,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<OsString>,
+}
+
+/// What `--watch` does with CMD once it can no longer watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnRevoke {
+    /// CMD runs on with the secrets it has; `run` exits with its status.
+    Keep,
+    /// CMD is stopped (SIGTERM, then SIGKILL after --grace); `run` exits with the
+    /// failure's code.
+    Stop,
 }
 
 /// Whether a variable name changes how programs load code.
@@ -145,14 +174,26 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn run_in(ctx: &Ctx, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.client.token.as_deref().is_some_and(|t| t != "-") {
+        eprintln!(
+            "warning: --token puts the token in the process list, where any local user can \
+             read it: use --token-file or MACVAULT_TOKEN_FILE"
+        );
+    }
     let org = ctx.org(args.org.clone())?;
     let client = ctx.client()?;
+    // Holding a token now: no same-user process may read it from /proc or memory.
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        eprintln!("warning: cannot keep other processes from reading the token: {e}");
+    }
     let revealed = reveal(&client, &org, &args.app, None, args.timeout).await?;
-    let env = environment(&args, &revealed)?;
+    let env = environment(&args, &revealed, ctx.token()?.as_ref())?;
     if !args.watch {
         return Ok(exec(&args.command, &env));
     }
-    supervise(&client, &org, &args, revealed.secrets_version, env).await
+    supervise(ctx, client, &org, &args, revealed.secrets_version, env).await
 }
 
 /// Reveals, retrying an unreachable or unavailable server with backoff for `patience`.
@@ -199,12 +240,21 @@ fn retryable(e: &anyhow::Error) -> bool {
     })
 }
 
-/// CMD's environment: ours (without the token unless --pass-token) with the secrets,
-/// prefixed, over it (or under it with --preserve-env), code-loading names left out.
-/// Warns of expired and soon-expiring secrets and of every name left out.
+/// The HTTP status of a failed request, if the server answered.
+fn status(e: &anyhow::Error) -> Option<u16> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<ApiError>())
+        .map(|a| a.status.as_u16())
+}
+
+/// CMD's environment: ours without any token variable, with the secrets, prefixed,
+/// over it (or under it with --preserve-env), code-loading names left out; with
+/// --pass-token, `token` (the one `run` used) as MACVAULT_TOKEN. Warns of expired and
+/// soon-expiring secrets and of every name left out.
 fn environment(
     args: &RunArgs,
     revealed: &RevealResponse,
+    token: Option<&super::input::SecretToken>,
 ) -> anyhow::Result<BTreeMap<OsString, OsString>> {
     let prefix = args.prefix.as_deref().unwrap_or("");
     if !prefix
@@ -214,8 +264,11 @@ fn environment(
         return Err(usage("--prefix takes letters, digits and _"));
     }
     let mut env: BTreeMap<OsString, OsString> = std::env::vars_os()
-        .filter(|(k, _)| args.pass_token || !TOKEN_VARS.iter().any(|t| k == t))
+        .filter(|(k, _)| !TOKEN_VARS.iter().any(|t| k == t))
         .collect();
+    if let (true, Some(token)) = (args.pass_token, token) {
+        env.insert(TOKEN_VARS[0].into(), token.expose().into());
+    }
     for name in &revealed.expired {
         eprintln!("warning: {} has EXPIRED: not injected", clean(name));
     }
@@ -303,6 +356,18 @@ fn send(child: &tokio::process::Child, sig: Signal) {
     }
 }
 
+/// The next of the forwarded signals to arrive.
+async fn any_signal(signals: &mut [(tokio::signal::unix::Signal, Signal)]) -> Signal {
+    let next = signals.iter_mut().map(|(s, sig)| {
+        let sig = *sig;
+        Box::pin(async move {
+            s.recv().await;
+            sig
+        })
+    });
+    futures_util::future::select_all(next).await.0
+}
+
 /// Asks CMD to stop (SIGTERM), then makes it (SIGKILL after `grace`).
 async fn stop(child: &mut tokio::process::Child, grace: Duration) -> io::Result<()> {
     send(child, Signal::TERM);
@@ -313,8 +378,47 @@ async fn stop(child: &mut tokio::process::Child, grace: Duration) -> io::Result<
     Ok(())
 }
 
+/// What the watch does after a failed long poll.
+enum Watch {
+    /// Try again (after a pause).
+    Retry,
+    /// Go on with a new client (the token file held a new token).
+    Renewed(super::client::Client),
+    /// Stop watching, for this reason.
+    Over(anyhow::Error),
+}
+
+/// A 401 re-reads the token file; an unreachable, timed-out or unavailable (503
+/// `stale`) server is retried; anything else ends the watch.
+fn after_failure(ctx: &Ctx, used: Option<&str>, e: anyhow::Error) -> Watch {
+    if retryable(&e) {
+        eprintln!(
+            "warning: cannot watch the secrets: {}",
+            super::exit::describe(&e)
+        );
+        return Watch::Retry;
+    }
+    if status(&e) == Some(401) {
+        match ctx.reread_token() {
+            Ok(Some(fresh)) if Some(fresh.expose()) != used => {
+                eprintln!(
+                    "macvault run: the token was not accepted; using the new one in its file"
+                );
+                return match ctx.client() {
+                    Ok(client) => Watch::Renewed(client),
+                    Err(e) => Watch::Over(e),
+                };
+            }
+            Ok(_) => {}
+            Err(read) => return Watch::Over(e.context(format!("{read:#}"))),
+        }
+    }
+    Watch::Over(e)
+}
+
 async fn supervise(
-    client: &super::client::Client,
+    ctx: &Ctx,
+    mut client: super::client::Client,
     org: &str,
     args: &RunArgs,
     mut version: u64,
@@ -331,15 +435,8 @@ async fn supervise(
         };
         // Runs until CMD exits (its status is ours) or the secrets change (restart).
         let next = loop {
-            let forwarded = futures_util::future::select_all(signals.iter_mut().map(|(s, sig)| {
-                let sig = *sig;
-                Box::pin(async move {
-                    s.recv().await;
-                    sig
-                })
-            }));
             let change = reveal(
-                client,
+                &client,
                 org,
                 &args.app,
                 Some(version + 1),
@@ -349,13 +446,17 @@ async fn supervise(
                 status = child.wait() => {
                     return Ok(status_code(status.context("cannot wait for the command")?));
                 }
-                (sig, _, _) = forwarded => send(&child, sig),
+                sig = any_signal(&mut signals) => send(&child, sig),
                 changed = change => match changed {
                     Ok(r) if r.secrets_version > version => break r,
                     Ok(_) => {}
                     Err(e) => {
-                        eprintln!("warning: cannot watch the secrets: {}", super::exit::describe(&e));
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        let used = ctx.token()?;
+                        match after_failure(ctx, used.as_ref().map(|t| t.expose()), e) {
+                            Watch::Retry => tokio::time::sleep(Duration::from_secs(1)).await,
+                            Watch::Renewed(fresh) => client = fresh,
+                            Watch::Over(e) => return watch_over(&mut child, &mut signals, args, &e).await,
+                        }
                     }
                 },
             }
@@ -368,6 +469,42 @@ async fn supervise(
         );
         stop(&mut child, args.grace).await?;
         version = next.secrets_version;
-        env = environment(args, &next)?;
+        env = environment(args, &next, ctx.token()?.as_ref())?;
+    }
+}
+
+/// The watch is over (`e` says why): CMD runs on or is stopped, as `--on-revoke` says.
+async fn watch_over(
+    child: &mut tokio::process::Child,
+    signals: &mut [(tokio::signal::unix::Signal, Signal)],
+    args: &RunArgs,
+    e: &anyhow::Error,
+) -> anyhow::Result<ExitCode> {
+    let app = clean(&args.app).into_owned();
+    match args.on_revoke {
+        OnRevoke::Stop => {
+            eprintln!(
+                "macvault run: stopped watching the secrets of app {app}: {}; stopping the \
+                 command (--on-revoke stop)",
+                super::exit::describe(e)
+            );
+            stop(child, args.grace).await?;
+            Ok(super::exit::classify(e).code())
+        }
+        OnRevoke::Keep => {
+            eprintln!(
+                "macvault run: stopped watching the secrets of app {app}: {}; the command runs \
+                 on with the secrets it has (--on-revoke keep)",
+                super::exit::describe(e)
+            );
+            loop {
+                tokio::select! {
+                    status = child.wait() => {
+                        return Ok(status_code(status.context("cannot wait for the command")?));
+                    }
+                    sig = any_signal(signals) => send(child, sig),
+                }
+            }
+        }
     }
 }

@@ -107,6 +107,10 @@ pub enum SecretError {
     /// returned by a public function).
     #[error("dry run")]
     Rehearsed(Box<super::Written>),
+    /// The token stopped authenticating while the request waited (revoked, expired,
+    /// its key retired), or the node went stale.
+    #[error(transparent)]
+    Auth(crate::authority::AuthError),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -143,6 +147,7 @@ impl Classify for SecretError {
             }
             SecretError::KeysChanged => ErrorClass::Unavailable,
             SecretError::Corrupt(_) | SecretError::Rehearsed(_) => ErrorClass::Internal,
+            SecretError::Auth(e) => e.class(),
             SecretError::Store(e) => e.class(),
             SecretError::Crypto(e) => e.class(),
         }
@@ -151,6 +156,7 @@ impl Classify for SecretError {
         match self {
             SecretError::VersionConflict { .. } => "version_conflict",
             SecretError::Destroyed { .. } => "destroyed",
+            SecretError::Auth(e) => e.code(),
             other => other.class().code(),
         }
     }

@@ -120,7 +120,10 @@ impl Secrets {
                 format!("reveal the secrets of {scope}")
             })
             .map_err(SecretError::Denied)?;
-        let opened = self.opened_at_least(org, app, min_version).await?;
+        let opened = self.opened_at_least(who, org, app, min_version).await?;
+        // The wait may have outlived the token (revoked, expired, key retired): it must
+        // still authenticate to be answered, and nothing is revealed or audited if not.
+        self.authority.recheck(who).map_err(SecretError::Auth)?;
         let now = self.authority.now();
         let mut out = Revealed {
             opened: opened.clone(),
@@ -266,11 +269,17 @@ impl Secrets {
     /// over).
     async fn opened_at_least(
         &self,
+        who: &Principal,
         org: &str,
         app: Option<&str>,
         min: Option<u64>,
     ) -> Result<Arc<OpenedScope>, SecretError> {
-        let deadline = tokio::time::Instant::now() + LONG_POLL_CAP;
+        // It waits no longer than the token lives: woken just past its expiry (the
+        // clock counts whole seconds), the caller's recheck answers 401.
+        let lives = who.expires().map_or(LONG_POLL_CAP, |at| {
+            Duration::from_secs(at.saturating_sub(self.authority.now()) + 1)
+        });
+        let deadline = tokio::time::Instant::now() + LONG_POLL_CAP.min(lives);
         // Subscribed before the first read: a change between the read and the wait
         // still wakes it.
         let mut changes = self.authority.subscribe();
@@ -292,7 +301,9 @@ impl Secrets {
                     }
                     Ok(Err(RecvError::Lagged(_))) => break,
                     Ok(Err(RecvError::Closed)) => return Ok(opened),
-                    Ok(Ok(_)) => {}
+                    // Any other change (a revocation, a key retired): is the token
+                    // still good? If not, the wait ends now, with 401.
+                    Ok(Ok(_)) => self.authority.recheck(who).map_err(SecretError::Auth)?,
                 }
             }
         }

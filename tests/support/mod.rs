@@ -289,6 +289,33 @@ impl Server {
         &self.data_dir
     }
 
+    /// A reveal waiting (in a thread of its own) at `path` (with `?min_version=`);
+    /// returns once the server has parked it (its log says so), so whatever the test
+    /// does next happens during the wait. The thread ends with the answer.
+    pub fn long_poll(&self, path: &str, token: &str) -> JoinHandle<(u16, Value)> {
+        let (url, token) = (format!("{}{path}", self.url), token.to_owned());
+        let parked = self.log_count(macvault::secrets::PARKED);
+        let waiter = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(async move {
+                let res = reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(token)
+                    .timeout(Duration::from_secs(60))
+                    .send()
+                    .await
+                    .expect("long poll sent");
+                let status = res.status().as_u16();
+                (status, res.json::<Value>().await.expect("a JSON answer"))
+            })
+        });
+        self.await_log(macvault::secrets::PARKED, parked);
+        waiter
+    }
+
     /// How many lines of its log (stderr, at debug level) contain `needle` so far.
     pub fn log_count(&self, needle: &str) -> usize {
         read_file_lossy(&self.stderr_path)
