@@ -106,8 +106,9 @@ fn cell(srv: &Server, col: &str, row: &str, token: &str, victim: &str) -> (u16, 
 }
 
 /// Checks one answer against its expectation letter: `A` allowed, `D` denied by a caveat,
-/// `N` 404 (a token of another org is out of reach: not even its existence is told),
-/// `E` 401 expired, `R` 401 revoked.
+/// `L` 403 outside the token's lineage (caveats allow it, lineage does not), `N` 404 (a
+/// token of another org is out of reach: not even its existence is told), `E` 401
+/// expired, `R` 401 revoked.
 fn judge(col: &str, ok: u16, want: char, st: u16, v: &Value) -> Result<(), String> {
     let is_verify = col.starts_with("verify");
     let denial_ok =
@@ -117,6 +118,7 @@ fn judge(col: &str, ok: u16, want: char, st: u16, v: &Value) -> Result<(), Strin
         'A' => st == ok,
         'D' if is_verify => st == 200 && v["allowed"] == json!(false) && denial_ok(&v["denial"]),
         'D' => st == 403 && code(v) == "denied" && denial_ok(&v["denial"]),
+        'L' => st == 403 && code(v) == "denied" && v["denial"].is_null(),
         'N' => st == 404 && code(v) == "not_found",
         'E' => st == 401 && code(v) == "expired",
         'R' => st == 401 && code(v) == "revoked",
@@ -127,6 +129,7 @@ fn judge(col: &str, ok: u16, want: char, st: u16, v: &Value) -> Result<(), Strin
         'A' => format!("{ok}"),
         'D' if is_verify => "200 with allowed=false and a denial".to_owned(),
         'D' => "403 denied with a denial".to_owned(),
+        'L' => "403 denied by lineage".to_owned(),
         'E' => "401 expired".to_owned(),
         'N' => "404 not_found".to_owned(),
         _ => "401 revoked".to_owned(),
@@ -206,7 +209,7 @@ fn authz_matrix() {
     let rows: [(&str, &str, &str); 11] = [
         //                            GET PATCH mint:org dweb dapi ro rt | list revoke keys rotate retire audit create | verify: web r w v, api r w v
         ("org",           org.as_str(),       "AAAAAAA AAAAAAD AAAAAA"),
-        ("deploy-web",    deploy.as_str(),    "DDDADDD DADDDDD AADDDD"),
+        ("deploy-web",    deploy.as_str(),    "DDDADDD DLDDDDD AADDDD"),
         ("readonly",      readonly.as_str(),  "ADDDDDD ADADDAD ADDADD"),
         ("runtime-web",   runtime.as_str(),   "DDDDDDD DDDDDDD ADADDD"),
         ("operator",      op.as_str(),        "DDDDDDD DNDDDDA DDDDDD"),
@@ -218,7 +221,7 @@ fn authz_matrix() {
         ("revoked-att",   doomed_att.as_str(), "RRRRRRR RRRRRRR RRRRRR"),
     ];
     // Cells whose denial must name a particular caveat or reason: (row, column, text).
-    let denials: [(&str, &str, &str); 9] = [
+    let denials: [(&str, &str, &str); 10] = [
         (
             "beta-org",
             "GET org",
@@ -243,6 +246,12 @@ fn authz_matrix() {
             "cannot mint rights it does not hold",
         ),
         ("deploy-web", "verify web reveal", "app = web:rwcdx"),
+        // Another deploy token of web, minted by the org: not in deploy-web's lineage.
+        (
+            "deploy-web",
+            "revoke deploy-web id",
+            "only itself (as minted) and the tokens minted from it",
+        ),
         ("org-web-r", "verify web write", "app = web:r"),
     ];
 
@@ -271,7 +280,9 @@ fn authz_matrix() {
                 if r == row && cl == *col {
                     let d = &v["denial"];
                     c.check(
-                        s(d, "caveat").contains(text) || s(d, "reason").contains(text),
+                        s(d, "caveat").contains(text)
+                            || s(d, "reason").contains(text)
+                            || s(&v["error"], "message").contains(text),
                         format!("[{row} × {col}] denial should mention {text:?}: {d}"),
                     );
                 }

@@ -372,12 +372,25 @@ impl Classify for LedgerError {
     }
 }
 
+/// Revoking (or rotating) follows lineage as well as caveats: a token may revoke itself
+/// as minted and the tokens minted from it, an org token any token of its org, the
+/// operator the org tokens it issued; never a parent or a sibling (docs/API.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a token may revoke or rotate only itself (as minted) and the tokens minted from it; \
+     an org token, any token of its org"
+)]
+pub struct OutsideLineage;
+
 /// Why a revocation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RevokeError {
     /// A caveat denies it.
     #[error(transparent)]
     Denied(Denial),
+    /// The token is not the caller's to revoke (not itself as minted, not minted from it).
+    #[error(transparent)]
+    Lineage(OutsideLineage),
     /// No such token (or not within the caller's reach).
     #[error("no such token")]
     NotFound,
@@ -393,7 +406,7 @@ common_variants!(RevokeError);
 impl Classify for RevokeError {
     fn class(&self) -> ErrorClass {
         match self {
-            RevokeError::Denied(_) => ErrorClass::Denied,
+            RevokeError::Denied(_) | RevokeError::Lineage(_) => ErrorClass::Denied,
             RevokeError::NotFound => ErrorClass::NotFound,
             RevokeError::Id(e) => e.class(),
             RevokeError::Store(e) => e.class(),
@@ -506,6 +519,9 @@ pub enum RotateError {
     /// caller must hold every right the replacement grants).
     #[error(transparent)]
     Denied(Denial),
+    /// The token is not the caller's to rotate (the rule of revoking).
+    #[error(transparent)]
+    Lineage(OutsideLineage),
     /// No such token (or not within the caller's reach).
     #[error("no such token")]
     NotFound,
@@ -533,7 +549,7 @@ common_variants!(RotateError);
 impl Classify for RotateError {
     fn class(&self) -> ErrorClass {
         match self {
-            RotateError::Denied(_) => ErrorClass::Denied,
+            RotateError::Denied(_) | RotateError::Lineage(_) => ErrorClass::Denied,
             RotateError::NotFound => ErrorClass::NotFound,
             RotateError::OwnToken | RotateError::Operator => ErrorClass::BadRequest,
             RotateError::Revoked => ErrorClass::Conflict,

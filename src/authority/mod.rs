@@ -41,7 +41,7 @@ pub use clock::system_now;
 pub use copy::{CopyCounts, CopyError, copy_store};
 pub use error::{
     AuditError, AuthError, Classify, Error, ErrorClass, IdError, KeyError, LedgerError, MintError,
-    NameError, OrgError, RevokeError, RotateError, StartError,
+    NameError, OrgError, OutsideLineage, RevokeError, RotateError, StartError,
 };
 pub use feed::Readiness;
 pub use keys::RetirePreview;

@@ -3,12 +3,18 @@
 
 use std::collections::HashSet;
 
-use super::{Authority, Principal, RevokeError};
+use super::{Authority, OutsideLineage, Principal, RevokeError};
 use crate::audit::{action, token_label};
 use crate::caveats::{Action, Resource};
-use crate::model::{Actor, AuditEvent, Change, FeedEntry, Outcome, Revocation, TokenRecord};
+use crate::model::{
+    Actor, AuditEvent, Change, FeedEntry, Outcome, Revocation, TokenKind, TokenRecord,
+};
 use crate::store::{DenyEntry, StoreError, Tx};
 use crate::token::TokenId;
+
+/// How far up the lineage tree a revocation looks for the caller (deeper trees are
+/// not minted in practice; past it, the answer is no).
+const MAX_LINEAGE_WALK: usize = 1024;
 
 /// What a revocation did.
 #[derive(Debug, Clone)]
@@ -152,7 +158,48 @@ impl Authority {
     ) -> Result<Revoked, RevokeError> {
         let rec = self.resolve(who, id).await?;
         self.authorize_revocation(who, &rec)?;
+        if !self.lineage_allows(who, &rec).await? {
+            return Err(RevokeError::Lineage(OutsideLineage));
+        }
         self.revoke_committed(who, rec.id, opts).await
+    }
+
+    /// Whether `who` may revoke (or rotate) `rec` by lineage, whatever its caveats
+    /// allow: itself as minted (an attenuated copy shares its original's id, and may
+    /// not), a token minted from it (transitively, through the lineage tree), any token
+    /// of its org for an org token, and for the operator the tokens of its own org and
+    /// the org tokens it issued. Never a parent or a sibling (docs/API.md).
+    pub(super) async fn lineage_allows(
+        &self,
+        who: &Principal,
+        rec: &TokenRecord,
+    ) -> Result<bool, StoreError> {
+        let Some(own) = self.read_token(&who.token_id()).await? else {
+            return Ok(false);
+        };
+        let allowed = match own.kind {
+            TokenKind::Org => rec.org == own.org,
+            TokenKind::Operator => rec.org == own.org || rec.creator == Some(own.id),
+            _ if rec.id == own.id => is_as_minted(who, &own),
+            _ => {
+                let (me, start) = (own.id, rec.parent);
+                self.store
+                    .read(move |r| {
+                        // Up the tree from the target: is the caller an ancestor?
+                        let mut at = start;
+                        for _ in 0..MAX_LINEAGE_WALK {
+                            match at {
+                                Some(p) if p == me => return Ok::<_, StoreError>(true),
+                                Some(p) => at = r.token(&p)?.and_then(|t| t.parent),
+                                None => break,
+                            }
+                        }
+                        Ok(false)
+                    })
+                    .await?
+            }
+        };
+        Ok(allowed)
     }
 
     /// Revokes the presented token itself. The token as minted may always do so; an
@@ -169,6 +216,9 @@ impl Authority {
             .ok_or(RevokeError::NotFound)?;
         if !is_as_minted(who, &rec) {
             self.authorize_revocation(who, &rec)?;
+            if !self.lineage_allows(who, &rec).await? {
+                return Err(RevokeError::Lineage(OutsideLineage));
+            }
         }
         self.revoke_committed(who, rec.id, opts).await
     }

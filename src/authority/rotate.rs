@@ -61,6 +61,9 @@ impl Authority {
         if old.id == who.token_id() {
             return Err(RotateError::OwnToken);
         }
+        if !self.lineage_allows(who, &old).await? {
+            return Err(RotateError::Lineage(super::OutsideLineage));
+        }
         if old.kind == TokenKind::Operator {
             return Err(RotateError::Operator);
         }
@@ -146,9 +149,10 @@ impl Authority {
                     delay_secs: overlap_secs,
                 };
                 let revoked = revoke_one(tx, &old_id, opts, now, actor).map_err(|e| match e {
-                    RevokeError::NotFound | RevokeError::Denied(_) | RevokeError::Id(_) => {
-                        RotateError::NotFound
-                    }
+                    RevokeError::NotFound
+                    | RevokeError::Denied(_)
+                    | RevokeError::Lineage(_)
+                    | RevokeError::Id(_) => RotateError::NotFound,
                     RevokeError::Store(s) => RotateError::Store(s),
                 })?;
                 tx.append_audit(&event)?;

@@ -175,9 +175,15 @@ async fn an_attenuated_copy_cannot_revoke_its_original_by_itself() {
         .await;
     assert!(matches!(r, Err(RevokeError::Denied(_))), "{r:?}");
     who(&a, &deploy).await;
-    // A copy that keeps `delete` on tokens may; so may the token as minted.
+    // Nor may a copy that keeps `delete` on tokens: it shares the original's id, and
+    // only the token as minted may revoke itself.
     let narrower = crate::token::attenuate(&deploy, &[Caveat::expires(a.now() + 60)]).unwrap();
-    a.revoke_self(&who(&a, &narrower).await, RevokeOptions::default())
+    let r = a
+        .revoke_self(&who(&a, &narrower).await, RevokeOptions::default())
+        .await;
+    assert!(matches!(r, Err(RevokeError::Lineage(_))), "{r:?}");
+    who(&a, &deploy).await;
+    a.revoke_self(&who(&a, &deploy).await, RevokeOptions::default())
         .await
         .unwrap();
     assert_eq!(refused(&a, &deploy).await, FailureClass::Revoked);
@@ -318,4 +324,53 @@ async fn an_id_prefix_names_one_token_of_the_callers_org_or_says_which() {
         a.show_token(&who, "ABCDEF01").await,
         Err(LedgerError::Id(IdError::Bad))
     ));
+}
+
+/// Mints a preset in `acme` with `by`; (token, id).
+async fn minted(a: &Authority, by: &str, kind: TokenKind, app: Option<&str>) -> (String, String) {
+    let m = mint_by(a, by, kind, app, Some(3600)).await;
+    (m.token.expose().to_owned(), m.record.id.to_string())
+}
+
+#[tokio::test]
+async fn revocation_follows_lineage_never_up_or_sideways() {
+    let (_d, a, op) = open().await;
+    let org = org_token(&a, &op, "acme").await;
+    let (parent, parent_id) = minted(&a, &org, TokenKind::Deploy, Some("web")).await;
+    let (child, child_id) = minted(&a, &parent, TokenKind::Deploy, Some("web")).await;
+    let (_sibling, sibling_id) = minted(&a, &parent, TokenKind::Deploy, Some("web")).await;
+    let (grandchild, _) = minted(&a, &child, TokenKind::Deploy, Some("web")).await;
+    let (_, great_id) = minted(&a, &grandchild, TokenKind::Deploy, Some("web")).await;
+    let (_, runtime_id) = minted(&a, &org, TokenKind::Runtime, Some("web")).await;
+    let revoke = |by: String, id: String| {
+        let a = a.clone();
+        async move {
+            let who = who(&a, &by).await;
+            a.revoke(
+                &who,
+                &id,
+                RevokeOptions {
+                    orphan: true,
+                    ..Default::default()
+                },
+            )
+            .await
+        }
+    };
+    let outside = |r: Result<Revoked, RevokeError>| matches!(r, Err(RevokeError::Lineage(_)));
+    // Never a parent, a sibling, or a token of the same app minted by someone else.
+    assert!(outside(revoke(child.clone(), parent_id.clone()).await));
+    assert!(outside(revoke(child.clone(), sibling_id.clone()).await));
+    assert!(outside(revoke(parent.clone(), runtime_id.clone()).await));
+    // Rotating follows the same rule.
+    let r = a.rotate(&who(&a, &child).await, &parent_id, 0, None).await;
+    assert!(matches!(r, Err(RotateError::Lineage(_))), "{r:?}");
+    // Down the tree, at any depth (orphaning, so each level stays to be tried).
+    revoke(parent.clone(), great_id).await.unwrap();
+    revoke(parent.clone(), child_id).await.unwrap();
+    // An org token reaches any token of its org.
+    revoke(org.clone(), runtime_id).await.unwrap();
+    revoke(org.clone(), sibling_id).await.unwrap();
+    revoke(org.clone(), parent_id).await.unwrap();
+    assert_eq!(refused(&a, &parent).await, FailureClass::Revoked);
 }
