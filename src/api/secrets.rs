@@ -171,8 +171,9 @@ pub struct SecretBody {
     #[serde(default)]
     pub unset: bool,
     /// The keyed digest of the current value (64 hex digits): equal digests, equal
-    /// values of the same name and scope.
-    pub digest: String,
+    /// values of the same name and scope. Only for a token that may reveal the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// When it last changed.
     pub updated: String,
     /// When it stops resolving.
@@ -187,14 +188,14 @@ pub struct SecretBody {
 }
 
 impl SecretBody {
-    /// The body of `head`, expired or not at `now`.
-    pub fn new(head: &SecretHead, now: u64) -> Self {
+    /// The body of `head` with `digest` (if the token may see it), expired or not at `now`.
+    pub fn new(head: &SecretHead, digest: Option<&[u8; 32]>, now: u64) -> Self {
         SecretBody {
             name: head.name.clone(),
             app: head.app.clone(),
             version: head.version,
             unset: head.unset,
-            digest: hex(&head.digest),
+            digest: digest.map(|d| hex(d)),
             updated: format_time(head.updated),
             expires: head.expires.map(format_time),
             expired: head.expires.is_some_and(|e| e <= now),
@@ -205,7 +206,7 @@ impl SecretBody {
 
 impl From<&Listed> for SecretBody {
     fn from(l: &Listed) -> Self {
-        let mut body = SecretBody::new(&l.head, 0);
+        let mut body = SecretBody::new(&l.head, l.digest.as_ref(), 0);
         body.expired = l.expired;
         body
     }
@@ -251,7 +252,8 @@ pub struct VersionBody {
     /// It is the current value.
     #[serde(default)]
     pub current: bool,
-    /// The keyed digest of its value (absent once destroyed).
+    /// The keyed digest of its value (absent once destroyed, and for a token that may
+    /// not reveal it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
 }
@@ -266,7 +268,7 @@ impl From<&HistoryEntry> for VersionBody {
             rollback_of: h.rollback_of,
             destroyed: h.destroyed,
             current: h.current,
-            digest: (!h.destroyed).then(|| hex(&h.digest)),
+            digest: h.digest.as_ref().map(|d| hex(d)),
         }
     }
 }

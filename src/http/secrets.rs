@@ -118,8 +118,12 @@ pub(super) async fn show(
     Caller(who): Caller,
     Path(path): Path<SecretPath>,
 ) -> ApiResult<Json<SecretBody>> {
-    let head = state.secrets.get(&who, path.scope(), &path.name).await?;
-    Ok(Json(SecretBody::new(&head, state.authority.now())))
+    let shown = state.secrets.get(&who, path.scope(), &path.name).await?;
+    Ok(Json(SecretBody::new(
+        &shown.head,
+        shown.digest.as_ref(),
+        state.authority.now(),
+    )))
 }
 
 pub(super) async fn history(
@@ -132,7 +136,7 @@ pub(super) async fn history(
         .history(&who, path.scope(), &path.name)
         .await?;
     Ok(Json(HistoryBody {
-        secret: SecretBody::new(&head, state.authority.now()),
+        secret: SecretBody::new(&head.head, head.digest.as_ref(), state.authority.now()),
         versions: versions.iter().map(Into::into).collect(),
     }))
 }

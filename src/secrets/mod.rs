@@ -23,7 +23,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use error::SecretError;
-pub use read::{HistoryEntry, Listed, Listing};
+pub use read::{HistoryEntry, Listed, Listing, Shown};
 pub use resolve::{Resolved, env_total, resolve};
 pub use reveal::{EXPIRING_SOON, LONG_POLL_CAP, PARKED, Revealed};
 pub use rotate::KeyStatus;

@@ -16,6 +16,20 @@ pub struct Listed {
     /// Past its expiry: not revealed (and, for an app's own, the org's does not show
     /// through).
     pub expired: bool,
+    /// The keyed digest of its value, for a token that may reveal it (to anyone else a
+    /// digest is an oracle that confirms guesses): see [`Shown`].
+    pub digest: Option<[u8; 32]>,
+}
+
+/// One secret's metadata as the token may see it: the keyed digest of the value only if
+/// the token may reveal that value. A token that may write but not reveal could
+/// otherwise write a guess and compare digests (docs/API.md).
+#[derive(Debug, Clone)]
+pub struct Shown {
+    /// The secret (its `digest` field is not for the token: use `digest`).
+    pub head: SecretHead,
+    /// The keyed digest of the current value, if the token may reveal it.
+    pub digest: Option<[u8; 32]>,
 }
 
 /// A listing.
@@ -44,8 +58,9 @@ pub struct HistoryEntry {
     pub destroyed: bool,
     /// It is the current value.
     pub current: bool,
-    /// The keyed digest of its value (zero once destroyed).
-    pub digest: [u8; 32],
+    /// The keyed digest of its value: `None` once destroyed, and for a token that may
+    /// not reveal it.
+    pub digest: Option<[u8; 32]>,
 }
 
 impl Secrets {
@@ -91,6 +106,7 @@ impl Secrets {
             .map(|r| Listed {
                 head: r.head.clone(),
                 expired: r.expired,
+                digest: self.digest_for(who, scope, r.head),
             })
             .collect();
         Ok(Listing {
@@ -106,9 +122,28 @@ impl Secrets {
         who: &Principal,
         scope: Scope<'_>,
         name: &str,
-    ) -> Result<SecretHead, SecretError> {
-        self.read_one(who, scope, name, "read", |_, head| Ok(head))
-            .await
+    ) -> Result<Shown, SecretError> {
+        let head = self
+            .read_one(who, scope, name, "read", |_, head| Ok(head))
+            .await?;
+        Ok(self.shown(who, scope, head))
+    }
+
+    /// `head` as `who` may see it.
+    fn shown(&self, who: &Principal, scope: Scope<'_>, head: SecretHead) -> Shown {
+        Shown {
+            digest: self.digest_for(who, scope, &head),
+            head,
+        }
+    }
+
+    /// The digest of `head`'s value if `who` may reveal it (the scope is the listing's:
+    /// for a resolved listing, an org secret is judged as the app sees it).
+    fn digest_for(&self, who: &Principal, scope: Scope<'_>, head: &SecretHead) -> Option<[u8; 32]> {
+        let reveal = self.access(who, scope, Action::Reveal);
+        self.authority
+            .allows(who, &reveal.secret(&head.name))
+            .then_some(head.digest)
     }
 
     /// Reads one secret of `scope` the token may `read` (by name, checked before the
@@ -150,26 +185,34 @@ impl Secrets {
         who: &Principal,
         scope: Scope<'_>,
         name: &str,
-    ) -> Result<(SecretHead, Vec<HistoryEntry>), SecretError> {
-        self.read_one(who, scope, name, "read the history of", |r, head| {
-            let (org, app) = (head.org.clone(), head.app.clone());
-            let name = head.name.clone();
-            let mut entries = Vec::new();
-            for v in r.secret_versions(&org, app.as_deref(), &name)? {
-                entries.push(HistoryEntry {
-                    version: v.version,
-                    created: v.created,
-                    created_by: v.created_by,
-                    created_by_name: token_name(r, v.created_by)?,
-                    rollback_of: v.rollback_of,
-                    destroyed: v.sealed.is_none(),
-                    current: !head.unset && v.version == head.version,
-                    digest: v.digest,
-                });
+    ) -> Result<(Shown, Vec<HistoryEntry>), SecretError> {
+        let (head, mut entries) = self
+            .read_one(who, scope, name, "read the history of", |r, head| {
+                let (org, app) = (head.org.clone(), head.app.clone());
+                let name = head.name.clone();
+                let mut entries = Vec::new();
+                for v in r.secret_versions(&org, app.as_deref(), &name)? {
+                    entries.push(HistoryEntry {
+                        version: v.version,
+                        created: v.created,
+                        created_by: v.created_by,
+                        created_by_name: token_name(r, v.created_by)?,
+                        rollback_of: v.rollback_of,
+                        destroyed: v.sealed.is_none(),
+                        current: !head.unset && v.version == head.version,
+                        digest: v.sealed.is_some().then_some(v.digest),
+                    });
+                }
+                Ok((head, entries))
+            })
+            .await?;
+        let shown = self.shown(who, scope, head);
+        if shown.digest.is_none() {
+            for e in &mut entries {
+                e.digest = None;
             }
-            Ok((head, entries))
-        })
-        .await
+        }
+        Ok((shown, entries))
     }
 }
 

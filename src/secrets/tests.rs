@@ -181,7 +181,8 @@ async fn versions_continue_after_unset_and_history_names_the_writer() {
     let head =
         f.s.get(&who(&f.a, &f.org).await, WEB, "DB_URL")
             .await
-            .unwrap();
+            .unwrap()
+            .head;
     assert!(head.unset);
     assert!(matches!(
         f.write(&f.org, WEB, unset(&["DB_URL"])).await,
@@ -285,7 +286,7 @@ async fn the_version_cap_drops_the_oldest() {
         history.iter().map(|h| h.version).collect::<Vec<_>>(),
         [3, 4, 5]
     );
-    assert_eq!((head.oldest, head.last_version), (3, 5));
+    assert_eq!((head.head.oldest, head.head.last_version), (3, 5));
     assert!(matches!(
         f.s.rollback(&org, ORG, "A", 1).await,
         Err(SecretError::VersionNotFound { version: 1, .. })
@@ -333,7 +334,7 @@ async fn destroy_purges_values_and_destroying_the_current_one_unsets() {
     ));
     let (_, history) = f.s.history(&org, WEB, "K").await.unwrap();
     assert!(history[0].destroyed && !history[1].destroyed);
-    assert_eq!(history[0].digest, [0; 32]);
+    assert_eq!(history[0].digest, None);
     // Stored: no ciphertext left for version 1.
     let v1 =
         f.a.store()
@@ -848,6 +849,44 @@ async fn concurrent_writers_to_one_app_all_land_on_postgres() {
         w.await.unwrap();
     }
     let org = who(&a, &token).await;
-    let head = s.get(&org, WEB, "SHARED").await.unwrap();
+    let head = s.get(&org, WEB, "SHARED").await.unwrap().head;
     assert_eq!(head.version, 400);
+}
+
+#[tokio::test]
+async fn digests_are_shown_only_to_tokens_that_may_reveal() {
+    let f = fixture().await;
+    f.write(&f.org, WEB, sets(&[("PIN", "4821")]))
+        .await
+        .unwrap();
+    let deploy = who(&f.a, &f.token(TokenKind::Deploy, Some("web")).await).await;
+    // A deploy token writes a wrong guess, then the right one: nothing it is told
+    // (dry run, listing, metadata, history) carries a digest or tells them apart.
+    let mut told = Vec::new();
+    for guess in ["1111", "4821"] {
+        let dry = Write {
+            dry_run: true,
+            ..sets(&[("PIN", guess)])
+        };
+        let would = f.s.write(&deploy, WEB, dry).await.unwrap().secrets[0].would;
+        f.s.write(&deploy, WEB, sets(&[("PIN", guess)]))
+            .await
+            .unwrap();
+        let listing = f.s.list(&deploy, WEB, true).await.unwrap();
+        assert!(listing.secrets.iter().all(|l| l.digest.is_none()));
+        assert_eq!(f.s.get(&deploy, WEB, "PIN").await.unwrap().digest, None);
+        let (shown, history) = f.s.history(&deploy, WEB, "PIN").await.unwrap();
+        assert_eq!(shown.digest, None);
+        assert!(history.iter().all(|h| h.digest.is_none()));
+        told.push(would);
+    }
+    assert_eq!(told, [Some(WouldChange::Set); 2]);
+    // The org token (which may reveal) sees them: the right guess matches the first.
+    let org = who(&f.a, &f.org).await;
+    let listing = f.s.list(&org, WEB, true).await.unwrap();
+    assert!(listing.secrets.iter().all(|l| l.digest.is_some()));
+    let (shown, history) = f.s.history(&org, WEB, "PIN").await.unwrap();
+    assert_eq!(shown.digest, history[2].digest);
+    assert_eq!(history[0].digest, history[2].digest);
+    assert_ne!(history[0].digest, history[1].digest);
 }

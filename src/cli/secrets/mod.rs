@@ -432,7 +432,7 @@ fn secret_table(secrets: &[SecretBody]) -> std::io::Result<()> {
             clean(&s.name).into_owned(),
             scope_cell(s),
             s.version.to_string(),
-            short_id(&s.digest).to_owned(),
+            s.digest.as_deref().map_or("-", short_id).to_owned(),
             relative_text(&s.updated, now),
             expires_cell(s, now),
             or_dash(s.description.as_deref()).into_owned(),
@@ -455,7 +455,13 @@ fn secret_fields(s: &SecretBody) -> std::io::Result<()> {
         ("scope", scope_cell(s).into()),
         ("state", state.into()),
         ("version", s.version.to_string().into()),
-        ("digest", s.digest.as_str().into()),
+        (
+            "digest",
+            s.digest
+                .as_deref()
+                .unwrap_or("- (shown only to tokens that may reveal the value)")
+                .into(),
+        ),
         (
             "updated",
             format!("{} ({})", s.updated, relative_text(&s.updated, now)).into(),
