@@ -43,7 +43,7 @@ printf 'export FEATURE_FLAGS="beta,dark-mode"\nSENTRY_DSN=https://key@sentry.exa
 macvault secrets import --app web web.env --dry-run
 macvault secrets import --app web web.env
 macvault secrets export --app web --token-file boot.token > exported.env
-grep -q '^FEATURE_FLAGS="beta,dark-mode"$' exported.env
+grep -q "^FEATURE_FLAGS='beta,dark-mode'\$" exported.env
 # Rotate the org's secrets key: new values use the new key at once; older data keys
 # are re-wrapped in the background, then the old key is deleted.
 macvault secrets rotate-key --wait

@@ -13,6 +13,7 @@ mod http_edge;
 mod interop;
 mod lifecycle;
 mod multinode;
+mod names;
 mod reach;
 mod readme;
 mod secrets;

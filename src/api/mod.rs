@@ -17,7 +17,8 @@ use crate::token::{TokenId, Verified};
 pub use secrets::{
     DestroyRequest, DestroyResponse, ExpiringBody, HistoryBody, KeyStatusBody, RevealAnswer,
     RevealResponse, RollbackRequest, SecretBody, SecretList, SecretsVersionBody, SetBody,
-    UnsetBody, VersionBody, WriteSecretsRequest, WriteSecretsResponse, WrittenBody,
+    UnsetBody, VersionBody, WithheldBody, WithheldScope, WriteSecretsRequest, WriteSecretsResponse,
+    WrittenBody,
 };
 
 /// `POST /v1/verify`. The token borrows from the request body where it can.

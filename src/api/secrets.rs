@@ -442,3 +442,20 @@ impl From<&KeyStatus> for KeyStatusBody {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// One scope's secrets whose names change how programs load code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WithheldScope {
+    /// The app; absent: the org's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// The names, in order.
+    pub names: Vec<String>,
+}
+
+/// 200 answer of `GET /v1/orgs/{org}/secrets-withheld`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WithheldBody {
+    /// Every scope with such names the token may read: the org's own first.
+    pub scopes: Vec<WithheldScope>,
+}

@@ -168,7 +168,8 @@ impl Authority {
         denial
     }
 
-    fn queue_denial(&self, who: &Principal, org: &str, detail: String) {
+    /// Queues the audit event of a denied request (`detail`: names, never values).
+    pub(crate) fn queue_denial(&self, who: &Principal, org: &str, detail: String) {
         let log_org = if who.org() == org { org } else { who.org() };
         self.usage.push_event(AuditEvent::new(
             log_org,

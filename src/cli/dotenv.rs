@@ -261,8 +261,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, DotenvError> {
     }
 }
 
-/// One `NAME=value` line that [`parse`] reads back as `value`: double-quoted with
-/// escapes, else as it is, else single-quoted; `None` if no form reads back.
+/// One `NAME=value` line that [`parse`] reads back as `value`: single-quoted as it is
+/// (which a shell sourcing the file reads alike, expanding nothing) when that reads
+/// back, else double-quoted with escapes, else as it is, else single-quoted with
+/// escapes; `None` if no form reads back.
 fn line(name: &str, value: &str) -> Option<String> {
     let mut quoted = String::with_capacity(value.len() + 2);
     for c in value.chars() {
@@ -276,21 +278,30 @@ fn line(name: &str, value: &str) -> Option<String> {
         }
     }
     let single: String = value.replace('\\', "\\\\").replace('\'', "\\'");
-    [
-        format!("{name}=\"{quoted}\"\n"),
-        format!("{name}={value}\n"),
-        format!("{name}='{single}'\n"),
-    ]
-    .into_iter()
-    // Followed by a line with quotes: a form that reads back only at the end of a file
-    // (python-dotenv's backtracking past an escaped quote) does not count.
-    .find(|l| {
-        let expected = [
-            (name.to_owned(), value.to_owned()),
-            ("X".to_owned(), String::new()),
-        ];
-        parse(&format!("{l}X=\"\"\n")).is_ok_and(|p| p == expected)
-    })
+    let literal = (!value.contains(['\'', '\\'])).then(|| format!("{name}='{value}'\n"));
+    literal
+        .into_iter()
+        .chain([
+            format!("{name}=\"{quoted}\"\n"),
+            format!("{name}={value}\n"),
+            format!("{name}='{single}'\n"),
+        ])
+        // Followed by a line with quotes: a form that reads back only at the end of a file
+        // (python-dotenv's backtracking past an escaped quote) does not count.
+        .find(|l| {
+            let expected = [
+                (name.to_owned(), value.to_owned()),
+                ("X".to_owned(), String::new()),
+            ];
+            parse(&format!("{l}X=\"\"\n")).is_ok_and(|p| p == expected)
+        })
+}
+
+/// Whether a line [`write`] wrote would make a shell that sources it expand something
+/// (a value that could not be single-quoted as it is, with `$` or a backtick in it).
+pub fn expands_in_a_shell(line: &str) -> bool {
+    let value = line.split_once('=').map_or("", |(_, v)| v);
+    !value.starts_with('\'') && value.contains(['$', '`'])
 }
 
 /// A `.env` text of `pairs` that [`parse`] (and python-dotenv) reads back exactly, or

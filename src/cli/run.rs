@@ -46,50 +46,6 @@ const CANNOT_EXECUTE: u8 = 126;
 /// CMD was not found.
 const NOT_FOUND: u8 = 127;
 
-/// Variables that change how programs find and load code (or what a shell runs first):
-/// a secret by one of these names is injected only with `--allow NAME`, else a token
-/// that may write an app's secrets but not reveal them could make the app run its code.
-pub const CODE_LOADING: &[&str] = &[
-    "PATH",
-    "BASH_ENV",
-    "ENV",
-    "SHELLOPTS",
-    "BASHOPTS",
-    "PS4",
-    "PROMPT_COMMAND",
-    "IFS",
-    "CDPATH",
-    "GCONV_PATH",
-    "HOSTALIASES",
-    "LOCALDOMAIN",
-    "RES_OPTIONS",
-    "NODE_OPTIONS",
-    "NODE_PATH",
-    "PYTHONPATH",
-    "PYTHONHOME",
-    "PYTHONSTARTUP",
-    "PYTHONINSPECT",
-    "PERL5LIB",
-    "PERL5OPT",
-    "PERLLIB",
-    "RUBYOPT",
-    "RUBYLIB",
-    "GEM_PATH",
-    "GEM_HOME",
-    "CLASSPATH",
-    "JAVA_TOOL_OPTIONS",
-    "JDK_JAVA_OPTIONS",
-    "_JAVA_OPTIONS",
-    "GIT_EXEC_PATH",
-    "GIT_SSH_COMMAND",
-    "LESSOPEN",
-    "EDITOR",
-    "VISUAL",
-];
-/// Prefixes of such variables: the dynamic loaders' (`LD_PRELOAD`, `DYLD_INSERT_LIBRARIES`…)
-/// and the allocator's debugging hooks.
-pub const CODE_LOADING_PREFIXES: &[&str] = &["LD_", "DYLD_", "MALLOC_", "GLIBC_TUNABLES"];
-
 /// The variables through which `run` may have got its own token: never passed on as
 /// they are (`--pass-token` sets the first to the token `run` used).
 const TOKEN_VARS: [&str; 2] = ["MACVAULT_TOKEN", "MACVAULT_TOKEN_FILE"];
@@ -122,8 +78,8 @@ pub struct RunArgs {
     /// without its secrets).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     timeout: Duration,
-    /// Inject this secret although its name changes how programs load code (PATH,
-    /// LD_PRELOAD, NODE_OPTIONS… see the README); repeatable.
+    /// Inject this secret although its name changes how programs load or run code
+    /// (PATH, LD_PRELOAD, NODE_OPTIONS, PYTHON*… see the README); repeatable.
     #[arg(long, value_name = "NAME")]
     allow: Vec<String>,
     /// Give CMD the token run authenticated with, as MACVAULT_TOKEN (without it, no
@@ -147,11 +103,6 @@ pub enum OnRevoke {
     /// CMD is stopped (SIGTERM, then SIGKILL after --grace); `run` exits with the
     /// failure's code.
     Stop,
-}
-
-/// Whether a variable name changes how programs load code.
-pub fn loads_code(name: &str) -> bool {
-    CODE_LOADING.contains(&name) || CODE_LOADING_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// Runs `macvault run`; its own failures are 125.
@@ -282,24 +233,52 @@ fn environment(
             clean(&e.expires)
         );
     }
-    for (name, value) in &revealed.secrets {
-        let full = format!("{prefix}{name}");
-        if loads_code(&full) && !args.allow.contains(&full) {
-            eprintln!(
-                "warning: {} not injected: it changes how programs load code (--allow {} \
-                 injects it)",
-                clean(&full),
-                clean(&full)
-            );
-            continue;
-        }
+    let (kept, withheld) = withhold(
+        revealed
+            .secrets
+            .iter()
+            .map(|(name, value)| (format!("{prefix}{name}"), value.as_str())),
+        &args.allow,
+    );
+    warn_withheld(&withheld, "injected");
+    for (full, value) in kept {
         let key = OsString::from(&full);
         if args.preserve_env && env.contains_key(&key) {
             continue;
         }
-        env.insert(key, OsString::from(value.as_str()));
+        env.insert(key, OsString::from(value));
     }
     Ok(env)
+}
+
+/// Splits `(name, value)` pairs into those passed on and the names withheld: names that
+/// change how programs load code (`crate::secrets::loads_code`), unless in `allow`.
+pub fn withhold<'v>(
+    pairs: impl IntoIterator<Item = (String, &'v str)>,
+    allow: &[String],
+) -> (Vec<(String, &'v str)>, Vec<String>) {
+    let (mut kept, mut withheld) = (Vec::new(), Vec::new());
+    for (name, value) in pairs {
+        if crate::secrets::loads_code(&name) && !allow.contains(&name) {
+            withheld.push(name);
+        } else {
+            kept.push((name, value));
+        }
+    }
+    (kept, withheld)
+}
+
+/// One warning naming every name withheld (`what`: "injected", "exported").
+pub fn warn_withheld(withheld: &[String], what: &str) {
+    if withheld.is_empty() {
+        return;
+    }
+    let names: Vec<String> = withheld.iter().map(|n| clean(n).into_owned()).collect();
+    eprintln!(
+        "warning: not {what}, as these names change how programs load or run code: {} \
+         (--allow NAME passes one on)",
+        names.join(", ")
+    );
 }
 
 fn command(cmd: &[OsString], env: &BTreeMap<OsString, OsString>) -> std::process::Command {

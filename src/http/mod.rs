@@ -99,6 +99,7 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/orgs/{org}/audit", get(audit::list))
         .merge(secrets_routes("/v1/orgs/{org}/secrets"))
         .route("/v1/orgs/{org}/secrets-key", get(secrets::key_status))
+        .route("/v1/orgs/{org}/secrets-withheld", get(secrets::withheld))
         .route(
             "/v1/orgs/{org}/secrets-key/rotate",
             post(secrets::rotate_key),

@@ -12,7 +12,7 @@ use super::body::optional_json;
 use super::{ApiError, AppState, Caller};
 use crate::api::{
     DestroyRequest, DestroyResponse, HistoryBody, KeyStatusBody, RevealAnswer, RollbackRequest,
-    SecretBody, SecretList, WriteSecretsRequest, WriteSecretsResponse,
+    SecretBody, SecretList, WithheldBody, WithheldScope, WriteSecretsRequest, WriteSecretsResponse,
 };
 use crate::secrets::{DestroyTarget, Scope};
 
@@ -181,6 +181,20 @@ pub(super) async fn destroy(
 #[derive(Deserialize)]
 pub(super) struct OrgPath {
     org: String,
+}
+
+pub(super) async fn withheld(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<OrgPath>,
+) -> ApiResult<Json<WithheldBody>> {
+    let scopes = state.secrets.loading_code(&who, &path.org).await?;
+    Ok(Json(WithheldBody {
+        scopes: scopes
+            .into_iter()
+            .map(|(app, names)| WithheldScope { app, names })
+            .collect(),
+    }))
 }
 
 pub(super) async fn key_status(

@@ -14,6 +14,19 @@ pub enum SecretError {
     /// A caveat denies it.
     #[error(transparent)]
     Denied(Denial),
+    /// A name that changes how programs load or run code, written by a token that could
+    /// not reveal every value of the scope.
+    #[error(
+        "{name} changes how programs load or run code, so writing it is as strong as reading \
+         every value of {scope}: only a token that may reveal the whole scope (reveal on an \
+         unfiltered listing) may write it"
+    )]
+    LoadsCode {
+        /// The name.
+        name: String,
+        /// The scope, as `app web of org acme`.
+        scope: String,
+    },
     /// Not an environment-variable name.
     #[error(
         "invalid secret name \"{0}\": use an environment variable name, [A-Za-z_][A-Za-z0-9_]*, \
@@ -128,7 +141,7 @@ impl From<StoreError> for SecretError {
 impl Classify for SecretError {
     fn class(&self) -> ErrorClass {
         match self {
-            SecretError::Denied(_) => ErrorClass::Denied,
+            SecretError::Denied(_) | SecretError::LoadsCode { .. } => ErrorClass::Denied,
             SecretError::InvalidName(_)
             | SecretError::InvalidScope(_)
             | SecretError::ValueTooLarge { .. }

@@ -11,6 +11,7 @@
 
 mod error;
 pub mod limits;
+pub mod loads_code;
 mod read;
 mod resolve;
 mod reveal;
@@ -23,6 +24,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use error::SecretError;
+pub use loads_code::loads_code;
 pub use read::{HistoryEntry, Listed, Listing, Shown};
 pub use resolve::{Resolved, env_total, resolve};
 pub use reveal::{EXPIRING_SOON, LONG_POLL_CAP, PARKED, Revealed};
@@ -171,6 +173,40 @@ impl Secrets {
     fn access<'a>(&self, who: &Principal, scope: Scope<'a>, action: Action) -> Access<'a> {
         self.authority
             .access(who, scope.org, scope.app, Resource::Secrets, action)
+    }
+
+    /// Whether `who` could reveal every value of `scope`: `reveal` on a listing of it,
+    /// unfiltered by any `secret =` caveat. What writing a name that loads code takes
+    /// ([`loads_code`]): such a name makes the app run its writer's code with every value.
+    fn reveals_whole(&self, who: &Principal, scope: Scope<'_>) -> bool {
+        let reveal = self.access(who, scope, Action::Reveal);
+        self.authority.allows(who, &reveal.listing())
+            && !who
+                .caveats()
+                .iter()
+                .any(|c| matches!(c, crate::caveats::Caveat::Secrets(_)))
+    }
+
+    /// Refuses (and audits) a write of a name that loads code by a token that could not
+    /// reveal the whole scope.
+    fn require_code_writer(
+        &self,
+        who: &Principal,
+        scope: Scope<'_>,
+        names: &[&str],
+    ) -> Result<(), SecretError> {
+        let Some(name) = names.iter().find(|n| loads_code(n)) else {
+            return Ok(());
+        };
+        if self.reveals_whole(who, scope) {
+            return Ok(());
+        }
+        let err = SecretError::LoadsCode {
+            name: (*name).to_owned(),
+            scope: scope.to_string(),
+        };
+        self.authority.queue_denial(who, scope.org, err.to_string());
+        Err(err)
     }
 
     /// Allows `action` on every one of `names` (all before anything is read: a name

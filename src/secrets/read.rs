@@ -216,6 +216,52 @@ impl Secrets {
     }
 }
 
+impl Secrets {
+    /// Per scope of `org` (the org's own first, then each app by name), the set secrets
+    /// whose names change how programs load code ([`super::loads_code`]), that `who`
+    /// may read: what `run` and `export` withhold unless told `--allow NAME`. Scopes
+    /// with none are left out.
+    pub async fn loading_code(
+        &self,
+        who: &Principal,
+        org: &str,
+    ) -> Result<Vec<(Option<String>, Vec<String>)>, SecretError> {
+        crate::authority::check_scope(org, None).map_err(SecretError::InvalidScope)?;
+        let owned = org.to_owned();
+        let scopes = self
+            .authority
+            .store()
+            .read(move |r| {
+                require_org(r, &owned)?;
+                let mut out = vec![(None, r.secret_heads(&owned, None)?)];
+                for app in r.secret_apps(&owned)? {
+                    let heads = r.secret_heads(&owned, Some(&app))?;
+                    out.push((Some(app), heads));
+                }
+                Ok::<_, SecretError>(out)
+            })
+            .await?;
+        Ok(scopes
+            .into_iter()
+            .map(|(app, heads)| {
+                let scope = Scope {
+                    org,
+                    app: app.as_deref(),
+                };
+                let read = self.access(who, scope, Action::Read);
+                let names: Vec<String> = heads
+                    .iter()
+                    .filter(|h| !h.unset && super::loads_code(&h.name))
+                    .filter(|h| self.authority.allows(who, &read.secret(&h.name)))
+                    .map(|h| h.name.clone())
+                    .collect();
+                (app, names)
+            })
+            .filter(|(_, names)| !names.is_empty())
+            .collect())
+    }
+}
+
 /// The version of the scope a listing is of: the app's if it names one, else the org's.
 fn scope_version(v: &SecretsVersions) -> u64 {
     v.apps.first().map_or(v.org, |(_, n)| *n)

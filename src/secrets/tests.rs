@@ -890,3 +890,71 @@ async fn digests_are_shown_only_to_tokens_that_may_reveal() {
     assert_eq!(history[0].digest, history[2].digest);
     assert_ne!(history[0].digest, history[1].digest);
 }
+
+#[tokio::test]
+async fn names_that_load_code_are_written_only_by_tokens_that_could_reveal_the_scope() {
+    use crate::secrets::loads_code::{DATA_ONLY, FAMILIES, NAMES};
+    let f = fixture().await;
+    let deploy = f.token(TokenKind::Deploy, Some("web")).await;
+    // An org token narrowed to the very names: it could not reveal the whole scope.
+    let pythonish =
+        crate::token::attenuate(&f.org, &[Caveat::secrets(["PYTHON*", "path"]).unwrap()]).unwrap();
+    let mut names: Vec<String> = FAMILIES.iter().map(|p| format!("{p}X")).collect();
+    names.extend(NAMES.iter().map(|n| (*n).to_owned()));
+    let lower: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    names.extend(lower);
+    for name in &names {
+        let r = f.write(&deploy, WEB, sets(&[(name, "x")])).await;
+        let denied = crate::authority::ErrorClass::Denied;
+        assert!(
+            matches!(&r, Err(e @ SecretError::LoadsCode { .. }) if e.class() == denied),
+            "{name}: {r:?}"
+        );
+        // The org token may: it can reveal every value anyway.
+        f.write(&f.org, WEB, sets(&[(name, "x")])).await.unwrap();
+    }
+    // A token filtered to those very names does not qualify either.
+    for name in ["PYTHONWARNINGS", "path"] {
+        let r = f.write(&pythonish, WEB, sets(&[(name, "x")])).await;
+        assert!(
+            matches!(&r, Err(SecretError::LoadsCode { .. })),
+            "{name}: {r:?}"
+        );
+    }
+    // Data-only names stay writable by a deploy token, as do ordinary ones.
+    for name in DATA_ONLY.iter().chain(&["DB_URL"]) {
+        f.write(&deploy, WEB, sets(&[(name, "1")])).await.unwrap();
+    }
+    // The refusal names the rule, and is audited with the name (never the value).
+    let r = f
+        .write(
+            &deploy,
+            WEB,
+            sets(&[("PYTHONWARNINGS", "all:0:antigravity.x:0:0")]),
+        )
+        .await;
+    let text = r.unwrap_err().to_string();
+    assert!(
+        text.contains("PYTHONWARNINGS") && text.contains("reveal the whole scope"),
+        "{text}"
+    );
+    let org = who(&f.a, &f.org).await;
+    let page =
+        f.a.audit(&org, "acme", 1000, None, AuditFilter::default())
+            .await
+            .unwrap();
+    let denied: Vec<&str> = page
+        .events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Denied)
+        .map(|e| e.detail.as_str())
+        .collect();
+    assert!(
+        denied.iter().any(|d| d.contains("PYTHONWARNINGS")),
+        "{denied:?}"
+    );
+    assert!(
+        !denied.iter().any(|d| d.contains("antigravity")),
+        "{denied:?}"
+    );
+}

@@ -36,10 +36,14 @@ pub struct ImportArgs {
 /// `secrets export --format`.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
-    /// `NAME="value"` lines.
+    /// `NAME='value'` lines python-dotenv reads back exactly (single-quoted wherever
+    /// that reads back, so a shell that sources the file expands nothing).
     Dotenv,
     /// One JSON object, name to value.
     Json,
+    /// `NAME='value'` lines for `sh` to source: single-quoted, `'` as `'\''`; sourcing
+    /// gives exactly the values and runs nothing.
+    Shell,
 }
 
 /// `secrets export`.
@@ -47,9 +51,18 @@ pub enum Format {
 pub struct ExportArgs {
     #[command(flatten)]
     scope: ScopeArgs,
-    /// dotenv or json.
+    /// dotenv, json or shell.
     #[arg(long, value_enum, default_value = "dotenv")]
     format: Format,
+    /// Export this secret although its name changes how programs load or run code
+    /// (PATH, LD_PRELOAD, PYTHON*… as `run` withholds them); repeatable.
+    #[arg(long, value_name = "NAME")]
+    allow: Vec<String>,
+}
+
+/// `value` single-quoted for a POSIX shell: nothing inside is expanded.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
 }
 
 fn read_file(path: &PathBuf) -> anyhow::Result<String> {
@@ -149,22 +162,47 @@ pub async fn export(ctx: &Ctx, client: &Client, args: ExportArgs) -> anyhow::Res
     for name in &revealed.expired {
         eprintln!("warning: {} has EXPIRED: not exported", clean(name));
     }
+    let (kept, withheld) = crate::cli::run::withhold(
+        revealed
+            .secrets
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_str())),
+        &args.allow,
+    );
+    crate::cli::run::warn_withheld(&withheld, "exported");
     match args.format {
-        Format::Json => output::json(&revealed.secrets),
+        Format::Json => {
+            let map: std::collections::BTreeMap<&str, &str> =
+                kept.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+            output::json(&map)
+        }
+        Format::Shell => {
+            for (name, value) in &kept {
+                println!("{name}={}", shell_quote(value));
+            }
+            Ok(())
+        }
         Format::Dotenv => {
-            let text = dotenv::write(
-                revealed
-                    .secrets
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str())),
-            )
-            .map_err(|name| {
-                anyhow::anyhow!(
-                    "the value of {} cannot be written as a .env line that reads back the \
+            let text =
+                dotenv::write(kept.iter().map(|(n, v)| (n.as_str(), *v))).map_err(|name| {
+                    anyhow::anyhow!(
+                        "the value of {} cannot be written as a .env line that reads back the \
                      same: use --format json",
-                    clean(&name)
-                )
-            })?;
+                        clean(&name)
+                    )
+                })?;
+            let risky: Vec<&str> = text
+                .lines()
+                .filter(|l| dotenv::expands_in_a_shell(l))
+                .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+                .collect();
+            if !risky.is_empty() {
+                eprintln!(
+                    "warning: this .env file is for dotenv readers: a shell sourcing it would \
+                     expand the values of {} (use --format shell for a file to source)",
+                    risky.join(", ")
+                );
+            }
             print!("{text}");
             Ok(())
         }

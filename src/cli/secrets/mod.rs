@@ -16,7 +16,8 @@ mod files;
 
 use crate::api::{
     DestroyRequest, DestroyResponse, HistoryBody, KeyStatusBody, RollbackRequest, SecretBody,
-    SecretList, SecretsVersionBody, SetBody, UnsetBody, WriteSecretsRequest, WriteSecretsResponse,
+    SecretList, SecretsVersionBody, SetBody, UnsetBody, WithheldBody, WriteSecretsRequest,
+    WriteSecretsResponse,
 };
 
 #[derive(Args)]
@@ -133,6 +134,14 @@ pub enum SecretsCommand {
     /// Print the resolved values (needs `reveal`): as a .env file that import (and
     /// python-dotenv) reads back exactly, or JSON.
     Export(files::ExportArgs),
+    /// List, per app, the secrets whose names change how programs load or run code
+    /// (PATH, LD_PRELOAD, PYTHON*…): what `run` and `export` withhold unless told
+    /// `--allow NAME`.
+    Withheld {
+        /// The org (default: the token's).
+        #[arg(long)]
+        org: Option<String>,
+    },
     /// Make a new secrets key current for the org; older data keys are re-wrapped in the
     /// background and then the old key is deleted.
     RotateKey {
@@ -336,6 +345,28 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
         }
         SecretsCommand::Import(args) => files::import(ctx, &client, args).await?,
         SecretsCommand::Export(args) => files::export(ctx, &client, args).await?,
+        SecretsCommand::Withheld { org } => {
+            let org = ctx.org(org)?;
+            let path = ["v1", "orgs", &org, "secrets-withheld"];
+            let body: WithheldBody = client.call(Method::GET, &path, None::<&()>).await?;
+            if ctx.json() {
+                output::json(&body)?;
+            } else if body.scopes.is_empty() {
+                output::line(format_args!(
+                    "no secret that you may read has a name that loads code"
+                ))?;
+            } else {
+                for scope in &body.scopes {
+                    let names: Vec<String> =
+                        scope.names.iter().map(|n| clean(n).into_owned()).collect();
+                    let place = scope
+                        .app
+                        .as_deref()
+                        .map_or_else(|| "org".to_owned(), |a| format!("app {}", clean(a)));
+                    output::line(format_args!("{place}: {}", names.join(", ")))?;
+                }
+            }
+        }
         SecretsCommand::RotateKey { org, wait } => {
             let org = ctx.org(org)?;
             let path = ["v1", "orgs", &org, "secrets-key", "rotate"];
