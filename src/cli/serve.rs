@@ -168,6 +168,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             max_versions: args.max_versions,
             rewrap_batch: usize::try_from(args.rewrap_batch).unwrap_or(200),
             rewrap_pause: args.rewrap_pause,
+            ..crate::secrets::Options::default()
         };
         let mut state = AppState::new(opened.authority.clone(), secrets);
         state.proxies = Arc::new(TrustedProxies::new(args.trusted_proxy));

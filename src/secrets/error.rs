@@ -62,16 +62,23 @@ pub enum SecretError {
     /// The org would keep more secrets than allowed.
     #[error("an org keeps at most {MAX_ORG_SECRETS} secrets; this write would make {0}")]
     TooMany(usize),
-    /// An app's resolved secrets would not fit an environment.
+    /// An app's resolved secrets would not fit an environment. (No total is told: to
+    /// a token that may not reveal, it would give away value lengths.)
     #[error(
-        "the secrets of {app} would total {total} bytes; an app's resolved secrets are at most \
-         {MAX_APP_TOTAL} bytes (what an environment can hold)"
+        "the secrets of {app} would not fit an environment: an app's resolved secrets are at \
+         most {MAX_APP_TOTAL} bytes"
     )]
     AppTooLarge {
         /// Which app: `app web`, or every app without secrets of its own.
         app: String,
-        /// The total.
-        total: u64,
+    },
+    /// A scope's own cap (see `limits`): named, without totals.
+    #[error("{scope} keeps at most {limit}")]
+    ScopeFull {
+        /// The scope, as `app web of org acme`.
+        scope: String,
+        /// The limit, in words.
+        limit: &'static str,
     },
     /// No such org.
     #[error("no such org")]
@@ -150,7 +157,8 @@ impl Classify for SecretError {
             | SecretError::BadExpiry
             | SecretError::BadWrite(_)
             | SecretError::TooMany(_)
-            | SecretError::AppTooLarge { .. } => ErrorClass::BadRequest,
+            | SecretError::AppTooLarge { .. }
+            | SecretError::ScopeFull { .. } => ErrorClass::BadRequest,
             SecretError::OrgNotFound
             | SecretError::NoSecretsKey
             | SecretError::NotFound(_)

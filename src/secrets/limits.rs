@@ -13,6 +13,18 @@ pub const MAX_VALUE: usize = 64 * 1024;
 pub const MAX_APP_TOTAL: u64 = 1024 * 1024;
 /// Most secrets an org keeps, in every scope, set or unset.
 pub const MAX_ORG_SECRETS: usize = 10_000;
+/// Most secrets one scope (an app, or the org's own) keeps: set, or unset with a value
+/// still stored (`destroy --all` frees the name). Below the org's, so that one app's
+/// writer cannot use up the org's room.
+pub const MAX_SCOPE_SECRETS: usize = 1_000;
+/// Most bytes of one scope's own current values (names and values, as an environment
+/// counts them): half an environment, so that the org's own and any app's always fit
+/// one together — a full app never blocks an org-wide write, nor the reverse.
+pub const MAX_SCOPE_VALUES: u64 = MAX_APP_TOTAL / 2;
+/// Most bytes one scope's stored versions take (old versions and unset secrets
+/// included), so that writing and unsetting cannot grow the disk without bound;
+/// destroying values gives their bytes back.
+pub const MAX_SCOPE_STORED: u64 = 64 * 1024 * 1024;
 /// Longest description, in characters.
 pub const MAX_DESCRIPTION: usize = 256;
 /// Versions kept per secret unless `serve --max-versions` says otherwise.

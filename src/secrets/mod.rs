@@ -77,6 +77,8 @@ pub struct Options {
     pub rewrap_batch: usize,
     /// Pause between those transactions (to spare a busy database).
     pub rewrap_pause: std::time::Duration,
+    /// Bytes one scope's stored versions may take ([`limits::MAX_SCOPE_STORED`]).
+    pub stored_per_scope: u64,
 }
 
 impl Default for Options {
@@ -85,6 +87,7 @@ impl Default for Options {
             max_versions: limits::DEFAULT_MAX_VERSIONS,
             rewrap_batch: 200,
             rewrap_pause: std::time::Duration::ZERO,
+            stored_per_scope: limits::MAX_SCOPE_STORED,
         }
     }
 }

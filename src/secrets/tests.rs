@@ -419,46 +419,133 @@ async fn limits_are_clear_errors() {
         f.write(&f.org, ORG, sets(&[("BIG", &big)])).await,
         Err(SecretError::ValueTooLarge { .. })
     ));
-    // 16 values of nearly 64 KiB (with their names) fit an app; a 17th does not.
+    // 8 values of nearly 64 KiB (with their names) fit a scope's half of an
+    // environment; a 9th does not, and the error names the limit, not a total.
     let full = "x".repeat(limits::MAX_VALUE - 100);
-    let names: Vec<String> = (0..17).map(|i| format!("V{i}")).collect();
-    let pairs: Vec<(&str, &str)> = names[..15]
+    let names: Vec<String> = (0..9).map(|i| format!("V{i}")).collect();
+    let pairs: Vec<(&str, &str)> = names[..8]
         .iter()
         .map(|n| (n.as_str(), full.as_str()))
         .collect();
     f.write(&f.org, ORG, sets(&pairs)).await.unwrap();
-    f.write(&f.org, WEB, sets(&[("V15", &full)])).await.unwrap();
-    // Too much for web (org's 15 + its own), not for an app without its own.
-    match f.write(&f.org, WEB, sets(&[("V16", &full)])).await {
-        Err(SecretError::AppTooLarge { app, total }) => {
-            assert_eq!(app, "app web");
-            assert!(total > limits::MAX_APP_TOTAL);
-        }
-        other => panic!("{other:?}"),
+    let r = f.write(&f.org, ORG, sets(&[("V8", &full)])).await;
+    let text = r
+        .as_ref()
+        .map(|_| String::new())
+        .unwrap_or_else(|e| e.to_string());
+    assert!(matches!(r, Err(SecretError::ScopeFull { .. })), "{text}");
+    assert!(text.contains("512 KiB") && !text.contains("5243"), "{text}");
+    // An app full of its own still fits one environment with the org's.
+    f.write(&f.org, WEB, sets(&pairs)).await.unwrap();
+}
+
+/// The scope of app `name` of acme.
+fn app(name: &str) -> Scope<'_> {
+    Scope {
+        org: "acme",
+        app: Some(name),
     }
-    // An org write that would overflow web is refused too.
-    assert!(matches!(
-        f.write(&f.org, ORG, sets(&[("V16", &full)])).await,
-        Err(SecretError::AppTooLarge { .. })
-    ));
-    f.write(&f.org, API, sets(&[("V16", &full)])).await.unwrap();
 }
 
 #[tokio::test]
 async fn an_org_keeps_at_most_ten_thousand_secrets() {
     let f = fixture().await;
-    for batch in 0..10 {
+    let apps: Vec<String> = (0..10).map(|i| format!("app{i}")).collect();
+    for (batch, name) in apps.iter().enumerate() {
         let names: Vec<String> = (0..1000).map(|i| format!("S{batch}_{i}")).collect();
         let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
-        let scope = if batch % 2 == 0 { ORG } else { WEB };
-        f.write(&f.org, scope, sets(&pairs)).await.unwrap();
+        f.write(&f.org, app(name), sets(&pairs)).await.unwrap();
     }
     assert!(matches!(
         f.write(&f.org, API, sets(&[("ONE_MORE", "v")])).await,
         Err(SecretError::TooMany(10_001))
     ));
     // Changing one that exists is fine.
-    f.write(&f.org, ORG, sets(&[("S0_0", "w")])).await.unwrap();
+    f.write(&f.org, app("app0"), sets(&[("S0_0", "w")]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn one_app_filling_its_caps_leaves_other_apps_and_the_org_writable() {
+    let f = fixture_with(Options {
+        stored_per_scope: 2 * 1024 * 1024,
+        ..Options::default()
+    })
+    .await;
+    let deploy = f.token(TokenKind::Deploy, Some("web")).await;
+    // Names: 1000 in web, then no more (an unset one holding a value still counts).
+    let names: Vec<String> = (0..1000).map(|i| format!("N{i}")).collect();
+    let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    f.write(&deploy, WEB, sets(&pairs)).await.unwrap();
+    f.write(&deploy, WEB, unset(&["N0"])).await.unwrap();
+    let r = f.write(&deploy, WEB, sets(&[("MORE", "v")])).await;
+    assert!(matches!(r, Err(SecretError::ScopeFull { .. })), "{r:?}");
+    // Destroying every value of one frees its name.
+    let org = who(&f.a, &f.org).await;
+    f.s.destroy(&org, WEB, "N0", DestroyTarget::All)
+        .await
+        .unwrap();
+    f.write(&deploy, WEB, sets(&[("MORE", "v")])).await.unwrap();
+    // Meanwhile the org and other apps write as before.
+    f.write(&f.org, ORG, sets(&[("ORG_WIDE", "v")]))
+        .await
+        .unwrap();
+    f.write(&f.org, API, sets(&[("OTHER_APP", "v")]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn set_then_unset_cannot_grow_an_apps_history_without_bound() {
+    let f = fixture_with(Options {
+        stored_per_scope: 2 * 1024 * 1024,
+        ..Options::default()
+    })
+    .await;
+    let deploy = f.token(TokenKind::Deploy, Some("web")).await;
+    let value = "x".repeat(60 * 1024);
+    // Each round stores 4 × 60 KiB and unsets it again: the current values stay small,
+    // the stored versions grow until the cap (2 MiB here) refuses the next.
+    let names = ["H0", "H1", "H2", "H3"];
+    let mut refused = None;
+    for round in 0..20 {
+        let pairs: Vec<(&str, &str)> = names.iter().map(|n| (*n, value.as_str())).collect();
+        match f.write(&deploy, WEB, sets(&pairs)).await {
+            Ok(_) => f
+                .write(&deploy, WEB, unset(&names))
+                .await
+                .map(|_| ())
+                .unwrap(),
+            Err(e) => {
+                refused = Some((round, e));
+                break;
+            }
+        }
+    }
+    let (round, e) = refused.expect("the history cap refused a write");
+    assert!(
+        round >= 8,
+        "refused only once the cap is reached: round {round}"
+    );
+    assert!(matches!(e, SecretError::ScopeFull { .. }), "{e:?}");
+    assert!(e.to_string().contains("stored versions"), "{e}");
+    // Other scopes are untouched by it; destroying web's values makes room again.
+    f.write(&f.org, ORG, sets(&[("ORG_WIDE", &value)]))
+        .await
+        .unwrap();
+    f.write(&f.org, API, sets(&[("OTHER", &value)]))
+        .await
+        .unwrap();
+    let org = who(&f.a, &f.org).await;
+    for name in names {
+        f.s.destroy(&org, WEB, name, DestroyTarget::All)
+            .await
+            .unwrap();
+    }
+    f.write(&deploy, WEB, sets(&[("H0", &value)]))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

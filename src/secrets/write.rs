@@ -136,6 +136,7 @@ struct Ctx {
     now: u64,
     actor: Actor,
     max_versions: u64,
+    stored_per_scope: u64,
 }
 
 impl Ctx {
@@ -212,10 +213,46 @@ impl Ctx {
         Ok(version)
     }
 
-    /// Every environment this write changes still fits: the app's, or for a change to
-    /// the org's own secrets, every app's (and that of apps without secrets of their own).
-    fn check_sizes(&self, tx: &mut dyn Tx) -> Result<(), SecretError> {
-        let org_heads = tx.secret_heads(&self.org, None)?;
+    /// The written scope stays within its own caps (names, bytes of current values,
+    /// bytes stored: `limits`), and every environment this write changes still fits:
+    /// the app's, or for a change to the org's own secrets, every app's (and that of
+    /// apps without secrets of their own). `grows`: whether the write stores values;
+    /// one that only unsets needs no room of its own (but may let an org value show
+    /// through, so environments are checked for it too).
+    fn check_sizes(&self, tx: &mut dyn Tx, grows: bool) -> Result<(), SecretError> {
+        let own = tx.secret_heads(&self.org, self.app())?;
+        let full = |limit| SecretError::ScopeFull {
+            scope: Scope {
+                org: &self.org,
+                app: self.app(),
+            }
+            .to_string(),
+            limit,
+        };
+        let names = own.iter().filter(|h| !h.unset || h.size > 0).count();
+        if grows && names > limits::MAX_SCOPE_SECRETS {
+            return Err(full(
+                "1000 secrets (set, or unset with a value stored: `destroy --all` frees one)",
+            ));
+        }
+        let values: u64 = own
+            .iter()
+            .filter(|h| !h.unset)
+            .map(|h| limits::env_size(&h.name, h.size))
+            .sum();
+        if grows && values > limits::MAX_SCOPE_VALUES {
+            return Err(full("512 KiB of current values (names and values)"));
+        }
+        if grows && tx.secret_stored_bytes(&self.org, self.app())? > self.stored_per_scope {
+            return Err(full(
+                "64 MiB of stored versions, old ones and unset secrets included (destroy \
+                 values to make room)",
+            ));
+        }
+        let org_heads = match self.app {
+            Some(_) => tx.secret_heads(&self.org, None)?,
+            None => own,
+        };
         let apps = match &self.app {
             Some(app) => vec![app.clone()],
             None => {
@@ -223,7 +260,6 @@ impl Ctx {
                 if alone > MAX_APP_TOTAL {
                     return Err(SecretError::AppTooLarge {
                         app: "every app without secrets of its own".into(),
-                        total: alone,
                     });
                 }
                 tx.secret_apps(&self.org)?
@@ -235,7 +271,6 @@ impl Ctx {
             if total > MAX_APP_TOTAL {
                 return Err(SecretError::AppTooLarge {
                     app: format!("app {app}"),
-                    total,
                 });
             }
         }
@@ -340,6 +375,7 @@ impl Secrets {
             now: self.authority.now(),
             actor: who.actor(),
             max_versions: self.options.max_versions,
+            stored_per_scope: self.options.stored_per_scope,
         }
     }
 
@@ -427,7 +463,7 @@ impl Secrets {
                         return Err(SecretError::TooMany(count));
                     }
                 }
-                ctx.check_sizes(tx)?;
+                ctx.check_sizes(tx, !w.set.is_empty())?;
                 let versions = ctx.bump(tx)?;
                 if w.dry_run {
                     // Everything checked: undo it all (the transaction rolls back).
@@ -495,7 +531,7 @@ impl Secrets {
             let version = ctx.put_version(tx, keys, &mut head, &value, Some(to))?;
             head.expires = None;
             tx.put_secret_head(&head)?;
-            ctx.check_sizes(tx)?;
+            ctx.check_sizes(tx, true)?;
             let versions = ctx.bump(tx)?;
             ctx.audit(
                 tx,
@@ -562,8 +598,15 @@ impl Secrets {
                     head.unset = true;
                     head.updated = ctx.now;
                     head.digest = [0; 32];
-                    tx.put_secret_head(&head)?;
                     versions_after = Some(ctx.bump(tx)?);
+                }
+                // No value left: the name no longer counts toward its scope's cap.
+                let emptied = target == DestroyTarget::All && head.size != 0;
+                if emptied {
+                    head.size = 0;
+                }
+                if hits_current || emptied {
+                    tx.put_secret_head(&head)?;
                 }
                 if !purged.is_empty() {
                     let shown: Vec<String> = purged.iter().map(|v| format!("v{v}")).collect();

@@ -781,6 +781,53 @@ async fn secrets_keep_their_scopes_versions_and_counters(kind: Kind) {
     assert_eq!(org_current[0].1.as_ref().unwrap().digest, [1; 32]);
 }
 
+async fn stored_bytes_count_each_scope_and_shrink_when_values_go(kind: Kind) {
+    use crate::model::{Sealed, SecretVersion};
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    let version = |app: Option<&str>, name: &str, v: u64, len: usize| {
+        let sealed = Sealed {
+            key_id: 1,
+            wrapped_key: vec![7; 40],
+            ciphertext: vec![7; len],
+        };
+        SecretVersion::new("acme", app, name, v, 10, None, [7; 32], sealed)
+    };
+    let bytes = |app: Option<&'static str>| async move {
+        read(s, move |r| r.secret_stored_bytes("acme", app)).await
+    };
+    assert_eq!(bytes(Some("web")).await, 0, "nothing stored yet");
+    write(s, move |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.put_secret_version(&version(Some("web"), "A", 1, 1000))
+    })
+    .await;
+    let one = bytes(Some("web")).await;
+    assert!(one > 1000, "a version's row holds its ciphertext: {one}");
+    // Every version and name of the scope counts; other scopes do not.
+    write(s, move |tx| {
+        tx.put_secret_version(&version(Some("web"), "A", 2, 1000))?;
+        tx.put_secret_version(&version(Some("web"), "B", 1, 1000))?;
+        tx.put_secret_version(&version(Some("api"), "A", 1, 5000))?;
+        tx.put_secret_version(&version(None, "A", 1, 9000))
+    })
+    .await;
+    assert_eq!(bytes(Some("web")).await, 3 * one);
+    assert!(bytes(Some("api")).await > 5000);
+    assert!(bytes(None).await > 9000);
+    // A destroyed value (the row kept, the ciphertext gone) gives its bytes back, as
+    // does a deleted version.
+    write(s, move |tx| {
+        let mut v = version(Some("web"), "A", 1, 1000);
+        v.sealed = None;
+        tx.put_secret_version(&v)?;
+        tx.delete_secret_version("acme", Some("web"), "A", 2)
+    })
+    .await;
+    let left = bytes(Some("web")).await;
+    assert!(left < one + 200, "{left} of {}", 3 * one);
+}
+
 async fn versions_page_in_order_and_leases_have_one_holder(kind: Kind) {
     use super::VersionKey;
     use crate::model::{Sealed, SecretVersion};
@@ -903,4 +950,5 @@ suite!(
     nodes_starting_at_once_migrate_once,
     secrets_keep_their_scopes_versions_and_counters,
     versions_page_in_order_and_leases_have_one_holder,
+    stored_bytes_count_each_scope_and_shrink_when_values_go,
 );

@@ -184,6 +184,9 @@ pub trait Read {
     fn secret_apps(&mut self, org: &str) -> Result<Vec<String>, StoreError>;
     /// How many secrets (set or unset) an org keeps, in every scope.
     fn count_secrets(&mut self, org: &str) -> Result<usize, StoreError>;
+    /// The bytes one scope's stored versions take (their rows, values sealed or
+    /// destroyed, old versions and unset secrets included): what its history costs.
+    fn secret_stored_bytes(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError>;
     /// One version of a secret.
     fn secret_version(
         &mut self,

@@ -919,6 +919,19 @@ impl Read for PgTx<'_> {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
+    fn secret_stored_bytes(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
+        let rows = self.query(
+            "SELECT COALESCE(sum(octet_length(row)), 0)::BIGINT FROM macvault_secret_versions \
+             WHERE org = $1 AND app = $2",
+            &[&org, &scope(app)],
+        )?;
+        let n: i64 = match rows.first() {
+            Some(r) => r.try_get(0).map_err(|e| self.fail(e))?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     fn secret_version(
         &mut self,
         org: &str,

@@ -589,6 +589,21 @@ macro_rules! impl_read {
                 Ok(n)
             }
 
+            fn secret_stored_bytes(
+                &mut self,
+                org: &str,
+                app: Option<&str>,
+            ) -> Result<u64, StoreError> {
+                let t = self.txn.open_table(SECRET_VERSIONS)?;
+                let s = scope(app);
+                let mut bytes = 0u64;
+                for row in t.range((org, s, "", 0)..=(org, s, NAME_END, u64::MAX))? {
+                    let (_, v) = row?;
+                    bytes += v.value().len() as u64;
+                }
+                Ok(bytes)
+            }
+
             fn secret_version(
                 &mut self,
                 org: &str,
