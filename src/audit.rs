@@ -33,6 +33,8 @@ pub mod action {
     pub const SECRET_KEY_ROTATE: &str = "secret.key_rotate";
     /// Stored values of a secret were purged for good.
     pub const SECRET_DESTROY: &str = "secret.destroy";
+    /// A scope's allow-list of names that load code changed.
+    pub const SECRET_ALLOW_ENV: &str = "secret.allow_env";
     /// A caveat denied a request.
     pub const REQUEST_DENIED: &str = "request.denied";
 }

@@ -245,3 +245,77 @@ fn export_in_the_shell_format_is_safe_to_source_and_withholds_code_names() {
     assert_eq!(c, 0, "{err}");
     assert!(out.contains("LD_PRELOAD='/evil.so'"), "{out}");
 }
+
+#[test]
+fn an_org_token_may_allow_a_name_for_deploy_tokens_and_run_then_injects_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let ci = deploy(&srv, &org);
+    let cli = |token: &str, args: &[&str]| {
+        let mut all = vec!["secrets", "allow-env", "--app", "web"];
+        all.extend(args);
+        srv.cli(&all, &[("MACVAULT_TOKEN", token)])
+    };
+    // Neither the deploy token nor a narrowed copy of the org token may open the door.
+    let (c, _, err) = cli(&ci, &["NODE_OPTIONS"]);
+    assert_eq!(c, 1, "{err}");
+    assert!(err.contains("only an org token as minted"), "{err}");
+    let narrowed = srv.cli_ok(&org, &["tokens", "attenuate", "--expiry", "1h"]);
+    let (c, _, err) = cli(narrowed.trim(), &["NODE_OPTIONS"]);
+    assert_eq!(c, 1, "{err}");
+    // Only names that load code are listed.
+    let (c, _, err) = cli(&org, &["DB_URL"]);
+    assert_eq!(c, 5, "{err}");
+    assert!(err.contains("does not load code"), "{err}");
+    // The org token as minted may; the list is answered, and audited.
+    let (c, out, err) = cli(&org, &["NODE_OPTIONS"]);
+    assert_eq!((c, out.as_str()), (0, "app web: NODE_OPTIONS\n"), "{err}");
+    let (_, audit) = srv.http(
+        "GET",
+        "/v1/orgs/acme/audit?action=secret.allow_env",
+        Some(&org),
+        None,
+    );
+    assert!(
+        audit
+            .to_string()
+            .contains("allowed deploy tokens to write NODE_OPTIONS in app web"),
+        "{audit}"
+    );
+    // Now the deploy token may write that name (not another), and run injects it.
+    let (st, v) = set(
+        &srv,
+        &ci,
+        WEB,
+        &[("NODE_OPTIONS", "--max-old-space-size=512")],
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = set(&srv, &ci, WEB, &[("NODE_PATH", "/x")]);
+    assert_eq!(st, 403);
+    let (c, out, err) = run(&srv, &org, &[], &["env"]);
+    assert_eq!(c, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l == "NODE_OPTIONS=--max-old-space-size=512"),
+        "{out}"
+    );
+    assert!(!err.contains("not injected"), "{err}");
+    // Taken off the list: refused again, and withheld again.
+    let (c, out, err) = cli(&org, &["--remove", "NODE_OPTIONS"]);
+    assert_eq!(
+        (c, out.as_str()),
+        (
+            0,
+            "app web: no name that loads code is allowed for deploy tokens\n"
+        ),
+        "{err}"
+    );
+    let (st, _) = set(&srv, &ci, WEB, &[("NODE_OPTIONS", "--inspect")]);
+    assert_eq!(st, 403);
+    let (_, out, err) = run(&srv, &org, &[], &["env"]);
+    assert!(
+        !out.contains("NODE_OPTIONS") && err.contains("NODE_OPTIONS"),
+        "{out}{err}"
+    );
+}

@@ -15,10 +15,10 @@ use crate::model::{AuditEvent, LastUsed, Org, RootKeyVersion, TokenRecord, Token
 use crate::token::{TokenId, Verified};
 
 pub use secrets::{
-    DestroyRequest, DestroyResponse, ExpiringBody, HistoryBody, KeyStatusBody, RevealAnswer,
-    RevealResponse, RollbackRequest, SecretBody, SecretList, SecretsVersionBody, SetBody,
-    UnsetBody, VersionBody, WithheldBody, WithheldScope, WriteSecretsRequest, WriteSecretsResponse,
-    WrittenBody,
+    AllowedEnvBody, DestroyRequest, DestroyResponse, ExpiringBody, HistoryBody, KeyStatusBody,
+    RevealAnswer, RevealResponse, RollbackRequest, SecretBody, SecretList, SecretsVersionBody,
+    SetBody, UnsetBody, VersionBody, WithheldBody, WithheldScope, WriteSecretsRequest,
+    WriteSecretsResponse, WrittenBody,
 };
 
 /// `POST /v1/verify`. The token borrows from the request body where it can.

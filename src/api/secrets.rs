@@ -345,6 +345,10 @@ pub struct RevealResponse {
     /// The app's secrets version these values are of (below `min_version` when the
     /// wait ran out).
     pub secrets_version: u64,
+    /// Names that load code an org token allowed for the app (or the org's own):
+    /// `run` injects these without `--allow`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_env: Vec<String>,
 }
 
 impl fmt::Debug for RevealResponse {
@@ -373,6 +377,8 @@ pub struct RevealAnswer<'a> {
     expired: &'a [String],
     expiring: Vec<ExpiringBody>,
     secrets_version: u64,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    allowed_env: &'a [String],
 }
 
 struct RevealedValues<'a>(&'a Revealed);
@@ -390,6 +396,7 @@ impl<'a> From<&'a Revealed> for RevealAnswer<'a> {
             expired: &r.expired,
             expiring: expiring(r),
             secrets_version: r.version,
+            allowed_env: &r.allowed_env,
         }
     }
 }
@@ -414,8 +421,17 @@ impl From<&Revealed> for RevealResponse {
             expired: r.expired.clone(),
             expiring: expiring(r),
             secrets_version: r.version,
+            allowed_env: r.allowed_env.clone(),
         }
     }
+}
+
+/// `GET`, `POST` and `DELETE` of `…/allowed-env`: a scope's allow-list of names that
+/// load code (the body of a change, and every answer).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AllowedEnvBody {
+    /// The names.
+    pub names: Vec<String>,
 }
 
 /// `GET /v1/orgs/{org}/secrets-key` and the answer of a rotation.

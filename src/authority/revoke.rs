@@ -164,6 +164,15 @@ impl Authority {
         self.revoke_committed(who, rec.id, opts).await
     }
 
+    /// Whether `who` is an org token as minted (not an attenuated copy): what changing
+    /// an app's allow-list of names that load code takes.
+    pub(crate) async fn is_org_token_as_minted(&self, who: &Principal) -> Result<bool, StoreError> {
+        Ok(self
+            .read_token(&who.token_id())
+            .await?
+            .is_some_and(|own| own.kind == TokenKind::Org && is_as_minted(who, &own)))
+    }
+
     /// Whether `who` may revoke (or rotate) `rec` by lineage, whatever its caveats
     /// allow: itself as minted (an attenuated copy shares its original's id, and may
     /// not), a token minted from it (transitively, through the lineage tree), any token

@@ -233,12 +233,18 @@ fn environment(
             clean(&e.expires)
         );
     }
+    let allowed: Vec<String> = args
+        .allow
+        .iter()
+        .cloned()
+        .chain(revealed.allowed_env.iter().map(|n| format!("{prefix}{n}")))
+        .collect();
     let (kept, withheld) = withhold(
         revealed
             .secrets
             .iter()
             .map(|(name, value)| (format!("{prefix}{name}"), value.as_str())),
-        &args.allow,
+        &allowed,
     );
     warn_withheld(&withheld, "injected");
     for (full, value) in kept {
@@ -252,7 +258,8 @@ fn environment(
 }
 
 /// Splits `(name, value)` pairs into those passed on and the names withheld: names that
-/// change how programs load code (`crate::secrets::loads_code`), unless in `allow`.
+/// change how programs load code (`crate::secrets::loads_code`), unless in `allow` (the
+/// command line's `--allow` and what an org token allowed for the app).
 pub fn withhold<'v>(
     pairs: impl IntoIterator<Item = (String, &'v str)>,
     allow: &[String],

@@ -105,6 +105,18 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             post(secrets::rotate_key),
         )
         .merge(secrets_routes("/v1/orgs/{org}/apps/{app}/secrets"))
+        .route(
+            "/v1/orgs/{org}/allowed-env",
+            get(secrets::allowed_env)
+                .post(secrets::allow_env)
+                .delete(secrets::disallow_env),
+        )
+        .route(
+            "/v1/orgs/{org}/apps/{app}/allowed-env",
+            get(secrets::allowed_env)
+                .post(secrets::allow_env)
+                .delete(secrets::disallow_env),
+        )
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .with_state(state)

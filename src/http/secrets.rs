@@ -11,8 +11,9 @@ use serde::Deserialize;
 use super::body::optional_json;
 use super::{ApiError, AppState, Caller};
 use crate::api::{
-    DestroyRequest, DestroyResponse, HistoryBody, KeyStatusBody, RevealAnswer, RollbackRequest,
-    SecretBody, SecretList, WithheldBody, WithheldScope, WriteSecretsRequest, WriteSecretsResponse,
+    AllowedEnvBody, DestroyRequest, DestroyResponse, HistoryBody, KeyStatusBody, RevealAnswer,
+    RollbackRequest, SecretBody, SecretList, WithheldBody, WithheldScope, WriteSecretsRequest,
+    WriteSecretsResponse,
 };
 use crate::secrets::{DestroyTarget, Scope};
 
@@ -181,6 +182,47 @@ pub(super) async fn destroy(
 #[derive(Deserialize)]
 pub(super) struct OrgPath {
     org: String,
+}
+
+pub(super) async fn allowed_env(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<ScopePath>,
+) -> ApiResult<Json<AllowedEnvBody>> {
+    let names = state.secrets.list_allowed_env(&who, path.scope()).await?;
+    Ok(Json(AllowedEnvBody { names }))
+}
+
+pub(super) async fn allow_env(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<ScopePath>,
+    json: Result<Json<AllowedEnvBody>, JsonRejection>,
+) -> ApiResult<Json<AllowedEnvBody>> {
+    change_allowed_env(&state, &who, &path, json?.0, true).await
+}
+
+pub(super) async fn disallow_env(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(path): Path<ScopePath>,
+    json: Result<Json<AllowedEnvBody>, JsonRejection>,
+) -> ApiResult<Json<AllowedEnvBody>> {
+    change_allowed_env(&state, &who, &path, json?.0, false).await
+}
+
+async fn change_allowed_env(
+    state: &AppState,
+    who: &crate::authority::Principal,
+    path: &ScopePath,
+    body: AllowedEnvBody,
+    allowed: bool,
+) -> ApiResult<Json<AllowedEnvBody>> {
+    let names = state
+        .secrets
+        .set_allowed_env(who, path.scope(), &body.names, allowed)
+        .await?;
+    Ok(Json(AllowedEnvBody { names }))
 }
 
 pub(super) async fn withheld(

@@ -27,6 +27,15 @@ pub enum SecretError {
         /// The scope, as `app web of org acme`.
         scope: String,
     },
+    /// Changing an allow-list of names that load code takes an org token as minted.
+    #[error(
+        "only an org token as minted (not an attenuated copy) may change which names that \
+         load code deploy tokens may write"
+    )]
+    OrgTokenOnly,
+    /// An allow-list holds only names that load code.
+    #[error("{0} does not load code: any token that may write it may set it, no allowing needed")]
+    NotCodeName(String),
     /// Not an environment-variable name.
     #[error(
         "invalid secret name \"{0}\": use an environment variable name, [A-Za-z_][A-Za-z0-9_]*, \
@@ -148,7 +157,9 @@ impl From<StoreError> for SecretError {
 impl Classify for SecretError {
     fn class(&self) -> ErrorClass {
         match self {
-            SecretError::Denied(_) | SecretError::LoadsCode { .. } => ErrorClass::Denied,
+            SecretError::Denied(_) | SecretError::LoadsCode { .. } | SecretError::OrgTokenOnly => {
+                ErrorClass::Denied
+            }
             SecretError::InvalidName(_)
             | SecretError::InvalidScope(_)
             | SecretError::ValueTooLarge { .. }
@@ -158,7 +169,8 @@ impl Classify for SecretError {
             | SecretError::BadWrite(_)
             | SecretError::TooMany(_)
             | SecretError::AppTooLarge { .. }
-            | SecretError::ScopeFull { .. } => ErrorClass::BadRequest,
+            | SecretError::ScopeFull { .. }
+            | SecretError::NotCodeName(_) => ErrorClass::BadRequest,
             SecretError::OrgNotFound
             | SecretError::NoSecretsKey
             | SecretError::NotFound(_)

@@ -9,6 +9,7 @@
 //! for listings, metadata and history; `write` to set or roll back; `delete` to unset or
 //! destroy; `reveal` (the next issue's delivery) for values.
 
+mod allow_env;
 mod error;
 pub mod limits;
 pub mod loads_code;
@@ -191,19 +192,23 @@ impl Secrets {
     }
 
     /// Refuses (and audits) a write of a name that loads code by a token that could not
-    /// reveal the whole scope.
-    fn require_code_writer(
+    /// reveal the whole scope, unless an org token allowed that name in the scope.
+    async fn require_code_writer(
         &self,
         who: &Principal,
         scope: Scope<'_>,
         names: &[&str],
     ) -> Result<(), SecretError> {
-        let Some(name) = names.iter().find(|n| loads_code(n)) else {
-            return Ok(());
-        };
-        if self.reveals_whole(who, scope) {
+        if !names.iter().any(|n| loads_code(n)) || self.reveals_whole(who, scope) {
             return Ok(());
         }
+        let allowed = self.allowed_env(scope).await?;
+        let Some(name) = names
+            .iter()
+            .find(|n| loads_code(n) && !allowed.iter().any(|a| a == *n))
+        else {
+            return Ok(());
+        };
         let err = SecretError::LoadsCode {
             name: (*name).to_owned(),
             scope: scope.to_string(),

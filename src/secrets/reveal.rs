@@ -38,6 +38,8 @@ pub struct Revealed {
     pub expiring: Vec<(String, u64)>,
     /// The app's secrets version the values are of.
     pub version: u64,
+    /// Names that load code an org token allowed in the app's scope or the org's own.
+    pub allowed_env: Vec<String>,
 }
 
 impl fmt::Debug for Revealed {
@@ -131,6 +133,7 @@ impl Secrets {
             expired: Vec::new(),
             expiring: Vec::new(),
             version: opened.counters.version(),
+            allowed_env: self.allowed_for_app(scope).await?,
         };
         for (i, s) in opened.secrets.iter().enumerate() {
             if !self.authority.allows(who, &access.secret(&s.name)) {

@@ -497,6 +497,30 @@ async fn one_app_filling_its_caps_leaves_other_apps_and_the_org_writable() {
 }
 
 #[tokio::test]
+async fn one_app_full_of_values_leaves_org_wide_writes_working() {
+    let f = fixture().await;
+    let deploy = f.token(TokenKind::Deploy, Some("web")).await;
+    let full = "x".repeat(limits::MAX_VALUE - 100);
+    let names: Vec<String> = (0..9).map(|i| format!("W{i}")).collect();
+    for name in &names[..8] {
+        f.write(&deploy, WEB, sets(&[(name, &full)])).await.unwrap();
+    }
+    let r = f.write(&deploy, WEB, sets(&[(&names[8], &full)])).await;
+    assert!(matches!(r, Err(SecretError::ScopeFull { .. })), "{r:?}");
+    // The org's own half of the environment is untouched: it fills it, web still fits.
+    let org_names: Vec<String> = (0..8).map(|i| format!("O{i}")).collect();
+    for name in &org_names {
+        f.write(&f.org, ORG, sets(&[(name, &full)])).await.unwrap();
+    }
+    f.write(&f.org, API, sets(&[("OTHER_APP", &full)]))
+        .await
+        .unwrap();
+    let runtime = who(&f.a, &f.token(TokenKind::Runtime, Some("web")).await).await;
+    let revealed = f.s.reveal(&runtime, WEB, None).await.unwrap();
+    assert_eq!(revealed.values().count(), 16);
+}
+
+#[tokio::test]
 async fn set_then_unset_cannot_grow_an_apps_history_without_bound() {
     let f = fixture_with(Options {
         stored_per_scope: 2 * 1024 * 1024,

@@ -395,7 +395,7 @@ impl Secrets {
         let unset: Vec<&str> = w.unset.iter().map(|u| u.name.as_str()).collect();
         if !set.is_empty() {
             self.require_each(who, scope, Action::Write, &set, "set")?;
-            self.require_code_writer(who, scope, &set)?;
+            self.require_code_writer(who, scope, &set).await?;
         }
         if !unset.is_empty() {
             self.require_each(who, scope, Action::Delete, &unset, "unset")?;

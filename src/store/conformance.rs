@@ -636,7 +636,7 @@ async fn nodes_starting_at_once_migrate_once(kind: Kind) {
         .await
         .unwrap();
     let applied: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(applied, [2], "each step applied exactly once");
+    assert_eq!(applied, [2, 3], "each step applied exactly once");
 }
 
 async fn secrets_keep_their_scopes_versions_and_counters(kind: Kind) {
@@ -828,6 +828,50 @@ async fn stored_bytes_count_each_scope_and_shrink_when_values_go(kind: Kind) {
     assert!(left < one + 200, "{left} of {}", 3 * one);
 }
 
+async fn allow_lists_of_names_that_load_code_round_trip(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    write(s, |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.insert_org(&Org::new("beta", 1))?;
+        tx.set_allowed_env("acme", Some("web"), "NODE_OPTIONS", true)?;
+        tx.set_allowed_env("acme", Some("web"), "NODE_OPTIONS", true)?;
+        tx.set_allowed_env("acme", Some("web"), "LD_PRELOAD", true)?;
+        tx.set_allowed_env("acme", None, "PATH", true)?;
+        tx.set_allowed_env("beta", Some("web"), "PATH", true)
+    })
+    .await;
+    let listed = read(s, |r| r.allowed_env("acme")).await;
+    let want = |pairs: &[(Option<&str>, &str)]| -> Vec<(Option<String>, String)> {
+        pairs
+            .iter()
+            .map(|(a, n)| (a.map(str::to_owned), (*n).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        listed,
+        want(&[
+            (None, "PATH"),
+            (Some("web"), "LD_PRELOAD"),
+            (Some("web"), "NODE_OPTIONS")
+        ]),
+        "the org's own first, then by app and name; each once; no other org's"
+    );
+    write(s, |tx| {
+        tx.set_allowed_env("acme", Some("web"), "LD_PRELOAD", false)?;
+        tx.set_allowed_env("acme", Some("web"), "NEVER_THERE", false)
+    })
+    .await;
+    let listed = read(s, |r| r.allowed_env("acme")).await;
+    assert_eq!(
+        listed,
+        want(&[(None, "PATH"), (Some("web"), "NODE_OPTIONS")])
+    );
+    // A store copy carries it.
+    let dump = read(s, |r| Dump::read(r)).await;
+    assert_eq!(dump.allowed_env.len(), 3, "every org's");
+}
+
 async fn versions_page_in_order_and_leases_have_one_holder(kind: Kind) {
     use super::VersionKey;
     use crate::model::{Sealed, SecretVersion};
@@ -951,4 +995,5 @@ suite!(
     secrets_keep_their_scopes_versions_and_counters,
     versions_page_in_order_and_leases_have_one_holder,
     stored_bytes_count_each_scope_and_shrink_when_values_go,
+    allow_lists_of_names_that_load_code_round_trip,
 );

@@ -36,7 +36,7 @@ use crate::model::{
 };
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// The oldest schema a database this build writes may still be used by: binaries that
 /// know at least this version keep working during a rolling upgrade (see SCALING.md).
 pub const SCHEMA_COMPAT: u32 = 2;
@@ -221,6 +221,9 @@ pub trait Read {
     ) -> Result<Vec<SecretVersion>, StoreError>;
     /// Who holds lease `name`, until when.
     fn lease(&mut self, name: &str) -> Result<Option<Lease>, StoreError>;
+    /// The names that load code an org token allowed deploy tokens to write, in every
+    /// scope of `org`: (app, or `None` for the org's own; name), in order.
+    fn allowed_env(&mut self, org: &str) -> Result<Vec<(Option<String>, String)>, StoreError>;
 }
 
 /// Where a secret version sits in [`Read::secret_versions_after`]'s order.
@@ -314,6 +317,15 @@ pub trait Tx: Read {
     ) -> Result<bool, StoreError>;
     /// Gives lease `name` up, if `holder` holds it.
     fn drop_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError>;
+    /// Adds `name` to (or, with `allowed` false, removes it from) a scope's allow-list
+    /// of names that load code (schema 3).
+    fn set_allowed_env(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+        allowed: bool,
+    ) -> Result<(), StoreError>;
 }
 
 /// What a write transaction returned, with the feed entries it committed.
@@ -519,6 +531,8 @@ pub struct Dump {
     pub secret_versions: Vec<SecretVersion>,
     /// Secrets change counters: (org, app, value).
     pub secret_counters: Vec<(String, Option<String>, u64)>,
+    /// Allow-lists of names that load code: (org, app, name).
+    pub allowed_env: Vec<(String, Option<String>, String)>,
 }
 
 impl Dump {
@@ -534,6 +548,9 @@ impl Dump {
         for org in &dump.orgs {
             dump.tokens.extend(r.ledger(&org.name)?);
             dump.secret_keys.extend(r.secret_keys(&org.name)?);
+            for (app, name) in r.allowed_env(&org.name)? {
+                dump.allowed_env.push((org.name.clone(), app, name));
+            }
             let apps = r.secret_apps(&org.name)?;
             let scopes = std::iter::once(None).chain(apps.iter().map(|a| Some(a.as_str())));
             for app in scopes {
@@ -593,6 +610,9 @@ impl Dump {
         }
         for (org, app, value) in &self.secret_counters {
             tx.set_secrets_counter(org, app.as_deref(), *value)?;
+        }
+        for (org, app, name) in &self.allowed_env {
+            tx.set_allowed_env(org, app.as_deref(), name, true)?;
         }
         Ok(())
     }

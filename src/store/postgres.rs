@@ -51,7 +51,8 @@ const SESSION_OPTIONS: &str = "-c lock_timeout=10s -c idle_in_transaction_sessio
      -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
 
 /// The schema, one step per version. Step 2 is the first: PostgreSQL support arrived
-/// with schema version 2.
+/// with schema version 2. Step 3 adds the allow-lists of names that load code (additive:
+/// schema 2 builds still use the database, `SCHEMA_COMPAT`).
 const STEPS: &[(u32, &str)] = &[(
     2,
     "CREATE TABLE macvault_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -88,7 +89,13 @@ const STEPS: &[(u32, &str)] = &[(
          value BIGINT NOT NULL, PRIMARY KEY (org, app));
      CREATE TABLE macvault_leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,
          until BIGINT NOT NULL);",
-)];
+    ),
+    (
+        3,
+        "CREATE TABLE macvault_allowed_env (org TEXT NOT NULL, app TEXT NOT NULL,
+         name TEXT NOT NULL, PRIMARY KEY (org, app, name));",
+    ),
+];
 
 /// The URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
@@ -1010,6 +1017,20 @@ impl Read for PgTx<'_> {
         }
     }
 
+    fn allowed_env(&mut self, org: &str) -> Result<Vec<(Option<String>, String)>, StoreError> {
+        let rows = self.query(
+            "SELECT app, name FROM macvault_allowed_env WHERE org = $1 ORDER BY app, name",
+            &[&org],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let app: String = r.try_get(0).map_err(|e| self.fail(e))?;
+                let name: String = r.try_get(1).map_err(|e| self.fail(e))?;
+                Ok(((!app.is_empty()).then_some(app), name))
+            })
+            .collect()
+    }
+
     fn lease(&mut self, name: &str) -> Result<Option<Lease>, StoreError> {
         let rows = self.query(
             "SELECT holder, until FROM macvault_leases WHERE name = $1",
@@ -1281,6 +1302,23 @@ impl Tx for PgTx<'_> {
             &[&name, &holder, &int(now), &int(until)],
         )?;
         Ok(n == 1)
+    }
+
+    fn set_allowed_env(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+        allowed: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if allowed {
+            "INSERT INTO macvault_allowed_env (org, app, name) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM macvault_allowed_env WHERE org = $1 AND app = $2 AND name = $3"
+        };
+        self.execute(sql, &[&org, &scope(app), &name])?;
+        Ok(())
     }
 
     fn drop_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {

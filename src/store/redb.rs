@@ -45,6 +45,8 @@ const SECRET_VERSIONS: TableDefinition<(&str, &str, &str, u64), &[u8]> =
 const SECRET_COUNTERS: TableDefinition<(&str, &str), u64> = TableDefinition::new("secret_counters");
 /// Leases: name → (holder, until).
 const LEASES: TableDefinition<&str, (&str, u64)> = TableDefinition::new("leases");
+/// Schema 3: (org, app or "", name) → nothing: a scope's allow-list of names that load code.
+const ALLOWED_ENV: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("allowed_env");
 /// Sorts after every secret name (names are `[A-Za-z0-9_]`).
 const NAME_END: &str = "~";
 
@@ -141,14 +143,15 @@ impl RedbStore {
             (schema, compat)
         };
         match found {
-            (None, _) => create_v2(&txn)?,
+            (None, _) => create_tables(&txn)?,
             (Some(1), _) => {
                 upgrade_v1(&txn)?;
-                create_v2(&txn)?;
+                create_tables(&txn)?;
             }
             // Tables are created again (idempotent): a store of this version may predate
-            // some of them.
-            (Some(v), _) if v == SCHEMA_VERSION => create_v2(&txn)?,
+            // some of them. 2 → 3 only adds a table (the allow-lists of names that load
+            // code), so the same call upgrades it.
+            (Some(v), _) if v == 2 || v == SCHEMA_VERSION => create_tables(&txn)?,
             (Some(v), compat) if v > SCHEMA_VERSION => {
                 let compat = compat.unwrap_or(v);
                 if compat > SCHEMA_VERSION {
@@ -224,7 +227,7 @@ fn u64_value(bytes: &[u8]) -> Result<u64, StoreError> {
 }
 
 /// Creates every table of version 2 (idempotent) and stamps the schema.
-fn create_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
+fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
     meta.insert("schema", SCHEMA_VERSION.to_string().as_bytes())?;
     meta.insert("compat", SCHEMA_COMPAT.to_string().as_bytes())?;
@@ -248,6 +251,7 @@ fn create_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(SECRET_VERSIONS)?;
     txn.open_table(SECRET_COUNTERS)?;
     txn.open_table(LEASES)?;
+    txn.open_table(ALLOWED_ENV)?;
     Ok(())
 }
 
@@ -681,6 +685,21 @@ macro_rules! impl_read {
                     }
                 }))
             }
+
+            fn allowed_env(
+                &mut self,
+                org: &str,
+            ) -> Result<Vec<(Option<String>, String)>, StoreError> {
+                let t = self.txn.open_table(ALLOWED_ENV)?;
+                let mut out = Vec::new();
+                for row in t.range((org, "", "")..=(org, NAME_END, NAME_END))? {
+                    let (k, _) = row?;
+                    let (_, app, name) = k.value();
+                    let app = (!app.is_empty()).then(|| app.to_owned());
+                    out.push((app, name.to_owned()));
+                }
+                Ok(out)
+            }
         }
     };
 }
@@ -888,6 +907,22 @@ impl Tx for RedbTx<'_> {
         Ok(free)
     }
 
+    fn set_allowed_env(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        name: &str,
+        allowed: bool,
+    ) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(ALLOWED_ENV)?;
+        if allowed {
+            t.insert((org, scope(app), name), [].as_slice())?;
+        } else {
+            t.remove((org, scope(app), name))?;
+        }
+        Ok(())
+    }
+
     fn drop_lease(&mut self, name: &str, holder: &str) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(LEASES)?;
         let mine = t.get(name)?.is_some_and(|v| v.value().0 == holder);
@@ -980,24 +1015,20 @@ mod tests {
         };
         drop(RedbStore::open(&path).unwrap());
         // A newer build that only added things: still usable.
-        stamp("3", "2");
+        let (next, after) = (SCHEMA_VERSION + 1, SCHEMA_VERSION + 2);
+        stamp(&next.to_string(), &SCHEMA_COMPAT.to_string());
         assert!(RedbStore::open(&path).is_ok());
         // A newer build that changed rows: refused, naming both versions.
-        stamp("4", "3");
+        stamp(&after.to_string(), &next.to_string());
         let e = RedbStore::open(&path).err().unwrap();
         assert!(
-            matches!(
-                e,
-                OpenError::TooNew {
-                    found: 4,
-                    compat: 3
-                }
-            ),
+            matches!(e, OpenError::TooNew { found, compat } if found == after && compat == next),
             "{e}"
         );
         let msg = e.to_string();
         assert!(
-            msg.contains("version 4") && msg.contains("version 2"),
+            msg.contains(&format!("version {after}"))
+                && msg.contains(&format!("version {SCHEMA_VERSION}")),
             "{msg}"
         );
         stamp("0", "0");

@@ -1,7 +1,9 @@
-//! A data directory written by the first release (schema version 1, committed under
-//! `tests/fixtures/v1/` by `scripts/fixtures/v1.sh`) opens with this build: upgraded in
-//! one transaction, with its orgs, keys, tokens, lineage, revocations, last uses and
-//! audit intact.
+//! Data directories written by earlier releases open with this build: the first
+//! release's (schema version 1, `tests/fixtures/v1/` by `scripts/fixtures/v1.sh`),
+//! upgraded in one transaction with its orgs, keys, tokens, lineage, revocations, last
+//! uses and audit intact; and schema version 2's (`tests/fixtures/v2/` by
+//! `scripts/fixtures/v2.sh`), to which version 3 only adds the allow-lists of names
+//! that load code.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -124,4 +126,94 @@ async fn a_version_1_data_directory_is_upgraded_whole() {
         .await
         .unwrap();
     assert!(check.is_some(), "the master key check value was added");
+}
+
+/// A copy of the v2 data directory (`tests/fixtures/v2/`, by `scripts/fixtures/v2.sh`),
+/// and its tokens by name.
+fn fixture_v2() -> (tempfile::TempDir, serde_json::Value) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["macvault.redb", "master.key", "operator.token"] {
+        let to = dir.path().join(name);
+        std::fs::copy(root.join("data").join(name), &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let tokens = std::fs::read_to_string(root.join("tokens.json")).unwrap();
+    (dir, serde_json::from_str(&tokens).unwrap())
+}
+
+/// A data directory of schema 2 (lineage, secrets in both scopes with a rotated secrets
+/// key) opens with this build as schema 3: tokens, lineage and secrets intact, and the
+/// new allow-lists of names that load code work (empty at first).
+#[tokio::test]
+async fn a_version_2_data_directory_is_upgraded_whole() {
+    use crate::secrets::{Options, Scope, Secrets};
+
+    let (dir, tokens) = fixture_v2();
+    let t = |name: &str| tokens[name].as_str().unwrap().to_owned();
+    let opened = Authority::open(dir.path()).await.unwrap();
+    assert!(opened.operator_token.is_none());
+    let a = opened.authority;
+    let acme = a.read_org("acme").await.unwrap().unwrap();
+    a.set_clock(acme.created + 60);
+    let org = who(&a, &t("acme")).await;
+    let deploy = who(&a, &t("deploy")).await;
+    who(&a, &t("child")).await;
+    let runtime = who(&a, &t("runtime")).await;
+
+    // Secrets: the app's own over the org's, the latest version, under the rotated key.
+    let secrets = Secrets::new(a.clone(), Options::default());
+    let web = Scope {
+        org: "acme",
+        app: Some("web"),
+    };
+    let revealed = secrets.reveal(&runtime, web, None).await.unwrap();
+    let values: Vec<(&str, &str)> = revealed.values().collect();
+    assert_eq!(values, [("DB_URL", "second"), ("SHARED", "org-wide")]);
+    assert!(revealed.allowed_env.is_empty());
+
+    // The new table: an allow-list, which lets the deploy token write that name.
+    let names = ["NODE_OPTIONS".to_owned()];
+    let listed = secrets
+        .set_allowed_env(&org, web, &names, true)
+        .await
+        .unwrap();
+    assert_eq!(listed, names);
+    let set = crate::secrets::SetSecret {
+        name: "NODE_OPTIONS".into(),
+        value: zeroize::Zeroizing::new("--inspect".into()),
+        description: None,
+        expires_secs: None,
+        if_version: None,
+    };
+    let w = crate::secrets::Write {
+        set: vec![set],
+        unset: Vec::new(),
+        dry_run: false,
+    };
+    secrets.write(&deploy, web, w).await.unwrap();
+
+    // Lineage: revoking the deploy token takes the child it minted.
+    let ledger = a.list_tokens(&org, "acme").await.unwrap();
+    let ci = ledger.iter().find(|v| v.entry.record.name == "ci").unwrap();
+    let done = a
+        .revoke(
+            &org,
+            &ci.entry.record.id.to_string(),
+            RevokeOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.descendants, 1);
+    assert_eq!(refused(&a, &t("child")).await, FailureClass::Revoked);
+
+    // Reopened, it keeps the list.
+    drop(secrets);
+    drop(a);
+    let again = Authority::open(dir.path()).await.unwrap().authority;
+    let schema = again.store().read(|r| r.allowed_env("acme")).await.unwrap();
+    assert_eq!(
+        schema,
+        [(Some("web".to_owned()), "NODE_OPTIONS".to_owned())]
+    );
 }

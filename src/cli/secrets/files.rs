@@ -162,12 +162,18 @@ pub async fn export(ctx: &Ctx, client: &Client, args: ExportArgs) -> anyhow::Res
     for name in &revealed.expired {
         eprintln!("warning: {} has EXPIRED: not exported", clean(name));
     }
+    let allowed: Vec<String> = args
+        .allow
+        .iter()
+        .chain(&revealed.allowed_env)
+        .cloned()
+        .collect();
     let (kept, withheld) = crate::cli::run::withhold(
         revealed
             .secrets
             .iter()
             .map(|(n, v)| (n.clone(), v.as_str())),
-        &args.allow,
+        &allowed,
     );
     crate::cli::run::warn_withheld(&withheld, "exported");
     match args.format {

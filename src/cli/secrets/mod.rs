@@ -15,9 +15,9 @@ use super::{ClientArgs, Ctx};
 mod files;
 
 use crate::api::{
-    DestroyRequest, DestroyResponse, HistoryBody, KeyStatusBody, RollbackRequest, SecretBody,
-    SecretList, SecretsVersionBody, SetBody, UnsetBody, WithheldBody, WriteSecretsRequest,
-    WriteSecretsResponse,
+    AllowedEnvBody, DestroyRequest, DestroyResponse, HistoryBody, KeyStatusBody, RollbackRequest,
+    SecretBody, SecretList, SecretsVersionBody, SetBody, UnsetBody, WithheldBody,
+    WriteSecretsRequest, WriteSecretsResponse,
 };
 
 #[derive(Args)]
@@ -134,6 +134,18 @@ pub enum SecretsCommand {
     /// Print the resolved values (needs `reveal`): as a .env file that import (and
     /// python-dotenv) reads back exactly, or JSON.
     Export(files::ExportArgs),
+    /// Allow deploy tokens to write these names that load code in the scope (and `run`
+    /// to inject them without --allow); only an org token as minted may. Without
+    /// names, list the allowed ones.
+    AllowEnv {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// The names (PATH, NODE_OPTIONS, PYTHON*…).
+        names: Vec<String>,
+        /// Take the names off the list instead.
+        #[arg(long)]
+        remove: bool,
+    },
     /// List, per app, the secrets whose names change how programs load or run code
     /// (PATH, LD_PRELOAD, PYTHON*…): what `run` and `export` withhold unless told
     /// `--allow NAME`.
@@ -345,6 +357,35 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
         }
         SecretsCommand::Import(args) => files::import(ctx, &client, args).await?,
         SecretsCommand::Export(args) => files::export(ctx, &client, args).await?,
+        SecretsCommand::AllowEnv {
+            scope,
+            names,
+            remove,
+        } => {
+            let mut path = scope.path(ctx, &[])?;
+            path.pop();
+            path.push("allowed-env".to_owned());
+            let list: AllowedEnvBody = if names.is_empty() {
+                client
+                    .call(Method::GET, &segments(&path), None::<&()>)
+                    .await?
+            } else {
+                let method = if remove { Method::DELETE } else { Method::POST };
+                let body = AllowedEnvBody { names };
+                client.call(method, &segments(&path), Some(&body)).await?
+            };
+            if ctx.json() {
+                output::json(&list)?;
+            } else if list.names.is_empty() {
+                output::line(format_args!(
+                    "{}: no name that loads code is allowed for deploy tokens",
+                    scope.shown()
+                ))?;
+            } else {
+                let names: Vec<String> = list.names.iter().map(|n| clean(n).into_owned()).collect();
+                output::line(format_args!("{}: {}", scope.shown(), names.join(", ")))?;
+            }
+        }
         SecretsCommand::Withheld { org } => {
             let org = ctx.org(org)?;
             let path = ["v1", "orgs", &org, "secrets-withheld"];
