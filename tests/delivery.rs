@@ -19,11 +19,7 @@ const WEB: &str = "/v1/orgs/acme/apps/web/secrets";
 const ORG: &str = "/v1/orgs/acme/secrets";
 
 fn set(srv: &Server, tok: &str, scope: &str, pairs: &[(&str, &str)]) -> Value {
-    let set: Vec<Value> = pairs
-        .iter()
-        .map(|(n, v)| json!({"name": n, "value": v}))
-        .collect();
-    let (st, v) = srv.http("POST", scope, Some(tok), Some(&json!({ "set": set })));
+    let (st, v) = srv.set_secrets(tok, scope, pairs);
     assert_eq!(st, 200, "{v}");
     v
 }

@@ -15,11 +15,7 @@ const WEB: &str = "/v1/orgs/acme/apps/web/secrets";
 const ORG: &str = "/v1/orgs/acme/secrets";
 
 fn set(srv: &Server, tok: &str, scope: &str, pairs: &[(&str, &str)]) -> (u16, Value) {
-    let set: Vec<Value> = pairs
-        .iter()
-        .map(|(n, v)| json!({"name": n, "value": v}))
-        .collect();
-    srv.http("POST", scope, Some(tok), Some(&json!({ "set": set })))
+    srv.set_secrets(tok, scope, pairs)
 }
 
 fn deploy(srv: &Server, org: &str) -> String {

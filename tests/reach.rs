@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::secrets::on_each_backend;
 use crate::support::{BIN, Server, acme, code, eventually, s};
@@ -17,12 +17,9 @@ use crate::support::{BIN, Server, acme, code, eventually, s};
 const WEB: &str = "/v1/orgs/acme/apps/web/secrets";
 const WAIT: Duration = Duration::from_secs(60);
 
+/// Sets `pairs` in web with `tok`; web's secrets version after.
 fn set(srv: &Server, tok: &str, pairs: &[(&str, &str)]) -> u64 {
-    let set: Vec<Value> = pairs
-        .iter()
-        .map(|(n, v)| json!({"name": n, "value": v}))
-        .collect();
-    let (st, v) = srv.http("POST", WEB, Some(tok), Some(&json!({ "set": set })));
+    let (st, v) = srv.set_secrets(tok, WEB, pairs);
     assert_eq!(st, 200, "{v}");
     v["secrets_version"]["apps"]["web"].as_u64().unwrap()
 }

@@ -316,6 +316,17 @@ impl Server {
         waiter
     }
 
+    /// Sets `pairs` (name, value) in the secrets `scope` (a `/v1/orgs/…/secrets` path)
+    /// with `token`, in one write: (status, answer).
+    pub fn set_secrets(&self, token: &str, scope: &str, pairs: &[(&str, &str)]) -> (u16, Value) {
+        let set: Vec<Value> = pairs
+            .iter()
+            .map(|(n, v)| serde_json::json!({"name": n, "value": v}))
+            .collect();
+        let body = serde_json::json!({ "set": set });
+        self.http("POST", scope, Some(token), Some(&body))
+    }
+
     /// How many lines of its log (stderr, at debug level) contain `needle` so far.
     pub fn log_count(&self, needle: &str) -> usize {
         read_file_lossy(&self.stderr_path)

@@ -13,7 +13,20 @@ use crate::token::FailureClass;
 
 /// A copy of the v1 data directory, and its tokens by name.
 pub(crate) fn fixture() -> (tempfile::TempDir, serde_json::Value) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1");
+    fixture_of("v1")
+}
+
+/// A copy of the v2 data directory (`tests/fixtures/v2/`, by `scripts/fixtures/v2.sh`),
+/// and its tokens by name.
+fn fixture_v2() -> (tempfile::TempDir, serde_json::Value) {
+    fixture_of("v2")
+}
+
+/// A copy of `tests/fixtures/{version}/data`, and its tokens by name.
+fn fixture_of(version: &str) -> (tempfile::TempDir, serde_json::Value) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(version);
     let dir = tempfile::tempdir().unwrap();
     for name in ["macvault.redb", "master.key", "operator.token"] {
         let to = dir.path().join(name);
@@ -126,20 +139,6 @@ async fn a_version_1_data_directory_is_upgraded_whole() {
         .await
         .unwrap();
     assert!(check.is_some(), "the master key check value was added");
-}
-
-/// A copy of the v2 data directory (`tests/fixtures/v2/`, by `scripts/fixtures/v2.sh`),
-/// and its tokens by name.
-fn fixture_v2() -> (tempfile::TempDir, serde_json::Value) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2");
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["macvault.redb", "master.key", "operator.token"] {
-        let to = dir.path().join(name);
-        std::fs::copy(root.join("data").join(name), &to).unwrap();
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let tokens = std::fs::read_to_string(root.join("tokens.json")).unwrap();
-    (dir, serde_json::from_str(&tokens).unwrap())
 }
 
 /// A data directory of schema 2 (lineage, secrets in both scopes with a rotated secrets
