@@ -1,7 +1,22 @@
 //! macvault: a token authority built on macaroons, and a secrets store that trusts
 //! nothing but those tokens.
+//!
+//! A map of the crate, each layer using only those before it (docs/DESIGN.md):
+//!
+//! - [`caveats`] (crate `macvault-caveats`): the caveat vocabulary and its evaluation.
+//! - [`token`]: macaroons — the HMAC chain, wire formats, bundles, discharges.
+//! - [`model`]: the domain records the store keeps and the API answers from.
+//! - `store`: one interface over redb and PostgreSQL, migrations, the conformance suite.
+//! - `authority`: orgs, keys, minting, lineage and revocation, the change feed, and
+//!   `authenticate`, the only way to a `Principal`.
+//! - `secrets`: the secrets store (versions, envelope encryption, reveal).
+//! - `audit`: audit event names and labels.
+//! - `api`: the HTTP request and answer bodies; `http`: the server; `cli`: the command
+//!   line (and `macvault run`).
+//!
+//! Everything but the first three needs the `server` feature (on by default).
 
-// Tests may unwrap (STYLE.md); the non-test build is still linted.
+// Tests may unwrap (docs/STYLE.md); the non-test build is still linted.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 #[cfg(feature = "server")]

@@ -1,6 +1,6 @@
 //! One integration-test binary, so the machine links once.
 
-// Tests may unwrap (STYLE.md).
+// Tests may unwrap (docs/STYLE.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod authz;

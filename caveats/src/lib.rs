@@ -19,7 +19,7 @@
 //! assert_eq!(denial.to_string(), r#"caveat 2 (app = api:r,web:rw) does not allow write on app "api""#);
 //! ```
 
-// Tests may unwrap (STYLE.md); the non-test build of this crate is still linted.
+// Tests may unwrap (docs/STYLE.md); the non-test build of this crate is still linted.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod access;

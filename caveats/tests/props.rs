@@ -1,7 +1,7 @@
 //! Property tests: text and JSON round trips, attenuation only narrows, the parser is total
 //! and accepts only canonical text.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
+#![allow(clippy::unwrap_used)] // tests may unwrap (docs/STYLE.md)
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

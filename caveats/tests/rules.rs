@@ -3,7 +3,7 @@
 //! `scripts/mutants.sh --no-props` makes of the rules must be killed here or by the
 //! crate's unit tests (docs/TESTING.md); the property tests (`props.rs`) come on top.
 
-#![allow(clippy::unwrap_used)] // tests may unwrap (STYLE.md)
+#![allow(clippy::unwrap_used)] // tests may unwrap (docs/STYLE.md)
 
 use std::net::IpAddr;
 

@@ -1,4 +1,4 @@
-//! The minting presets (ARCHITECTURE §2.3): the caveats each kind of token carries.
+//! The minting presets (docs/DESIGN.md, "Presets"): the caveats each kind of token carries.
 
 use std::time::Duration;
 

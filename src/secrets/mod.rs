@@ -1,4 +1,4 @@
-//! The secrets store (ARCHITECTURE §4): secrets per org (shared by its apps) or per app,
+//! The secrets store (docs/DESIGN.md, "Secrets"): secrets per org (shared by its apps) or per app,
 //! versioned, sealed by envelope encryption, listed by keyed digest, and authorized only
 //! by the caveats of the presented token (a [`Principal`]) — the store never looks a
 //! token up.
