@@ -132,10 +132,6 @@ pub enum SecretError {
     /// The org's secrets keys changed meanwhile (a rotation); the caller retries.
     #[error("the org's secrets keys changed during the write; try again")]
     KeysChanged,
-    /// A dry run's outcome, carried out of its transaction so that it rolls back (never
-    /// returned by a public function).
-    #[error("dry run")]
-    Rehearsed(Box<super::Written>),
     /// The token stopped authenticating while the request waited (revoked, expired,
     /// its key retired), or the node went stale.
     #[error(transparent)]
@@ -179,7 +175,7 @@ impl Classify for SecretError {
                 ErrorClass::Conflict
             }
             SecretError::KeysChanged => ErrorClass::Unavailable,
-            SecretError::Corrupt(_) | SecretError::Rehearsed(_) => ErrorClass::Internal,
+            SecretError::Corrupt(_) => ErrorClass::Internal,
             SecretError::Auth(e) => e.class(),
             SecretError::Store(e) => e.class(),
             SecretError::Crypto(e) => e.class(),

@@ -280,12 +280,39 @@ impl Secrets {
         F: Fn(&mut dyn Tx, &WriteKeys) -> Result<T, SecretError> + Send + Sync + 'static,
         T: Send + 'static,
     {
+        self.with_keys(org, body, false).await
+    }
+
+    /// [`Secrets::write_with_keys`] rehearsed: every check runs, nothing is kept (a dry
+    /// run), through the store's rehearse-and-roll-back call.
+    async fn rehearse_with_keys<T, F>(&self, org: &str, body: F) -> Result<T, SecretError>
+    where
+        F: Fn(&mut dyn Tx, &WriteKeys) -> Result<T, SecretError> + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        self.with_keys(org, body, true).await
+    }
+
+    async fn with_keys<T, F>(&self, org: &str, body: F, rehearse: bool) -> Result<T, SecretError>
+    where
+        F: Fn(&mut dyn Tx, &WriteKeys) -> Result<T, SecretError> + Send + Sync + 'static,
+        T: Send + 'static,
+    {
         let body = Arc::new(body);
         let mut tries = 0;
         loop {
             let keys = self.write_keys(org).await?;
             let (run, used) = (body.clone(), keys.clone());
-            let result = self.authority.store().write(move |tx| run(tx, &used)).await;
+            let store = self.authority.store();
+            let result = if rehearse {
+                // Keys a rehearsal created are rolled back with it: not cached.
+                match store.rehearse(move |tx| run(tx, &used)).await {
+                    Ok(value) => return Ok(value),
+                    Err(e) => Err(e),
+                }
+            } else {
+                store.write(move |tx| run(tx, &used)).await
+            };
             match result {
                 Ok(done) => {
                     if keys.fresh {

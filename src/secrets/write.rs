@@ -407,94 +407,94 @@ impl Secrets {
             .filter(|n| w.dry_run && self.authority.allows(who, &reveal.secret(n)))
             .map(|n| (*n).to_owned())
             .collect();
-        let rehearsed = self
-            .write_with_keys(scope.org, move |tx, keys| {
-                let keys = keys.ensure(tx)?;
-                let (mut out, mut added) = (Vec::new(), false);
-                for s in &w.set {
-                    let head = tx.secret_head(&ctx.org, ctx.app(), &s.name)?;
-                    check_and_set(&s.name, head.as_ref(), s.if_version)?;
-                    added |= head.is_none();
-                    let would = w.dry_run.then(|| match head.as_ref().filter(|h| !h.unset) {
-                        None => WouldChange::Add,
-                        Some(h) if comparable.contains(&s.name) => {
-                            if keys.digest(ctx.app(), &s.name, &s.value) == h.digest {
-                                WouldChange::Unchanged
-                            } else {
-                                WouldChange::Change
-                            }
+        let dry_run = w.dry_run;
+        let body = move |tx: &mut dyn Tx, keys: &super::WriteKeys| {
+            let keys = keys.ensure(tx)?;
+            let (mut out, mut added) = (Vec::new(), false);
+            for s in &w.set {
+                let head = tx.secret_head(&ctx.org, ctx.app(), &s.name)?;
+                check_and_set(&s.name, head.as_ref(), s.if_version)?;
+                added |= head.is_none();
+                let would = w.dry_run.then(|| match head.as_ref().filter(|h| !h.unset) {
+                    None => WouldChange::Add,
+                    Some(h) if comparable.contains(&s.name) => {
+                        if keys.digest(ctx.app(), &s.name, &s.value) == h.digest {
+                            WouldChange::Unchanged
+                        } else {
+                            WouldChange::Change
                         }
-                        Some(_) => WouldChange::Set,
-                    });
-                    let mut head =
-                        head.unwrap_or_else(|| SecretHead::new(&ctx.org, ctx.app(), &s.name));
-                    let version = ctx.put_version(tx, keys, &mut head, &s.value, None)?;
-                    head.expires = expiry(s.expires_secs, now)?;
-                    if s.description.is_some() {
-                        head.description.clone_from(&s.description);
                     }
-                    tx.put_secret_head(&head)?;
-                    out.push(WrittenSecret {
-                        name: s.name.clone(),
-                        version,
-                        unset: false,
-                        would,
-                    });
+                    Some(_) => WouldChange::Set,
+                });
+                let mut head =
+                    head.unwrap_or_else(|| SecretHead::new(&ctx.org, ctx.app(), &s.name));
+                let version = ctx.put_version(tx, keys, &mut head, &s.value, None)?;
+                head.expires = expiry(s.expires_secs, now)?;
+                if s.description.is_some() {
+                    head.description.clone_from(&s.description);
                 }
-                for u in &w.unset {
-                    let head = tx.secret_head(&ctx.org, ctx.app(), &u.name)?;
-                    check_and_set(&u.name, head.as_ref(), u.if_version)?;
-                    let mut head = head
-                        .filter(|h| !h.unset)
-                        .ok_or_else(|| SecretError::NotFound(u.name.clone()))?;
-                    head.unset = true;
-                    head.updated = now;
-                    tx.put_secret_head(&head)?;
-                    out.push(WrittenSecret {
-                        name: u.name.clone(),
-                        version: head.version,
-                        unset: true,
-                        would: None,
-                    });
+                tx.put_secret_head(&head)?;
+                out.push(WrittenSecret {
+                    name: s.name.clone(),
+                    version,
+                    unset: false,
+                    would,
+                });
+            }
+            for u in &w.unset {
+                let head = tx.secret_head(&ctx.org, ctx.app(), &u.name)?;
+                check_and_set(&u.name, head.as_ref(), u.if_version)?;
+                let mut head = head
+                    .filter(|h| !h.unset)
+                    .ok_or_else(|| SecretError::NotFound(u.name.clone()))?;
+                head.unset = true;
+                head.updated = now;
+                tx.put_secret_head(&head)?;
+                out.push(WrittenSecret {
+                    name: u.name.clone(),
+                    version: head.version,
+                    unset: true,
+                    would: None,
+                });
+            }
+            if added {
+                let count = tx.count_secrets(&ctx.org)?;
+                if count > MAX_ORG_SECRETS {
+                    return Err(SecretError::TooMany(count));
                 }
-                if added {
-                    let count = tx.count_secrets(&ctx.org)?;
-                    if count > MAX_ORG_SECRETS {
-                        return Err(SecretError::TooMany(count));
-                    }
-                }
-                ctx.check_sizes(tx, !w.set.is_empty())?;
-                let versions = ctx.bump(tx)?;
-                if w.dry_run {
-                    // Everything checked: undo it all (the transaction rolls back).
-                    return Err(SecretError::Rehearsed(Box::new(Written {
-                        secrets: out,
-                        versions,
-                    })));
-                }
-                let label = |unset: bool| {
-                    let done: Vec<String> = out
-                        .iter()
-                        .filter(|s| s.unset == unset)
-                        .map(|s| format!("{} v{}", s.name, s.version))
-                        .collect();
-                    done.join(", ")
-                };
-                if !w.set.is_empty() {
-                    ctx.audit(tx, action::SECRET_SET, format!("set {}", label(false)))?;
-                }
-                if !w.unset.is_empty() {
-                    ctx.audit(tx, action::SECRET_UNSET, format!("unset {}", label(true)))?;
-                }
-                Ok(Written {
+            }
+            ctx.check_sizes(tx, !w.set.is_empty())?;
+            let versions = ctx.bump(tx)?;
+            if w.dry_run {
+                // Everything checked; the rehearsal rolls the transaction back.
+                return Ok(Written {
                     secrets: out,
                     versions,
-                })
+                });
+            }
+            let label = |unset: bool| {
+                let done: Vec<String> = out
+                    .iter()
+                    .filter(|s| s.unset == unset)
+                    .map(|s| format!("{} v{}", s.name, s.version))
+                    .collect();
+                done.join(", ")
+            };
+            if !w.set.is_empty() {
+                ctx.audit(tx, action::SECRET_SET, format!("set {}", label(false)))?;
+            }
+            if !w.unset.is_empty() {
+                ctx.audit(tx, action::SECRET_UNSET, format!("unset {}", label(true)))?;
+            }
+            Ok(Written {
+                secrets: out,
+                versions,
             })
-            .await;
-        match rehearsed {
-            Err(SecretError::Rehearsed(done)) => Ok(*done),
-            other => other,
+        };
+        if dry_run {
+            self.rehearse_with_keys(scope.org, body).await
+        } else {
+            self.write_with_keys(scope.org, body).await
         }
     }
 

@@ -872,6 +872,40 @@ async fn allow_lists_of_names_that_load_code_round_trip(kind: Kind) {
     assert_eq!(dump.allowed_env.len(), 3, "every org's");
 }
 
+async fn a_rehearsal_checks_everything_and_keeps_nothing(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    write(s, |tx| tx.insert_org(&Org::new("acme", 1))).await;
+    // It sees what a write sees, answers what the body answers, and leaves nothing.
+    let seq = s
+        .rehearse(|tx| {
+            tx.insert_org(&Org::new("beta", 1))?;
+            tx.append_audit(&event("beta", "rehearsed"))?;
+            tx.publish(&Change::OrgCreated { org: "beta".into() }, 1)
+        })
+        .await
+        .unwrap();
+    assert_eq!(seq, 1, "the body ran, at the feed's next position");
+    let (beta, audit, feed) = read(s, |r| {
+        Ok((
+            r.org("beta")?,
+            r.audit_before("beta", None, 10)?,
+            r.feed_after(0, 10)?,
+        ))
+    })
+    .await;
+    assert!(beta.is_none() && audit.is_empty() && feed.is_empty());
+    // A conflict is reported as in a write.
+    let r = s.rehearse(|tx| tx.insert_org(&Org::new("acme", 1))).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    // The position it used is free for the next write.
+    let next = write(s, |tx| {
+        tx.publish(&Change::OrgCreated { org: "beta".into() }, 1)
+    })
+    .await;
+    assert_eq!(next.value, 1);
+}
+
 async fn versions_page_in_order_and_leases_have_one_holder(kind: Kind) {
     use super::VersionKey;
     use crate::model::{Sealed, SecretVersion};
@@ -996,4 +1030,5 @@ suite!(
     versions_page_in_order_and_leases_have_one_holder,
     stored_bytes_count_each_scope_and_shrink_when_values_go,
     allow_lists_of_names_that_load_code_round_trip,
+    a_rehearsal_checks_everything_and_keeps_nothing,
 );

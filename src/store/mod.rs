@@ -328,6 +328,15 @@ pub trait Tx: Read {
     ) -> Result<(), StoreError>;
 }
 
+/// How a write transaction ends once its body succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Commit it ([`Store::write`]).
+    Commit,
+    /// Roll it back ([`Store::rehearse`]).
+    RollBack,
+}
+
 /// What a write transaction returned, with the feed entries it committed.
 #[derive(Debug)]
 pub struct Committed<T> {
@@ -445,7 +454,30 @@ impl Store {
 
     /// Runs `body` in one write transaction and commits it; the body may run more than
     /// once (a retried serialization failure), and only the last run's effects commit.
-    pub async fn write<T, E, F>(&self, mut body: F) -> Result<Committed<T>, E>
+    pub async fn write<T, E, F>(&self, body: F) -> Result<Committed<T>, E>
+    where
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.run_write(body, Ending::Commit).await
+    }
+
+    /// Runs `body` in one write transaction as [`Store::write`] would, then rolls it
+    /// back whatever it returns: a dry run sees every check a write makes (conflicts,
+    /// limits) and leaves nothing behind. Its value, and no changes.
+    pub async fn rehearse<T, E, F>(&self, body: F) -> Result<T, E>
+    where
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.run_write(body, Ending::RollBack)
+            .await
+            .map(|done| done.value)
+    }
+
+    async fn run_write<T, E, F>(&self, mut body: F, ending: Ending) -> Result<Committed<T>, E>
     where
         F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -453,8 +485,8 @@ impl Store {
     {
         let backend = self.backend.clone();
         let task = tokio::task::spawn_blocking(move || match &backend {
-            Backend::Redb(s) => s.write(&mut body),
-            Backend::Postgres(s) => s.write(&mut body),
+            Backend::Redb(s) => s.write(&mut body, ending),
+            Backend::Postgres(s) => s.write(&mut body, ending),
         });
         match task.await {
             Ok(r) => r,

@@ -25,7 +25,7 @@ use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls, Row, Socket};
 
 use super::rows::{FeedRow, Stored};
 use super::{
-    Committed, Compacted, DenyEntry, FeedHead, Lease, OpenError, Read, SCHEMA_COMPAT,
+    Committed, Compacted, DenyEntry, Ending, FeedHead, Lease, OpenError, Read, SCHEMA_COMPAT,
     SCHEMA_VERSION, StoreError, Tx, VersionKey,
 };
 use crate::model::{
@@ -400,6 +400,7 @@ impl PgStore {
     pub(super) fn write<T, E: From<StoreError>>(
         &self,
         body: &mut dyn FnMut(&mut dyn Tx) -> Result<T, E>,
+        ending: Ending,
     ) -> Result<Committed<T>, E> {
         let h = &self.handle;
         let mut conn = Session::new(h.block_on(self.pool.get()).map_err(pool_err)?);
@@ -426,7 +427,7 @@ impl PgStore {
             let mut tx = PgTx::new(conn.client(), h);
             let result = body(&mut tx);
             let (retry, changes) = (tx.retry, std::mem::take(&mut tx.changes));
-            let commit = result.is_ok() && injected == 0;
+            let commit = result.is_ok() && injected == 0 && ending == Ending::Commit;
             // NOTIFY only takes effect with a commit; optional (CockroachDB has none),
             // so a failure only costs listeners promptness.
             let unlock = if commit && !changes.is_empty() {
@@ -444,6 +445,12 @@ impl PgStore {
             conn.locked = unlocked.is_err();
             match (result, ended) {
                 (Ok(_), Ok(())) if injected > 0 => injected -= 1,
+                (Ok(value), Ok(())) if ending == Ending::RollBack => {
+                    return Ok(Committed {
+                        value,
+                        changes: Vec::new(),
+                    });
+                }
                 (Ok(value), Ok(())) => return Ok(Committed { value, changes }),
                 (Ok(_), Err(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
                     std::thread::sleep(backoff(attempt));

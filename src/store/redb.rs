@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use super::rows::{FeedRow, Stored};
 use super::{
-    Committed, Compacted, DenyEntry, FeedHead, Lease, OpenError, Read, SCHEMA_COMPAT,
+    Committed, Compacted, DenyEntry, Ending, FeedHead, Lease, OpenError, Read, SCHEMA_COMPAT,
     SCHEMA_VERSION, StoreError, Tx, VersionKey, legacy,
 };
 use crate::model::{
@@ -183,6 +183,7 @@ impl RedbStore {
     pub(super) fn write<T, E: From<StoreError>>(
         &self,
         body: &mut dyn FnMut(&mut dyn Tx) -> Result<T, E>,
+        ending: Ending,
     ) -> Result<Committed<T>, E> {
         for _ in 0..self.extra_runs.load(Ordering::SeqCst) {
             let txn = self.db.begin_write().map_err(StoreError::from)?;
@@ -198,6 +199,13 @@ impl RedbStore {
         let mut tx = RedbTx::new(&txn);
         let value = body(&mut tx)?;
         let changes = std::mem::take(&mut tx.changes);
+        if ending == Ending::RollBack {
+            txn.abort().map_err(StoreError::from)?;
+            return Ok(Committed {
+                value,
+                changes: Vec::new(),
+            });
+        }
         txn.commit().map_err(StoreError::from)?;
         Ok(Committed { value, changes })
     }
