@@ -121,16 +121,6 @@ impl Classify for AuthError {
     }
 }
 
-macro_rules! common_variants {
-    ($name:ident) => {
-        impl From<StoreError> for $name {
-            fn from(e: StoreError) -> Self {
-                $name::Store(e)
-            }
-        }
-    };
-}
-
 /// Why an org operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OrgError {
@@ -160,12 +150,11 @@ pub enum OrgError {
     Mint(#[from] MintError),
     /// The store failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
     /// No randomness or a key does not unwrap.
     #[error(transparent)]
     Crypto(#[from] MasterKeyError),
 }
-common_variants!(OrgError);
 
 impl Classify for OrgError {
     fn class(&self) -> ErrorClass {
@@ -265,12 +254,11 @@ pub enum MintError {
     MinterRevoked,
     /// The store failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
     /// No randomness or a key does not unwrap.
     #[error(transparent)]
     Crypto(#[from] MasterKeyError),
 }
-common_variants!(MintError);
 
 impl Classify for MintError {
     fn class(&self) -> ErrorClass {
@@ -346,9 +334,8 @@ pub enum LedgerError {
     Id(#[from] IdError),
     /// The store failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
 }
-common_variants!(LedgerError);
 
 impl Classify for LedgerError {
     fn class(&self) -> ErrorClass {
@@ -399,9 +386,8 @@ pub enum RevokeError {
     Id(#[from] IdError),
     /// The store failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
 }
-common_variants!(RevokeError);
 
 impl Classify for RevokeError {
     fn class(&self) -> ErrorClass {
@@ -477,12 +463,11 @@ pub enum KeyError {
     },
     /// The store failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
     /// No randomness or a key does not unwrap.
     #[error(transparent)]
     Crypto(#[from] MasterKeyError),
 }
-common_variants!(KeyError);
 
 impl Classify for KeyError {
     fn class(&self) -> ErrorClass {
@@ -542,9 +527,8 @@ pub enum RotateError {
     Mint(#[from] MintError),
     /// The store failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
 }
-common_variants!(RotateError);
 
 impl Classify for RotateError {
     fn class(&self) -> ErrorClass {
@@ -585,9 +569,8 @@ pub enum AuditError {
     BadCursor,
     /// The store failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
 }
-common_variants!(AuditError);
 
 impl Classify for AuditError {
     fn class(&self) -> ErrorClass {

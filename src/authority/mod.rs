@@ -168,9 +168,15 @@ impl Authority {
         Ok(authority)
     }
 
-    /// The store, for offline tools (`store copy`).
-    pub fn store(&self) -> &Store {
+    /// The store, for the layers built on the authority inside this crate (the
+    /// secrets store, `store copy`); `http/` and `cli/` go through the authority.
+    pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// `redb` or `postgres`: which backend the store is on.
+    pub fn backend_name(&self) -> &'static str {
+        self.store.backend_name()
     }
 
     /// The master key (the secrets store wraps its org keys with it).

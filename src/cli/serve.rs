@@ -162,7 +162,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
         let addr = listener.local_addr()?;
         println!("macvault listening on http://{addr}");
-        tracing::info!(%addr, backend = opened.authority.store().backend_name(), "listening");
+        tracing::info!(%addr, backend = opened.authority.backend_name(), "listening");
         let background = opened.authority.start();
         let secrets = crate::secrets::Options {
             max_versions: args.max_versions,

@@ -138,16 +138,10 @@ pub enum SecretError {
     Auth(crate::authority::AuthError),
     /// The store failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(#[from] StoreError),
     /// No randomness, or a key does not unwrap with the master key.
     #[error(transparent)]
     Crypto(#[from] MasterKeyError),
-}
-
-impl From<StoreError> for SecretError {
-    fn from(e: StoreError) -> Self {
-        SecretError::Store(e)
-    }
 }
 
 impl Classify for SecretError {
