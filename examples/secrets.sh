@@ -33,7 +33,7 @@ macvault tokens attenuate --token-file ci.token --secret 'DB_*' > ci-db.token
 macvault secrets set --app web DB_URL=postgres://web-db-3/acme --token-file ci-db.token
 macvault secrets list --app web --resolved --token-file ci-db.token
 expect_no macvault secrets set --app web API_KEY=x --token-file ci-db.token
-expect_no macvault secrets set LOG_LEVEL=debug --token-file ci.token
+expect_no macvault secrets set --app api LOG_LEVEL=debug --token-file ci.token
 # Delivering them: a runtime token reveals web's values; `run` puts them in a command's
 # environment (never PATH, LD_*, NODE_OPTIONS… unless --allow NAME) and becomes it.
 macvault tokens create runtime --app web --name boot > boot.token

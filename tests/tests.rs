@@ -14,6 +14,7 @@ mod interop;
 mod lifecycle;
 mod multinode;
 mod names;
+mod newcomer;
 mod reach;
 mod readme;
 mod secrets;

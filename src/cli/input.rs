@@ -27,7 +27,7 @@ impl SecretToken {
         &self.0
     }
 
-    fn new(text: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(text: &str) -> anyhow::Result<Self> {
         let text = text.trim();
         if text.is_empty() {
             return Err(usage("the token given is empty"));
@@ -49,11 +49,15 @@ static STDIN: Mutex<Option<&'static str>> = Mutex::new(None);
 pub fn claim_stdin(what: &'static str) -> anyhow::Result<()> {
     let mut claim = STDIN.lock().unwrap_or_else(|p| p.into_inner());
     match *claim {
-        Some(other) if other != what => Err(usage(format!(
+        Some(other) if other == what => Err(usage(format!(
+            "stdin can be read once: give {what} as - only once (the others on the command \
+             line, or in a file)"
+        ))),
+        Some(other) => Err(usage(format!(
             "both {other} and {what} want to read stdin: give one of them another way \
              (for a token, --token-file)"
         ))),
-        _ => {
+        None => {
             *claim = Some(what);
             Ok(())
         }

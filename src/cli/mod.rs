@@ -185,6 +185,11 @@ impl Ctx {
         Client::new(parse_url(&self.args.url)?, self.token()?)
     }
 
+    /// A client of the server presenting `token` (a narrowed copy of the given one).
+    pub fn client_with(&self, token: SecretToken) -> anyhow::Result<Client> {
+        Client::new(parse_url(&self.args.url)?, Some(token))
+    }
+
     /// A client of the server presenting no token (`/v1/verify`).
     pub fn anonymous(&self) -> anyhow::Result<Client> {
         Client::new(parse_url(&self.args.url)?, None)
@@ -202,6 +207,38 @@ impl Ctx {
             .ok()
             .and_then(|i| i.org)
             .ok_or_else(|| usage("give --org: the token does not name an org"))
+    }
+}
+
+impl Ctx {
+    /// `--app`, or the one app the token is limited to: when its first `app =` caveat
+    /// names exactly one app, every org-level request is denied to it anyway, so that
+    /// app is the only scope it can mean. `None` otherwise (the org's own scope).
+    pub fn app(&self, explicit: Option<String>) -> anyhow::Result<Option<String>> {
+        if explicit.is_some() {
+            return Ok(explicit);
+        }
+        let Some(token) = self.token()? else {
+            return Ok(None);
+        };
+        let Ok(inspection) = crate::token::inspect(token.expose()) else {
+            return Ok(None);
+        };
+        let only =
+            inspection
+                .caveats
+                .iter()
+                .find_map(|c| match crate::caveats::Caveat::parse(&c.text) {
+                    Ok(crate::caveats::Caveat::Apps(apps)) => {
+                        let mut names = apps.iter().map(|(name, _)| name.to_owned());
+                        match (names.next(), names.next()) {
+                            (Some(one), None) => Some(Some(one)),
+                            _ => Some(None),
+                        }
+                    }
+                    _ => None,
+                });
+        Ok(only.flatten())
     }
 }
 

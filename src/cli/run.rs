@@ -58,9 +58,10 @@ pub struct RunArgs {
     /// The org (default: the token's).
     #[arg(long)]
     org: Option<String>,
-    /// The app whose secrets (its own over the org's) CMD gets.
+    /// The app whose secrets (its own over the org's) CMD gets (default: the one app
+    /// the token is limited to, if it is).
     #[arg(long)]
-    app: String,
+    app: Option<String>,
     /// Put this before every name (`APP_` makes DB_URL into APP_DB_URL).
     #[arg(long, value_name = "PREFIX")]
     prefix: Option<String>,
@@ -124,7 +125,25 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-async fn run_in(ctx: &Ctx, args: RunArgs) -> anyhow::Result<ExitCode> {
+impl RunArgs {
+    /// The app (resolved by `run_in` before anything uses it).
+    fn app(&self) -> &str {
+        self.app.as_deref().unwrap_or_default()
+    }
+}
+
+async fn run_in(ctx: &Ctx, mut args: RunArgs) -> anyhow::Result<ExitCode> {
+    // About to hold a token (and MACVAULT_TOKEN may be in our environment already): no
+    // same-user process may read it from /proc or memory.
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        eprintln!("warning: cannot keep other processes from reading the token: {e}");
+    }
+    let app = ctx.app(args.app.take())?.ok_or_else(|| {
+        usage("give --app: the token is not limited to one app, so it cannot say which")
+    })?;
+    args.app = Some(app);
     if args.client.token.as_deref().is_some_and(|t| t != "-") {
         eprintln!(
             "warning: --token puts the token in the process list, where any local user can \
@@ -133,13 +152,7 @@ async fn run_in(ctx: &Ctx, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let org = ctx.org(args.org.clone())?;
     let client = ctx.client()?;
-    // Holding a token now: no same-user process may read it from /proc or memory.
-    if let Err(e) =
-        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-    {
-        eprintln!("warning: cannot keep other processes from reading the token: {e}");
-    }
-    let revealed = reveal(&client, &org, &args.app, None, args.timeout).await?;
+    let revealed = reveal(&client, &org, args.app(), None, args.timeout).await?;
     let env = environment(&args, &revealed, ctx.token()?.as_ref())?;
     if !args.watch {
         return Ok(exec(&args.command, &env));
@@ -424,7 +437,7 @@ async fn supervise(
             let change = reveal(
                 &client,
                 org,
-                &args.app,
+                args.app(),
                 Some(version + 1),
                 Duration::from_secs(3600),
             );
@@ -449,7 +462,7 @@ async fn supervise(
         };
         eprintln!(
             "macvault run: the secrets of app {} changed (version {} -> {}): restarting",
-            clean(&args.app),
+            clean(args.app()),
             version,
             next.secrets_version
         );
@@ -466,7 +479,7 @@ async fn watch_over(
     args: &RunArgs,
     e: &anyhow::Error,
 ) -> anyhow::Result<ExitCode> {
-    let app = clean(&args.app).into_owned();
+    let app = clean(args.app()).into_owned();
     match args.on_revoke {
         OnRevoke::Stop => {
             eprintln!(

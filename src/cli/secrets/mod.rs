@@ -134,6 +134,13 @@ pub enum SecretsCommand {
     /// Print the resolved values (needs `reveal`): as a .env file that import (and
     /// python-dotenv) reads back exactly, or JSON.
     Export(files::ExportArgs),
+    /// Print one secret's value (needs `reveal`; audited as a reveal of that one name).
+    Reveal {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// The secret.
+        name: String,
+    },
     /// Allow deploy tokens to write these names that load code in the scope (and `run`
     /// to inject them without --allow); only an org token as minted may. Without
     /// names, list the allowed ones.
@@ -170,12 +177,13 @@ pub enum SecretsCommand {
 const STDIN_CAP: u64 = crate::secrets::limits::MAX_VALUE as u64;
 
 impl ScopeArgs {
-    /// The path to the scope's secrets, then `rest`.
+    /// The path to the scope's secrets, then `rest`. Without `--app`, a token limited to
+    /// one app means that app ([`Ctx::app`]).
     fn path(&self, ctx: &Ctx, rest: &[&str]) -> anyhow::Result<Vec<String>> {
         let org = ctx.org(self.org.clone())?;
         let mut path = vec!["v1".to_owned(), "orgs".to_owned(), org];
-        if let Some(app) = &self.app {
-            path.extend(["apps".to_owned(), app.clone()]);
+        if let Some(app) = ctx.app(self.app.clone())? {
+            path.extend(["apps".to_owned(), app]);
         }
         path.push("secrets".to_owned());
         path.extend(rest.iter().map(|s| (*s).to_owned()));
@@ -214,6 +222,47 @@ fn parse_pair(pair: &str) -> anyhow::Result<(String, Zeroizing<String>)> {
         }
     }
     Ok((name.to_owned(), text))
+}
+
+/// `secrets reveal NAME`: the token is narrowed offline to that one name before it is
+/// sent, so the server reveals (and audits) exactly that name and nothing else.
+async fn reveal_one(ctx: &Ctx, scope: &ScopeArgs, name: &str) -> anyhow::Result<()> {
+    crate::secrets::limits::check_name(name).map_err(|e| usage(e.to_string()))?;
+    let path = scope.path(ctx, &["reveal"])?;
+    let token = ctx
+        .token()?
+        .ok_or_else(|| usage("no token given: revealing needs one"))?;
+    let narrowed = crate::token::attenuate(
+        token.expose(),
+        &[crate::caveats::Caveat::secrets([name]).map_err(|e| usage(e.to_string()))?],
+    )
+    .map_err(|e| anyhow::anyhow!("cannot narrow the token to that secret: {e}"))?;
+    let client = ctx.client_with(super::input::SecretToken::new(&narrowed)?)?;
+    let revealed: crate::api::RevealResponse = client
+        .post_query(&segments(&path), &[], std::time::Duration::from_secs(30))
+        .await?;
+    if revealed.expired.iter().any(|n| n == name) {
+        return Err(anyhow::anyhow!(
+            "{} has EXPIRED: it is not revealed",
+            clean(name)
+        ));
+    }
+    let Some(value) = revealed.secrets.get(name) else {
+        let place = match ctx.app(scope.app.clone())? {
+            Some(app) => format!("app {}", clean(&app)),
+            None => "the org".to_owned(),
+        };
+        return Err(anyhow::anyhow!(
+            "no secret {} in {place} (or none that the token may reveal)",
+            clean(name),
+        ));
+    };
+    if ctx.json() {
+        output::json(&serde_json::json!({ "name": name, "value": value }))?;
+    } else {
+        output::line(format_args!("{}", value.as_str()))?;
+    }
+    Ok(())
 }
 
 /// `--if-version`, given with exactly one name.
@@ -357,6 +406,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
         }
         SecretsCommand::Import(args) => files::import(ctx, &client, args).await?,
         SecretsCommand::Export(args) => files::export(ctx, &client, args).await?,
+        SecretsCommand::Reveal { scope, name } => reveal_one(ctx, &scope, &name).await?,
         SecretsCommand::AllowEnv {
             scope,
             names,

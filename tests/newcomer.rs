@@ -1,0 +1,101 @@
+//! What a newcomer trips on, mended: one value from stdin at a time, one value read
+//! alone (`secrets reveal NAME`), and `--app` taken from a token limited to one app.
+
+use serde_json::json;
+
+use crate::support::{Server, acme, s};
+
+const WEB: &str = "/v1/orgs/acme/apps/web/secrets";
+
+fn runtime(srv: &Server, org: &str) -> String {
+    let body = json!({"kind": "runtime", "app": "web", "name": "boot"});
+    let (st, v) = srv.http("POST", "/v1/orgs/acme/tokens", Some(org), Some(&body));
+    assert_eq!(st, 201, "{v}");
+    s(&v, "token").to_owned()
+}
+
+#[test]
+fn stdin_gives_one_value_per_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let env = [("MACVAULT_TOKEN", org.as_str())];
+    let args = ["secrets", "set", "--app", "web", "A=-", "B=-"];
+    let (c, _, err) = srv.cli_stdin(&args, &env, b"first\n");
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("stdin can be read once"), "{err}");
+    let (st, v) = srv.http("GET", WEB, Some(&org), None);
+    assert_eq!(
+        (st, v["secrets"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "nothing written: {v}"
+    );
+    // One is fine.
+    let (c, _, err) = srv.cli_stdin(
+        &["secrets", "set", "--app", "web", "A=-", "B=2"],
+        &env,
+        b"first\n",
+    );
+    assert_eq!(c, 0, "{err}");
+}
+
+#[test]
+fn secrets_reveal_prints_one_value_and_reveals_only_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let (st, v) = srv.set_secrets(&org, WEB, &[("DB_URL", "postgres://db"), ("API_KEY", "k")]);
+    assert_eq!(st, 200, "{v}");
+    let rt = runtime(&srv, &org);
+    let env = [("MACVAULT_TOKEN", rt.as_str())];
+    // The runtime token names its one app: no --app needed.
+    let (c, out, err) = srv.cli(&["secrets", "reveal", "DB_URL"], &env);
+    assert_eq!((c, out.as_str()), (0, "postgres://db\n"), "{err}");
+    let (c, out, err) = srv.cli(&["secrets", "reveal", "DB_URL", "--json"], &env);
+    assert_eq!(c, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v, json!({"name": "DB_URL", "value": "postgres://db"}));
+    // The audit names that one secret only.
+    let (_, audit) = srv.http(
+        "GET",
+        "/v1/orgs/acme/audit?action=secret.reveal",
+        Some(&org),
+        None,
+    );
+    let text = audit.to_string();
+    assert!(
+        text.contains("revealed 1 secret(s) of app web of org acme at version 1: DB_URL"),
+        "{text}"
+    );
+    assert!(!text.contains("API_KEY"), "{text}");
+    // A name that is not there, and a token that may not reveal: refused, nothing printed.
+    let (c, out, err) = srv.cli(&["secrets", "reveal", "NOPE"], &env);
+    assert_eq!((c, out.as_str()), (5, ""), "{err}");
+    assert!(err.contains("no secret NOPE in app web"), "{err}");
+    let body = json!({"kind": "deploy", "app": "web", "name": "ci"});
+    let (_, v) = srv.http("POST", "/v1/orgs/acme/tokens", Some(&org), Some(&body));
+    let (c, out, err) = srv.cli(
+        &["secrets", "reveal", "DB_URL"],
+        &[("MACVAULT_TOKEN", s(&v, "token"))],
+    );
+    assert_eq!((c, out.as_str()), (1, ""), "{err}");
+}
+
+#[test]
+fn app_defaults_to_the_one_app_a_token_is_limited_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let (st, v) = srv.set_secrets(&org, WEB, &[("GREETING", "hi")]);
+    assert_eq!(st, 200, "{v}");
+    let rt = runtime(&srv, &org);
+    let env = [("MACVAULT_TOKEN", rt.as_str())];
+    let (c, out, err) = srv.cli(&["run", "--", "sh", "-c", "echo $GREETING"], &env);
+    assert_eq!((c, out.as_str()), (0, "hi\n"), "{err}");
+    let (c, out, err) = srv.cli(&["secrets", "export", "--format", "shell"], &env);
+    assert_eq!((c, out.as_str()), (0, "GREETING='hi'\n"), "{err}");
+    // An org token names no app: run asks for one.
+    let (c, _, err) = srv.cli(&["run", "--", "true"], &[("MACVAULT_TOKEN", org.as_str())]);
+    assert_eq!(c, 125, "{err}");
+    assert!(err.contains("give --app"), "{err}");
+}
