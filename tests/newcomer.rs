@@ -99,3 +99,43 @@ fn app_defaults_to_the_one_app_a_token_is_limited_to() {
     assert_eq!(c, 125, "{err}");
     assert!(err.contains("give --app"), "{err}");
 }
+
+#[test]
+fn a_bad_token_file_is_named_with_what_is_wrong() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let file = |name: &str, text: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let truncated = &org[..org.len() / 2];
+    let cases = [
+        (
+            file("app.env", "DB_URL=postgres://x\nAPI_KEY=1\n"),
+            "does not hold a token",
+        ),
+        (file("empty.token", "\n"), "is empty"),
+        (file("half.token", truncated), "truncated or damaged"),
+        (file("garbage.token", "mvt_garbage"), "truncated or damaged"),
+    ];
+    for (path, says) in &cases {
+        let (c, _, err) = srv.cli(&["orgs", "show", "--token-file", path], &[]);
+        assert_eq!(c, 2, "{path}: {err}");
+        assert!(
+            err.contains(says) && err.contains(path.as_str()),
+            "{path}: {err}"
+        );
+    }
+    let dir = tmp.path().to_str().unwrap();
+    let (c, _, err) = srv.cli(&["orgs", "show", "--token-file", dir], &[]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("is a directory"), "{err}");
+    // A truncated token given another way says so too, not "give --org".
+    let (c, _, err) = srv.cli(&["orgs", "show"], &[("MACVAULT_TOKEN", truncated)]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("does not decode"), "{err}");
+}

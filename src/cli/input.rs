@@ -106,6 +106,9 @@ pub fn token_file(path: &Path) -> anyhow::Result<SecretToken> {
     let shown = path.display();
     let meta = std::fs::metadata(path)
         .map_err(|e| usage(format!("cannot read the token file {shown}: {e}")))?;
+    if meta.is_dir() {
+        return Err(usage(format!("{shown} is a directory, not a token file")));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(usage(format!(
@@ -120,11 +123,25 @@ pub fn token_file(path: &Path) -> anyhow::Result<SecretToken> {
     if text.len() as u64 > token_cap() {
         return Err(usage(format!("{shown} holds more than a token")));
     }
-    SecretToken::new(&text)
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(usage(format!("the token file {shown} is empty")));
+    }
+    if crate::token::inspect(trimmed).is_err() {
+        return Err(usage(if trimmed.starts_with("mvt_") {
+            format!(
+                "the token file {shown} holds a token that does not decode: truncated or damaged?"
+            )
+        } else {
+            format!(
+                "the token file {shown} does not hold a token: expected text starting with mvt_ \
+                 (or a libmacaroons token)"
+            )
+        }));
+    }
+    SecretToken::new(trimmed)
 }
 
-/// The token of a command: `--token` (or `-` for stdin), `--token-file`, then
-/// `MACVAULT_TOKEN`, then `MACVAULT_TOKEN_FILE`; `None` if there is none.
 /// The file the presented token comes from, if it comes from one: `--token-file`, or
 /// `MACVAULT_TOKEN_FILE` when neither `--token` nor `MACVAULT_TOKEN` gives one (the
 /// precedence of [`presented`]).
@@ -143,6 +160,8 @@ pub fn presented_file(flag: Option<&str>, file: Option<&Path>) -> Option<std::pa
         .map(std::path::PathBuf::from)
 }
 
+/// The token of a command: `--token` (or `-` for stdin), `--token-file`, then
+/// `MACVAULT_TOKEN`, then `MACVAULT_TOKEN_FILE`; `None` if there is none.
 pub fn presented(flag: Option<&str>, file: Option<&Path>) -> anyhow::Result<Option<SecretToken>> {
     if let Some(value) = flag {
         return token_arg(value).map(Some);
@@ -256,7 +275,9 @@ mod tests {
     fn token_files_must_be_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t");
-        std::fs::write(&path, "mvt_x\n").unwrap();
+        let token = crate::token::Macaroon::mint(&[7; 32], b"an id", None);
+        let text = crate::token::Bundle::single(token).to_text();
+        std::fs::write(&path, format!("{text}\n")).unwrap();
         for (mode, ok) in [
             (0o600, true),
             (0o400, true),

@@ -203,9 +203,13 @@ impl Ctx {
         let token = self
             .token()?
             .ok_or_else(|| usage("give --org, or a token (whose org is the default)"))?;
-        crate::token::inspect(token.expose())
-            .ok()
-            .and_then(|i| i.org)
+        let inspection = crate::token::inspect(token.expose()).map_err(|e| {
+            usage(format!(
+                "the token given does not decode ({e}): truncated, or not a token?"
+            ))
+        })?;
+        inspection
+            .org
             .ok_or_else(|| usage("give --org: the token does not name an org"))
     }
 }
