@@ -139,3 +139,36 @@ fn a_bad_token_file_is_named_with_what_is_wrong() {
     assert_eq!(c, 2, "{err}");
     assert!(err.contains("does not decode"), "{err}");
 }
+
+#[test]
+fn nothing_is_created_by_accident() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    // operator-token on a mistyped data directory creates nothing and says why.
+    let typo = tmp.path().join("dtaa");
+    let (c, _, err) = srv.cli(
+        &["operator-token", "--data-dir", typo.to_str().unwrap()],
+        &[],
+    );
+    assert_ne!(c, 0, "{err}");
+    assert!(
+        err.contains("no macvault store here") && err.contains("dtaa"),
+        "{err}"
+    );
+    assert!(!typo.exists(), "the typo'd directory was created");
+    // serve on a port already taken fails before it writes anything.
+    let fresh = tmp.path().join("fresh");
+    let busy = srv.url().trim_start_matches("http://").to_owned();
+    let out = std::process::Command::new(crate::support::BIN)
+        .args(["serve", "--listen", &busy, "--data-dir"])
+        .arg(&fresh)
+        .env_remove("MACVAULT_DATA_DIR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot listen on"),
+        "{err}"
+    );
+    assert!(!fresh.exists(), "a failed serve left {}", fresh.display());
+}

@@ -92,6 +92,17 @@ impl Authority {
 
     /// Opens the store `setup` names.
     pub async fn open_with(setup: &Setup) -> Result<Opened, StartError> {
+        if !setup.may_initialise {
+            // Look before touching anything: a typo must not leave a new data directory,
+            // master key and empty database behind.
+            let mut needed = vec![setup.master_path()];
+            if let crate::store::Location::Dir(dir) = &setup.store {
+                needed.push(dir.join(crate::store::DB_FILE));
+            }
+            if let Some(missing) = needed.iter().find(|p| !p.exists()) {
+                return Err(StartError::NothingThere(missing.display().to_string()));
+            }
+        }
         make_private_dir(&setup.data_dir)?;
         let master = MasterKey::load_or_create(&setup.master_path())?;
         let store = Store::open(&setup.store).await?;

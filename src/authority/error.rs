@@ -609,6 +609,13 @@ pub enum StartError {
     /// The database has not been initialised and this node may not do it.
     #[error("the database is not initialised: run `macvault init --database …` first")]
     NotInitialised,
+    /// A command that may not create a store found none where it looked (a typo in
+    /// `--data-dir`?); nothing was created.
+    #[error(
+        "there is no macvault store here: {0} does not exist (a typo in --data-dir? \
+         `macvault serve` or `macvault init` creates one); nothing was created"
+    )]
+    NothingThere(String),
     /// A file or directory could not be made.
     #[error("{what} {path}: {source}")]
     Io {

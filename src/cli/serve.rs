@@ -150,6 +150,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ..Config::default()
         };
         let setup = args.store.setup(config, true)?;
+        // The address first: a busy port must fail before anything is written (a data
+        // directory, a master key, an operator token nobody would see).
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
         let opened = Authority::open_with(&setup).await?;
         if let Some(path) = &opened.operator_token {
             println!(
@@ -157,9 +162,6 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 path.display()
             );
         }
-        let listener = TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
         let addr = listener.local_addr()?;
         println!("macvault listening on http://{addr}");
         tracing::info!(%addr, backend = opened.authority.backend_name(), "listening");
