@@ -43,11 +43,7 @@ impl Authority {
         } else if self.deny.is_revoked(&who.token_id(), now) {
             Some(FailureClass::Revoked)
         } else if !self.keyring.has(org, version) {
-            Some(if self.keyring.is_retired(org, version) {
-                FailureClass::KeyRetired
-            } else {
-                FailureClass::UnknownKey
-            })
+            Some(self.missing_key(org, version))
         } else {
             None
         };
@@ -111,11 +107,20 @@ impl Authority {
         checked.map_err(AuthError::Unauthenticated)
     }
 
-    /// `key_retired` for a version this node saw retired, else `unknown_key`.
+    /// Why a bundle's key is not there: see [`Authority::missing_key`].
     fn unknown_key(&self, bundle: &Bundle<'_>) -> FailureClass {
         match TokenIdentifier::decode(bundle.token.identifier()) {
-            Ok(id) if self.keyring.is_retired(&id.org, id.key_version) => FailureClass::KeyRetired,
-            _ => FailureClass::UnknownKey,
+            Ok(id) => self.missing_key(&id.org, id.key_version),
+            Err(_) => FailureClass::UnknownKey,
+        }
+    }
+
+    /// `key_retired` for a version this node saw retired, else `unknown_key`.
+    fn missing_key(&self, org: &str, version: u32) -> FailureClass {
+        if self.keyring.is_retired(org, version) {
+            FailureClass::KeyRetired
+        } else {
+            FailureClass::UnknownKey
         }
     }
 

@@ -12,17 +12,7 @@ use crate::model::{AuditEvent, Outcome};
 impl Secrets {
     /// The names an org token allowed in exactly `scope`, in order.
     pub(super) async fn allowed_env(&self, scope: Scope<'_>) -> Result<Vec<String>, SecretError> {
-        let (org, app) = (scope.org.to_owned(), scope.app.map(str::to_owned));
-        let all = self
-            .authority
-            .store()
-            .read(move |r| r.allowed_env(&org))
-            .await?;
-        Ok(all
-            .into_iter()
-            .filter(|(a, _)| *a == app)
-            .map(|(_, name)| name)
-            .collect())
+        self.allowed_names(scope, false).await
     }
 
     /// What an app's `run` may inject without `--allow`: the names allowed in the app's
@@ -31,17 +21,29 @@ impl Secrets {
         &self,
         scope: Scope<'_>,
     ) -> Result<Vec<String>, SecretError> {
-        let mut names = self
-            .allowed_env(Scope {
-                org: scope.org,
-                app: None,
-            })
+        self.allowed_names(scope, true).await
+    }
+
+    /// One read of the org's lists: `scope`'s names, and with `with_org_own` the org's
+    /// own scope's too; sorted, each once.
+    async fn allowed_names(
+        &self,
+        scope: Scope<'_>,
+        with_org_own: bool,
+    ) -> Result<Vec<String>, SecretError> {
+        let org = scope.org.to_owned();
+        let all = self
+            .authority
+            .store()
+            .read(move |r| r.allowed_env(&org))
             .await?;
-        if scope.app.is_some() {
-            names.extend(self.allowed_env(scope).await?);
-            names.sort();
-            names.dedup();
-        }
+        let mut names: Vec<String> = all
+            .into_iter()
+            .filter(|(app, _)| app.as_deref() == scope.app || (with_org_own && app.is_none()))
+            .map(|(_, name)| name)
+            .collect();
+        names.sort();
+        names.dedup();
         Ok(names)
     }
 

@@ -100,13 +100,14 @@ impl Secrets {
             })
             .await?;
         let now = self.authority.now();
+        let reveal = self.access(who, scope, Action::Reveal);
         let secrets = resolve(&org_heads, &app_heads, now)
             .into_iter()
             .filter(|r| self.authority.allows(who, &access.secret(&r.head.name)))
             .map(|r| Listed {
                 head: r.head.clone(),
                 expired: r.expired,
-                digest: self.digest_for(who, scope, r.head),
+                digest: self.digest_for(who, &reveal, r.head),
             })
             .collect();
         Ok(Listing {
@@ -131,16 +132,22 @@ impl Secrets {
 
     /// `head` as `who` may see it.
     fn shown(&self, who: &Principal, scope: Scope<'_>, head: SecretHead) -> Shown {
+        let reveal = self.access(who, scope, Action::Reveal);
         Shown {
-            digest: self.digest_for(who, scope, &head),
+            digest: self.digest_for(who, &reveal, &head),
             head,
         }
     }
 
-    /// The digest of `head`'s value if `who` may reveal it (the scope is the listing's:
-    /// for a resolved listing, an org secret is judged as the app sees it).
-    fn digest_for(&self, who: &Principal, scope: Scope<'_>, head: &SecretHead) -> Option<[u8; 32]> {
-        let reveal = self.access(who, scope, Action::Reveal);
+    /// The digest of `head`'s value if `who` may `reveal` it (the access is the
+    /// listing's reveal: for a resolved listing, an org secret is judged as the app sees
+    /// it).
+    fn digest_for(
+        &self,
+        who: &Principal,
+        reveal: &crate::caveats::Access<'_>,
+        head: &SecretHead,
+    ) -> Option<[u8; 32]> {
         self.authority
             .allows(who, &reveal.secret(&head.name))
             .then_some(head.digest)
