@@ -25,4 +25,5 @@ echo "cargo-mutants report: $out/mutants.out"
 cargo mutants --package macvault-caveats --output "$out" --jobs 2 \
     --file caveats/src/caveat.rs --file caveats/src/eval.rs --file caveats/src/implies.rs \
     --file caveats/src/net.rs --file caveats/src/access.rs \
+    --file caveats/src/condition.rs \
     ${test_args[@]+"${test_args[@]}"} "$@"

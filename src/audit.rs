@@ -35,6 +35,14 @@ pub mod action {
     pub const SECRET_DESTROY: &str = "secret.destroy";
     /// A scope's allow-list of names that load code changed.
     pub const SECRET_ALLOW_ENV: &str = "secret.allow_env";
+    /// A third party was registered.
+    pub const THIRD_PARTY_ADD: &str = "third_party.add";
+    /// A third party was removed.
+    pub const THIRD_PARTY_REMOVE: &str = "third_party.remove";
+    /// A third party got a new key pair.
+    pub const THIRD_PARTY_ROTATE: &str = "third_party.rotate_key";
+    /// A third party's older key retired.
+    pub const THIRD_PARTY_RETIRE_KEY: &str = "third_party.retire_key";
     /// A caveat denied a request.
     pub const REQUEST_DENIED: &str = "request.denied";
 }

@@ -409,26 +409,9 @@ fn run_watch_restarts_on_a_change_and_forwards_signals() {
     assert!(read().contains("term two"), "{}", read());
 }
 
-/// python-dotenv 1.2.4 from PyPI, installed once into the target directory.
+/// python-dotenv 1.2.4 from PyPI.
 fn python_dotenv() -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-dotenv-1.2.4");
-    if !dir.join("dotenv").exists() {
-        let ok = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&dir)
-            .arg("python-dotenv==1.2.4")
-            .status()
-            .unwrap();
-        assert!(ok.success(), "pip install python-dotenv");
-    }
-    dir
+    crate::support::python_package("python-dotenv==1.2.4", "dotenv")
 }
 
 fn dotenv_values(file: &Path) -> Value {

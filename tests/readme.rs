@@ -10,10 +10,11 @@ fn root() -> &'static Path {
 }
 
 /// The examples the README shows, each a script the tests run.
-const EXAMPLES: [&str; 3] = [
+const EXAMPLES: [&str; 4] = [
     "examples/tour.sh",
     "examples/lifecycle.sh",
     "examples/secrets.sh",
+    "examples/third-parties.sh",
 ];
 
 #[test]
@@ -131,4 +132,34 @@ fn secrets_walkthrough_runs() {
     for value in ["my-laptop-password", "postgres://web-db/acme"] {
         assert!(!stdout.contains(value), "a value was printed: {stdout}");
     }
+}
+
+#[test]
+fn third_party_walkthrough_runs() {
+    let out = run_example("examples/third-parties.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "third-party walk-through failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // inspect shows the conditions; verify names where the discharge comes from.
+    for want in [
+        "claim repository_id = 892374561",
+        "claim ref = refs/heads/main",
+        "max-validity = 10m",
+        "ticket sealed to key",
+    ] {
+        assert!(stdout.contains(want), "{want} in:\n{stdout}");
+    }
+    assert!(
+        stderr.contains("missing discharge") && stderr.contains("/3p/acme-gha"),
+        "{stderr}"
+    );
+    // After the rotation, show lists both keys: the older one with its live token.
+    assert!(
+        stdout.contains("older only   1") && stdout.contains("new tickets  0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 token(s) need it"), "{stdout}");
 }

@@ -7,7 +7,8 @@ use macvault::caveats::{
     Access, Action, ActionSet, Caveat, IpNet, Resource, ResourceSet, SecretTarget,
 };
 use macvault::token::{
-    Bundle, KeyResolver, Macaroon, RootKey, TokenId, TokenIdentifier, decode_text, verify,
+    Bundle, KeyResolver, Macaroon, PrivateKey, RootKey, Ticket, TokenId, TokenIdentifier,
+    add_third_party, bind_discharges, decode_text, encode_text, verify,
 };
 use proptest::prelude::*;
 
@@ -149,6 +150,44 @@ proptest! {
         let after = decide(&Bundle::single(m).to_text(), &access);
         if before.is_err() {
             prop_assert!(after.is_err(), "widened: {base:?} + {extra:?} for {access:?}");
+        }
+    }
+
+    /// (a') Adding a third-party caveat never turns a denied access into an allowed
+    /// one: without its discharge everything is denied, and with a bound discharge
+    /// carrying any caveats the access is allowed only if it was before.
+    #[test]
+    fn a_third_party_caveat_only_narrows(
+        base in prop::collection::vec(caveat(), 0..4),
+        discharge_caveats in prop::collection::vec(caveat(), 0..3),
+        access in access(),
+    ) {
+        let text = Bundle::single(mint(&base)).to_text();
+        let before = decide(&text, &access);
+        let (private, public) = PrivateKey::generate().unwrap();
+        let with = add_third_party(&text, "https://ci.example", &public, &[]).unwrap();
+        prop_assert!(decide(&with, &access).is_err(), "allowed without its discharge");
+
+        // The discharger's part: open the ticket, mint the discharge under its key.
+        let bytes = decode_text(&with).unwrap();
+        let bundle = Bundle::parse(&bytes).unwrap();
+        let ticket = &bundle.token.caveats().last().unwrap().id;
+        let root = Ticket::decode(ticket).unwrap().open(&private).unwrap();
+        let mut d = Macaroon::mint(root.expose_bytes(), ticket, Some(b"https://ci.example"));
+        // A discharge always bounds its own life (past every access time drawn here).
+        d.add_first_party(Caveat::expires(NOW + 1000).to_string().as_bytes());
+        for c in &discharge_caveats {
+            d.add_first_party(c.as_bytes());
+        }
+        let bound = bind_discharges(&with, &[encode_text(&d.to_v2())]).unwrap();
+        let after = decide(&bound, &access);
+        if before.is_err() {
+            prop_assert!(after.is_err(), "widened: {base:?} + discharge {discharge_caveats:?} for {access:?}");
+        }
+        // The discharge's caveats count: one with only its expiry leaves the decision as
+        // it was.
+        if discharge_caveats.is_empty() {
+            prop_assert_eq!(before.is_ok(), after.is_ok());
         }
     }
 

@@ -194,19 +194,31 @@ pub enum Resource {
     Secrets,
     /// Tokens.
     Tokens,
+    /// Third parties (dischargers) registered in an org. Appended: kinds keep their
+    /// positions, so canonical texts written before stay canonical.
+    ThirdParties,
 }
 
 impl Resource {
     /// Every resource kind, in canonical order.
-    pub const ALL: [Resource; 6] = [
+    pub const ALL: [Resource; 7] = [
         Resource::Apps,
         Resource::Audit,
         Resource::Keys,
         Resource::Orgs,
         Resource::Secrets,
         Resource::Tokens,
+        Resource::ThirdParties,
     ];
-    const NAMES: [&str; 6] = ["apps", "audit", "keys", "orgs", "secrets", "tokens"];
+    const NAMES: [&str; 7] = [
+        "apps",
+        "audit",
+        "keys",
+        "orgs",
+        "secrets",
+        "tokens",
+        "third-parties",
+    ];
 
     /// The resource kind's name (`apps`, `secrets`, …).
     pub const fn name(self) -> &'static str {
@@ -241,7 +253,7 @@ impl ResourceSet {
     /// No resource kind.
     pub const NONE: ResourceSet = ResourceSet(0);
     /// Every resource kind.
-    pub const ALL: ResourceSet = ResourceSet(0b11_1111);
+    pub const ALL: ResourceSet = ResourceSet(0b111_1111);
 
     /// Whether `resource` is in the set.
     pub const fn contains(self, resource: Resource) -> bool {
@@ -344,7 +356,7 @@ mod tests {
     fn resource_sets_are_canonical() {
         assert_eq!(
             ResourceSet::ALL.to_string(),
-            "apps,audit,keys,orgs,secrets,tokens"
+            "apps,audit,keys,orgs,secrets,tokens,third-parties"
         );
         for bad in [
             "",

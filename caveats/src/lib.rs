@@ -25,6 +25,7 @@
 mod access;
 mod action;
 mod caveat;
+mod condition;
 mod error;
 mod eval;
 mod implies;
@@ -38,6 +39,7 @@ pub use caveat::{
     AppActions, Caveat, MAX_ITEMS, MAX_NETWORKS, MAX_TEXT, Name, Networks, SecretPatterns,
     ValidityWindow, is_valid_name, is_valid_secret_name, pattern_matches,
 };
+pub use condition::{Condition, ConditionFailure, Judgement, judge, parse_conditions, parse_span};
 pub use error::{Excerpt, ParseError, Reason, is_invisible};
 pub use eval::{Denial, evaluate};
 pub use net::IpNet;

@@ -2,6 +2,7 @@
 //! client. Answers are built from the domain records (`model/`) by `From` impls here.
 
 mod secrets;
+mod third_parties;
 
 use std::net::IpAddr;
 
@@ -19,6 +20,11 @@ pub use secrets::{
     RevealAnswer, RevealResponse, RollbackRequest, SecretBody, SecretList, SecretsVersionBody,
     SetBody, UnsetBody, VersionBody, WithheldBody, WithheldScope, WriteSecretsRequest,
     WriteSecretsResponse, WrittenBody,
+};
+pub use third_parties::{
+    AddThirdPartyRequest, DependentBody, PublishedKeyBody, PublishedKeySet,
+    RemoveThirdPartyRequest, RequirementBody, RetireKeyRequest, RetireKeyResponse, SUITE,
+    ThirdPartyBody, ThirdPartyKeyBody, ThirdPartyList,
 };
 
 /// `POST /v1/verify`. The token borrows from the request body where it can.
@@ -258,6 +264,12 @@ pub struct MintRequest {
     /// Lifetime in seconds (default 90 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry_secs: Option<u64>,
+    /// A registered third party (of kind ci-oidc) whose discharge the token needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_ci: Option<String>,
+    /// The conditions of its ticket (`claim repository_id = 123`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
 }
 
 /// 201 answer of a mint.
@@ -347,6 +359,9 @@ pub struct TokenDetailBody {
     pub ancestors: Vec<TokenRecordBody>,
     /// The tokens it minted.
     pub children: Vec<TokenRecordBody>,
+    /// The third parties whose discharges it needs, with their conditions.
+    #[serde(default)]
+    pub third_parties: Vec<RequirementBody>,
 }
 
 impl From<&TokenDetail> for TokenDetailBody {
@@ -355,6 +370,7 @@ impl From<&TokenDetail> for TokenDetailBody {
             record: (&d.token).into(),
             ancestors: d.ancestors.iter().map(Into::into).collect(),
             children: d.children.iter().map(Into::into).collect(),
+            third_parties: d.requirements.iter().map(Into::into).collect(),
         }
     }
 }

@@ -4,12 +4,12 @@
 
 use std::net::IpAddr;
 
-use super::{AuthError, Authority, Client, ClientRef, Principal};
+use super::{AuthError, Authority, Classify as _, Client, ClientRef, Principal};
 use crate::audit::action;
 use crate::caveats::{Access, AccessSpec, Action, Denial, Resource};
 use crate::model::{AuditEvent, Outcome};
 use crate::token::{
-    Bundle, FailureClass, TokenIdentifier, Verified, VerifyError, decode_text, verify,
+    Bundle, ChainError, FailureClass, TokenIdentifier, Verified, VerifyError, decode_text, verify,
 };
 
 impl Authority {
@@ -84,17 +84,21 @@ impl Authority {
     ) -> Result<R, AuthError> {
         self.follower.ensure_fresh()?;
         let now = self.clock.now();
+        let refused = AuthError::Unauthenticated;
         let checked = decode_text(text)
-            .map_err(|_| FailureClass::Malformed)
+            .map_err(|_| refused(FailureClass::Malformed))
             .and_then(|bytes| {
-                let bundle = Bundle::parse(&bytes).map_err(|_| FailureClass::Malformed)?;
+                let bundle = Bundle::parse(&bytes).map_err(|_| refused(FailureClass::Malformed))?;
                 let verified = match verify(&bundle, &self.keyring, now) {
                     Ok(v) => v,
-                    Err(VerifyError::UnknownKey) => return Err(self.unknown_key(&bundle)),
-                    Err(e) => return Err(e.class()),
+                    Err(VerifyError::UnknownKey) => return Err(refused(self.unknown_key(&bundle))),
+                    Err(VerifyError::Chain(ChainError::MissingDischarge { location })) => {
+                        return Err(AuthError::MissingDischarge { location });
+                    }
+                    Err(e) => return Err(refused(e.class())),
                 };
                 if self.deny.is_revoked(&verified.token_id(), now) {
-                    return Err(FailureClass::Revoked);
+                    return Err(refused(FailureClass::Revoked));
                 }
                 self.usage
                     .record(verified.token_id(), client.ip, client.user_agent, now);
@@ -104,7 +108,7 @@ impl Authority {
             // The class and the address only: never the token.
             tracing::debug!(class = class.code(), ip = ?client.ip, "token not accepted");
         }
-        checked.map_err(AuthError::Unauthenticated)
+        checked
     }
 
     /// Why a bundle's key is not there: see [`Authority::missing_key`].

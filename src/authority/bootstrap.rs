@@ -218,6 +218,7 @@ impl Authority {
                 creator: None,
                 now,
                 expires,
+                third_party: None,
             },
         )?;
         let record = minted.record.clone();

@@ -30,7 +30,7 @@ pub enum CopyError {
 }
 
 /// What a copy moved: (what, how many).
-pub type CopyCounts = [(&'static str, usize); 6];
+pub type CopyCounts = [(&'static str, usize); 7];
 
 /// Copies everything from `from` into the empty store `to`, in one transaction.
 pub async fn copy_store(from: &Location, to: &Location) -> Result<CopyCounts, CopyError> {

@@ -4,7 +4,7 @@
 use crate::caveats::{Denial, format_span, format_time};
 use crate::model::TokenKind;
 use crate::store::{OpenError, StoreError};
-use crate::token::FailureClass;
+use crate::token::{FailureClass, KeyId};
 
 pub use super::master::MasterKeyError;
 
@@ -94,6 +94,16 @@ pub enum AuthError {
     /// The token does not authenticate; only the class is told.
     #[error("token not accepted: {}", .0.code().replace('_', " "))]
     Unauthenticated(FailureClass),
+    /// A third-party caveat has no discharge in the bundle: where to get one is told
+    /// (the holder can read it in the token anyway).
+    #[error(
+        "token not accepted: missing discharge: the third-party caveat of {location} has no \
+         discharge in the bundle (get one from there and bind it to the token)"
+    )]
+    MissingDischarge {
+        /// The caveat's location, escaped and cut.
+        location: String,
+    },
     /// This node has not caught up with the change feed for too long to trust its
     /// deny-list and keys.
     #[error(
@@ -109,13 +119,16 @@ pub enum AuthError {
 impl Classify for AuthError {
     fn class(&self) -> ErrorClass {
         match self {
-            AuthError::Unauthenticated(_) => ErrorClass::Unauthenticated,
+            AuthError::Unauthenticated(_) | AuthError::MissingDischarge { .. } => {
+                ErrorClass::Unauthenticated
+            }
             AuthError::Stale { .. } => ErrorClass::Unavailable,
         }
     }
     fn code(&self) -> &'static str {
         match self {
             AuthError::Unauthenticated(c) => c.code(),
+            AuthError::MissingDischarge { .. } => FailureClass::MissingDischarge.code(),
             AuthError::Stale { .. } => "stale",
         }
     }
@@ -191,6 +204,9 @@ pub enum MintError {
     /// A caveat denies it, or the minter lacks a right it would grant.
     #[error(transparent)]
     Denied(Denial),
+    /// The third party the token must require is unknown, or a condition is not one.
+    #[error(transparent)]
+    ThirdParty(Box<ThirdPartyError>),
     /// The org or app name is invalid.
     #[error(transparent)]
     InvalidName(NameError),
@@ -277,6 +293,7 @@ impl Classify for MintError {
             MintError::MinterRevoked => ErrorClass::Unauthenticated,
             MintError::Store(e) => e.class(),
             MintError::Crypto(e) => e.class(),
+            MintError::ThirdParty(e) => e.class(),
         }
     }
     fn code(&self) -> &'static str {
@@ -667,4 +684,102 @@ pub enum Error {
     /// See [`StartError`].
     #[error(transparent)]
     Start(#[from] StartError),
+}
+
+/// Why a third-party operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ThirdPartyError {
+    /// A caveat denies it.
+    #[error(transparent)]
+    Denied(Denial),
+    /// A name is not acceptable.
+    #[error(transparent)]
+    InvalidName(NameError),
+    /// A field of the registration (or a condition) is not acceptable.
+    #[error("{what} {why}")]
+    BadField {
+        /// Which field.
+        what: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// No such org.
+    #[error("org not found")]
+    OrgNotFound,
+    /// No such third party.
+    #[error("third party not found")]
+    NotFound,
+    /// The org has a third party of that name.
+    #[error("the org already has a third party of that name")]
+    Exists,
+    /// Live tokens need it.
+    #[error(
+        "{count} live token(s) need this third party ({names}); revoke them first, or remove \
+         it anyway with --force (they can then never be discharged)"
+    )]
+    InUse {
+        /// How many.
+        count: usize,
+        /// The first few names, escaped.
+        names: String,
+    },
+    /// The third party has no key of that id (retired, or another third party's).
+    #[error("the third party has no key with that id (retired, or another third party's)")]
+    UnknownKey,
+    /// The key to retire is the one new tickets are sealed to.
+    #[error("key {0} seals the third party's new tickets: rotate-key first, then retire it")]
+    CurrentKey(KeyId),
+    /// Live tokens hold tickets sealed to the key.
+    #[error(
+        "{count} live token(s) hold tickets sealed to this key ({names}); rotate or revoke \
+         them first, or retire it anyway with --force (they then stop working)"
+    )]
+    KeyInUse {
+        /// How many.
+        count: usize,
+        /// The first few names, escaped.
+        names: String,
+    },
+    /// No randomness.
+    #[error("no randomness from the operating system")]
+    Random,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A key does not unwrap.
+    #[error(transparent)]
+    Crypto(#[from] MasterKeyError),
+}
+
+impl Classify for ThirdPartyError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ThirdPartyError::Denied(_) => ErrorClass::Denied,
+            ThirdPartyError::InvalidName(_) | ThirdPartyError::BadField { .. } => {
+                ErrorClass::BadRequest
+            }
+            ThirdPartyError::OrgNotFound
+            | ThirdPartyError::NotFound
+            | ThirdPartyError::UnknownKey => ErrorClass::NotFound,
+            ThirdPartyError::Exists
+            | ThirdPartyError::InUse { .. }
+            | ThirdPartyError::KeyInUse { .. }
+            | ThirdPartyError::CurrentKey(_) => ErrorClass::Conflict,
+            ThirdPartyError::Random => ErrorClass::Internal,
+            ThirdPartyError::Store(e) => e.class(),
+            ThirdPartyError::Crypto(e) => e.class(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            ThirdPartyError::InUse { .. } | ThirdPartyError::KeyInUse { .. } => "in_use",
+            other => other.class().code(),
+        }
+    }
+    fn denial(&self) -> Option<&Denial> {
+        match self {
+            ThirdPartyError::Denied(d) => Some(d),
+            _ => None,
+        }
+    }
 }

@@ -131,7 +131,8 @@ fn read_step(r: &mut dyn Read, after: u64, reload: bool) -> Result<Step, StoreEr
             Change::KeyRetired { .. }
             | Change::Revoked { .. }
             | Change::SecretsChanged { .. }
-            | Change::SecretKeysChanged { .. } => {}
+            | Change::SecretKeysChanged { .. }
+            | Change::ThirdPartyChanged { .. } => {}
         }
     }
     Ok(Step::Apply { entries, keys })
@@ -226,7 +227,9 @@ impl Authority {
                     expires: *expires,
                 },
             ),
-            Change::SecretsChanged { .. } | Change::SecretKeysChanged { .. } => {}
+            Change::SecretsChanged { .. }
+            | Change::SecretKeysChanged { .. }
+            | Change::ThirdPartyChanged { .. } => {}
             Change::OrgCreated { .. } | Change::KeyAdded { .. } => return,
         }
         // For whoever keeps secrets state or waits (the secrets store's caches, long

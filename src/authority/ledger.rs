@@ -19,6 +19,8 @@ pub struct TokenDetail {
     pub ancestors: Vec<TokenView>,
     /// The tokens it minted (its lineage children).
     pub children: Vec<TokenView>,
+    /// The third parties whose discharges it needs.
+    pub requirements: Vec<crate::model::Requirement>,
 }
 
 impl Authority {
@@ -49,7 +51,7 @@ impl Authority {
         self.require(who, &access).map_err(LedgerError::Denied)?;
         let org = rec.org.clone();
         let id = rec.id;
-        let (entries, up, down) = self
+        let (entries, up, down, requirements) = self
             .store
             .read(move |r| {
                 let entries = r.ledger(&org)?;
@@ -66,7 +68,8 @@ impl Authority {
                         .and_then(|e| e.record.parent);
                 }
                 let down = r.children(&id)?;
-                Ok::<_, StoreError>((entries, up, down))
+                let requirements = super::third_parties::requirements_of(r, &org, &id)?;
+                Ok::<_, StoreError>((entries, up, down, requirements))
             })
             .await?;
         let find = |id: &TokenId| entries.iter().find(|e| e.record.id == *id).cloned();
@@ -75,6 +78,7 @@ impl Authority {
             token: self.view(token),
             ancestors: up.iter().filter_map(find).map(|e| self.view(e)).collect(),
             children: down.iter().filter_map(find).map(|e| self.view(e)).collect(),
+            requirements,
         })
     }
 

@@ -1,10 +1,13 @@
 //! Minting: a preset in an org, by a token that holds every right it grants.
 
-use super::{Authority, MasterKeyError, MintError, NameError, Principal, check_name, presets};
+use super::{
+    Authority, MasterKeyError, MintError, NameError, Principal, ThirdPartyError, check_name,
+    presets,
+};
 use crate::audit::{action, mint_detail};
-use crate::caveats::{Action, Caveat, Denial, Excerpt, MAX_TIME, Resource};
-use crate::model::{AuditEvent, Org, Outcome, TokenKind, TokenRecord};
-use crate::token::{Bundle, Macaroon, RootKey, TokenId, TokenIdentifier, fingerprint};
+use crate::caveats::{Action, Caveat, Condition, Denial, Excerpt, MAX_TIME, Resource};
+use crate::model::{AuditEvent, Org, Outcome, Requirement, ThirdParty, TokenKind, TokenRecord};
+use crate::token::{Bundle, Macaroon, RootKey, Ticket, TokenId, TokenIdentifier, fingerprint};
 
 /// Longest token name, in characters.
 pub(super) const MAX_NAME: usize = 64;
@@ -21,6 +24,9 @@ pub struct MintSpec {
     pub name: Option<String>,
     /// Lifetime in seconds (defaults to [`DEFAULT_EXPIRY`](super::DEFAULT_EXPIRY)).
     pub expiry_secs: Option<u64>,
+    /// A registered third party whose discharge the token needs, with the conditions
+    /// its ticket carries (`--require-ci NAME --condition …`).
+    pub require: Option<(String, Vec<Condition>)>,
 }
 
 impl MintSpec {
@@ -31,6 +37,7 @@ impl MintSpec {
             app: None,
             name: None,
             expiry_secs: None,
+            require: None,
         }
     }
 
@@ -49,6 +56,12 @@ impl MintSpec {
     /// Expiring `secs` seconds from now.
     pub fn expiry_secs(mut self, secs: u64) -> Self {
         self.expiry_secs = Some(secs);
+        self
+    }
+
+    /// Needing a discharge from registered third party `name` under `conditions`.
+    pub fn require(mut self, name: impl Into<String>, conditions: Vec<Condition>) -> Self {
+        self.require = Some((name.into(), conditions));
         self
     }
 }
@@ -85,6 +98,10 @@ pub(super) enum BuildError {
     Random,
     /// The org name does not fit an identifier.
     InvalidOrg(NameError),
+    /// The third party has no key (a corrupt registration).
+    NoThirdPartyKey,
+    /// The ticket could not be sealed (too many conditions, say).
+    Ticket(String),
 }
 
 impl From<BuildError> for MintError {
@@ -92,6 +109,13 @@ impl From<BuildError> for MintError {
         match e {
             BuildError::Random => MintError::Crypto(MasterKeyError::Random),
             BuildError::InvalidOrg(n) => MintError::InvalidName(n),
+            BuildError::NoThirdPartyKey => {
+                MintError::ThirdParty(Box::new(ThirdPartyError::NotFound))
+            }
+            BuildError::Ticket(why) => MintError::ThirdParty(Box::new(ThirdPartyError::BadField {
+                what: "third-party caveat",
+                why,
+            })),
         }
     }
 }
@@ -111,8 +135,9 @@ impl From<BuildError> for super::StartError {
 impl From<BuildError> for super::OrgError {
     fn from(e: BuildError) -> Self {
         match e {
-            BuildError::Random => super::OrgError::Crypto(MasterKeyError::Random),
             BuildError::InvalidOrg(n) => super::OrgError::InvalidName(n),
+            // Org tokens carry no third-party caveat.
+            _ => super::OrgError::Crypto(MasterKeyError::Random),
         }
     }
 }
@@ -170,6 +195,9 @@ pub(super) struct NewToken<'a> {
     pub creator: Option<TokenId>,
     pub now: u64,
     pub expires: u64,
+    /// A third-party caveat to add after the first-party ones: the third party and the
+    /// conditions of its ticket.
+    pub third_party: Option<(&'a ThirdParty, &'a [Condition])>,
 }
 
 impl Authority {
@@ -218,6 +246,16 @@ impl Authority {
         }
         let caveats = presets::caveats(spec.kind, org_name, spec.app.as_deref(), expires)?;
         self.require_implied(who, org_name, &caveats, spec.kind)?;
+        let required = match &spec.require {
+            Some((name, conditions)) => {
+                let tp = self
+                    .third_party_for(org_name, name)
+                    .await
+                    .map_err(|e| MintError::ThirdParty(Box::new(e)))?;
+                Some((tp, conditions.clone()))
+            }
+            None => None,
+        };
         let key = self.minting_key(&org).await?;
         let minted = self.build_token(
             &key,
@@ -231,8 +269,23 @@ impl Authority {
                 creator: Some(who.token_id()),
                 now,
                 expires,
+                third_party: required.as_ref().map(|(tp, c)| (tp, c.as_slice())),
             },
         )?;
+        let requirement = match required {
+            Some((tp, conditions)) => Some(Requirement {
+                org: org_name.to_owned(),
+                key: tp
+                    .current_key()
+                    .ok_or(MintError::ThirdParty(Box::new(ThirdPartyError::UnknownKey)))?
+                    .id,
+                third_party: tp.name,
+                token: minted.record.id,
+                conditions,
+                added: now,
+            }),
+            None => None,
+        };
         let event = AuditEvent::new(
             org_name,
             action::TOKEN_MINT,
@@ -251,6 +304,11 @@ impl Authority {
                 // move to its replacement would miss.
                 if tx.token(&minter)?.is_some_and(|m| m.revoked.is_some()) {
                     return Err(MintError::MinterRevoked);
+                }
+                if let Some(req) = &requirement {
+                    super::third_parties::still_holds(tx, req)
+                        .map_err(|e| MintError::ThirdParty(Box::new(e)))?;
+                    tx.put_requirement(req)?;
                 }
                 tx.put_token(&record)?;
                 tx.append_audit(&event)?;
@@ -328,6 +386,18 @@ impl Authority {
         let texts: Vec<String> = new.caveats.iter().map(ToString::to_string).collect();
         for t in &texts {
             m.add_first_party(t.as_bytes());
+        }
+        if let Some((tp, conditions)) = new.third_party {
+            let public = &tp.current_key().ok_or(BuildError::NoThirdPartyKey)?.public;
+            let caveat_key = RootKey::generate().map_err(|_| BuildError::Random)?;
+            let ticket = Ticket::seal(public, &tp.location, conditions, &caveat_key)
+                .map_err(|e| BuildError::Ticket(e.to_string()))?;
+            m.add_third_party(
+                tp.location.as_bytes(),
+                caveat_key.expose_bytes(),
+                &ticket.encode(),
+            )
+            .map_err(|_| BuildError::Random)?;
         }
         let text = Bundle::single(m).to_text();
         let record = TokenRecord::new(

@@ -29,6 +29,7 @@ mod revoke;
 mod rotate;
 pub(crate) mod sealing;
 pub(crate) mod shared;
+mod third_parties;
 mod usage;
 
 use std::net::IpAddr;
@@ -41,7 +42,7 @@ pub use clock::system_now;
 pub use copy::{CopyCounts, CopyError, copy_store};
 pub use error::{
     AuditError, AuthError, Classify, Error, ErrorClass, IdError, KeyError, LedgerError, MintError,
-    NameError, OrgError, OutsideLineage, RevokeError, RotateError, StartError,
+    NameError, OrgError, OutsideLineage, RevokeError, RotateError, StartError, ThirdPartyError,
 };
 pub use feed::Readiness;
 pub use keys::RetirePreview;
@@ -53,6 +54,10 @@ pub use presets::DEFAULT_EXPIRY;
 pub use principal::Principal;
 pub use revoke::{RevokeOptions, Revoked};
 pub use rotate::Rotated;
+pub use third_parties::{
+    KEYS_PATH, MAX_JWKS, NewThirdParty, PublishedKey, RetiredKey, ThirdPartyDetail,
+    parse_conditions,
+};
 
 use crate::caveats::{Excerpt, is_valid_name};
 /// Where a store lives (a data directory or a PostgreSQL URL).

@@ -84,6 +84,7 @@ impl Authority {
                 creator: first.issuer,
                 now,
                 expires: first.expires,
+                third_party: None,
             },
         )?;
         minted.record = minted.record.as_lineage_root();
@@ -185,6 +186,7 @@ impl Authority {
                 creator: Some(who.token_id()),
                 now,
                 expires,
+                third_party: None,
             },
         )?;
         let record = minted.record.clone().as_lineage_root();

@@ -4,7 +4,9 @@
 
 use super::mint::{NewToken, expiry};
 use super::revoke::{RevokeOptions, revoke_one};
-use super::{Authority, Minted, Principal, RevokeError, RotateError, presets};
+use super::{
+    Authority, MintError, Minted, Principal, RevokeError, RotateError, ThirdPartyError, presets,
+};
 use crate::audit::{action, token_label};
 use crate::caveats::{Action, MAX_TIME, Resource, format_time};
 use crate::model::{AuditEvent, Outcome, TokenKind, TokenRecord};
@@ -97,6 +99,25 @@ impl Authority {
         };
         let caveats = presets::caveats(old.kind, &old.org, old.app.as_deref(), expires)?;
         self.require_implied(who, &old.org, &caveats, old.kind)?;
+        // A token that needs a third party's discharge is replaced by one that needs it
+        // too, under the same conditions (sealed to the third party's current key).
+        let (o, old_id) = (old.org.clone(), old.id);
+        let required = match self
+            .store
+            .read(move |r| super::third_parties::requirements_of(r, &o, &old_id))
+            .await?
+            .into_iter()
+            .next()
+        {
+            Some(req) => {
+                let tp = self
+                    .third_party_for(&old.org, &req.third_party)
+                    .await
+                    .map_err(|e| RotateError::Mint(MintError::ThirdParty(Box::new(e))))?;
+                Some((tp, req))
+            }
+            None => None,
+        };
         let key = self.minting_key(&org).await?;
         let name = rotated_name(&old.name, now);
         let mut minted = self.build_token(
@@ -111,9 +132,24 @@ impl Authority {
                 creator: old.creator,
                 now,
                 expires,
+                third_party: required
+                    .as_ref()
+                    .map(|(tp, req)| (tp, req.conditions.as_slice())),
             },
         )?;
         minted.record.parent = old.parent;
+        let requirement = match required {
+            Some((tp, mut req)) => {
+                req.token = minted.record.id;
+                req.added = now;
+                req.key = tp
+                    .current_key()
+                    .ok_or(MintError::ThirdParty(Box::new(ThirdPartyError::UnknownKey)))?
+                    .id;
+                Some(req)
+            }
+            None => None,
+        };
         let ends = now.saturating_add(overlap_secs);
         let event = AuditEvent::new(
             &old.org,
@@ -135,6 +171,11 @@ impl Authority {
                 let current = tx.token(&old_id)?.ok_or(RotateError::NotFound)?;
                 if current.revoked.is_some() {
                     return Err(RotateError::Revoked);
+                }
+                if let Some(req) = &requirement {
+                    super::third_parties::still_holds(tx, req)
+                        .map_err(|e| RotateError::Mint(MintError::ThirdParty(Box::new(e))))?;
+                    tx.put_requirement(req)?;
                 }
                 tx.put_token(&new)?;
                 let children = tx.children(&old_id)?;

@@ -47,6 +47,10 @@ impl fmt::Display for ApiError {
         };
         let code = clean(&body.error.code);
         match (&body.denial, self.status) {
+            // Where the missing discharge comes from is in the message.
+            (_, StatusCode::UNAUTHORIZED) if code == "missing_discharge" => {
+                write!(f, "not authenticated: {}", clean(&body.error.message))
+            }
             (_, StatusCode::UNAUTHORIZED) => write!(f, "not authenticated ({code})"),
             // Index 0 is the token's own org: the reason says it all.
             (Some(d), _) if d.index == 0 => write!(f, "denied: {}", clean(&d.reason)),
@@ -165,6 +169,12 @@ impl Client {
         timeout: Duration,
     ) -> anyhow::Result<T> {
         let req = self.authed(Method::POST, segments, query)?.timeout(timeout);
+        self.send(req).await
+    }
+
+    /// `GET` without a bearer token (a third party's published key).
+    pub async fn get_anonymous<T: DeserializeOwned>(&self, segments: &[&str]) -> anyhow::Result<T> {
+        let req = self.http.get(self.url(segments, &[]));
         self.send(req).await
     }
 

@@ -19,6 +19,7 @@ mod output;
 mod run;
 mod secrets;
 mod serve;
+mod third_parties;
 mod tokens;
 
 use std::cell::RefCell;
@@ -67,6 +68,9 @@ enum Command {
     Secrets(secrets::SecretsArgs),
     /// Show an org's audit log.
     Audit(audit::AuditArgs),
+    /// Register, list, show, remove the org's third parties (dischargers such as a CI
+    /// job's OIDC identity) and rotate their keys.
+    ThirdParties(third_parties::ThirdPartiesArgs),
     /// Run a command with an app's secrets in its environment: `macvault run --app web -- ./server`.
     /// Exits with the command's status; 125 when macvault fails first, 126 when the
     /// command cannot be executed, 127 when it is not found.
@@ -272,6 +276,7 @@ pub fn main() -> ExitCode {
         Command::Tokens(a) => a.client.json,
         Command::Audit(a) => a.client.json,
         Command::Secrets(a) => a.client.json,
+        Command::ThirdParties(a) => a.client.json,
         _ => false,
     };
     match run(cli) {
@@ -293,6 +298,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tokens(a) => tokens::run(&Ctx::new(a.client), a.command),
         Command::Audit(a) => block_on(audit::run(&Ctx::new(a.client.clone()), a)),
         Command::Secrets(a) => block_on(secrets::run(&Ctx::new(a.client), a.command)),
+        Command::ThirdParties(a) => block_on(third_parties::run(&Ctx::new(a.client), a.command)),
         Command::Run(args) => Ok(run::run(*args)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

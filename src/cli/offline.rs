@@ -9,11 +9,15 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::Ctx;
+use super::client::{Client, parse_url};
 use super::exit::usage;
 use super::input::{parse_duration, parse_resource};
 use super::output::{self, clean, or_dash, span2};
-use crate::caveats::{Action, ActionSet, Caveat, IpNet, Resource, ResourceSet, parse_time};
-use crate::token::{self, Inspection};
+use crate::api::{PublishedKeyBody, PublishedKeySet, ThirdPartyBody};
+use crate::caveats::{
+    Action, ActionSet, Caveat, Condition, IpNet, Resource, ResourceSet, parse_time,
+};
+use crate::token::{self, Inspection, PublicKey};
 
 /// Largest caveats file read.
 const MAX_CAVEATS_FILE: u64 = 256 * 1024;
@@ -38,12 +42,33 @@ pub struct AttenuateArgs {
     /// Only requests from these networks, e.g. 10.0.0.0/8.
     #[arg(long, value_name = "CIDR")]
     ip: Vec<IpNet>,
-    /// Only these resource kinds: apps, audit, keys, orgs, secrets, tokens.
+    /// Only these resource kinds: apps, audit, keys, orgs, secrets, tokens, third-parties.
     #[arg(long, value_name = "KIND", value_parser = parse_resource)]
     resource: Vec<Resource>,
     /// A JSON file holding an array of caveats in their JSON form.
     #[arg(long, value_name = "FILE")]
     caveats: Option<PathBuf>,
+    /// Add a third-party caveat: the token then needs a discharge from this third
+    /// party. A registered third party's NAME (its key is read from the server), or
+    /// its location URL (its key is fetched from the location, or read from
+    /// --third-party-key).
+    #[arg(long, value_name = "NAME|URL")]
+    third_party: Option<String>,
+    /// The third party's public key (`mv3pk_…`, or the JSON its location publishes: one
+    /// key, or the set): then nothing is fetched and the command works offline.
+    #[arg(long, value_name = "FILE", requires = "third_party")]
+    third_party_key: Option<PathBuf>,
+    /// Which key of the location to seal to (from `third-parties show`), when several
+    /// third parties share the location given as --third-party URL.
+    #[arg(long, value_name = "KID", requires = "third_party")]
+    third_party_key_id: Option<String>,
+    /// A condition of the discharge (repeatable, all required): `claim NAME = VALUE`,
+    /// `claim NAME = PREFIX*`, `max-validity = 10m`.
+    #[arg(long = "condition", value_name = "COND", requires = "third_party")]
+    conditions: Vec<String>,
+    /// The org of a registered third party named by NAME (default: the token's).
+    #[arg(long, requires = "third_party")]
+    org: Option<String>,
 }
 
 #[derive(Args)]
@@ -70,12 +95,13 @@ fn expires(seen: &Inspection) -> Option<u64> {
 pub fn attenuate(ctx: &Ctx, args: &AttenuateArgs) -> anyhow::Result<ExitCode> {
     let now = crate::authority::system_now();
     let caveats = attenuation_caveats(args, now)?;
-    if caveats.is_empty() {
+    if caveats.is_empty() && args.third_party.is_none() {
         return Err(usage(
             "no caveats to add: give at least one of --app, --read-only, --expiry, --secret, \
-             --ip, --resource, --caveats",
+             --ip, --resource, --caveats, --third-party",
         ));
     }
+    let conditions = parse_conditions(&args.conditions)?;
     let text = ctx.subject(args.given.as_deref())?;
     let seen = token::inspect(text.expose())?;
     if let Some(t) = expires(&seen).filter(|t| *t <= now) {
@@ -99,7 +125,15 @@ pub fn attenuate(ctx: &Ctx, args: &AttenuateArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let narrower = token::attenuate(text.expose(), &caveats)?;
+    let mut narrower = if caveats.is_empty() {
+        text.expose().to_owned()
+    } else {
+        token::attenuate(text.expose(), &caveats)?
+    };
+    if let Some(party) = &args.third_party {
+        let (location, public) = third_party_key(ctx, args, party)?;
+        narrower = token::add_third_party(&narrower, &location, &public, &conditions)?;
+    }
     if ctx.json() {
         output::json(&serde_json::json!({ "token": narrower }))?;
     } else {
@@ -150,6 +184,179 @@ fn read_caveats_file(path: &Path) -> anyhow::Result<Vec<Caveat<'static>>> {
     }
     serde_json::from_str(&text)
         .map_err(|e| usage(format!("{shown} is not a JSON array of caveats: {e}")))
+}
+
+/// Condition texts from the command line, checked and in canonical form.
+pub fn conditions(texts: &[String]) -> anyhow::Result<Vec<String>> {
+    Ok(parse_conditions(texts)?
+        .iter()
+        .map(ToString::to_string)
+        .collect())
+}
+
+fn parse_conditions(texts: &[String]) -> anyhow::Result<Vec<Condition>> {
+    crate::caveats::parse_conditions(texts).map_err(|e| usage(format!("--condition: {e}")))
+}
+
+/// Largest public-key file read.
+const MAX_KEY_FILE: u64 = 16 * 1024;
+
+/// The location and public key of the third party `party` names: from
+/// --third-party-key (offline), from the keys its location publishes (a URL), or from
+/// the server's registration (a NAME).
+fn third_party_key(
+    ctx: &Ctx,
+    args: &AttenuateArgs,
+    party: &str,
+) -> anyhow::Result<(String, PublicKey)> {
+    let is_url = party.contains("://");
+    let kid = args.third_party_key_id.as_deref();
+    if let Some(path) = &args.third_party_key {
+        let shown = path.display();
+        let file =
+            std::fs::File::open(path).map_err(|e| usage(format!("cannot open {shown}: {e}")))?;
+        let mut text = String::new();
+        file.take(MAX_KEY_FILE)
+            .read_to_string(&mut text)
+            .with_context(|| format!("cannot read {shown}"))?;
+        if !text.trim_start().starts_with('{') {
+            if !is_url {
+                return Err(usage(
+                    "with a bare mv3pk_ key, --third-party is the third party's location URL",
+                ));
+            }
+            let public = PublicKey::from_text(&text).map_err(|e| usage(format!("{shown}: {e}")))?;
+            return Ok((party.to_owned(), public));
+        }
+        let keys = match serde_json::from_str::<PublishedKeySet>(&text) {
+            Ok(set) => set.keys,
+            Err(_) => vec![
+                serde_json::from_str::<PublishedKeyBody>(&text).map_err(|e| {
+                    usage(format!("{shown} is not a published third-party key: {e}"))
+                })?,
+            ],
+        };
+        let key = pick_key(keys, kid, &shown.to_string())?;
+        if is_url && key.location != party {
+            return Err(usage(format!(
+                "{shown} is a key of {}, not of {}",
+                clean(&key.location),
+                clean(party)
+            )));
+        }
+        return published(key);
+    }
+    if is_url {
+        let client = Client::new(parse_url(party)?, None)?;
+        let mut segments = vec![".well-known", "macvault", "3p", "keys"];
+        let keys = match kid {
+            Some(kid) => {
+                segments.push(kid);
+                let one: PublishedKeyBody = super::block_on(client.get_anonymous(&segments))?;
+                vec![one]
+            }
+            None => {
+                let set: PublishedKeySet = super::block_on(client.get_anonymous(&segments))?;
+                set.keys
+            }
+        };
+        let key = pick_key(keys, kid, party)?;
+        if key.location != party {
+            anyhow::bail!(
+                "{} publishes keys of {}: use that location",
+                clean(party),
+                clean(&key.location)
+            );
+        }
+        return published(key);
+    }
+    let org = ctx.org(args.org.clone())?;
+    let body: ThirdPartyBody =
+        super::block_on(
+            ctx.client()?
+                .get(&["v1", "orgs", &org, "third-parties", party]),
+        )?;
+    let (key_id, public_key) = match kid {
+        None => (body.key_id, body.public_key),
+        Some(kid) => {
+            let k = body
+                .keys
+                .into_iter()
+                .find(|k| k.key_id == kid)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "third party {} has no key {}",
+                        clean(party),
+                        clean(kid)
+                    ))
+                })?;
+            if !k.current {
+                eprintln!("{}", older_key_warning(&k.key_id));
+            }
+            (k.key_id, k.public_key)
+        }
+    };
+    let public = PublicKey::from_text(&public_key).context("the published key")?;
+    if public.key_id().to_string() != key_id {
+        anyhow::bail!("the server sent a key whose id is not {}", clean(&key_id));
+    }
+    Ok((body.location, public))
+}
+
+fn older_key_warning(kid: &str) -> String {
+    format!(
+        "warning: key {} is an older key of its third party: tickets sealed to it stop \
+         working when it is retired; new ones belong on the current key",
+        clean(kid)
+    )
+}
+
+/// The key to seal to among those a location publishes: the one `kid` names, else the
+/// only current one.
+fn pick_key(
+    keys: Vec<PublishedKeyBody>,
+    kid: Option<&str>,
+    whence: &str,
+) -> anyhow::Result<PublishedKeyBody> {
+    if let Some(kid) = kid {
+        let key = keys
+            .into_iter()
+            .find(|k| k.key_id == kid)
+            .ok_or_else(|| usage(format!("{} has no key {}", clean(whence), clean(kid))))?;
+        if !key.current {
+            eprintln!("{}", older_key_warning(&key.key_id));
+        }
+        return Ok(key);
+    }
+    let mut current: Vec<PublishedKeyBody> = keys.into_iter().filter(|k| k.current).collect();
+    match current.len() {
+        1 => Ok(current.remove(0)),
+        0 => Err(usage(format!("{} publishes no current key", clean(whence)))),
+        n => {
+            let ids: Vec<String> = current
+                .iter()
+                .map(|k| clean(&k.key_id).into_owned())
+                .collect();
+            Err(usage(format!(
+                "{n} third parties publish keys at {}: choose one with --third-party-key-id \
+                 ({}; `third-parties show NAME` names its key)",
+                clean(whence),
+                ids.join(", ")
+            )))
+        }
+    }
+}
+
+/// The location and key of a published key, its id checked against the key.
+fn published(key: PublishedKeyBody) -> anyhow::Result<(String, PublicKey)> {
+    let public = PublicKey::from_text(&key.public_key).context("the published key")?;
+    if public.key_id().to_string() != key.key_id {
+        anyhow::bail!(
+            "the published key {} does not have the id it is published under",
+            clean(&key.key_id)
+        );
+    }
+    Ok((key.location, public))
 }
 
 pub fn inspect(ctx: &Ctx, args: &InspectArgs) -> anyhow::Result<ExitCode> {
@@ -210,10 +417,27 @@ pub fn render_inspection(seen: &Inspection, now: u64) -> String {
     caveats(&seen.caveats, &mut out);
     for (i, tp) in seen.third_party.iter().enumerate() {
         let at = or_dash(tp.location.as_deref());
+        let state = if tp.discharged {
+            "discharge in the bundle"
+        } else {
+            "needs a discharge"
+        };
         out.push_str(&format!(
-            "third-party caveat {}: discharged at {at}\n",
+            "third-party caveat {} ({state}) from {at}:\n",
             i + 1
         ));
+        match &tp.key_id {
+            Some(key) => {
+                out.push_str(&format!("  ticket sealed to key {key}\n"));
+                if tp.conditions.is_empty() {
+                    out.push_str("  (no conditions)\n");
+                }
+                for c in &tp.conditions {
+                    out.push_str(&format!("  - {}\n", clean(c)));
+                }
+            }
+            None => out.push_str("  (not a macvault ticket: its conditions are not readable)\n"),
+        }
     }
     for (i, d) in seen.discharges.iter().enumerate() {
         let at = or_dash(d.location.as_deref());

@@ -106,6 +106,14 @@ pub struct CreateArgs {
     /// Lifetime, e.g. 90d, 2160h, 1h (default 90 days).
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     expiry: Option<Duration>,
+    /// Make the token useless without a discharge from this registered third party
+    /// (`third-parties add`), e.g. a CI job's OIDC identity.
+    #[arg(long, value_name = "NAME")]
+    require_ci: Option<String>,
+    /// A condition of that discharge (repeatable, all required): `claim NAME = VALUE`,
+    /// `claim NAME = PREFIX*`, `max-validity = 10m`.
+    #[arg(long = "condition", value_name = "COND", requires = "require_ci")]
+    conditions: Vec<String>,
 }
 
 #[derive(Args)]
@@ -192,6 +200,8 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<ExitCode> {
         app: args.app,
         name: args.name,
         expiry_secs: args.expiry.map(|d| d.as_secs()),
+        require_ci: args.require_ci,
+        conditions: offline::conditions(&args.conditions)?,
     };
     let path = ["v1", "orgs", &org, "tokens"];
     let minted: MintResponse = ctx.client()?.call(Method::POST, &path, Some(&req)).await?;
@@ -332,6 +342,15 @@ pub fn render_show(d: &TokenDetailBody, now: u64) -> String {
     out.push_str("caveats (as minted):\n");
     for (i, c) in r.caveats.iter().enumerate() {
         out.push_str(&format!("  {}. {}\n", i + 1, clean(c)));
+    }
+    for req in &d.third_parties {
+        out.push_str(&format!(
+            "needs a discharge from third party {}:\n",
+            clean(&req.third_party)
+        ));
+        for c in &req.conditions {
+            out.push_str(&format!("  - {}\n", clean(c)));
+        }
     }
     let line = |t: &TokenRecordBody| {
         format!(
@@ -485,6 +504,8 @@ async fn verify(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<ExitCode> {
                     .map_or("unauthenticated", |b| b.error.code.as_str());
                 if ctx.json() {
                     super::exit::report(&api.into(), true);
+                } else if code == "missing_discharge" {
+                    eprintln!("{api}");
                 } else {
                     eprintln!("not authenticated: {}", clean(code));
                 }

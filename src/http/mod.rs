@@ -11,6 +11,7 @@ mod health;
 mod keys;
 mod orgs;
 mod secrets;
+mod third_parties;
 mod tokens;
 mod verify;
 
@@ -117,7 +118,25 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
                 .post(secrets::allow_env)
                 .delete(secrets::disallow_env),
         )
-        .fallback(health::not_found)
+        .route(
+            "/v1/orgs/{org}/third-parties",
+            post(third_parties::add)
+                .layer(DefaultBodyLimit::max(third_parties::MAX_ADD_BODY))
+                .get(third_parties::list),
+        )
+        .route(
+            "/v1/orgs/{org}/third-parties/{name}",
+            get(third_parties::show).delete(third_parties::remove),
+        )
+        .route(
+            "/v1/orgs/{org}/third-parties/{name}/rotate-key",
+            post(third_parties::rotate_key),
+        )
+        .route(
+            "/v1/orgs/{org}/third-parties/{name}/keys/{key_id}/retire",
+            post(third_parties::retire_key),
+        )
+        .fallback(third_parties::fallback)
         .method_not_allowed_fallback(health::method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -13,7 +13,7 @@ use crate::api::{
     MintRequest, MintResponse, RevokeRequest, RevokeResponse, RotateRequest, RotateResponse,
     TokenDetailBody, TokenList,
 };
-use crate::authority::{MintSpec, RevokeOptions};
+use crate::authority::{MintSpec, RevokeOptions, parse_conditions};
 use crate::model::TokenKind;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -33,6 +33,18 @@ pub(super) async fn mint(
     spec.app = req.app;
     spec.name = req.name;
     spec.expiry_secs = req.expiry_secs;
+    match req.require_ci {
+        Some(name) => {
+            let conditions = parse_conditions(&req.conditions)?;
+            spec = spec.require(name, conditions);
+        }
+        None if !req.conditions.is_empty() => {
+            return Err(ApiError::bad_request(
+                "conditions belong to a third party: name it with require_ci",
+            ));
+        }
+        None => {}
+    }
     let minted = state.authority.mint(&who, &org, &spec).await?;
     Ok((StatusCode::CREATED, Json(MintResponse::from(&minted))).into_response())
 }

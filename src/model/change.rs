@@ -45,6 +45,13 @@ pub enum Change {
         /// The org.
         org: String,
     },
+    /// A third party of an org was added, changed (a key rotation) or removed.
+    ThirdPartyChanged {
+        /// The org.
+        org: String,
+        /// Its name.
+        name: String,
+    },
 }
 
 /// A change at its position in the feed.

@@ -8,6 +8,7 @@ mod change;
 mod key;
 mod org;
 mod secret;
+mod third_party;
 mod token;
 
 pub use audit::{Actor, AuditEvent, Outcome};
@@ -15,6 +16,9 @@ pub use change::{Change, FeedEntry};
 pub use key::RootKeyVersion;
 pub use org::Org;
 pub use secret::{Sealed, SecretHead, SecretKeys, SecretVersion};
+pub use third_party::{
+    Jwks, Requirement, ThirdParty, ThirdPartyKey, ThirdPartyKind, location_path,
+};
 pub use token::{
     LastUsed, LedgerEntry, Revocation, TokenKind, TokenRecord, TokenStatus, TokenView, UnknownKind,
 };

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::model::{Actor, Outcome, TokenKind};
+use crate::caveats::Condition;
+use crate::model::{Actor, Jwks, Outcome, ThirdPartyKey, ThirdPartyKind, TokenKind};
+use crate::token::PublicKey;
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -636,7 +638,7 @@ async fn nodes_starting_at_once_migrate_once(kind: Kind) {
         .await
         .unwrap();
     let applied: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(applied, [2, 3], "each step applied exactly once");
+    assert_eq!(applied, [2, 3, 4], "each step applied exactly once");
 }
 
 async fn secrets_keep_their_scopes_versions_and_counters(kind: Kind) {
@@ -996,6 +998,247 @@ async fn versions_page_in_order_and_leases_have_one_holder(kind: Kind) {
     assert!(read(s, |r| r.lease("rotation:acme")).await.is_none());
 }
 
+fn third_party(org: &str, name: &str, path: &str, key: u8) -> ThirdParty {
+    let public = PublicKey::from_bytes([key; 32]);
+    let k = ThirdPartyKey {
+        id: public.key_id(),
+        public,
+        wrapped: vec![key; 40],
+        created: 7,
+    };
+    ThirdParty::new(
+        org,
+        name,
+        ThirdPartyKind::CiOidc,
+        format!("https://vault.example{path}"),
+        "https://issuer.example",
+        "macvault",
+        Jwks::Document(r#"{"keys":[{}]}"#.into()),
+        k,
+        7,
+        Some(TokenId([1; 16])),
+    )
+}
+
+/// Schema 4: third parties by name, by location path (several share one) and by key id,
+/// their requirements, removal taking the requirements, the feed entry, and a store copy.
+async fn third_parties_and_requirements(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    write(s, |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.insert_org(&Org::new("beta", 1))?;
+        tx.insert_third_party(&third_party("acme", "gha", "/3p/gha", 1))?;
+        tx.insert_third_party(&third_party("acme", "gitlab", "/3p/gl", 2))?;
+        tx.insert_third_party(&third_party("beta", "gha", "/3p/gha", 3))?;
+        for (t, name) in [(1u8, "gha"), (2, "gha"), (3, "gitlab")] {
+            tx.put_requirement(&Requirement {
+                org: "acme".into(),
+                third_party: name.into(),
+                token: TokenId([t; 16]),
+                key: PublicKey::from_bytes([t; 32]).key_id(),
+                conditions: vec![Condition::parse("claim repository_id = 42").unwrap()],
+                added: 9,
+            })?;
+        }
+        tx.publish(
+            &Change::ThirdPartyChanged {
+                org: "acme".into(),
+                name: "gha".into(),
+            },
+            9,
+        )?;
+        Ok(())
+    })
+    .await;
+    let dup = s
+        .write(|tx| tx.insert_third_party(&third_party("acme", "gha", "/3p/other", 4)))
+        .await
+        .unwrap_err();
+    assert_eq!(dup, StoreError::Conflict("third party"));
+    // A key id is held by one third party only.
+    let taken = s
+        .write(|tx| tx.insert_third_party(&third_party("beta", "x", "/3p/x", 2)))
+        .await
+        .unwrap_err();
+    assert_eq!(taken, StoreError::Conflict("third-party key"));
+    let key_of = |k: u8| PublicKey::from_bytes([k; 32]).key_id();
+    let (listed, at, none, by_key, no_key, reqs, feed) = read(s, move |r| {
+        Ok((
+            r.third_parties("acme")?,
+            r.third_parties_at("/3p/gha")?,
+            r.third_parties_at("/3p/none")?,
+            r.third_party_by_key(key_of(3))?,
+            r.third_party_by_key(key_of(9))?,
+            r.requirements("acme", "gha")?,
+            r.feed_after(0, 10)?,
+        ))
+    })
+    .await;
+    let names: Vec<&str> = listed.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["gha", "gitlab"]);
+    assert_eq!(listed[0], third_party("acme", "gha", "/3p/gha", 1));
+    let sharing: Vec<(&str, &str)> = at
+        .iter()
+        .map(|t| (t.org.as_str(), t.name.as_str()))
+        .collect();
+    assert_eq!(
+        sharing,
+        [("acme", "gha"), ("beta", "gha")],
+        "by org and name"
+    );
+    assert!(none.is_empty());
+    assert_eq!(
+        by_key.map(|t| (t.org, t.name)),
+        Some(("beta".into(), "gha".into()))
+    );
+    assert!(no_key.is_none());
+    let ids: Vec<u8> = reqs.iter().map(|q| q.token.0[0]).collect();
+    assert_eq!(ids, [1, 2]);
+    assert_eq!(
+        reqs[1].key,
+        key_of(2),
+        "the key a ticket is sealed to is kept"
+    );
+    assert_eq!(
+        reqs[0].conditions[0].to_string(),
+        "claim repository_id = 42"
+    );
+    assert!(matches!(&feed[0].change, Change::ThirdPartyChanged { name, .. } if name == "gha"));
+    // A new key: written in place, and found by its id.
+    write(s, |tx| {
+        let mut tp = tx.third_party("acme", "gha")?.unwrap();
+        let extra = third_party("acme", "gha", "/3p/gha", 5).keys.remove(0);
+        tp.keys.push(extra);
+        tx.put_third_party(&tp)
+    })
+    .await;
+    let (keys, found) = read(s, move |r| {
+        Ok((
+            r.third_party("acme", "gha")?.unwrap().keys,
+            r.third_party_by_key(key_of(5))?.map(|t| t.name),
+        ))
+    })
+    .await;
+    assert_eq!(keys.len(), 2);
+    assert_eq!(found.as_deref(), Some("gha"));
+    // A retired key is no longer found; the others still are.
+    write(s, |tx| {
+        let mut tp = tx.third_party("acme", "gha")?.unwrap();
+        tp.keys.remove(0);
+        tx.put_third_party(&tp)
+    })
+    .await;
+    let (old, new) = read(s, move |r| {
+        Ok((
+            r.third_party_by_key(key_of(1))?,
+            r.third_party_by_key(key_of(5))?,
+        ))
+    })
+    .await;
+    assert!(old.is_none());
+    assert!(new.is_some());
+    // Another third party may now hold the retired key's id.
+    write(s, |tx| {
+        tx.insert_third_party(&third_party("beta", "reuse", "/3p/r", 1))
+    })
+    .await;
+    write(s, |tx| tx.delete_third_party("beta", "reuse")).await;
+    // A store copy carries them.
+    let target = fresh(kind).await.unwrap();
+    let dump = std::sync::Arc::new(read(s, Dump::read).await);
+    assert_eq!(dump.third_parties.len(), 3);
+    assert_eq!(dump.requirements.len(), 3);
+    let d = dump.clone();
+    write(&target.store, move |tx| d.write(tx)).await;
+    let copied = read(&target.store, |r| r.requirements("acme", "gitlab")).await;
+    assert_eq!(copied.len(), 1);
+    // Removing one takes its requirements, its place at the location and its keys.
+    write(s, |tx| tx.delete_third_party("acme", "gha")).await;
+    let (gone, reqs, at, key) = read(s, move |r| {
+        Ok((
+            r.third_party("acme", "gha")?,
+            r.requirements("acme", "gha")?,
+            r.third_parties_at("/3p/gha")?,
+            r.third_party_by_key(key_of(5))?,
+        ))
+    })
+    .await;
+    assert!(gone.is_none() && reqs.is_empty() && key.is_none());
+    let left: Vec<&str> = at.iter().map(|t| t.org.as_str()).collect();
+    assert_eq!(left, ["beta"]);
+    write(s, |tx| {
+        tx.insert_third_party(&third_party("acme", "again", "/3p/gha", 5))
+    })
+    .await;
+}
+
+/// A database of schema 2 is brought to 3 by the additive step, keeping its rows.
+async fn schema_2_is_upgraded_to_4(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    write(&f.store, |tx| tx.insert_org(&Org::new("acme", 1))).await;
+    let Fresh {
+        store,
+        location,
+        _dir,
+        _db,
+    } = f;
+    drop(store);
+    // Back to what a schema-2 build left: no schema-3 tables, stamped 2.
+    match &location {
+        Location::Dir(dir) => {
+            let db = ::redb::Database::create(dir.join(DB_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            for t in ["third_parties", "third_party_requirements"] {
+                txn.delete_table(::redb::TableDefinition::<(&str, &str), &[u8]>::new(t))
+                    .ok();
+            }
+            txn.delete_table(::redb::TableDefinition::<(&str, &str, &str), &[u8]>::new(
+                "third_party_locations",
+            ))
+            .ok();
+            txn.delete_table(::redb::TableDefinition::<&[u8], (&str, &str)>::new(
+                "third_party_keys",
+            ))
+            .ok();
+            txn.delete_table(::redb::TableDefinition::<(&str, &str, &str), &[u8]>::new(
+                "allowed_env",
+            ))
+            .ok();
+            txn.commit().unwrap();
+        }
+        Location::Postgres(url) => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client
+                .batch_execute(
+                    "DROP TABLE macvault_third_parties; \
+                     DROP TABLE macvault_third_party_requirements; \
+                     DROP TABLE macvault_third_party_keys; \
+                     DROP TABLE macvault_allowed_env; \
+                     DELETE FROM macvault_migrations WHERE version >= 3;",
+                )
+                .await
+                .unwrap();
+        }
+    }
+    stamp(&location, 2, 2).await;
+    let again = Store::open(&location).await.unwrap();
+    assert!(read(&again, |r| r.org("acme")).await.is_some());
+    write(&again, |tx| {
+        tx.insert_third_party(&third_party("acme", "gha", "/3p/gha", 1))
+    })
+    .await;
+    assert_eq!(read(&again, |r| r.third_parties("acme")).await.len(), 1);
+    write(&again, |tx| {
+        tx.set_allowed_env("acme", Some("web"), "NODE_OPTIONS", true)
+    })
+    .await;
+    assert_eq!(read(&again, |r| r.allowed_env("acme")).await.len(), 1);
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod on_redb {
@@ -1031,4 +1274,6 @@ suite!(
     stored_bytes_count_each_scope_and_shrink_when_values_go,
     allow_lists_of_names_that_load_code_round_trip,
     a_rehearsal_checks_everything_and_keeps_nothing,
+    third_parties_and_requirements,
+    schema_2_is_upgraded_to_4,
 );

@@ -31,15 +31,18 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::model::{
-    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, SecretHead,
-    SecretKeys, SecretVersion, TokenId, TokenRecord,
+    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
+    SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenRecord,
 };
+use crate::token::KeyId;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// The oldest schema a database this build writes may still be used by: binaries that
 /// know at least this version keep working during a rolling upgrade (see SCALING.md).
-pub const SCHEMA_COMPAT: u32 = 2;
+/// Version 4 adds a kind of change-feed entry (third parties), which older nodes cannot
+/// read: they must be upgraded, not run beside version-4 nodes.
+pub const SCHEMA_COMPAT: u32 = 4;
 
 /// Why a store operation failed. Backend-neutral: no driver error appears here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -224,6 +227,21 @@ pub trait Read {
     /// The names that load code an org token allowed deploy tokens to write, in every
     /// scope of `org`: (app, or `None` for the org's own; name), in order.
     fn allowed_env(&mut self, org: &str) -> Result<Vec<(Option<String>, String)>, StoreError>;
+    /// A third party of an org.
+    fn third_party(&mut self, org: &str, name: &str) -> Result<Option<ThirdParty>, StoreError>;
+    /// An org's third parties, by name.
+    fn third_parties(&mut self, org: &str) -> Result<Vec<ThirdParty>, StoreError>;
+    /// The third parties (of every org) whose locations have this path (see
+    /// [`ThirdParty::location_path`]), by org and name: several may share one.
+    fn third_parties_at(&mut self, path: &str) -> Result<Vec<ThirdParty>, StoreError>;
+    /// The third party (of any org) that holds the key pair `id`.
+    fn third_party_by_key(&mut self, id: KeyId) -> Result<Option<ThirdParty>, StoreError>;
+    /// The tokens that need a third party, by token id.
+    fn requirements(
+        &mut self,
+        org: &str,
+        third_party: &str,
+    ) -> Result<Vec<Requirement>, StoreError>;
 }
 
 /// Where a secret version sits in [`Read::secret_versions_after`]'s order.
@@ -326,6 +344,16 @@ pub trait Tx: Read {
         name: &str,
         allowed: bool,
     ) -> Result<(), StoreError>;
+    /// Registers a new third party; `Conflict("third party")` if the org has one of
+    /// that name, `Conflict("third-party key")` if a key id is held by another.
+    fn insert_third_party(&mut self, tp: &ThirdParty) -> Result<(), StoreError>;
+    /// Writes an existing third party (same org, name and location), its key ids
+    /// indexed anew (added and retired keys); `Conflict("third-party key")` as above.
+    fn put_third_party(&mut self, tp: &ThirdParty) -> Result<(), StoreError>;
+    /// Removes a third party and its requirements.
+    fn delete_third_party(&mut self, org: &str, name: &str) -> Result<(), StoreError>;
+    /// Records that a token needs a third party (replacing an earlier record).
+    fn put_requirement(&mut self, req: &Requirement) -> Result<(), StoreError>;
 }
 
 /// How a write transaction ends once its body succeeded.
@@ -565,6 +593,10 @@ pub struct Dump {
     pub secret_counters: Vec<(String, Option<String>, u64)>,
     /// Allow-lists of names that load code: (org, app, name).
     pub allowed_env: Vec<(String, Option<String>, String)>,
+    /// Third parties (private keys stay wrapped).
+    pub third_parties: Vec<ThirdParty>,
+    /// The tokens that need them.
+    pub requirements: Vec<Requirement>,
 }
 
 impl Dump {
@@ -596,6 +628,11 @@ impl Dump {
                         .extend(r.secret_versions(&org.name, app, &head.name)?);
                     dump.secrets.push(head);
                 }
+            }
+            for tp in r.third_parties(&org.name)? {
+                dump.requirements
+                    .extend(r.requirements(&org.name, &tp.name)?);
+                dump.third_parties.push(tp);
             }
             let mut after = 0;
             loop {
@@ -646,11 +683,17 @@ impl Dump {
         for (org, app, name) in &self.allowed_env {
             tx.set_allowed_env(org, app.as_deref(), name, true)?;
         }
+        for tp in &self.third_parties {
+            tx.insert_third_party(tp)?;
+        }
+        for req in &self.requirements {
+            tx.put_requirement(req)?;
+        }
         Ok(())
     }
 
     /// Counts for people: orgs, keys, tokens, revocations, audit events.
-    pub fn counts(&self) -> [(&'static str, usize); 6] {
+    pub fn counts(&self) -> [(&'static str, usize); 7] {
         [
             ("orgs", self.orgs.len()),
             ("root-key versions", self.keys.len()),
@@ -658,6 +701,7 @@ impl Dump {
             ("revocations", self.revocations.len()),
             ("audit events", self.audit.len()),
             ("secret versions", self.secret_versions.len()),
+            ("third parties", self.third_parties.len()),
         ]
     }
 }

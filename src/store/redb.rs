@@ -22,9 +22,10 @@ use super::{
     SCHEMA_VERSION, StoreError, Tx, VersionKey, legacy,
 };
 use crate::model::{
-    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, SecretHead,
-    SecretKeys, SecretVersion, TokenId, TokenKind, TokenRecord,
+    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
+    SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenKind, TokenRecord,
 };
+use crate::token::KeyId;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const ORGS: TableDefinition<&str, &[u8]> = TableDefinition::new("orgs");
@@ -47,6 +48,16 @@ const SECRET_COUNTERS: TableDefinition<(&str, &str), u64> = TableDefinition::new
 const LEASES: TableDefinition<&str, (&str, u64)> = TableDefinition::new("leases");
 /// Schema 3: (org, app or "", name) → nothing: a scope's allow-list of names that load code.
 const ALLOWED_ENV: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("allowed_env");
+/// Third parties (schema 4) by (org, name); (location path, org, name) → nothing (several
+/// may share a location); key id → (org, name); the tokens that need them by (org, name,
+/// token id).
+const THIRD_PARTIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("third_parties");
+const THIRD_PARTY_LOCATIONS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("third_party_locations");
+const THIRD_PARTY_KEYS: TableDefinition<&[u8], (&str, &str)> =
+    TableDefinition::new("third_party_keys");
+const REQUIREMENTS: TableDefinition<(&str, &str, &[u8]), &[u8]> =
+    TableDefinition::new("third_party_requirements");
 /// Sorts after every secret name (names are `[A-Za-z0-9_]`).
 const NAME_END: &str = "~";
 
@@ -149,9 +160,9 @@ impl RedbStore {
                 create_tables(&txn)?;
             }
             // Tables are created again (idempotent): a store of this version may predate
-            // some of them. 2 → 3 only adds a table (the allow-lists of names that load
-            // code), so the same call upgrades it.
-            (Some(v), _) if v == 2 || v == SCHEMA_VERSION => create_tables(&txn)?,
+            // some of them. 2 → 3 → 4 only add tables (allow-lists of names that load code;
+            // third parties), so the same call upgrades them.
+            (Some(v), _) if (2..=SCHEMA_VERSION).contains(&v) => create_tables(&txn)?,
             (Some(v), compat) if v > SCHEMA_VERSION => {
                 let compat = compat.unwrap_or(v);
                 if compat > SCHEMA_VERSION {
@@ -234,7 +245,8 @@ fn u64_value(bytes: &[u8]) -> Result<u64, StoreError> {
     Ok(u64::from_le_bytes(arr))
 }
 
-/// Creates every table of version 2 (idempotent) and stamps the schema.
+/// Creates every table of the current version (idempotent) and stamps the schema.
+/// Versions 2 → 3 → 4 only add tables, so it is this too.
 fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
     meta.insert("schema", SCHEMA_VERSION.to_string().as_bytes())?;
@@ -260,6 +272,10 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(SECRET_COUNTERS)?;
     txn.open_table(LEASES)?;
     txn.open_table(ALLOWED_ENV)?;
+    txn.open_table(THIRD_PARTIES)?;
+    txn.open_table(THIRD_PARTY_LOCATIONS)?;
+    txn.open_table(THIRD_PARTY_KEYS)?;
+    txn.open_table(REQUIREMENTS)?;
     Ok(())
 }
 
@@ -708,6 +724,65 @@ macro_rules! impl_read {
                 }
                 Ok(out)
             }
+
+            fn third_party(
+                &mut self,
+                org: &str,
+                name: &str,
+            ) -> Result<Option<ThirdParty>, StoreError> {
+                let t = self.txn.open_table(THIRD_PARTIES)?;
+                let v = t.get((org, name))?;
+                v.map(|v| ThirdParty::decode(v.value())).transpose()
+            }
+
+            fn third_parties(&mut self, org: &str) -> Result<Vec<ThirdParty>, StoreError> {
+                let t = self.txn.open_table(THIRD_PARTIES)?;
+                let rows = t.range((org, "")..(org, NAME_END))?;
+                decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
+
+            fn third_parties_at(&mut self, path: &str) -> Result<Vec<ThirdParty>, StoreError> {
+                let at: Vec<(String, String)> = {
+                    let t = self.txn.open_table(THIRD_PARTY_LOCATIONS)?;
+                    let rows = t.range((path, "", "")..=(path, NAME_END, NAME_END))?;
+                    rows.map(|r| {
+                        r.map(|(k, _)| {
+                            let (_, org, name) = k.value();
+                            (org.to_owned(), name.to_owned())
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+                };
+                let mut out = Vec::with_capacity(at.len());
+                for (org, name) in at {
+                    out.extend(self.third_party(&org, &name)?);
+                }
+                Ok(out)
+            }
+
+            fn third_party_by_key(&mut self, id: KeyId) -> Result<Option<ThirdParty>, StoreError> {
+                let at = {
+                    let t = self.txn.open_table(THIRD_PARTY_KEYS)?;
+                    t.get(&id.0[..])?.map(|v| {
+                        let (org, name) = v.value();
+                        (org.to_owned(), name.to_owned())
+                    })
+                };
+                match at {
+                    Some((org, name)) => self.third_party(&org, &name),
+                    None => Ok(None),
+                }
+            }
+
+            fn requirements(
+                &mut self,
+                org: &str,
+                third_party: &str,
+            ) -> Result<Vec<Requirement>, StoreError> {
+                let t = self.txn.open_table(REQUIREMENTS)?;
+                let rows = t.range((org, third_party, &[][..])..(org, third_party, &ID_END[..]))?;
+                decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
         }
     };
 }
@@ -937,6 +1012,64 @@ impl Tx for RedbTx<'_> {
         if mine {
             t.remove(name)?;
         }
+        Ok(())
+    }
+
+    fn insert_third_party(&mut self, tp: &ThirdParty) -> Result<(), StoreError> {
+        if self.third_party(&tp.org, &tp.name)?.is_some() {
+            return Err(StoreError::Conflict("third party"));
+        }
+        self.txn.open_table(THIRD_PARTY_LOCATIONS)?.insert(
+            (tp.location_path(), tp.org.as_str(), tp.name.as_str()),
+            &[][..],
+        )?;
+        self.put_third_party(tp)
+    }
+
+    fn put_third_party(&mut self, tp: &ThirdParty) -> Result<(), StoreError> {
+        let before = self.third_party(&tp.org, &tp.name)?;
+        let mut index = self.txn.open_table(THIRD_PARTY_KEYS)?;
+        for old in before.iter().flat_map(|b| &b.keys) {
+            index.remove(&old.id.0[..])?;
+        }
+        for key in &tp.keys {
+            let held = index
+                .insert(&key.id.0[..], (tp.org.as_str(), tp.name.as_str()))?
+                .is_some();
+            if held {
+                return Err(StoreError::Conflict("third-party key"));
+            }
+        }
+        drop(index);
+        self.txn
+            .open_table(THIRD_PARTIES)?
+            .insert((tp.org.as_str(), tp.name.as_str()), tp.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn delete_third_party(&mut self, org: &str, name: &str) -> Result<(), StoreError> {
+        let Some(tp) = self.third_party(org, name)? else {
+            return Ok(());
+        };
+        self.txn
+            .open_table(THIRD_PARTY_LOCATIONS)?
+            .remove((tp.location_path(), org, name))?;
+        let mut index = self.txn.open_table(THIRD_PARTY_KEYS)?;
+        for key in &tp.keys {
+            index.remove(&key.id.0[..])?;
+        }
+        drop(index);
+        self.txn.open_table(THIRD_PARTIES)?.remove((org, name))?;
+        let mut reqs = self.txn.open_table(REQUIREMENTS)?;
+        reqs.retain_in((org, name, &[][..])..(org, name, &ID_END[..]), |_, _| false)?;
+        Ok(())
+    }
+
+    fn put_requirement(&mut self, req: &Requirement) -> Result<(), StoreError> {
+        let key = (req.org.as_str(), req.third_party.as_str(), &req.token.0[..]);
+        self.txn
+            .open_table(REQUIREMENTS)?
+            .insert(key, req.encode()?.as_slice())?;
         Ok(())
     }
 

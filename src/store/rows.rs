@@ -1,4 +1,4 @@
-//! The stored form of each record (schema version 2), apart from the domain types in
+//! The stored form of each record (schema version 2; third parties: version 4), apart from the domain types in
 //! `model/`, so that a change to a domain type cannot silently change what is on disk:
 //! every row type here is frozen once released, and a new layout is a new version with
 //! its conversion (see `legacy.rs` for version 1).
@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::codec;
 use super::{DenyEntry, StoreError};
+use crate::caveats::Condition;
 use crate::model::{
-    AuditEvent, Change, LastUsed, Org, Outcome, Revocation, RootKeyVersion, Sealed, SecretHead,
-    SecretKeys, SecretVersion, TokenId, TokenKind, TokenRecord,
+    AuditEvent, Change, Jwks, LastUsed, Org, Outcome, Requirement, Revocation, RootKeyVersion,
+    Sealed, SecretHead, SecretKeys, SecretVersion, ThirdParty, ThirdPartyKey, ThirdPartyKind,
+    TokenId, TokenKind, TokenRecord,
 };
+use crate::token::{KeyId, PublicKey};
 
 #[derive(Serialize, Deserialize)]
 pub struct OrgRow {
@@ -162,6 +165,60 @@ pub enum ChangeRow {
     SecretKeysChanged {
         org: String,
     },
+    /// Schema 4.
+    ThirdPartyChanged {
+        org: String,
+        name: String,
+    },
+}
+
+/// Schema 4. Append-only.
+#[derive(Serialize, Deserialize)]
+pub enum ThirdPartyKindRow {
+    CiOidc,
+}
+
+/// Schema 4. Append-only.
+#[derive(Serialize, Deserialize)]
+pub enum JwksRow {
+    Document(String),
+    Url(String),
+}
+
+/// Schema 4.
+#[derive(Serialize, Deserialize)]
+pub struct ThirdPartyKeyRow {
+    id: [u8; 8],
+    public: [u8; 32],
+    wrapped: Vec<u8>,
+    created: u64,
+}
+
+/// Schema 4.
+#[derive(Serialize, Deserialize)]
+pub struct ThirdPartyRow {
+    org: String,
+    name: String,
+    kind: ThirdPartyKindRow,
+    location: String,
+    issuer: String,
+    audience: String,
+    jwks: JwksRow,
+    keys: Vec<ThirdPartyKeyRow>,
+    created: u64,
+    created_by: Option<[u8; 16]>,
+}
+
+/// Schema 4: conditions in their canonical text.
+#[derive(Serialize, Deserialize)]
+pub struct RequirementRow {
+    org: String,
+    third_party: String,
+    token: [u8; 16],
+    /// The id of the third-party key its ticket is sealed to.
+    key: [u8; 8],
+    conditions: Vec<String>,
+    added: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -405,6 +462,10 @@ impl From<&Change> for ChangeRow {
                 app: app.clone(),
             },
             Change::SecretKeysChanged { org } => ChangeRow::SecretKeysChanged { org: org.clone() },
+            Change::ThirdPartyChanged { org, name } => ChangeRow::ThirdPartyChanged {
+                org: org.clone(),
+                name: name.clone(),
+            },
         }
     }
 }
@@ -426,6 +487,7 @@ impl From<ChangeRow> for Change {
             },
             ChangeRow::SecretsChanged { org, app } => Change::SecretsChanged { org, app },
             ChangeRow::SecretKeysChanged { org } => Change::SecretKeysChanged { org },
+            ChangeRow::ThirdPartyChanged { org, name } => Change::ThirdPartyChanged { org, name },
         }
     }
 }
@@ -529,6 +591,112 @@ impl Stored for SecretKeys {
     }
 }
 
+impl Stored for ThirdParty {
+    type Row = ThirdPartyRow;
+    const WHAT: &'static str = "third party";
+    fn to_row(&self) -> ThirdPartyRow {
+        ThirdPartyRow {
+            org: self.org.clone(),
+            name: self.name.clone(),
+            kind: match self.kind {
+                ThirdPartyKind::CiOidc => ThirdPartyKindRow::CiOidc,
+            },
+            location: self.location.clone(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            jwks: match &self.jwks {
+                Jwks::Document(d) => JwksRow::Document(d.clone()),
+                Jwks::Url(u) => JwksRow::Url(u.clone()),
+            },
+            keys: self
+                .keys
+                .iter()
+                .map(|k| ThirdPartyKeyRow {
+                    id: k.id.0,
+                    public: *k.public.as_bytes(),
+                    wrapped: k.wrapped.clone(),
+                    created: k.created,
+                })
+                .collect(),
+            created: self.created,
+            created_by: self.created_by.map(|t| t.0),
+        }
+    }
+    fn from_row(r: ThirdPartyRow) -> Result<Self, StoreError> {
+        let keys = r
+            .keys
+            .into_iter()
+            .map(|k| {
+                let public = PublicKey::from_bytes(k.public);
+                if public.key_id() != KeyId(k.id) {
+                    return Err(StoreError::Corrupt("third-party key id".into()));
+                }
+                Ok(ThirdPartyKey {
+                    id: KeyId(k.id),
+                    public,
+                    wrapped: k.wrapped,
+                    created: k.created,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(first) = keys.first().cloned() else {
+            return Err(StoreError::Corrupt("third party without a key".into()));
+        };
+        let kind = match r.kind {
+            ThirdPartyKindRow::CiOidc => ThirdPartyKind::CiOidc,
+        };
+        let jwks = match r.jwks {
+            JwksRow::Document(d) => Jwks::Document(d),
+            JwksRow::Url(u) => Jwks::Url(u),
+        };
+        let mut tp = ThirdParty::new(
+            r.org,
+            r.name,
+            kind,
+            r.location,
+            r.issuer,
+            r.audience,
+            jwks,
+            first,
+            r.created,
+            r.created_by.map(TokenId),
+        );
+        tp.keys = keys;
+        Ok(tp)
+    }
+}
+
+impl Stored for Requirement {
+    type Row = RequirementRow;
+    const WHAT: &'static str = "third-party requirement";
+    fn to_row(&self) -> RequirementRow {
+        RequirementRow {
+            org: self.org.clone(),
+            third_party: self.third_party.clone(),
+            token: self.token.0,
+            key: self.key.0,
+            conditions: self.conditions.iter().map(ToString::to_string).collect(),
+            added: self.added,
+        }
+    }
+    fn from_row(r: RequirementRow) -> Result<Self, StoreError> {
+        let conditions = r
+            .conditions
+            .iter()
+            .map(|c| Condition::parse(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| StoreError::Corrupt("third-party condition".into()))?;
+        Ok(Requirement {
+            org: r.org,
+            third_party: r.third_party,
+            token: TokenId(r.token),
+            key: KeyId(r.key),
+            conditions,
+            added: r.added,
+        })
+    }
+}
+
 impl FeedRow {
     /// The row of `change` published at `time`.
     pub fn new(change: &Change, time: u64) -> Self {
@@ -555,6 +723,7 @@ impl FeedRow {
             ChangeRow::Revoked { .. } => "revoked",
             ChangeRow::SecretsChanged { .. } => "secrets_changed",
             ChangeRow::SecretKeysChanged { .. } => "secret_keys_changed",
+            ChangeRow::ThirdPartyChanged { .. } => "third_party_changed",
         }
     }
 

@@ -88,11 +88,18 @@ pub struct InspectedCaveat {
     pub known: bool,
 }
 
-/// A third-party caveat: only its location is meaningful to the holder.
+/// A third-party caveat: its location and, when its identifier is a macvault ticket,
+/// the ticket's clear part (the conditions the discharger checks).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ThirdParty {
     /// Where to get the discharge (lossy, escaped), if the caveat says.
     pub location: Option<String>,
+    /// The id of the third party's key the ticket is sealed to (macvault tickets).
+    pub key_id: Option<String>,
+    /// The ticket's conditions, in canonical text (macvault tickets).
+    pub conditions: Vec<String>,
+    /// Whether the bundle carries a discharge with this caveat's identifier.
+    pub discharged: bool,
 }
 
 /// A discharge macaroon of the bundle.
@@ -132,8 +139,18 @@ pub fn inspect(text: &str) -> Result<Inspection, InspectError> {
         .caveats()
         .iter()
         .filter(|c| c.is_third_party())
-        .map(|c| ThirdParty {
-            location: c.location.as_deref().map(printable),
+        .map(|c| {
+            let ticket = super::Ticket::decode(&c.id).ok();
+            ThirdParty {
+                location: c.location.as_deref().map(printable),
+                key_id: ticket.as_ref().map(|t| t.key_id().to_string()),
+                conditions: ticket
+                    .iter()
+                    .flat_map(|t| t.conditions())
+                    .map(ToString::to_string)
+                    .collect(),
+                discharged: bundle.discharges.iter().any(|d| d.identifier() == &*c.id),
+            }
         })
         .collect();
     let id = TokenIdentifier::decode(bundle.token.identifier()).ok();

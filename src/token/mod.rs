@@ -8,6 +8,7 @@ mod attenuate;
 mod bundle;
 mod crypto;
 mod ident;
+mod ticket;
 mod verify;
 mod wire;
 
@@ -23,6 +24,11 @@ pub use attenuate::{
 pub use bundle::{Bundle, TEXT_PREFIX, decode_text, encode_text, normalize_text};
 pub use crypto::{KEY_LEN, NONCE_LEN, VID_LEN, derive_key};
 pub use ident::{IdentifierError, TokenId, TokenIdentifier};
+pub use ticket::{
+    AddThirdPartyError, KeyId, MAX_CONDITIONS, MAX_LOCATION, PUBLIC_KEY_PREFIX, PrivateKey,
+    PublicKey, TICKET_VERSION, Ticket, TicketError, add_third_party, bind_discharges,
+    check_location, make_discharge,
+};
 pub use verify::{
     ChainError, FailureClass, KeyResolver, Verified, VerifyError, verify, verify_chain,
 };

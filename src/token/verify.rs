@@ -22,8 +22,11 @@ pub enum ChainError<E> {
     #[error("signature does not verify")]
     BadSignature,
     /// A third-party caveat has no discharge in the bundle.
-    #[error("a third-party caveat has no discharge")]
-    MissingDischarge,
+    #[error("the third-party caveat of {location} has no discharge")]
+    MissingDischarge {
+        /// The caveat's location (escaped and cut): where the discharge comes from.
+        location: String,
+    },
     /// A discharge in the bundle answers no third-party caveat.
     #[error("a discharge answers no third-party caveat")]
     UnusedDischarge,
@@ -92,7 +95,10 @@ where
                     let discharges = self.discharges;
                     let i = (0..discharges.len())
                         .find(|&i| self.used & (1 << i) == 0 && *discharges[i].identifier == *c.id)
-                        .ok_or(ChainError::MissingDischarge)?;
+                        .ok_or_else(|| ChainError::MissingDischarge {
+                            location: Excerpt(c.location.as_deref().unwrap_or(b"(none)"))
+                                .to_string(),
+                        })?;
                     self.used |= 1 << i;
                     self.macaroon(&discharges[i], &caveat_key, true, depth + 1)?;
                     sig = crypto::hash2(&sig, vid, &c.id);
@@ -173,6 +179,13 @@ pub enum VerifyError {
     /// Outside the validity window.
     #[error("token is expired or not yet valid")]
     Expired,
+    /// A discharge without an expiry of its own: it would answer its caveat for ever,
+    /// so it is refused (docs/THIRD_PARTIES.md).
+    #[error("discharge {index} has no expiry of its own")]
+    DischargeWithoutExpiry {
+        /// 1-based, in bundle order.
+        index: usize,
+    },
 }
 
 impl VerifyError {
@@ -181,9 +194,12 @@ impl VerifyError {
         match self {
             VerifyError::Decode(_)
             | VerifyError::Identifier(_)
-            | VerifyError::UnknownCaveat { .. } => FailureClass::Malformed,
+            | VerifyError::UnknownCaveat { .. }
+            | VerifyError::DischargeWithoutExpiry { .. } => FailureClass::Malformed,
             VerifyError::UnknownKey => FailureClass::UnknownKey,
-            VerifyError::Chain(ChainError::MissingDischarge) => FailureClass::MissingDischarge,
+            VerifyError::Chain(ChainError::MissingDischarge { .. }) => {
+                FailureClass::MissingDischarge
+            }
             VerifyError::Chain(ChainError::UnusedDischarge) => FailureClass::Malformed,
             VerifyError::Chain(_) => FailureClass::BadSignature,
             VerifyError::Expired => FailureClass::Expired,
@@ -282,6 +298,10 @@ pub fn verify<'b>(
         .flat_map(|m| m.caveats())
         .filter(|c| !c.is_third_party());
     let mut caveats = Vec::with_capacity(bundle.token.caveats.len());
+    let mut per_macaroon = std::iter::once(&bundle.token)
+        .chain(&bundle.discharges)
+        .map(|m| m.caveats().iter().filter(|c| !c.is_third_party()).count());
+    let own = per_macaroon.next().unwrap_or(0);
     for (i, c) in predicates.enumerate() {
         match Caveat::parse_bytes(&c.id) {
             Ok(c) => caveats.push(c),
@@ -292,6 +312,17 @@ pub fn verify<'b>(
                 });
             }
         }
+    }
+    // Each discharge bounds its own life: its caveats follow the token's, in order.
+    let mut start = own;
+    for (d, n) in per_macaroon.enumerate() {
+        if !caveats[start..start + n]
+            .iter()
+            .any(|c| c.not_after().is_some())
+        {
+            return Err(VerifyError::DischargeWithoutExpiry { index: d + 1 });
+        }
+        start += n;
     }
     let mut expires: Option<u64> = None;
     for c in &caveats {
@@ -345,6 +376,7 @@ mod tests {
         t.add_first_party(b"resource = secrets");
         let mut d = Macaroon::mint(&[2; 32], b"ticket", None);
         d.add_first_party(b"actions = r");
+        d.add_first_party(b"expires < 2030-01-01T00:00:00Z");
         t.bind(&mut d);
         let bundle = Bundle {
             token: t,
@@ -359,7 +391,12 @@ mod tests {
             .collect();
         assert_eq!(
             numbered,
-            ["org = acme", "resource = secrets", "actions = r"]
+            [
+                "org = acme",
+                "resource = secrets",
+                "actions = r",
+                "expires < 2030-01-01T00:00:00Z"
+            ]
         );
         let v = verify(&bundle, &One([3; 32]), 0).unwrap();
         let access = |resource, action| Access {
@@ -379,5 +416,41 @@ mod tests {
             .check(&access(Resource::Secrets, Action::Write))
             .unwrap_err();
         assert_eq!((d.index, numbered[d.index - 1]), (3, "actions = r"));
+    }
+
+    /// A discharge must bound its own life: one without an expiry caveat is refused,
+    /// even when the token it answers expires (a later copy of the token without that
+    /// expiry could reuse it for ever).
+    #[test]
+    fn a_discharge_without_its_own_expiry_is_refused() {
+        let id = TokenIdentifier {
+            org: "acme".into(),
+            key_version: 1,
+            token_id: TokenId([1; 16]),
+        };
+        let bundle_with = |discharge_caveats: &[&[u8]]| {
+            let mut t = Macaroon::mint(&[3; 32], id.encode().unwrap().as_bytes(), None);
+            t.add_first_party(b"expires < 2030-01-01T00:00:00Z");
+            t.add_third_party_with_nonce(b"ci", &[2; 32], b"ticket", &[0; 24]);
+            let mut d = Macaroon::mint(&[2; 32], b"ticket", None);
+            for c in discharge_caveats {
+                d.add_first_party(c);
+            }
+            t.bind(&mut d);
+            Bundle {
+                token: t,
+                discharges: vec![d],
+            }
+        };
+        let bare = bundle_with(&[b"actions = r"]);
+        let e = verify(&bare, &One([3; 32]), 0).unwrap_err();
+        assert!(
+            matches!(e, VerifyError::DischargeWithoutExpiry { index: 1 }),
+            "{e}"
+        );
+        assert_eq!(e.class(), FailureClass::Malformed);
+        let bounded = bundle_with(&[b"actions = r", b"expires < 2029-01-01T00:00:00Z"]);
+        let v = verify(&bounded, &One([3; 32]), 0).unwrap();
+        assert_eq!(v.third_party_caveats(), 1);
     }
 }

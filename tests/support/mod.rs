@@ -600,3 +600,32 @@ pub fn eventually<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> 
 pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A Python package from PyPI (`name==version`), installed once into the target
+/// directory; the directory to put on `PYTHONPATH`. A failed install fails the test:
+/// an interop check that cannot run is not skipped.
+pub fn python_package(spec: &str, module: &str) -> std::path::PathBuf {
+    // Tests run in parallel threads: one pip at a time, so no two write one directory.
+    static PIP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = PIP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(spec.replace("==", "-"));
+    if !dir.join(module).exists() {
+        let ok = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(spec)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "pip install {spec}");
+    }
+    dir
+}

@@ -3,6 +3,7 @@
 mod lifecycle;
 mod purity;
 mod rules;
+mod third_parties;
 pub(crate) mod upgrade;
 
 use std::sync::Arc;

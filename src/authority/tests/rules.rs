@@ -76,6 +76,8 @@ fn with_discharge(text: &str) -> String {
         .add_third_party(b"https://ci.example", &caveat_key, b"ticket")
         .unwrap();
     let mut discharge = Macaroon::mint(&caveat_key, b"ticket", None);
+    // Every discharge bounds its own life.
+    discharge.add_first_party(b"expires < 2090-01-01T00:00:00Z");
     token.bind(&mut discharge);
     Bundle {
         token,

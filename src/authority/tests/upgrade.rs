@@ -142,10 +142,12 @@ async fn a_version_1_data_directory_is_upgraded_whole() {
 }
 
 /// A data directory of schema 2 (lineage, secrets in both scopes with a rotated secrets
-/// key) opens with this build as schema 3: tokens, lineage and secrets intact, and the
-/// new allow-lists of names that load code work (empty at first).
+/// key) opens with this build as schema 4: tokens, lineage and secrets intact, and the
+/// new tables work: allow-lists of names that load code (empty at first), and third
+/// parties, which can be registered and required.
 #[tokio::test]
 async fn a_version_2_data_directory_is_upgraded_whole() {
+    use crate::model::{Jwks, ThirdPartyKind};
     use crate::secrets::{Options, Scope, Secrets};
 
     let (dir, tokens) = fixture_v2();
@@ -206,7 +208,22 @@ async fn a_version_2_data_directory_is_upgraded_whole() {
     assert_eq!(done.descendants, 1);
     assert_eq!(refused(&a, &t("child")).await, FailureClass::Revoked);
 
-    // Reopened, it keeps the list.
+    // The new tables are there: a third party registers and a mint can require it.
+    let jwks = Jwks::Document(r#"{"keys":[{"kty":"RSA","kid":"k1"}]}"#.into());
+    let new = NewThirdParty::new(
+        "gha",
+        ThirdPartyKind::CiOidc,
+        "https://vault.example/3p/gha",
+        "https://token.actions.githubusercontent.com",
+        "macvault",
+        jwks,
+    );
+    a.add_third_party(&org, "acme", &new).await.unwrap();
+    let cond = crate::caveats::Condition::parse("claim repository_id = 42").unwrap();
+    let spec = spec(TokenKind::Deploy, Some("web"), None).require("gha", vec![cond]);
+    a.mint(&org, "acme", &spec).await.unwrap();
+
+    // Reopened, it keeps the allow-list and the third party with its dependent.
     drop(secrets);
     drop(a);
     let again = Authority::open(dir.path()).await.unwrap().authority;
@@ -215,4 +232,6 @@ async fn a_version_2_data_directory_is_upgraded_whole() {
         schema,
         [(Some("web".to_owned()), "NODE_OPTIONS".to_owned())]
     );
+    let detail = again.third_party(&org, "acme", "gha").await.unwrap();
+    assert_eq!(detail.dependents.len(), 1);
 }

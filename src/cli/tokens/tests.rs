@@ -83,6 +83,13 @@ fn tokens_show_with_lineage() {
         record: ledger[1].clone(),
         ancestors: vec![ledger[0].clone()],
         children: vec![ledger[3].clone()],
+        third_parties: vec![crate::api::RequirementBody {
+            third_party: "gha".into(),
+            conditions: vec![
+                "claim repository_id = 42".into(),
+                "max-validity = 10m".into(),
+            ],
+        }],
     };
     insta::assert_snapshot!(render_show(&detail, NOW));
 }

@@ -46,8 +46,9 @@ const SESSION_OPTIONS: &str = "-c lock_timeout=10s -c idle_in_transaction_sessio
      -c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3";
 
 /// The schema, one step per version. Step 2 is the first: PostgreSQL support arrived
-/// with schema version 2. Step 3 adds the allow-lists of names that load code (additive:
-/// schema 2 builds still use the database, `SCHEMA_COMPAT`).
+/// with schema version 2. Step 3 adds the allow-lists of names that load code; step 4
+/// the third parties with the tokens that need them. Released steps are never edited:
+/// a change is a new step.
 const STEPS: &[(u32, &str)] = &[(
     2,
     "CREATE TABLE macvault_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -89,6 +90,18 @@ const STEPS: &[(u32, &str)] = &[(
         3,
         "CREATE TABLE macvault_allowed_env (org TEXT NOT NULL, app TEXT NOT NULL,
          name TEXT NOT NULL, PRIMARY KEY (org, app, name));",
+    ),
+    (
+        4,
+        "CREATE TABLE macvault_third_parties (org TEXT NOT NULL, name TEXT NOT NULL,
+             location_path TEXT NOT NULL, kind TEXT NOT NULL, created BIGINT NOT NULL,
+             row BYTEA NOT NULL, PRIMARY KEY (org, name));
+         CREATE INDEX macvault_third_parties_location ON macvault_third_parties (location_path);
+         CREATE TABLE macvault_third_party_keys (kid BYTEA PRIMARY KEY, org TEXT NOT NULL,
+             name TEXT NOT NULL);
+         CREATE TABLE macvault_third_party_requirements (org TEXT NOT NULL,
+             third_party TEXT NOT NULL, token_id BYTEA NOT NULL, added BIGINT NOT NULL,
+             row BYTEA NOT NULL, PRIMARY KEY (org, third_party, token_id));",
     ),
 ];
 

@@ -10,9 +10,10 @@ use super::super::rows::{FeedRow, Stored};
 use super::super::{Compacted, DenyEntry, FeedHead, Lease, Read, StoreError, Tx, VersionKey};
 use super::{int, pg_err, retryable, uint};
 use crate::model::{
-    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, RootKeyVersion, SecretHead,
-    SecretKeys, SecretVersion, TokenId, TokenRecord,
+    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
+    SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenRecord,
 };
+use crate::token::KeyId;
 
 pub(super) struct PgTx<'r> {
     txn: &'r deadpool_postgres::ClientWrapper,
@@ -74,6 +75,26 @@ impl<'r> PgTx<'r> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<T>, StoreError> {
         Ok(self.rows(sql, params)?.into_iter().next())
+    }
+
+    /// Indexes a third party's key ids anew: those it no longer holds go, and a key
+    /// id another third party holds is a conflict.
+    fn index_third_party_keys(&mut self, tp: &ThirdParty) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM macvault_third_party_keys WHERE org = $1 AND name = $2",
+            &[&tp.org, &tp.name],
+        )?;
+        for key in &tp.keys {
+            let added = self.execute(
+                "INSERT INTO macvault_third_party_keys (kid, org, name) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kid) DO NOTHING",
+                &[&&key.id.0[..], &tp.org, &tp.name],
+            )?;
+            if added == 0 {
+                return Err(StoreError::Conflict("third-party key"));
+            }
+        }
+        Ok(())
     }
 
     fn audit_rows(
@@ -441,6 +462,47 @@ impl Read for PgTx<'_> {
         }
     }
 
+    fn third_party(&mut self, org: &str, name: &str) -> Result<Option<ThirdParty>, StoreError> {
+        self.one(
+            "SELECT row FROM macvault_third_parties WHERE org = $1 AND name = $2",
+            &[&org, &name],
+        )
+    }
+
+    fn third_parties(&mut self, org: &str) -> Result<Vec<ThirdParty>, StoreError> {
+        self.rows(
+            "SELECT row FROM macvault_third_parties WHERE org = $1 ORDER BY name",
+            &[&org],
+        )
+    }
+
+    fn third_parties_at(&mut self, path: &str) -> Result<Vec<ThirdParty>, StoreError> {
+        self.rows(
+            "SELECT row FROM macvault_third_parties WHERE location_path = $1 ORDER BY org, name",
+            &[&path],
+        )
+    }
+
+    fn third_party_by_key(&mut self, id: KeyId) -> Result<Option<ThirdParty>, StoreError> {
+        self.one(
+            "SELECT t.row FROM macvault_third_parties t JOIN macvault_third_party_keys k \
+             ON k.org = t.org AND k.name = t.name WHERE k.kid = $1",
+            &[&&id.0[..]],
+        )
+    }
+
+    fn requirements(
+        &mut self,
+        org: &str,
+        third_party: &str,
+    ) -> Result<Vec<Requirement>, StoreError> {
+        self.rows(
+            "SELECT row FROM macvault_third_party_requirements \
+             WHERE org = $1 AND third_party = $2 ORDER BY token_id",
+            &[&org, &third_party],
+        )
+    }
+
     fn secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
         let rows = self.query(
             "SELECT value FROM macvault_secret_counters WHERE org = $1 AND app = $2",
@@ -721,6 +783,66 @@ impl Tx for PgTx<'_> {
         self.execute(
             "DELETE FROM macvault_leases WHERE name = $1 AND holder = $2",
             &[&name, &holder],
+        )?;
+        Ok(())
+    }
+
+    fn insert_third_party(&mut self, tp: &ThirdParty) -> Result<(), StoreError> {
+        if self.third_party(&tp.org, &tp.name)?.is_some() {
+            return Err(StoreError::Conflict("third party"));
+        }
+        self.execute(
+            "INSERT INTO macvault_third_parties (org, name, location_path, kind, created, row) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &tp.org,
+                &tp.name,
+                &tp.location_path(),
+                &tp.kind.name(),
+                &int(tp.created),
+                &tp.encode()?,
+            ],
+        )?;
+        self.index_third_party_keys(tp)
+    }
+
+    fn put_third_party(&mut self, tp: &ThirdParty) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE macvault_third_parties SET row = $3 WHERE org = $1 AND name = $2",
+            &[&tp.org, &tp.name, &tp.encode()?],
+        )?;
+        self.index_third_party_keys(tp)
+    }
+
+    fn delete_third_party(&mut self, org: &str, name: &str) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM macvault_third_party_keys WHERE org = $1 AND name = $2",
+            &[&org, &name],
+        )?;
+        self.execute(
+            "DELETE FROM macvault_third_party_requirements WHERE org = $1 AND third_party = $2",
+            &[&org, &name],
+        )?;
+        self.execute(
+            "DELETE FROM macvault_third_parties WHERE org = $1 AND name = $2",
+            &[&org, &name],
+        )?;
+        Ok(())
+    }
+
+    fn put_requirement(&mut self, req: &Requirement) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO macvault_third_party_requirements \
+             (org, third_party, token_id, added, row) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (org, third_party, token_id) DO UPDATE SET added = excluded.added, \
+             row = excluded.row",
+            &[
+                &req.org,
+                &req.third_party,
+                &&req.token.0[..],
+                &int(req.added),
+                &req.encode()?,
+            ],
         )?;
         Ok(())
     }

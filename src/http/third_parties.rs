@@ -1,0 +1,166 @@
+//! `/v1/orgs/{org}/third-parties…` (register, list, show, remove, rotate a key, retire
+//! one) and `{location}/.well-known/macvault/3p/keys[/{key id}]`, the public keys anyone
+//! may fetch.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::body::optional_json;
+use super::{ApiError, AppState, Caller};
+use crate::api::{
+    AddThirdPartyRequest, PublishedKeyBody, PublishedKeySet, RemoveThirdPartyRequest,
+    RetireKeyRequest, RetireKeyResponse, ThirdPartyBody, ThirdPartyList,
+};
+use crate::authority::{KEYS_PATH, NewThirdParty};
+use crate::model::{Jwks, ThirdPartyKind};
+use crate::token::KeyId;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Largest registration body: a JWKS document (escaped in JSON) and the rest.
+pub(super) const MAX_ADD_BODY: usize = 4 * crate::authority::MAX_JWKS;
+
+pub(super) async fn add(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(org): Path<String>,
+    json: Result<Json<AddThirdPartyRequest>, JsonRejection>,
+) -> ApiResult<Response> {
+    let req = json?.0;
+    let kind: ThirdPartyKind = req.kind.parse().map_err(ApiError::bad_request)?;
+    let jwks = match (req.jwks, req.jwks_url) {
+        (Some(doc), None) => Jwks::Document(doc),
+        (None, Some(url)) => Jwks::Url(url),
+        _ => {
+            return Err(ApiError::bad_request(
+                "give the issuer's keys as exactly one of jwks (the document) or jwks_url",
+            ));
+        }
+    };
+    let new = NewThirdParty::new(req.name, kind, req.location, req.issuer, req.audience, jwks);
+    let tp = state.authority.add_third_party(&who, &org, &new).await?;
+    Ok((StatusCode::CREATED, Json(ThirdPartyBody::from(&tp))).into_response())
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<ThirdPartyList>> {
+    let tps = state.authority.third_parties(&who, &org).await?;
+    Ok(Json(ThirdPartyList {
+        third_parties: tps.iter().map(Into::into).collect(),
+    }))
+}
+
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((org, name)): Path<(String, String)>,
+) -> ApiResult<Json<ThirdPartyBody>> {
+    let detail = state.authority.third_party(&who, &org, &name).await?;
+    Ok(Json(ThirdPartyBody::from(&detail)))
+}
+
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((org, name)): Path<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<ThirdPartyBody>> {
+    let req: RemoveThirdPartyRequest = optional_json(body)?;
+    let tp = state
+        .authority
+        .remove_third_party(&who, &org, &name, req.force)
+        .await?;
+    Ok(Json(ThirdPartyBody::from(&tp)))
+}
+
+pub(super) async fn rotate_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((org, name)): Path<(String, String)>,
+) -> ApiResult<Json<ThirdPartyBody>> {
+    let tp = state
+        .authority
+        .rotate_third_party_key(&who, &org, &name)
+        .await?;
+    Ok(Json(ThirdPartyBody::from(&tp)))
+}
+
+pub(super) async fn retire_key(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path((org, name, key_id)): Path<(String, String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<RetireKeyResponse>> {
+    let req: RetireKeyRequest = optional_json(body)?;
+    let id = parse_key_id(&key_id)?;
+    let retired = state
+        .authority
+        .retire_third_party_key(&who, &org, &name, id, req.force)
+        .await?;
+    Ok(Json(RetireKeyResponse::from(&retired)))
+}
+
+fn parse_key_id(text: &str) -> ApiResult<KeyId> {
+    text.parse()
+        .map_err(|e: crate::token::TicketError| ApiError::bad_request(e.to_string()))
+}
+
+/// What a path under a location asks for.
+enum Published<'p> {
+    /// `{location}/.well-known/macvault/3p/keys`.
+    Set(&'p str),
+    /// `{location}/.well-known/macvault/3p/keys/{key id}`.
+    One(&'p str, &'p str),
+}
+
+fn published(path: &str) -> Option<Published<'_>> {
+    if let Some(location) = path.strip_suffix(KEYS_PATH) {
+        return Some(Published::Set(location));
+    }
+    let (rest, kid) = path.rsplit_once('/')?;
+    let location = rest.strip_suffix(KEYS_PATH)?;
+    Some(Published::One(location, kid))
+}
+
+/// Every path no route matched: the public keys published under a registered
+/// location ([`KEYS_PATH`], the set, or one by key id), else 404.
+pub(super) async fn fallback(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let Some(asked) = published(uri.path()) else {
+        return Err(super::health::not_found().await);
+    };
+    if method != Method::GET {
+        return Err(super::health::method_not_allowed().await);
+    }
+    match asked {
+        Published::Set(location) => {
+            let keys = state.authority.published_keys(location).await?;
+            if keys.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "no third party is registered at this location",
+                ));
+            }
+            let set = PublishedKeySet {
+                keys: keys.iter().map(PublishedKeyBody::from).collect(),
+            };
+            Ok(Json(set).into_response())
+        }
+        Published::One(location, kid) => {
+            let id = parse_key_id(kid)?;
+            let key = state.authority.published_key(location, id).await?;
+            Ok(Json(PublishedKeyBody::from(&key)).into_response())
+        }
+    }
+}
