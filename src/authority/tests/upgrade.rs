@@ -3,7 +3,9 @@
 //! upgraded in one transaction with its orgs, keys, tokens, lineage, revocations, last
 //! uses and audit intact; and schema version 2's (`tests/fixtures/v2/` by
 //! `scripts/fixtures/v2.sh`), to which version 3 only adds the allow-lists of names
-//! that load code.
+//! that load code; and schema version 3's (`tests/fixtures/v3/` by
+//! `scripts/fixtures/v3.sh`), to which version 4 adds third parties and the record of
+//! used ID tokens.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -20,6 +22,12 @@ pub(crate) fn fixture() -> (tempfile::TempDir, serde_json::Value) {
 /// and its tokens by name.
 fn fixture_v2() -> (tempfile::TempDir, serde_json::Value) {
     fixture_of("v2")
+}
+
+/// A copy of the v3 data directory (`tests/fixtures/v3/`, by `scripts/fixtures/v3.sh`),
+/// and its tokens by name.
+fn fixture_v3() -> (tempfile::TempDir, serde_json::Value) {
+    fixture_of("v3")
 }
 
 /// A copy of `tests/fixtures/{version}/data`, and its tokens by name.
@@ -234,4 +242,74 @@ async fn a_version_2_data_directory_is_upgraded_whole() {
     );
     let detail = again.third_party(&org, "acme", "gha").await.unwrap();
     assert_eq!(detail.dependents.len(), 1);
+}
+
+/// A data directory of schema 3 (an allow-list of names that load code, such a secret
+/// written under it) opens with this build as schema 4: tokens, the allow-list and the
+/// secrets intact, and third parties register, are required at mint and keep their
+/// keys across a reopening.
+#[tokio::test]
+async fn a_version_3_data_directory_is_upgraded_whole() {
+    use crate::model::{Jwks, ThirdPartyKind};
+    use crate::secrets::{Options, Scope, Secrets};
+
+    let (dir, tokens) = fixture_v3();
+    let t = |name: &str| tokens[name].as_str().unwrap().to_owned();
+    let opened = Authority::open(dir.path()).await.unwrap();
+    assert!(opened.operator_token.is_none());
+    let a = opened.authority;
+    let acme = a.read_org("acme").await.unwrap().unwrap();
+    a.set_clock(acme.created + 60);
+    let org = who(&a, &t("acme")).await;
+    who(&a, &t("deploy")).await;
+    who(&a, &t("child")).await;
+    let runtime = who(&a, &t("runtime")).await;
+
+    // The allow-list and the secret written under it are there.
+    let secrets = Secrets::new(a.clone(), Options::default());
+    let web = Scope {
+        org: "acme",
+        app: Some("web"),
+    };
+    let revealed = secrets.reveal(&runtime, web, None).await.unwrap();
+    let values: Vec<(&str, &str)> = revealed.values().collect();
+    assert_eq!(
+        values,
+        [
+            ("DB_URL", "first"),
+            ("NODE_OPTIONS", "--max-old-space-size=512"),
+            ("SHARED", "org-wide")
+        ]
+    );
+    assert_eq!(revealed.allowed_env, ["NODE_OPTIONS".to_owned()]);
+
+    // Third parties: registered, required at mint, rotated.
+    let new = NewThirdParty::new(
+        "gha",
+        ThirdPartyKind::CiOidc,
+        "https://vault.example/3p/gha",
+        "https://token.actions.githubusercontent.com",
+        "macvault",
+        Jwks::Document(r#"{"keys":[{"kty":"RSA","kid":"k1"}]}"#.into()),
+    );
+    a.add_third_party(&org, "acme", &new).await.unwrap();
+    let cond = crate::caveats::Condition::parse("claim repository_id = 42").unwrap();
+    let spec = spec(TokenKind::Deploy, Some("web"), None).require("gha", vec![cond]);
+    a.mint(&org, "acme", &spec).await.unwrap();
+    a.rotate_third_party_key(&org, "acme", "gha").await.unwrap();
+
+    // Reopened, all of it stays.
+    drop(secrets);
+    drop(a);
+    let again = Authority::open(dir.path()).await.unwrap().authority;
+    again.set_clock(acme.created + 60);
+    let detail = again.third_party(&org, "acme", "gha").await.unwrap();
+    assert_eq!(detail.third_party.keys.len(), 2);
+    assert_eq!(detail.dependents.len(), 1);
+    assert_eq!(detail.live_on(detail.third_party.keys[0].id), 1);
+    let listed = again.store().read(|r| r.allowed_env("acme")).await.unwrap();
+    assert_eq!(
+        listed,
+        [(Some("web".to_owned()), "NODE_OPTIONS".to_owned())]
+    );
 }
