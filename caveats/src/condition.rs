@@ -31,13 +31,24 @@ pub enum Condition {
     },
     /// `max-validity = SPAN`: the discharge may be valid for at most this many seconds.
     MaxValidity(u64),
+    /// `max-age = SPAN`: the evidence may have been issued at most this long ago (an ID
+    /// token's `iat`); the discharger checks it, knowing the time.
+    MaxAge(u64),
+    /// `service-validity = SPAN`: a discharged token may be turned into a service token
+    /// (without the third-party caveat) that lives at most this long. Without it, no
+    /// service token.
+    ServiceValidity(u64),
 }
 
 /// What the claims earned: the bounds a discharge for them must respect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Judgement {
     /// The smallest max-validity among the conditions, if any set one.
     pub max_validity: Option<u64>,
+    /// The max-age, if a condition sets one: the caller checks the evidence's age.
+    pub max_age: Option<u64>,
+    /// The service-validity, if a condition sets one.
+    pub service_validity: Option<u64>,
 }
 
 /// Which condition the claims did not meet, and what was found instead.
@@ -154,6 +165,10 @@ impl Condition {
             }
         } else if let Some(rest) = text.strip_prefix("max-validity = ") {
             Self::max_validity(parse_span(rest)?)
+        } else if let Some(rest) = text.strip_prefix("max-age = ") {
+            Ok(Self::MaxAge(parse_span(rest)?))
+        } else if let Some(rest) = text.strip_prefix("service-validity = ") {
+            Ok(Self::ServiceValidity(parse_span(rest)?))
         } else {
             Err(ParseError::near("unknown condition", text))
         }
@@ -195,6 +210,10 @@ impl fmt::Display for Condition {
             Self::ClaimEquals { name, value } => write!(f, "claim {name} = {value}"),
             Self::ClaimPrefix { name, prefix } => write!(f, "claim {name} = {prefix}*"),
             Self::MaxValidity(secs) => write!(f, "max-validity = {}", format_span(*secs)),
+            Self::MaxAge(secs) => write!(f, "max-age = {}", format_span(*secs)),
+            Self::ServiceValidity(secs) => {
+                write!(f, "service-validity = {}", format_span(*secs))
+            }
         }
     }
 }
@@ -226,7 +245,8 @@ impl<'de> Deserialize<'de> for Condition {
 }
 
 /// Parses a third-party caveat's conditions: at most 64, none repeated, at most one
-/// max-validity. No conditions at all is fine: the third party then checks only its own rules.
+/// each of max-validity, max-age and service-validity. No conditions at all is fine: the
+/// third party then checks only its own rules.
 pub fn parse_conditions(texts: &[impl AsRef<str>]) -> Result<Vec<Condition>, ParseError> {
     if texts.len() > MAX_ITEMS {
         return Err(ParseError::new("more than 64 conditions"));
@@ -238,10 +258,21 @@ pub fn parse_conditions(texts: &[impl AsRef<str>]) -> Result<Vec<Condition>, Par
         if conditions.contains(&condition) {
             return Err(ParseError::near("repeated condition", text));
         }
-        let is_max = |c: &Condition| matches!(c, Condition::MaxValidity(_));
-        if is_max(&condition) && conditions.iter().any(is_max) {
+        let kind = |c: &Condition| match c {
+            Condition::MaxValidity(_) => Some("max-validity"),
+            Condition::MaxAge(_) => Some("max-age"),
+            Condition::ServiceValidity(_) => Some("service-validity"),
+            Condition::ClaimEquals { .. } | Condition::ClaimPrefix { .. } => None,
+        };
+        if let Some(k) = kind(&condition)
+            && conditions.iter().any(|c| kind(c) == Some(k))
+        {
             return Err(ParseError::near(
-                "more than one max-validity condition",
+                match k {
+                    "max-validity" => "more than one max-validity condition",
+                    "max-age" => "more than one max-age condition",
+                    _ => "more than one service-validity condition",
+                },
                 text,
             ));
         }
@@ -251,18 +282,30 @@ pub fn parse_conditions(texts: &[impl AsRef<str>]) -> Result<Vec<Condition>, Par
 }
 
 /// Passes only if the claims meet every condition (a missing claim meets none), with the
-/// smallest max-validity among them; otherwise names the first condition not met.
+/// smallest max-validity among them (and the max-age and service-validity, for the
+/// caller to apply); otherwise names the first condition not met.
 pub fn judge(
     conditions: &[Condition],
     claim: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Judgement, ConditionFailure> {
-    let mut max_validity: Option<u64> = None;
+    let mut out = Judgement::default();
+    let least = |slot: &mut Option<u64>, secs: u64| {
+        *slot = Some(slot.map_or(secs, |m| m.min(secs)));
+    };
     for (i, condition) in conditions.iter().enumerate() {
         let (name, wanted, exact) = match condition {
             Condition::ClaimEquals { name, value } => (name, value, true),
             Condition::ClaimPrefix { name, prefix } => (name, prefix, false),
             Condition::MaxValidity(secs) => {
-                max_validity = Some(max_validity.map_or(*secs, |m| m.min(*secs)));
+                least(&mut out.max_validity, *secs);
+                continue;
+            }
+            Condition::MaxAge(secs) => {
+                least(&mut out.max_age, *secs);
+                continue;
+            }
+            Condition::ServiceValidity(secs) => {
+                least(&mut out.service_validity, *secs);
                 continue;
             }
         };
@@ -282,7 +325,7 @@ pub fn judge(
             });
         }
     }
-    Ok(Judgement { max_validity })
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -320,6 +363,10 @@ mod tests {
         "max-validity = 90d",
         "max-validity = 18446744073709551615s",
         "max-validity = 213503982334601d",
+        "max-age = 5m",
+        "max-age = 90s",
+        "service-validity = 30d",
+        "service-validity = 1h",
     ];
 
     fn parse(text: &str) -> Condition {
@@ -579,7 +626,11 @@ mod tests {
         run(texts, &ci()).is_ok()
     }
 
-    const NO_LIMIT: Judgement = Judgement { max_validity: None };
+    const NO_LIMIT: Judgement = Judgement {
+        max_validity: None,
+        max_age: None,
+        service_validity: None,
+    };
 
     #[test]
     fn claim_equals_is_exact() {
@@ -663,6 +714,38 @@ mod tests {
         assert_eq!((e.index, e.condition.as_str()), (2, no));
         assert!(run(&["max-validity = 1h", no], &ci()).is_err());
         assert_eq!(judge(&[], &ci()), Ok(NO_LIMIT));
+    }
+
+    #[test]
+    fn max_age_and_service_validity_are_returned_for_the_caller() {
+        let j = run(
+            &[
+                "max-age = 5m",
+                "service-validity = 7d",
+                "claim ref = refs/*",
+            ],
+            &ci(),
+        )
+        .unwrap();
+        assert_eq!(j.max_age, Some(300));
+        assert_eq!(j.service_validity, Some(7 * 86_400));
+        assert_eq!(j.max_validity, None);
+        assert_eq!(run(&["claim ref = refs/*"], &ci()).unwrap(), NO_LIMIT);
+        for bad in [
+            "max-age = 0s",
+            "max-age = 300s",
+            "service-validity = 24h",
+            "max-age 5m",
+        ] {
+            assert!(Condition::parse(bad).is_err(), "{bad}");
+        }
+        for twice in [
+            ["max-age = 5m", "max-age = 1m"],
+            ["service-validity = 1d", "service-validity = 2d"],
+        ] {
+            assert!(parse_conditions(&twice).is_err(), "{twice:?}");
+        }
+        assert!(parse_conditions(&["max-age = 5m", "max-validity = 5m"]).is_ok());
     }
 
     #[test]
@@ -798,6 +881,8 @@ mod tests {
             (name(), "[xy]{1,3}").prop_map(|(n, v)| Condition::claim_eq(n, &v).unwrap()),
             (name(), "[xy]{1,2}").prop_map(|(n, p)| Condition::claim_prefix(n, &p).unwrap()),
             (1..=5u64).prop_map(|m| Condition::MaxValidity(m * 60)),
+            (1..=5u64).prop_map(|m| Condition::MaxAge(m * 60)),
+            (1..=5u64).prop_map(|m| Condition::ServiceValidity(m * 3_600)),
         ]
     }
 
@@ -833,7 +918,10 @@ mod tests {
             ("[a-z0-9_]{1,64}", value()).prop_map(|(n, v)| Condition::claim_eq(&n, &v).unwrap()),
             ("[a-z0-9_]{1,64}", value())
                 .prop_map(|(n, p)| Condition::claim_prefix(&n, &p).unwrap()),
-            span.prop_map(|s| Condition::max_validity(s).unwrap()),
+            span.clone()
+                .prop_map(|s| Condition::max_validity(s).unwrap()),
+            span.clone().prop_map(Condition::MaxAge),
+            span.prop_map(Condition::ServiceValidity),
         ]
     }
 
@@ -859,6 +947,13 @@ mod tests {
                 let before = before.expect("an extra condition widened the judgement");
                 let infinite = |j: Judgement| j.max_validity.unwrap_or(u64::MAX);
                 prop_assert!(infinite(after) <= infinite(before));
+                let age = |j: Judgement| j.max_age.unwrap_or(u64::MAX);
+                prop_assert!(age(after) <= age(before));
+                // A service-validity is the ticket author's grant: one more condition
+                // can only shorten one already there.
+                if let Some(had) = before.service_validity {
+                    prop_assert!(after.service_validity.is_some_and(|s| s <= had));
+                }
             }
             // All conditions are required: the longer list passes exactly when both parts do.
             prop_assert_eq!(
