@@ -525,7 +525,8 @@ async fn compaction_drops_expired_and_old_entries(kind: Kind) {
         done,
         Compacted {
             revocations: 1,
-            feed: 1
+            feed: 1,
+            id_token_uses: 0,
         }
     );
     let (revs, head) = read(s, |r| Ok((r.revocations()?, r.feed_head()?))).await;
@@ -1173,6 +1174,46 @@ async fn third_parties_and_requirements(kind: Kind) {
     .await;
 }
 
+/// Schema 4: an ID token's use is recorded once; the same tickets again are a retry,
+/// other tickets are refused; records go once past their `until`, and a copy keeps them.
+async fn an_id_token_discharges_one_ticket_set(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    let used = |jti: &str, tickets: u8, until: u64| IdTokenUse {
+        issuer: "https://token.actions.githubusercontent.com".into(),
+        jti: jti.into(),
+        tickets: [tickets; 32],
+        until,
+    };
+    let record = |u: IdTokenUse| async move {
+        s.write(move |tx| tx.record_id_token(&u)).await.unwrap().value
+    };
+    assert_eq!(record(used("a", 1, 100)).await, Recorded::New);
+    assert_eq!(record(used("a", 1, 100)).await, Recorded::Again);
+    assert_eq!(record(used("a", 2, 100)).await, Recorded::Other);
+    assert_eq!(record(used("b", 2, 200)).await, Recorded::New);
+    // Another issuer's jti is another ID token.
+    let mut other = used("a", 2, 100);
+    other.issuer = "https://gitlab.com".into();
+    assert_eq!(record(other).await, Recorded::New);
+    // A refused use changed nothing.
+    let all = read(s, |r| r.id_token_uses()).await;
+    assert_eq!(all.len(), 3);
+    assert!(all.contains(&used("a", 1, 100)));
+    // A copy keeps them.
+    let target = fresh(kind).await.unwrap();
+    let dump = std::sync::Arc::new(read(s, Dump::read).await);
+    let d = dump.clone();
+    write(&target.store, move |tx| d.write(tx)).await;
+    assert_eq!(read(&target.store, |r| r.id_token_uses()).await.len(), 3);
+    // Pruned once past `until`: then the jti could be recorded again (its ID token has
+    // long expired, so no discharge would be made).
+    let done = s.write(|tx| tx.compact(150, 0)).await.unwrap().value;
+    assert_eq!(done.id_token_uses, 2);
+    let left = read(s, |r| r.id_token_uses()).await;
+    assert_eq!(left, [used("b", 2, 200)]);
+}
+
 /// A database of schema 2 is brought to 3 by the additive step, keeping its rows.
 async fn schema_2_is_upgraded_to_4(kind: Kind) {
     let Some(f) = fresh(kind).await else { return };
@@ -1189,7 +1230,7 @@ async fn schema_2_is_upgraded_to_4(kind: Kind) {
         Location::Dir(dir) => {
             let db = ::redb::Database::create(dir.join(DB_FILE)).unwrap();
             let txn = db.begin_write().unwrap();
-            for t in ["third_parties", "third_party_requirements"] {
+            for t in ["third_parties", "third_party_requirements", "id_token_uses"] {
                 txn.delete_table(::redb::TableDefinition::<(&str, &str), &[u8]>::new(t))
                     .ok();
             }
@@ -1217,6 +1258,7 @@ async fn schema_2_is_upgraded_to_4(kind: Kind) {
                     "DROP TABLE macvault_third_parties; \
                      DROP TABLE macvault_third_party_requirements; \
                      DROP TABLE macvault_third_party_keys; \
+                     DROP TABLE macvault_id_token_uses; \
                      DROP TABLE macvault_allowed_env; \
                      DELETE FROM macvault_migrations WHERE version >= 3;",
                 )
@@ -1275,5 +1317,6 @@ suite!(
     allow_lists_of_names_that_load_code_round_trip,
     a_rehearsal_checks_everything_and_keeps_nothing,
     third_parties_and_requirements,
+    an_id_token_discharges_one_ticket_set,
     schema_2_is_upgraded_to_4,
 );

@@ -110,6 +110,31 @@ pub struct DenyEntry {
     pub expires: u64,
 }
 
+/// That an ID token (by issuer and `jti`) discharged a ticket set: each ID token
+/// discharges one set, once (docs/THIRD_PARTIES.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdTokenUse {
+    /// The token's `iss`.
+    pub issuer: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// SHA-256 over the tickets it discharged, in order.
+    pub tickets: [u8; 32],
+    /// Kept until then (the token's `exp` plus leeway), unix seconds.
+    pub until: u64,
+}
+
+/// What recording an ID token's use found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// First use: recorded.
+    New,
+    /// Used before for the same tickets: nothing written (a retry).
+    Again,
+    /// Used before for other tickets: nothing written, refuse.
+    Other,
+}
+
 /// Where the change feed stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FeedHead {
@@ -127,6 +152,8 @@ pub struct Compacted {
     pub revocations: usize,
     /// Feed entries.
     pub feed: usize,
+    /// Records of used ID tokens past their `until`.
+    pub id_token_uses: usize,
 }
 
 /// Read access inside a transaction.
@@ -242,6 +269,8 @@ pub trait Read {
         org: &str,
         third_party: &str,
     ) -> Result<Vec<Requirement>, StoreError>;
+    /// Every record of a used ID token (for a store copy), by issuer and `jti`.
+    fn id_token_uses(&mut self) -> Result<Vec<IdTokenUse>, StoreError>;
 }
 
 /// Where a secret version sits in [`Read::secret_versions_after`]'s order.
@@ -354,6 +383,9 @@ pub trait Tx: Read {
     fn delete_third_party(&mut self, org: &str, name: &str) -> Result<(), StoreError>;
     /// Records that a token needs a third party (replacing an earlier record).
     fn put_requirement(&mut self, req: &Requirement) -> Result<(), StoreError>;
+    /// Records an ID token's use unless one of the same issuer and `jti` is there (not
+    /// yet pruned): then says whether it was for the same tickets.
+    fn record_id_token(&mut self, used: &IdTokenUse) -> Result<Recorded, StoreError>;
 }
 
 /// How a write transaction ends once its body succeeded.
@@ -597,6 +629,8 @@ pub struct Dump {
     pub third_parties: Vec<ThirdParty>,
     /// The tokens that need them.
     pub requirements: Vec<Requirement>,
+    /// ID tokens used for discharges (so none is used again on the copy).
+    pub id_token_uses: Vec<IdTokenUse>,
 }
 
 impl Dump {
@@ -607,6 +641,7 @@ impl Dump {
             orgs: r.orgs()?,
             keys: r.all_keys()?,
             revocations: r.revocations()?,
+            id_token_uses: r.id_token_uses()?,
             ..Dump::default()
         };
         for org in &dump.orgs {
@@ -688,6 +723,9 @@ impl Dump {
         }
         for req in &self.requirements {
             tx.put_requirement(req)?;
+        }
+        for used in &self.id_token_uses {
+            tx.record_id_token(used)?;
         }
         Ok(())
     }

@@ -18,8 +18,8 @@ use tokio::sync::Notify;
 
 use super::rows::{FeedRow, Stored};
 use super::{
-    Committed, Compacted, DenyEntry, Ending, FeedHead, Lease, OpenError, Read, SCHEMA_COMPAT,
-    SCHEMA_VERSION, StoreError, Tx, VersionKey, legacy,
+    Committed, Compacted, DenyEntry, Ending, FeedHead, IdTokenUse, Lease, OpenError, Read,
+    Recorded, SCHEMA_COMPAT, SCHEMA_VERSION, StoreError, Tx, VersionKey, legacy,
 };
 use crate::model::{
     AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
@@ -58,6 +58,8 @@ const THIRD_PARTY_KEYS: TableDefinition<&[u8], (&str, &str)> =
     TableDefinition::new("third_party_keys");
 const REQUIREMENTS: TableDefinition<(&str, &str, &[u8]), &[u8]> =
     TableDefinition::new("third_party_requirements");
+/// Schema 4: (issuer, jti) → the ID token's use for discharges.
+const ID_TOKEN_USES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("id_token_uses");
 /// Sorts after every secret name (names are `[A-Za-z0-9_]`).
 const NAME_END: &str = "~";
 
@@ -275,6 +277,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(THIRD_PARTIES)?;
     txn.open_table(THIRD_PARTY_LOCATIONS)?;
     txn.open_table(THIRD_PARTY_KEYS)?;
+    txn.open_table(ID_TOKEN_USES)?;
     txn.open_table(REQUIREMENTS)?;
     Ok(())
 }
@@ -783,6 +786,11 @@ macro_rules! impl_read {
                 let rows = t.range((org, third_party, &[][..])..(org, third_party, &ID_END[..]))?;
                 decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
             }
+
+            fn id_token_uses(&mut self) -> Result<Vec<IdTokenUse>, StoreError> {
+                let t = self.txn.open_table(ID_TOKEN_USES)?;
+                decode_all(t.iter()?.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
         }
     };
 }
@@ -1065,6 +1073,20 @@ impl Tx for RedbTx<'_> {
         Ok(())
     }
 
+    fn record_id_token(&mut self, used: &IdTokenUse) -> Result<Recorded, StoreError> {
+        let mut t = self.txn.open_table(ID_TOKEN_USES)?;
+        let key = (used.issuer.as_str(), used.jti.as_str());
+        let before = t.get(key)?.map(|v| IdTokenUse::decode(v.value())).transpose()?;
+        Ok(match before {
+            Some(b) if b.tickets == used.tickets => Recorded::Again,
+            Some(_) => Recorded::Other,
+            None => {
+                t.insert(key, used.encode()?.as_slice())?;
+                Recorded::New
+            }
+        })
+    }
+
     fn put_requirement(&mut self, req: &Requirement) -> Result<(), StoreError> {
         let key = (req.org.as_str(), req.third_party.as_str(), &req.token.0[..]);
         self.txn
@@ -1113,6 +1135,21 @@ impl Tx for RedbTx<'_> {
             }
         }
         self.set_counter("feed_horizon", horizon)?;
+        {
+            let mut t = self.txn.open_table(ID_TOKEN_USES)?;
+            let mut gone: Vec<(String, String)> = Vec::new();
+            for row in t.iter()? {
+                let (_, v) = row?;
+                let used = IdTokenUse::decode(v.value())?;
+                if used.until <= now {
+                    gone.push((used.issuer, used.jti));
+                }
+            }
+            for (issuer, jti) in &gone {
+                t.remove((issuer.as_str(), jti.as_str()))?;
+            }
+            done.id_token_uses = gone.len();
+        }
         Ok(done)
     }
 }

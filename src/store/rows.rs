@@ -209,6 +209,36 @@ pub struct ThirdPartyRow {
     created_by: Option<[u8; 16]>,
 }
 
+/// Schema 4: an ID token used for discharges.
+#[derive(Serialize, Deserialize)]
+pub struct IdTokenUseRow {
+    issuer: String,
+    jti: String,
+    tickets: [u8; 32],
+    until: u64,
+}
+
+impl Stored for super::IdTokenUse {
+    type Row = IdTokenUseRow;
+    const WHAT: &'static str = "ID token use";
+    fn to_row(&self) -> IdTokenUseRow {
+        IdTokenUseRow {
+            issuer: self.issuer.clone(),
+            jti: self.jti.clone(),
+            tickets: self.tickets,
+            until: self.until,
+        }
+    }
+    fn from_row(r: IdTokenUseRow) -> Result<Self, StoreError> {
+        Ok(super::IdTokenUse {
+            issuer: r.issuer,
+            jti: r.jti,
+            tickets: r.tickets,
+            until: r.until,
+        })
+    }
+}
+
 /// Schema 4: conditions in their canonical text.
 #[derive(Serialize, Deserialize)]
 pub struct RequirementRow {

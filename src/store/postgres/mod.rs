@@ -99,6 +99,8 @@ const STEPS: &[(u32, &str)] = &[(
          CREATE INDEX macvault_third_parties_location ON macvault_third_parties (location_path);
          CREATE TABLE macvault_third_party_keys (kid BYTEA PRIMARY KEY, org TEXT NOT NULL,
              name TEXT NOT NULL);
+         CREATE TABLE macvault_id_token_uses (issuer TEXT NOT NULL, jti TEXT NOT NULL,
+             until BIGINT NOT NULL, row BYTEA NOT NULL, PRIMARY KEY (issuer, jti));
          CREATE TABLE macvault_third_party_requirements (org TEXT NOT NULL,
              third_party TEXT NOT NULL, token_id BYTEA NOT NULL, added BIGINT NOT NULL,
              row BYTEA NOT NULL, PRIMARY KEY (org, third_party, token_id));",

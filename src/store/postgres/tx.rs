@@ -7,7 +7,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::super::rows::{FeedRow, Stored};
-use super::super::{Compacted, DenyEntry, FeedHead, Lease, Read, StoreError, Tx, VersionKey};
+use super::super::{
+    Compacted, DenyEntry, FeedHead, IdTokenUse, Lease, Read, Recorded, StoreError, Tx, VersionKey,
+};
 use super::{int, pg_err, retryable, uint};
 use crate::model::{
     AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
@@ -503,6 +505,13 @@ impl Read for PgTx<'_> {
         )
     }
 
+    fn id_token_uses(&mut self) -> Result<Vec<IdTokenUse>, StoreError> {
+        self.rows(
+            "SELECT row FROM macvault_id_token_uses ORDER BY issuer, jti",
+            &[],
+        )
+    }
+
     fn secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
         let rows = self.query(
             "SELECT value FROM macvault_secret_counters WHERE org = $1 AND app = $2",
@@ -830,6 +839,28 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
+    fn record_id_token(&mut self, used: &IdTokenUse) -> Result<Recorded, StoreError> {
+        // Insert-if-absent: of two concurrent first uses, one inserts and the other
+        // waits for it and then finds its row (or retries on a serialization failure).
+        let added = self.execute(
+            "INSERT INTO macvault_id_token_uses (issuer, jti, until, row) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (issuer, jti) DO NOTHING",
+            &[&used.issuer, &used.jti, &int(used.until), &used.encode()?],
+        )?;
+        if added == 1 {
+            return Ok(Recorded::New);
+        }
+        let before: Option<IdTokenUse> = self.one(
+            "SELECT row FROM macvault_id_token_uses WHERE issuer = $1 AND jti = $2",
+            &[&used.issuer, &used.jti],
+        )?;
+        match before {
+            Some(b) if b.tickets == used.tickets => Ok(Recorded::Again),
+            Some(_) => Ok(Recorded::Other),
+            None => Err(StoreError::Corrupt("an ID token use vanished".into())),
+        }
+    }
+
     fn put_requirement(&mut self, req: &Requirement) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO macvault_third_party_requirements \
@@ -889,9 +920,14 @@ impl Tx for PgTx<'_> {
                 )?;
             }
         }
+        let uses = self.execute(
+            "DELETE FROM macvault_id_token_uses WHERE until <= $1",
+            &[&now],
+        )?;
         Ok(Compacted {
             revocations: usize::try_from(revocations).unwrap_or(usize::MAX),
             feed: usize::try_from(feed).unwrap_or(usize::MAX),
+            id_token_uses: usize::try_from(uses).unwrap_or(usize::MAX),
         })
     }
 }
