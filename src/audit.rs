@@ -43,6 +43,8 @@ pub mod action {
     pub const THIRD_PARTY_ROTATE: &str = "third_party.rotate_key";
     /// A third party's older key retired.
     pub const THIRD_PARTY_RETIRE_KEY: &str = "third_party.retire_key";
+    /// The built-in discharger discharged a ticket (or refused to).
+    pub const THIRD_PARTY_DISCHARGE: &str = "third_party.discharge";
     /// A caveat denied a request.
     pub const REQUEST_DENIED: &str = "request.denied";
 }

@@ -11,6 +11,7 @@
 //!   `authenticate`, the only way to a `Principal`.
 //! - `secrets`: the secrets store (versions, envelope encryption, reveal).
 //! - `audit`: audit event names and labels.
+//! - `discharge`: the built-in CI discharger (OIDC ID tokens, JWKS, one use per token).
 //! - `api`: the HTTP request and answer bodies; `http`: the server; `cli`: the command
 //!   line (and `macvault run`).
 //!
@@ -27,6 +28,8 @@ pub mod audit;
 pub mod authority;
 #[cfg(feature = "server")]
 pub mod cli;
+#[cfg(feature = "server")]
+pub mod discharge;
 #[cfg(feature = "server")]
 pub mod http;
 pub mod model;

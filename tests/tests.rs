@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod authz;
+mod ci;
 mod cli;
 mod cli_offline;
 mod common;

@@ -22,9 +22,9 @@ pub use secrets::{
     WriteSecretsResponse, WrittenBody,
 };
 pub use third_parties::{
-    AddThirdPartyRequest, DependentBody, PublishedKeyBody, PublishedKeySet,
-    RemoveThirdPartyRequest, RequirementBody, RetireKeyRequest, RetireKeyResponse, SUITE,
-    ThirdPartyBody, ThirdPartyKeyBody, ThirdPartyList,
+    AddThirdPartyRequest, DependentBody, DischargeRequest, DischargeResponse, PublishedKeyBody,
+    PublishedKeySet, RemoveThirdPartyRequest, RequirementBody, RetireKeyRequest, RetireKeyResponse,
+    SUITE, ThirdPartyBody, ThirdPartyKeyBody, ThirdPartyList,
 };
 
 /// `POST /v1/verify`. The token borrows from the request body where it can.
@@ -270,6 +270,15 @@ pub struct MintRequest {
     /// The conditions of its ticket (`claim repository_id = 123`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<String>,
+}
+
+/// `POST /v1/tokens/service`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRequest {
+    /// Its ledger name (default: the permission token's, with `-service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// 201 answer of a mint.

@@ -145,6 +145,8 @@ pub struct PublishedKeyBody {
     pub current: bool,
     /// When it was made.
     pub created: String,
+    /// The audience the third party's ID tokens must name.
+    pub audience: String,
     /// The HPKE KEM, KDF and AEAD.
     pub suite: Vec<String>,
 }
@@ -236,6 +238,7 @@ impl From<&PublishedKey> for PublishedKeyBody {
             public_key: k.public.to_text(),
             current: k.current,
             created: format_time(k.created),
+            audience: k.audience.clone(),
             suite: SUITE.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
@@ -249,4 +252,30 @@ impl From<&RetiredKey> for RetireKeyResponse {
             third_party: (&r.third_party).into(),
         }
     }
+}
+
+/// `POST {location}/.well-known/macvault/3p`: a CI job's tickets and its ID token.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DischargeRequest {
+    /// The third-party caveats' identifiers (tickets), base64url without padding.
+    pub tickets: Vec<String>,
+    /// The job's OIDC ID token (a JWT).
+    pub oidc_token: String,
+}
+
+impl std::fmt::Debug for DischargeRequest {
+    /// Never the ID token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DischargeRequest")
+            .field("tickets", &self.tickets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// 201 answer: one discharge per ticket, in their order (`mvt_…`, not yet bound).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DischargeResponse {
+    /// The discharges.
+    pub discharges: Vec<String>,
 }

@@ -81,6 +81,11 @@ impl Principal {
         self.token.third_party_caveats()
     }
 
+    /// The verified token (its own caveats, its discharges', its tickets).
+    pub(crate) fn verified(&self) -> &Verified<'static> {
+        &self.token
+    }
+
     /// Where the request came from.
     pub fn client(&self) -> &Client {
         &self.client

@@ -94,6 +94,9 @@ pub struct PublishedKey {
     pub current: bool,
     /// Unix seconds.
     pub created: u64,
+    /// The audience its third party's ID tokens must name (what a CI job asks its
+    /// provider for).
+    pub audience: String,
 }
 
 impl PublishedKey {
@@ -103,6 +106,7 @@ impl PublishedKey {
             public: key.public.clone(),
             current: tp.current_key().is_some_and(|c| c.id == key.id),
             created: key.created,
+            audience: tp.audience.clone(),
         }
     }
 }

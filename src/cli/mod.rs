@@ -9,6 +9,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod client;
+mod discharge;
 mod dotenv;
 mod exit;
 pub(crate) mod input;

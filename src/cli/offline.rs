@@ -195,7 +195,49 @@ pub fn conditions(texts: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 fn parse_conditions(texts: &[String]) -> anyhow::Result<Vec<Condition>> {
-    crate::caveats::parse_conditions(texts).map_err(|e| usage(format!("--condition: {e}")))
+    let parsed =
+        crate::caveats::parse_conditions(texts).map_err(|e| usage(format!("--condition: {e}")))?;
+    if let Some(warning) = names_without_ids(&parsed) {
+        eprintln!("{warning}");
+    }
+    Ok(parsed)
+}
+
+/// Claims that name a repository, owner or project, and the numeric ids that say the
+/// same without being open to re-registration.
+const NAME_CLAIMS: [&str; 3] = ["repository", "repository_owner", "project_path"];
+const ID_CLAIMS: [&str; 4] = [
+    "repository_id",
+    "repository_owner_id",
+    "project_id",
+    "namespace_id",
+];
+
+/// A warning when conditions bind names but no numeric id: a deleted repository's
+/// name can be registered again by someone else.
+pub fn names_without_ids(conditions: &[Condition]) -> Option<String> {
+    let claim = |c: &Condition| match c {
+        Condition::ClaimEquals { name, .. } | Condition::ClaimPrefix { name, .. } => {
+            Some(name.clone())
+        }
+        _ => None,
+    };
+    let names: Vec<String> = conditions.iter().filter_map(claim).collect();
+    let named: Vec<&str> = NAME_CLAIMS
+        .iter()
+        .copied()
+        .filter(|n| names.iter().any(|c| c == n))
+        .collect();
+    let has_id = ID_CLAIMS.iter().any(|n| names.iter().any(|c| c == n));
+    if named.is_empty() || has_id {
+        return None;
+    }
+    Some(format!(
+        "warning: the conditions name {} but no numeric id: a deleted repository's or \
+         project's name can be registered again by someone else; add `claim repository_id = …` \
+         (GitHub) or `claim project_id = …` (GitLab)",
+        named.join(", ")
+    ))
 }
 
 /// Largest public-key file read.
@@ -458,5 +500,28 @@ mod tests {
         assert_eq!(parse_app("web:r"), Ok(("web".into(), r)));
         assert!(parse_app("web:wr").is_err());
         assert!(parse_app("web:").is_err());
+    }
+
+    #[test]
+    fn names_without_numeric_ids_are_warned_about() {
+        let warn = |texts: &[&str]| {
+            let parsed = crate::caveats::parse_conditions(texts).unwrap();
+            names_without_ids(&parsed)
+        };
+        let w = warn(&["claim repository = acme/web", "claim ref = refs/heads/main"]).unwrap();
+        assert!(
+            w.contains("repository") && w.contains("repository_id"),
+            "{w}"
+        );
+        assert!(warn(&["claim project_path = acme/web"]).is_some());
+        assert!(warn(&["claim repository_owner = acme"]).is_some());
+        for quiet in [
+            &["claim repository = acme/web", "claim repository_id = 1"][..],
+            &["claim project_path = acme/web", "claim namespace_id = 7"],
+            &["claim ref = refs/heads/main"],
+            &["max-validity = 10m"],
+        ] {
+            assert!(warn(quiet).is_none(), "{quiet:?}");
+        }
     }
 }

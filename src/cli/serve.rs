@@ -101,6 +101,19 @@ pub struct ServeArgs {
     /// spare a busy database.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     rewrap_pause: Duration,
+    /// A URL prefix from which JWKS documents of third parties may be fetched
+    /// (repeatable; default: GitHub Actions' and gitlab.com's issuers).
+    #[arg(long, value_name = "URL-PREFIX")]
+    pub jwks_allow: Vec<String>,
+    /// Also fetch JWKS over plain http from a loopback host (tests, local setups).
+    #[arg(long)]
+    pub allow_insecure_jwks: bool,
+    /// How long after its last good fetch an issuer's key set may still be used.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub jwks_max_stale: std::time::Duration,
+    /// Discharge requests allowed per minute per client address (an IPv6 /64 is one).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub discharge_limit: u32,
 }
 
 /// `macvault init`.
@@ -174,13 +187,39 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         let mut state = AppState::new(opened.authority.clone(), secrets);
         state.proxies = Arc::new(TrustedProxies::new(args.trusted_proxy));
+        let mut jwks = crate::discharge::jwks::JwksOptions {
+            insecure_loopback: args.allow_insecure_jwks,
+            max_stale: args.jwks_max_stale.as_secs(),
+            ..Default::default()
+        };
+        if !args.jwks_allow.is_empty() {
+            jwks.allow = args.jwks_allow;
+        }
+        state.discharger = Arc::new(crate::discharge::Discharger::new(
+            opened.authority.clone(),
+            crate::discharge::DischargeOptions {
+                jwks,
+                per_minute: std::num::NonZeroU32::new(args.discharge_limit)
+                    .unwrap_or(std::num::NonZeroU32::MIN),
+            },
+        ));
         let rotations = state.secrets.start();
+        // The discharge limiter keeps a budget per client address: forget idle ones.
+        let discharger = state.discharger.clone();
+        let forgetting = tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                discharger.forget_idle();
+            }
+        });
         let options = ServeOptions {
             request_timeout: args.request_timeout,
         };
         let served = crate::http::run(listener, state, options, shutdown_signal()).await;
         // A rotation stopped half way resumes at the next start (or on another node).
         rotations.abort();
+        forgetting.abort();
         background.stop().await?;
         served?;
         Ok(ExitCode::SUCCESS)

@@ -70,6 +70,17 @@ pub enum TokensCommand {
     Rotate(RotateArgs),
     /// Ask the server whether a token is valid, and whether it allows an access.
     Verify(VerifyArgs),
+    /// Get the discharges the bundles' third-party caveats need (in CI: with the job's
+    /// OIDC ID token), one request per location; prints each bundle complete.
+    Discharge(super::discharge::DischargeArgs),
+    /// Make the presented discharged bundle a service token, for code that runs
+    /// unattended: without its third-party caveat, barred from tokens, and only where
+    /// its tickets carry `service-validity` (it lives at most that long). Prints it.
+    Strip {
+        /// Its ledger name (default: the permission token's, with `-service`).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// The kinds a token can be minted as, for the command line.
@@ -190,7 +201,23 @@ pub fn run(ctx: &Ctx, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
         TokensCommand::Show { id } => block_on(show(ctx, &id)),
         TokensCommand::Revoke { ids, self_, orphan } => block_on(revoke(ctx, &ids, self_, orphan)),
         TokensCommand::Rotate(args) => block_on(rotate(ctx, args)),
+        TokensCommand::Discharge(args) => super::discharge::discharge(ctx, &args),
+        TokensCommand::Strip { name } => block_on(strip(ctx, name)),
     }
+}
+
+async fn strip(ctx: &Ctx, name: Option<String>) -> anyhow::Result<ExitCode> {
+    let req = crate::api::ServiceRequest { name };
+    let minted: MintResponse = ctx
+        .client()?
+        .call(Method::POST, &["v1", "tokens", "service"], Some(&req))
+        .await?;
+    if ctx.json() {
+        output::json(&minted)?;
+    } else {
+        output::line(&minted.token)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<ExitCode> {

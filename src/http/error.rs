@@ -70,6 +70,17 @@ impl ApiError {
         )
     }
 
+    /// 429, to come back after `secs`.
+    pub fn rate_limited(secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests from this address: retry in {secs}s"),
+        );
+        e.retry_after = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+        e
+    }
+
     /// 413 for a body over the limit.
     pub fn too_large() -> Self {
         Self::new(

@@ -55,6 +55,8 @@ pub struct AppState {
     pub secrets: Arc<Secrets>,
     /// Whose `X-Forwarded-For` is believed.
     pub proxies: Arc<TrustedProxies>,
+    /// The built-in CI discharger.
+    pub discharger: Arc<crate::discharge::Discharger>,
 }
 
 impl AppState {
@@ -63,6 +65,10 @@ impl AppState {
     pub fn new(authority: Arc<Authority>, options: crate::secrets::Options) -> Self {
         AppState {
             secrets: Arc::new(Secrets::new(authority.clone(), options)),
+            discharger: Arc::new(crate::discharge::Discharger::new(
+                authority.clone(),
+                crate::discharge::DischargeOptions::default(),
+            )),
             authority,
             proxies: Arc::new(TrustedProxies::none()),
         }
@@ -90,6 +96,7 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             post(tokens::mint).get(tokens::list),
         )
         .route("/v1/tokens/self/revoke", post(tokens::revoke_self))
+        .route("/v1/tokens/service", post(tokens::service))
         .route("/v1/tokens/{id}", get(tokens::show))
         .route("/v1/tokens/{id}/revoke", post(tokens::revoke))
         .route("/v1/tokens/{id}/rotate", post(tokens::rotate))

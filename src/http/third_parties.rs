@@ -6,16 +6,21 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::body::optional_json;
 use super::{ApiError, AppState, Caller};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request};
+
 use crate::api::{
-    AddThirdPartyRequest, PublishedKeyBody, PublishedKeySet, RemoveThirdPartyRequest,
-    RetireKeyRequest, RetireKeyResponse, ThirdPartyBody, ThirdPartyList,
+    AddThirdPartyRequest, DischargeRequest, DischargeResponse, PublishedKeyBody, PublishedKeySet,
+    RemoveThirdPartyRequest, RetireKeyRequest, RetireKeyResponse, ThirdPartyBody, ThirdPartyList,
 };
 use crate::authority::{KEYS_PATH, NewThirdParty};
+use crate::discharge::DISCHARGE_PATH;
 use crate::model::{Jwks, ThirdPartyKind};
 use crate::token::KeyId;
 
@@ -107,6 +112,39 @@ pub(super) async fn retire_key(
     Ok(Json(RetireKeyResponse::from(&retired)))
 }
 
+/// `POST {location}/.well-known/macvault/3p`: unauthenticated, so limited per client
+/// address before anything else is done.
+async fn discharge(
+    state: &AppState,
+    location: &str,
+    parts: &axum::http::request::Parts,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let client = super::auth::client_ref(peer, &parts.headers, &state.proxies);
+    state
+        .discharger
+        .admit(client.ip)
+        .map_err(ApiError::rate_limited)?;
+    let bytes = axum::body::to_bytes(body, super::MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large())?;
+    let req: DischargeRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"tickets\": [\"…\"], \"oidc_token\": \"…\"}}: {}",
+            crate::caveats::Excerpt(e.to_string().as_bytes())
+        ))
+    })?;
+    let discharges = state
+        .discharger
+        .discharge(location, &req.tickets, &req.oidc_token, client.ip)
+        .await?;
+    Ok((StatusCode::CREATED, Json(DischargeResponse { discharges })).into_response())
+}
+
 fn parse_key_id(text: &str) -> ApiResult<KeyId> {
     text.parse()
         .map_err(|e: crate::token::TicketError| ApiError::bad_request(e.to_string()))
@@ -129,17 +167,22 @@ fn published(path: &str) -> Option<Published<'_>> {
     Some(Published::One(location, kid))
 }
 
-/// Every path no route matched: the public keys published under a registered
-/// location ([`KEYS_PATH`], the set, or one by key id), else 404.
-pub(super) async fn fallback(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-) -> ApiResult<Response> {
-    let Some(asked) = published(uri.path()) else {
+/// Every path no route matched: discharges asked of a location
+/// ([`DISCHARGE_PATH`]), the public keys published under it ([`KEYS_PATH`], the set, or
+/// one by key id), else 404.
+pub(super) async fn fallback(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    if let Some(location) = path.strip_suffix(DISCHARGE_PATH) {
+        if parts.method != Method::POST {
+            return Err(super::health::method_not_allowed().await);
+        }
+        return discharge(&state, location, &parts, body).await;
+    }
+    let Some(asked) = published(path) else {
         return Err(super::health::not_found().await);
     };
-    if method != Method::GET {
+    if parts.method != Method::GET {
         return Err(super::health::method_not_allowed().await);
     }
     match asked {

@@ -11,7 +11,7 @@ use super::body::optional_json;
 use super::{ApiError, AppState, Caller};
 use crate::api::{
     MintRequest, MintResponse, RevokeRequest, RevokeResponse, RotateRequest, RotateResponse,
-    TokenDetailBody, TokenList,
+    ServiceRequest, TokenDetailBody, TokenList,
 };
 use crate::authority::{MintSpec, RevokeOptions, parse_conditions};
 use crate::model::TokenKind;
@@ -109,4 +109,19 @@ pub(super) async fn revoke_self(
 ) -> ApiResult<Json<RevokeResponse>> {
     let done = state.authority.revoke_self(&who, options(body)?).await?;
     Ok(Json(RevokeResponse::from(&done)))
+}
+
+/// `POST /v1/tokens/service` `{"name": …}` (body optional): the presented discharged
+/// bundle made a service token.
+pub(super) async fn service(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Response> {
+    let req: ServiceRequest = super::body::optional_json(body)?;
+    let minted = state
+        .authority
+        .mint_service(&who, req.name.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(MintResponse::from(&minted))).into_response())
 }

@@ -1186,7 +1186,10 @@ async fn an_id_token_discharges_one_ticket_set(kind: Kind) {
         until,
     };
     let record = |u: IdTokenUse| async move {
-        s.write(move |tx| tx.record_id_token(&u)).await.unwrap().value
+        s.write(move |tx| tx.record_id_token(&u))
+            .await
+            .unwrap()
+            .value
     };
     assert_eq!(record(used("a", 1, 100)).await, Recorded::New);
     assert_eq!(record(used("a", 1, 100)).await, Recorded::Again);

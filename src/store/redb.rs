@@ -1076,7 +1076,10 @@ impl Tx for RedbTx<'_> {
     fn record_id_token(&mut self, used: &IdTokenUse) -> Result<Recorded, StoreError> {
         let mut t = self.txn.open_table(ID_TOKEN_USES)?;
         let key = (used.issuer.as_str(), used.jti.as_str());
-        let before = t.get(key)?.map(|v| IdTokenUse::decode(v.value())).transpose()?;
+        let before = t
+            .get(key)?
+            .map(|v| IdTokenUse::decode(v.value()))
+            .transpose()?;
         Ok(match before {
             Some(b) if b.tickets == used.tickets => Recorded::Again,
             Some(_) => Recorded::Other,

@@ -215,6 +215,11 @@ pub struct Verified<'b> {
     caveats: Vec<Caveat<'b>>,
     expires: Option<u64>,
     third_party: usize,
+    /// How many of `caveats` are the token's own (the rest are its discharges').
+    own: usize,
+    /// The identifiers (tickets) of the token's own third-party caveats (empty, and not
+    /// allocated, for a token without any).
+    tickets: Vec<Vec<u8>>,
 }
 
 impl<'b> Verified<'b> {
@@ -249,6 +254,21 @@ impl<'b> Verified<'b> {
         &self.caveats
     }
 
+    /// The token's own first-party caveats, in order.
+    pub fn own_caveats(&self) -> &[Caveat<'b>] {
+        &self.caveats[..self.own]
+    }
+
+    /// The first-party caveats of the discharges, in bundle order.
+    pub fn discharge_caveats(&self) -> &[Caveat<'b>] {
+        &self.caveats[self.own..]
+    }
+
+    /// The identifiers of the token's own third-party caveats.
+    pub fn tickets(&self) -> &[Vec<u8>] {
+        &self.tickets
+    }
+
     /// Detaches the verified token from the bundle it was verified from.
     pub fn into_owned(self) -> Verified<'static> {
         Verified {
@@ -256,6 +276,8 @@ impl<'b> Verified<'b> {
             caveats: self.caveats.into_iter().map(Caveat::into_owned).collect(),
             expires: self.expires,
             third_party: self.third_party,
+            own: self.own,
+            tickets: self.tickets,
         }
     }
 
@@ -340,11 +362,24 @@ pub fn verify<'b>(
         .flat_map(|m| m.caveats())
         .filter(|c| c.is_third_party())
         .count();
+    let tickets = if third_party == 0 {
+        Vec::new()
+    } else {
+        bundle
+            .token
+            .caveats()
+            .iter()
+            .filter(|c| c.is_third_party())
+            .map(|c| c.id.to_vec())
+            .collect()
+    };
     Ok(Verified {
         id,
         caveats,
         expires,
         third_party,
+        own,
+        tickets,
     })
 }
 

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod oidc;
 pub mod pg;
 
 /// The binary under test.
