@@ -12,7 +12,7 @@ use crate::support::oidc::{GITHUB, GITLAB, Provider, StandIn, github_claims, git
 use crate::support::pg::TestDb;
 use crate::support::{Server, acme, now};
 
-const AUDIENCE: &str = "macvault-test";
+const AUDIENCE: &str = "macvault";
 const REPO_ID: &str = "claim repository_id = 892374561";
 const MAIN: &str = "claim ref = refs/heads/main";
 
@@ -883,6 +883,106 @@ fn a_service_token_needs_service_validity_lives_at_most_that_and_cannot_mint() {
         (st, v["error"]["code"].as_str()),
         (401, Some("revoked")),
         "{v}"
+    );
+    ci.srv.stop();
+}
+
+/// The shell steps of a README CI example: GitHub's `run:` lines, GitLab's `script:` items.
+fn steps(example: &str) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(example)).unwrap();
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            l.strip_prefix("run: ")
+                .or_else(|| l.strip_prefix("- ").filter(|s| s.contains("macvault ")))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Runs `steps` with bash in `dir`, `macvault` on PATH and `env` set, as a runner would.
+fn run_steps(dir: &Path, steps: &[String], env: &[(&str, &str)]) {
+    let bin = Path::new(env!("CARGO_BIN_EXE_macvault")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for step in steps {
+        let out = std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", step])
+            .current_dir(dir)
+            .env("PATH", &path)
+            .env_remove("MACVAULT_TOKEN_FILE")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{step}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_readme_ci_examples_run_against_a_stand_in_provider() {
+    let ci = Ci::start(&[]);
+    let gh = steps("examples/ci/github-deploy.yml");
+    assert_eq!(gh.len(), 2, "{gh:?}");
+    let stand_in = StandIn::start(ci.provider.jwks());
+    stand_in.issue("runner-request-token", &ci.id_token("readme-gh"));
+    let request_url = format!("{}/id-token?api-version=2.0", stand_in.url);
+    let work = tempfile::tempdir().unwrap();
+    run_steps(
+        work.path(),
+        &gh,
+        &[
+            ("MACVAULT_URL", ci.srv.url()),
+            ("MACVAULT_TOKEN", &ci.ci_token),
+            ("GITHUB_SHA", "4f1c2a9e0b7d"),
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", &request_url),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "runner-request-token"),
+        ],
+    );
+    assert_eq!(stand_in.audiences(), [AUDIENCE]);
+
+    register(
+        &ci.srv,
+        ci.dir.path(),
+        &ci.org,
+        "gitlab",
+        GITLAB,
+        &ci.provider.jwks(),
+    );
+    let gl_token = mint(
+        &ci.srv,
+        &ci.org,
+        "gitlab",
+        &["claim project_id = 20", "claim ref = main"],
+    );
+    let gl = steps("examples/ci/gitlab-ci.yml");
+    assert_eq!(gl.len(), 2, "{gl:?}");
+    let id_token = ci
+        .provider
+        .sign_es256(&gitlab_claims(AUDIENCE, now(), "readme-gl"));
+    run_steps(
+        work.path(),
+        &gl,
+        &[
+            ("MACVAULT_URL", ci.srv.url()),
+            ("MACVAULT_TOKEN", &gl_token),
+            ("CI_COMMIT_SHA", "714a629c"),
+            ("MACVAULT_ID_TOKEN", &id_token),
+        ],
+    );
+    let history = ci
+        .srv
+        .cli_ok(&ci.org, &["secrets", "history", "--app", "web", "RELEASE"]);
+    assert!(
+        history.lines().count() >= 3,
+        "both jobs set RELEASE: {history}"
     );
     ci.srv.stop();
 }

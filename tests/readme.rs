@@ -10,11 +10,13 @@ fn root() -> &'static Path {
 }
 
 /// The examples the README shows, each a script the tests run.
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 6] = [
     "examples/tour.sh",
     "examples/lifecycle.sh",
     "examples/secrets.sh",
     "examples/third-parties.sh",
+    "examples/ci/github-deploy.yml",
+    "examples/ci/gitlab-ci.yml",
 ];
 
 #[test]
