@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(bundle_text v2_decode caveat_decode verify conditions ticket_decode)
+  targets=(bundle_text v2_decode caveat_decode verify conditions ticket_decode discharge_body)
 fi
 secs=${FUZZ_SECONDS:-20}
 # In CI (CI set, as .ci/run sets it) libFuzzer starts from a fixed seed, so runs of

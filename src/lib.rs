@@ -11,7 +11,8 @@
 //!   `authenticate`, the only way to a `Principal`.
 //! - `secrets`: the secrets store (versions, envelope encryption, reveal).
 //! - `audit`: audit event names and labels.
-//! - `discharge`: the built-in CI discharger (OIDC ID tokens, JWKS, one use per token).
+//! - `oidc`: checking a CI job's OIDC ID token; `discharge`: the built-in CI discharger
+//!   (JWKS, the discharge request, one use per ID token).
 //! - `api`: the HTTP request and answer bodies; `http`: the server; `cli`: the command
 //!   line (and `macvault run`).
 //!
@@ -33,6 +34,8 @@ pub mod discharge;
 #[cfg(feature = "server")]
 pub mod http;
 pub mod model;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 #[cfg(feature = "server")]
 pub mod secrets;
 #[cfg(feature = "server")]

@@ -121,14 +121,13 @@ impl Ci {
 
 /// The tickets (base64url) of a bundle's undischarged third-party caveats.
 fn tickets(bundle: &str) -> Vec<String> {
-    use base64::Engine as _;
     let bytes = macvault::token::decode_text(bundle).unwrap();
     let b = macvault::token::Bundle::parse(&bytes).unwrap();
     b.token
         .caveats()
         .iter()
         .filter(|c| c.is_third_party())
-        .map(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&c.id[..]))
+        .map(|c| macvault::token::Ticket::text_of(&c.id))
         .collect()
 }
 

@@ -38,29 +38,34 @@ fuzz_target!(|data: &[u8]| {
     };
     let conditions = [condition.clone()];
     match judge(&conditions, &lookup) {
-        Ok(judgement) => assert_eq!(
-            judgement.max_validity,
-            match condition {
-                Condition::MaxValidity(secs) => Some(secs),
-                _ => None,
-            }
-        ),
+        Ok(judgement) => {
+            let (validity, age, service) = match condition {
+                Condition::MaxValidity(s) => (Some(s), None, None),
+                Condition::MaxAge(s) => (None, Some(s), None),
+                Condition::ServiceValidity(s) => (None, None, Some(s)),
+                _ => (None, None, None),
+            };
+            assert_eq!(judgement.max_validity, validity);
+            assert_eq!(judgement.max_age, age);
+            assert_eq!(judgement.service_validity, service);
+        }
         Err(failure) => {
             assert_eq!((failure.index, failure.condition.as_str()), (1, text));
             assert!(failure.found.as_deref().is_none_or(|f| f.is_ascii()));
             let _ = failure.to_string();
         }
     }
-    // Without claims only max-validity passes; with the claim it asks for, everything does.
+    // Without claims only the spans pass; with the claim it asks for, everything does.
     let none = |_: &str| None;
-    assert_eq!(
-        judge(&conditions, &none).is_ok(),
-        matches!(condition, Condition::MaxValidity(_))
+    let claimless = matches!(
+        condition,
+        Condition::MaxValidity(_) | Condition::MaxAge(_) | Condition::ServiceValidity(_)
     );
+    assert_eq!(judge(&conditions, &none).is_ok(), claimless);
     let wanted = match &condition {
         Condition::ClaimEquals { name, value } => Some((name.clone(), value.clone())),
         Condition::ClaimPrefix { name, prefix } => Some((name.clone(), format!("{prefix}tail"))),
-        Condition::MaxValidity(_) => None,
+        Condition::MaxValidity(_) | Condition::MaxAge(_) | Condition::ServiceValidity(_) => None,
     };
     let met = |name: &str| {
         wanted

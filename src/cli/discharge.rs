@@ -8,8 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::Args;
 use zeroize::Zeroizing;
 
@@ -93,10 +91,7 @@ pub fn discharge(ctx: &Ctx, args: &DischargeArgs) -> anyhow::Result<ExitCode> {
         let id_token = id_token(args, location, &wanted[0].ticket)?;
         let client = Client::new(parse_url(location)?, None)?;
         let req = DischargeRequest {
-            tickets: wanted
-                .iter()
-                .map(|w| URL_SAFE_NO_PAD.encode(&w.ticket))
-                .collect(),
+            tickets: wanted.iter().map(|w| Ticket::text_of(&w.ticket)).collect(),
             oidc_token: id_token.to_string(),
         };
         let got: DischargeResponse =

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::oidc::{PinnedKey, pinned_keys};
 use crate::model::Jwks;
+use crate::oidc::{PinnedKey, pinned_keys};
 
 /// Largest JWKS document fetched, in bytes.
 pub const MAX_FETCHED: usize = 256 * 1024;

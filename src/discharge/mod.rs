@@ -2,37 +2,32 @@
 //! {location}/.well-known/macvault/3p` with a job's tickets and its OIDC ID token
 //! answers with one discharge per ticket, all or nothing.
 //!
-//! - `oidc`: checking the ID token (issuer first, pinned algorithm, signature, audience,
-//!   times, `jti`).
+//! - `crate::oidc`: checking the ID token (issuer first, pinned algorithm, signature,
+//!   audience, times, `jti`).
 //! - `jwks`: the issuers' keys, fetched from allowed URLs, cached, single flight.
 //! - here: the request — tickets to third parties, conditions against claims, the one
 //!   use of each ID token recorded with the audit events before anything is returned.
 
 pub mod jwks;
-pub mod oidc;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sha2::Digest as _;
 
 use self::jwks::{JwksCache, JwksError, JwksOptions};
-use self::oidc::{Claims, OidcError};
 use crate::audit::action;
 use crate::authority::{Authority, Classify, ErrorClass};
 use crate::caveats::{Caveat, Condition, Excerpt, judge};
 use crate::model::{Actor, AuditEvent, Outcome, ThirdParty, ThirdPartyKind, location_path};
+use crate::oidc::{self, Claims, OidcError};
 use crate::store::{IdTokenUse, Recorded, StoreError};
 use crate::token::{Bundle, Ticket, make_discharge};
 
 /// Most tickets in one request.
 pub const MAX_TICKETS: usize = 16;
-/// Longest ticket, base64url, in bytes.
-const MAX_TICKET_TEXT: usize = 8 * 1024;
 /// No discharge lives longer than this, in seconds.
 pub const MAX_DISCHARGE: u64 = 600;
 /// The path under a location where discharges are asked for.
@@ -262,13 +257,7 @@ impl Discharger {
                 index,
                 why: why.to_owned(),
             };
-            if text.len() > MAX_TICKET_TEXT {
-                return Err(bad("longer than 8 KiB"));
-            }
-            let raw = URL_SAFE_NO_PAD
-                .decode(text.trim())
-                .map_err(|_| bad("not base64url (without padding)"))?;
-            let ticket = Ticket::decode(&raw).map_err(|e| bad(&e.to_string()))?;
+            let (raw, ticket) = Ticket::from_text(text).map_err(|e| bad(&e.to_string()))?;
             let tp = self
                 .authority
                 .third_party_by_key(ticket.key_id())

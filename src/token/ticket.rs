@@ -35,6 +35,8 @@ pub const PUBLIC_KEY_PREFIX: &str = "mv3pk_";
 pub const MAX_LOCATION: usize = 512;
 /// Most conditions in one ticket.
 pub const MAX_CONDITIONS: usize = 16;
+/// Longest ticket in text form (base64url), in bytes.
+pub const MAX_TICKET_TEXT: usize = 8 * 1024;
 
 const INFO: &[u8] = b"macvault third-party ticket v1";
 const KEY_ID_LEN: usize = 8;
@@ -326,6 +328,26 @@ impl Ticket {
         out.extend_from_slice(&self.enc);
         out.extend_from_slice(&self.sealed);
         out
+    }
+
+    /// Reads a ticket as a discharge request carries it: base64url without padding
+    /// (surrounding whitespace ignored), at most 8 KiB. Gives the raw bytes too (the
+    /// caveat identifier a discharge must repeat).
+    pub fn from_text(text: &str) -> Result<(Vec<u8>, Ticket), TicketError> {
+        let text = text.trim();
+        if text.len() > MAX_TICKET_TEXT {
+            return Err(TicketError::Malformed("longer than 8 KiB"));
+        }
+        let raw = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| TicketError::Malformed("not base64url (without padding)"))?;
+        let ticket = Ticket::decode(&raw)?;
+        Ok((raw, ticket))
+    }
+
+    /// Writes [`Ticket::from_text`]'s form of encoded ticket bytes.
+    pub fn text_of(raw: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(raw)
     }
 
     /// Reads a ticket strictly: the version, every length, every condition in

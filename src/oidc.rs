@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::caveats::Excerpt;
+use macvault_caveats::Excerpt;
 
 /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY: u64 = 30;
