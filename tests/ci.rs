@@ -985,3 +985,23 @@ fn the_readme_ci_examples_run_against_a_stand_in_provider() {
     );
     ci.srv.stop();
 }
+
+#[test]
+fn max_age_bounds_how_long_ago_the_id_token_was_issued() {
+    let ci = Ci::start(&[]);
+    let fresh_only = tickets(&mint(&ci.srv, &ci.org, "gha", &[REPO_ID, "max-age = 1m"]));
+    let at = now();
+    let mut old = github_claims(AUDIENCE, at, "old");
+    old["iat"] = json!(at - 120);
+    let (st, v) = ci.post(&fresh_only, &ci.provider.sign(&old));
+    assert_eq!(st, 403, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max-age = 1m"),
+        "{v}"
+    );
+    assert_eq!(ci.post(&fresh_only, &ci.id_token("young")).0, 201);
+    ci.srv.stop();
+}
