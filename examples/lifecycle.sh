@@ -14,13 +14,15 @@ serve() {
 serve first
 trap 'kill $server 2>/dev/null || true' EXIT
 macvault orgs create acme --token-file "$data/operator.token" > admin.token
-macvault tokens create deploy --app web --name ci --token-file admin.token > ci.token
+macvault tokens create deploy --app web --name ci --id-file ci.id --token-file admin.token > ci.token
 
 # --- Rotating a token (say, the one in CI) ---------------------------------------
-# 1. Find its id: `tokens list` shows it (8 or more hex digits of it will do).
-ci=$(macvault tokens inspect --json --token-file ci.token | sed -n 's/.*"token_id": "\(.*\)".*/\1/p')
-# 2. Mint the replacement; the old token keeps working for the overlap.
-macvault tokens rotate "$ci" --overlap 1h --token-file admin.token > ci-new.token
+# 1. Its id: written by --id-file when it was minted (`tokens list` shows it too; 8 or
+#    more hex digits of it will do).
+ci=$(cat ci.id)
+# 2. Mint the replacement; the old token keeps working for the overlap. Tokens the old
+#    one minted move under the new one (revoking the old one no longer takes them).
+macvault tokens rotate "$ci" --overlap 1h --id-file ci-new.id --token-file admin.token > ci-new.token
 # 3. Put ci-new.token where the old one was (the CI secret), and check it works.
 macvault tokens verify --token-file ci-new.token --app web --resource secrets --action write
 # 4. Once CI runs with it, end the old token now rather than at the end of the overlap.
@@ -28,10 +30,13 @@ macvault tokens revoke "$ci" --token-file admin.token
 expect_no macvault tokens verify --token-file ci.token
 
 # --- Recovering an org -------------------------------------------------------------
-# Its last org token expired or was revoked: the operator issues a new one.
-macvault tokens revoke --self --token-file admin.token
+# Its last org token expired or was revoked: the operator issues a new one. (Revoking
+# an org token takes the tokens it minted, ci-new among them, unless --orphan; revoke
+# lists them first and asks, or wants --yes.)
+macvault tokens revoke --self --orphan --token-file admin.token
 macvault orgs token acme --expiry 30d --token-file "$data/operator.token" > admin.token
 macvault orgs show --token-file admin.token
+macvault tokens verify --token-file ci-new.token --app web --resource secrets --action write
 # The operator token itself was lost or leaked: with the master key (in the data
 # directory), issue a new one offline; every earlier one is revoked, and the org
 # tokens they issued live on. An embedded server must be stopped for it.

@@ -876,7 +876,7 @@ fn a_service_token_needs_service_validity_lives_at_most_that_and_cannot_mint() {
     let shown = ci.srv.cli_json(&ci.org, &["tokens", "list", "--json"]);
     assert!(shown.to_string().contains("nightly-service"), "{shown}");
     let id = token_id(&ci.srv, &ci.org, "nightly");
-    ci.srv.cli_ok(&ci.org, &["tokens", "revoke", &id]);
+    ci.srv.cli_ok(&ci.org, &["tokens", "revoke", &id, "--yes"]);
     let (st, v) = list_secrets(&ci.srv, &service_token);
     assert_eq!(
         (st, v["error"]["code"].as_str()),

@@ -479,7 +479,7 @@ fn e2e_lifecycle_restart_and_secrecy() {
 
     // ---- revoke by id -------------------------------------------------------------
     let deploy_id = s(&deploy_rec, "id").to_owned();
-    let out = srv.cli_ok(&admin, &["tokens", "revoke", &deploy_id]);
+    let out = srv.cli_ok(&admin, &["tokens", "revoke", &deploy_id, "--yes"]);
     c.same(
         out.trim().to_owned(),
         format!("revoked {deploy_id} (ci-web) and 1 token minted from it"),

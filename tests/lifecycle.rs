@@ -181,7 +181,7 @@ fn revoking_a_token_revokes_what_it_minted_unless_orphaned() {
     let (b, _) = mint(&srv, &a, "deploy", Some("web"), "child", 2000);
     let (c, _) = mint(&srv, &b, "deploy", Some("web"), "grandchild", 1000);
     let a_id = s(&a_rec, "id");
-    let out = srv.cli_ok(&org, &["tokens", "revoke", a_id]);
+    let out = srv.cli_ok(&org, &["tokens", "revoke", a_id, "--yes"]);
     assert_eq!(
         out.trim(),
         format!("revoked {a_id} (leaked) and 2 tokens minted from it")

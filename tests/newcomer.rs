@@ -1,5 +1,8 @@
-//! What a newcomer trips on, mended: one value from stdin at a time, one value read
-//! alone (`secrets reveal NAME`), and `--app` taken from a token limited to one app.
+//! What a newcomer trips on, mended: one value from stdin at a time (prompted for on a
+//! terminal), one value read alone (`secrets reveal NAME`), `--app` taken from a token
+//! limited to one app, token files named with what is wrong, nothing created by
+//! accident, revocations previewed, distinct rotation names, and the operator token as
+//! the README describes it.
 
 use serde_json::json;
 
@@ -171,4 +174,270 @@ fn nothing_is_created_by_accident() {
         "{err}"
     );
     assert!(!fresh.exists(), "a failed serve left {}", fresh.display());
+}
+
+/// `tokens revoke` shows what goes with a token first; more than the token itself needs
+/// a yes (refused without a terminal), and `--dry-run` only shows.
+#[test]
+fn revoke_previews_what_it_takes_and_wants_a_yes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let id_file = tmp.path().join("deploy.id");
+    let deploy = srv.cli_ok(
+        &org,
+        &[
+            "tokens",
+            "create",
+            "deploy",
+            "--app",
+            "web",
+            "--name",
+            "ci",
+            "--id-file",
+            id_file.to_str().unwrap(),
+        ],
+    );
+    let deploy = deploy.trim();
+    let id = std::fs::read_to_string(&id_file).unwrap().trim().to_owned();
+    assert_eq!(id.len(), 32, "the id file holds the id: {id}");
+    srv.cli_ok(
+        deploy,
+        &[
+            "tokens", "create", "deploy", "--app", "web", "--name", "child",
+        ],
+    );
+
+    let (c, out, err) = srv.cli(
+        &["tokens", "revoke", &id, "--dry-run"],
+        &[("MACVAULT_TOKEN", &org)],
+    );
+    assert_eq!(c, 0, "{err}");
+    assert!(
+        out.contains("takes 1 token(s)") && out.contains("deploy \"child\""),
+        "{out}"
+    );
+    let (c, _, err) = srv.cli(&["tokens", "revoke", &id], &[("MACVAULT_TOKEN", &org)]);
+    assert_eq!(c, 5, "no terminal, no --yes: {err}");
+    assert!(err.contains("\"child\"") && err.contains("--yes"), "{err}");
+    let (st, _) = srv.http("GET", "/v1/orgs/acme/apps/web/secrets", Some(deploy), None);
+    assert_eq!(st, 200, "nothing was revoked");
+    let (c, out, err) = srv.cli(
+        &["tokens", "revoke", &id, "--yes"],
+        &[("MACVAULT_TOKEN", &org)],
+    );
+    assert_eq!(c, 0, "{err}");
+    assert!(out.contains("revoked"), "{out}");
+    // A token that minted nothing goes without asking.
+    let lone = srv.cli_ok(&org, &["tokens", "create", "readonly", "--name", "lone"]);
+    let (c, _, err) = srv.cli(
+        &["tokens", "revoke", "--self"],
+        &[("MACVAULT_TOKEN", lone.trim())],
+    );
+    assert_eq!(c, 0, "{err}");
+    srv.stop();
+}
+
+/// Two rotations on one day get distinct names; `--id-file` gives scripts the new id.
+#[test]
+fn rotations_on_one_day_get_distinct_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let first_id = tmp.path().join("first.id");
+    srv.cli_ok(
+        &org,
+        &[
+            "tokens",
+            "create",
+            "deploy",
+            "--app",
+            "web",
+            "--name",
+            "ci",
+            "--id-file",
+            first_id.to_str().unwrap(),
+        ],
+    );
+    let mut id = std::fs::read_to_string(&first_id)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let next = tmp.path().join("next.id");
+        let (c, _, err) = srv.cli(
+            &["tokens", "rotate", &id, "--id-file", next.to_str().unwrap()],
+            &[("MACVAULT_TOKEN", &org)],
+        );
+        assert_eq!(c, 0, "{err}");
+        id = std::fs::read_to_string(&next).unwrap().trim().to_owned();
+        let shown = srv.cli_json(&org, &["tokens", "show", &id, "--json"]);
+        names.push(s(&shown["record"], "name").to_owned());
+    }
+    assert_ne!(names[0], names[1], "{names:?}");
+    assert!(
+        names[0].starts_with("ci-") && names[1].ends_with("-2"),
+        "{names:?}"
+    );
+    srv.stop();
+}
+
+/// `NAME=-` on a terminal prompts for the value without echoing it.
+#[test]
+fn a_value_from_a_terminal_is_prompted_for_without_echo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    // A pseudo-terminal: answer the prompt once it shows, then collect what was shown.
+    let script = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen = b""
+while b"value of API_KEY: " not in seen:
+    chunk = os.read(fd, 1024)
+    if not chunk:
+        break
+    seen += chunk
+os.write(fd, b"typed-secret\n")
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode("utf-8", "replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, env!("CARGO_BIN_EXE_macvault")])
+        .args(["secrets", "set", "--app", "web", "API_KEY=-"])
+        .env("MACVAULT_URL", srv.url())
+        .env("MACVAULT_TOKEN", &org)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shown.contains("value of API_KEY: "), "{shown}");
+    assert!(
+        !shown.contains("typed-secret"),
+        "the value was echoed: {shown}"
+    );
+    let runtime = srv.cli_ok(&org, &["tokens", "create", "runtime", "--app", "web"]);
+    let value = srv.cli_ok(runtime.trim(), &["secrets", "reveal", "API_KEY"]);
+    assert_eq!(value.trim(), "typed-secret");
+    srv.stop();
+}
+
+/// What the README says of the operator token is what the binary does: written to a
+/// file and shown nowhere else; it works in org `system` only (creating orgs, issuing
+/// their org tokens), not inside an org.
+#[test]
+fn the_operator_token_does_what_the_readme_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let op = srv.operator_token().unwrap().to_owned();
+    let (_op, org) = acme(&srv);
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("shown nowhere else") && !readme.contains("printed once"));
+    let (c, _, err) = srv.cli(&["orgs", "show", "acme"], &[("MACVAULT_TOKEN", &op)]);
+    assert_eq!(c, 1, "denied inside the org: {err}");
+    srv.cli_ok(&op, &["orgs", "token", "acme", "--expiry", "1d"]);
+    srv.cli_ok(&org, &["orgs", "show"]);
+    let logs = srv.stop();
+    assert!(
+        logs.stdout.contains("shown nowhere else"),
+        "{}",
+        logs.stdout
+    );
+    assert!(!logs.stdout.contains(&op) && !logs.stderr.contains(&op));
+}
+
+/// Runs the CLI with stdout a pipe whose reader is already closed: (exit code, stderr).
+fn with_closed_stdout(srv: &Server, token: &str, args: &[&str]) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_macvault"))
+        .args(args)
+        .env("MACVAULT_URL", srv.url())
+        .env("MACVAULT_TOKEN", token)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `| head` ends a listing quietly; a command printing the only copy of a token or a
+/// value fails loudly instead.
+#[test]
+fn a_closed_stdout_ends_listings_quietly_and_new_tokens_loudly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (op, org) = acme(&srv);
+    for listing in [
+        &["tokens", "list"][..],
+        &["audit"],
+        &["secrets", "list"],
+        &["keys", "list"],
+        &["completions", "zsh"],
+        &["--help"],
+    ] {
+        let (code, err) = with_closed_stdout(&srv, &org, listing);
+        assert_eq!((code, err.as_str()), (0, ""), "{listing:?}");
+    }
+    for (token, precious) in [
+        (
+            &org,
+            &["tokens", "create", "readonly", "--name", "lost"][..],
+        ),
+        (&op, &["orgs", "token", "acme"]),
+    ] {
+        let (code, err) = with_closed_stdout(&srv, token, precious);
+        assert_ne!(code, 0, "{precious:?}");
+        assert!(err.contains("only copy"), "{precious:?}: {err}");
+    }
+    srv.stop();
+}
+
+/// A value over the limit states the documented limit and is a refusal (exit 5), from
+/// stdin or the command line; relative times round (a fresh 90-day token: 90d).
+#[test]
+fn limits_and_times_read_as_documented() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let env = [("MACVAULT_TOKEN", org.as_str())];
+    // Exactly what the CLI reads before it stops (64 KiB and a newline's room, plus
+    // one): all of it is read, so the writer never meets a closed pipe.
+    let big = vec![b'x'; 64 * 1024 + 3];
+    let (c, _, err) = srv.cli_stdin(&["secrets", "set", "--app", "web", "BIG=-"], &env, &big);
+    assert_eq!(c, 5, "{err}");
+    assert!(err.contains("over 64 KiB") && err.contains("BIG"), "{err}");
+    let inline = format!("BIG={}", "y".repeat(70 * 1024));
+    let (c, _, err) = srv.cli(&["secrets", "set", "--app", "web", &inline], &env);
+    assert_eq!(c, 5, "{err}");
+    assert!(err.contains("over 64 KiB"), "{err}");
+    srv.cli_ok(
+        &org,
+        &[
+            "tokens", "create", "readonly", "--name", "fresh", "--expiry", "90d",
+        ],
+    );
+    let list = srv.cli_ok(&org, &["tokens", "list", "--name", "fresh"]);
+    assert!(list.contains("in 90d"), "{list}");
+    srv.stop();
 }

@@ -297,6 +297,9 @@ pub struct RevokeRequest {
     /// Revoke only this token; the tokens minted from it live on.
     #[serde(default)]
     pub orphan: bool,
+    /// Change nothing: answer what the revocation would take with it.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// The answer of a revocation: the token's record, and what went with it.
@@ -309,6 +312,10 @@ pub struct RevokeResponse {
     pub revoked_descendants: usize,
     /// It was revoked already: nothing changed.
     pub already_revoked: bool,
+    /// Only for a dry run: the live tokens minted from it (transitively) that would go
+    /// with it, nearest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub would_revoke: Option<Vec<TokenRecordBody>>,
 }
 
 /// When, from where and with what a token was last used.
@@ -707,6 +714,28 @@ impl From<&Revoked> for RevokeResponse {
             record: TokenRecordBody::new(&r.record, "revoked", None),
             revoked_descendants: r.descendants,
             already_revoked: r.already,
+            would_revoke: None,
+        }
+    }
+}
+
+impl RevokeResponse {
+    /// A dry run's answer: the token and what its revocation would take with it.
+    pub fn preview(record: &TokenRecord, live: &[TokenRecord]) -> Self {
+        let status = if record.revoked.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        RevokeResponse {
+            record: TokenRecordBody::new(record, status, None),
+            revoked_descendants: 0,
+            already_revoked: record.revoked.is_some(),
+            would_revoke: Some(
+                live.iter()
+                    .map(|t| TokenRecordBody::new(t, "active", None))
+                    .collect(),
+            ),
         }
     }
 }

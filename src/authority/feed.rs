@@ -280,6 +280,8 @@ impl Authority {
     /// Writes queued last-used times and events in one transaction; on failure they
     /// are queued again for the next flush.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        // Held from taking the batch until it is written (or queued again).
+        let _one_at_a_time = self.flushing.lock().await;
         let batch = self.usage.take();
         if batch.is_empty() {
             return Ok(());

@@ -141,6 +141,10 @@ pub struct Authority {
     keyring: Keyring,
     deny: DenyList,
     usage: UsageQueue,
+    /// One flush of queued uses and events at a time: two concurrent flushes (the
+    /// background writer's and an audit read's) could otherwise commit out of order,
+    /// and an older use of the same second overwrite a newer one.
+    flushing: tokio::sync::Mutex<()>,
     follower: Follower,
     changes: tokio::sync::broadcast::Sender<crate::model::Change>,
     journal: journal::Journal,
@@ -167,6 +171,7 @@ impl Authority {
             keyring: Keyring::default(),
             deny: DenyList::default(),
             usage: UsageQueue::default(),
+            flushing: tokio::sync::Mutex::new(()),
             changes: tokio::sync::broadcast::channel(1024).0,
             journal: journal::Journal::default(),
         };

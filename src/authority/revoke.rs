@@ -211,6 +211,71 @@ impl Authority {
         Ok(allowed)
     }
 
+    /// What revoking token `id` (by id or prefix; `None`: the presented token itself)
+    /// would take with it, with the same checks as the revocation, changing nothing:
+    /// the token and its live descendants (none when `orphan`), nearest first.
+    pub async fn revoke_preview(
+        &self,
+        who: &Principal,
+        id: Option<&str>,
+        orphan: bool,
+    ) -> Result<(TokenRecord, Vec<TokenRecord>), RevokeError> {
+        let rec = match id {
+            Some(id) => {
+                let rec = self.resolve(who, id).await?;
+                self.authorize_revocation(who, &rec)?;
+                if !self.lineage_allows(who, &rec).await? {
+                    return Err(RevokeError::Lineage(OutsideLineage));
+                }
+                rec
+            }
+            None => {
+                let rec = self
+                    .read_token(&who.token_id())
+                    .await?
+                    .ok_or(RevokeError::NotFound)?;
+                if !is_as_minted(who, &rec) {
+                    self.authorize_revocation(who, &rec)?;
+                    if !self.lineage_allows(who, &rec).await? {
+                        return Err(RevokeError::Lineage(OutsideLineage));
+                    }
+                }
+                rec
+            }
+        };
+        if orphan {
+            return Ok((rec, Vec::new()));
+        }
+        let now = self.clock.now();
+        let root = rec.id;
+        let live = self
+            .store
+            .read(move |r| {
+                let mut seen = HashSet::from([root]);
+                let (mut frontier, mut live) = (vec![root], Vec::new());
+                while !frontier.is_empty() {
+                    let mut next = Vec::new();
+                    for parent in &frontier {
+                        for child in r.children(parent)? {
+                            if !seen.insert(child) {
+                                continue;
+                            }
+                            if let Some(c) = r.token(&child)? {
+                                if c.expires > now && !c.is_revoked_at(now) {
+                                    live.push(c);
+                                }
+                                next.push(child);
+                            }
+                        }
+                    }
+                    frontier = next;
+                }
+                Ok::<_, StoreError>(live)
+            })
+            .await?;
+        Ok((rec, live))
+    }
+
     /// Revokes the presented token itself. The token as minted may always do so; an
     /// attenuated copy needs `delete` on tokens like any other revoker, so that a narrow
     /// copy handed to someone else cannot kill the original.

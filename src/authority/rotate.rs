@@ -24,21 +24,43 @@ pub struct Rotated {
     pub moved: usize,
 }
 
-/// `ci` → `ci-20261202`; a date suffix of an earlier rotation is replaced, and the name
-/// is cut to fit the ledger's limit.
-pub(super) fn rotated_name(name: &str, now: u64) -> String {
+/// `ci` → `ci-20261202`; a date suffix of an earlier rotation (with its counter) is
+/// replaced; when the org has that name already (a second rotation that day), `-2`,
+/// `-3`… follows. The name is cut to fit the ledger's limit.
+pub(super) fn rotated_name(name: &str, now: u64, taken: &dyn Fn(&str) -> bool) -> String {
     let date: String = format_time(now)
         .chars()
         .take(10)
         .filter(|c| *c != '-')
         .collect();
-    let base = match name.rsplit_once('-') {
-        Some((head, tail)) if tail.len() == 8 && tail.bytes().all(|b| b.is_ascii_digit()) => head,
-        _ => name,
+    let is_date = |s: &str| s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit());
+    let is_count = |s: &str| !s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit());
+    let mut base = name;
+    if let Some((head, tail)) = base.rsplit_once('-')
+        && is_count(tail)
+        && head.rsplit_once('-').is_some_and(|(_, d)| is_date(d))
+    {
+        base = head;
+    }
+    if let Some((head, tail)) = base.rsplit_once('-')
+        && is_date(tail)
+    {
+        base = head;
+    }
+    let candidate = |n: u32| {
+        let suffix = if n == 1 {
+            format!("-{date}")
+        } else {
+            format!("-{date}-{n}")
+        };
+        let room = super::mint::MAX_NAME.saturating_sub(suffix.len());
+        let cut: String = base.chars().take(room).collect();
+        format!("{cut}{suffix}")
     };
-    let room = super::mint::MAX_NAME - date.len() - 1;
-    let base: String = base.chars().take(room).collect();
-    format!("{base}-{date}")
+    (1..=9999)
+        .map(candidate)
+        .find(|c| !taken(c))
+        .unwrap_or_else(|| candidate(9999))
 }
 
 impl Authority {
@@ -119,7 +141,19 @@ impl Authority {
             None => None,
         };
         let key = self.minting_key(&org).await?;
-        let name = rotated_name(&old.name, now);
+        let org_name = old.org.clone();
+        let names: std::collections::HashSet<String> = self
+            .store
+            .read(move |r| {
+                Ok::<_, crate::store::StoreError>(
+                    r.ledger(&org_name)?
+                        .into_iter()
+                        .map(|e| e.record.name)
+                        .collect(),
+                )
+            })
+            .await?;
+        let name = rotated_name(&old.name, now, &|n| names.contains(n));
         let mut minted = self.build_token(
             &key,
             &NewToken {
@@ -218,12 +252,29 @@ mod tests {
     #[test]
     fn names_get_one_date_suffix() {
         let now = 1_796_169_600; // 2026-12-02
-        assert_eq!(rotated_name("ci", now), "ci-20261202");
-        assert_eq!(rotated_name("ci-20250101", now), "ci-20261202");
-        assert_eq!(rotated_name("my-app", now), "my-app-20261202");
+        let free = |_: &str| false;
+        assert_eq!(rotated_name("ci", now, &free), "ci-20261202");
+        assert_eq!(rotated_name("ci-20250101", now, &free), "ci-20261202");
+        assert_eq!(rotated_name("ci-20250101-3", now, &free), "ci-20261202");
+        assert_eq!(rotated_name("my-app", now, &free), "my-app-20261202");
+        assert_eq!(rotated_name("build-2", now, &free), "build-2-20261202");
         let long = "x".repeat(64);
-        let r = rotated_name(&long, now);
+        let r = rotated_name(&long, now, &free);
         assert_eq!(r.chars().count(), 64);
         assert!(r.ends_with("-20261202"));
+    }
+
+    #[test]
+    fn a_second_rotation_on_one_day_gets_a_distinct_name() {
+        let now = 1_796_169_600;
+        let taken = ["ci-20261202", "ci-20261202-2"];
+        let used = |n: &str| taken.contains(&n);
+        assert_eq!(rotated_name("ci", now, &used), "ci-20261202-3");
+        assert_eq!(rotated_name("ci-20261202-2", now, &used), "ci-20261202-3");
+        let long = "x".repeat(64);
+        let first = rotated_name(&long, now, &|_| false);
+        let second = rotated_name(&long, now, &|n| n == first);
+        assert_ne!(first, second);
+        assert_eq!(second.chars().count(), 64);
     }
 }

@@ -121,7 +121,7 @@ pub fn discharge(ctx: &Ctx, args: &DischargeArgs) -> anyhow::Result<ExitCode> {
         output::json(&serde_json::json!({ "bundles": done }))?;
     } else {
         for b in done {
-            output::line(b)?;
+            output::precious(b, "the completed bundle")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -80,12 +80,30 @@ pub fn read_stdin(what: &'static str, cap: u64) -> anyhow::Result<Zeroizing<Stri
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {what} from stdin"))?;
     if text.len() as u64 > cap {
-        return Err(usage(format!(
-            "stdin holds more than {what} (over {cap} bytes)"
-        )));
+        // Not a mistake in the command line: the input is over a documented limit.
+        return Err(TooLarge(format!(
+            "stdin holds more than {what} may (over {cap} bytes)"
+        ))
+        .into());
     }
     Ok(text)
 }
+
+/// On a terminal, asks for a value without echoing it (a second `-` is refused like a
+/// second read of stdin); `None` when stdin is not a terminal (then it is read).
+pub fn prompt_hidden(prompt: &str) -> anyhow::Result<Option<Zeroizing<String>>> {
+    if !io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    claim_stdin("a secret's value")?;
+    let typed = rpassword::prompt_password(prompt).context("cannot read the value typed")?;
+    Ok(Some(Zeroizing::new(typed)))
+}
+
+/// Input over a documented limit (a local refusal, exit 5).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TooLarge(pub String);
 
 /// The largest token text read from a file or stdin, with room for whitespace.
 fn token_cap() -> u64 {

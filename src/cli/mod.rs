@@ -303,7 +303,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => Ok(run::run(*args)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "macvault", &mut io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "macvault", &mut script);
+            // Through our writer: a closed stdout (`| head`) ends it quietly.
+            io::Write::write_all(&mut io::stdout().lock(), &script)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -137,7 +137,7 @@ pub fn attenuate(ctx: &Ctx, args: &AttenuateArgs) -> anyhow::Result<ExitCode> {
     if ctx.json() {
         output::json(&serde_json::json!({ "token": narrower }))?;
     } else {
-        output::line(narrower)?;
+        output::precious(narrower, "the narrower token")?;
     }
     Ok(ExitCode::SUCCESS)
 }

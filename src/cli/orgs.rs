@@ -78,7 +78,7 @@ pub async fn run(ctx: &Ctx, cmd: OrgsCommand) -> anyhow::Result<ExitCode> {
             if ctx.json() {
                 output::json(&created)?;
             } else {
-                output::line(&created.token)?;
+                output::precious(&created.token, "the org token")?;
                 eprintln!(
                     "created org {}; its org token {} expires {} and is shown only once",
                     clean(&created.org),
@@ -119,7 +119,7 @@ pub async fn run(ctx: &Ctx, cmd: OrgsCommand) -> anyhow::Result<ExitCode> {
             if ctx.json() {
                 output::json(&minted)?;
             } else {
-                output::line(&minted.token)?;
+                output::precious(&minted.token, "the org token")?;
                 eprintln!(
                     "issued an org token for {} ({}), expiring {}; it is shown only once",
                     clean(&org),

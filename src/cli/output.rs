@@ -18,6 +18,21 @@ pub fn line(text: impl std::fmt::Display) -> io::Result<()> {
     writeln!(io::stdout().lock(), "{text}")
 }
 
+/// A line that is the only copy of what it holds (a new token, a value): if stdout is
+/// closed, the command fails loudly instead of ending quietly as a listing does.
+pub fn precious(text: impl std::fmt::Display, what: &str) -> anyhow::Result<()> {
+    line(text).map_err(|e| {
+        anyhow::Error::new(LostOutput(e.kind())).context(format!(
+            "could not write {what} to stdout, and it was the only copy"
+        ))
+    })
+}
+
+/// Writing a token or value failed (not a broken pipe to be ignored).
+#[derive(Debug, thiserror::Error)]
+#[error("stdout: {0}")]
+pub struct LostOutput(io::ErrorKind);
+
 /// Pretty JSON of `value` on stdout.
 pub fn json(value: &impl Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
@@ -178,14 +193,23 @@ pub fn or_dash(value: Option<&str>) -> Cow<'_, str> {
     value.map_or(Cow::Borrowed("-"), clean)
 }
 
-/// A span in its largest unit: `29d`, `3h`, `17m`, `42s`.
+/// A span in its largest unit, rounded to the nearest: `90d` for 89 days 23 hours,
+/// `1h` for 59m 40s, `42s`.
 pub fn span1(secs: u64) -> String {
-    match secs {
-        s if s >= 86_400 => format!("{}d", s / 86_400),
-        s if s >= 3600 => format!("{}h", s / 3600),
-        s if s >= 60 => format!("{}m", s / 60),
-        s => format!("{s}s"),
+    const UNITS: [(u64, &str); 4] = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];
+    let Some(at) = UNITS.iter().position(|(u, _)| secs >= *u) else {
+        return "0s".into();
+    };
+    let (u, name) = UNITS[at];
+    let n = secs.saturating_add(u / 2) / u;
+    // Rounding up may reach the next unit: 59m 40s is 1h, not 60m.
+    if at > 0 {
+        let (bigger, bigger_name) = UNITS[at - 1];
+        if n * u >= bigger && (n * u).is_multiple_of(bigger) {
+            return format!("{}{bigger_name}", n * u / bigger);
+        }
     }
+    format!("{n}{name}")
 }
 
 /// A span in its two largest units: `6d 23h`, `3h 5m`, `42s`.
@@ -232,6 +256,12 @@ mod tests {
     #[test]
     fn spans_and_relative_times() {
         assert_eq!(span1(29 * 86_400 + 5), "29d");
+        assert_eq!(span1(90 * 86_400 - 3), "90d", "a fresh 90-day token");
+        assert_eq!(span1(89 * 86_400 + 11 * 3600), "89d");
+        assert_eq!(span1(59 * 60 + 40), "1h");
+        assert_eq!(span1(23 * 3600 + 31 * 60), "1d");
+        assert_eq!(span1(90), "2m");
+        assert_eq!(span1(0), "0s");
         assert_eq!(span2(6 * 86_400 + 23 * 3600 + 59), "6d 23h");
         assert_eq!(span2(3600), "1h");
         assert_eq!(span2(42), "42s");

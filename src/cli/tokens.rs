@@ -3,8 +3,11 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+use anyhow::Context as _;
 
 use clap::{Args, Subcommand, ValueEnum};
 use reqwest::{Method, StatusCode};
@@ -48,7 +51,9 @@ pub enum TokensCommand {
         id: String,
     },
     /// Revoke tokens by id (or id prefix), or the presented token itself; what they
-    /// minted goes with them unless --orphan.
+    /// minted goes with them unless --orphan. Shows what would go first: when that is
+    /// more than the token (and its attenuated copies), asks on a terminal and needs
+    /// --yes otherwise.
     Revoke {
         /// Token ids, or prefixes of at least 8 hex digits.
         #[arg(
@@ -63,6 +68,12 @@ pub enum TokensCommand {
         /// Revoke only these tokens: what they minted lives on (moved under their parent).
         #[arg(long)]
         orphan: bool,
+        /// Revoke the tokens minted from them too without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Only show what would be revoked.
+        #[arg(long, conflicts_with = "yes")]
+        dry_run: bool,
     },
     /// Replace a token with a fresh sibling (same kind, caveats and creator): what it
     /// minted moves under the new one, and the old one (with every attenuated copy of
@@ -105,6 +116,9 @@ impl ValueEnum for TokenKind {
 pub struct CreateArgs {
     /// The kind.
     kind: TokenKind,
+    /// Also write the new token's id (not the token) to this file, for scripts.
+    #[arg(long, value_name = "FILE")]
+    id_file: Option<PathBuf>,
     /// The org (default: the token's).
     #[arg(long)]
     org: Option<String>,
@@ -161,6 +175,9 @@ pub struct RotateArgs {
     /// The new token's lifetime (default: the old one's), never past its creator's.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     expiry: Option<Duration>,
+    /// Also write the new token's id (not the token) to this file, for scripts.
+    #[arg(long, value_name = "FILE")]
+    id_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -199,7 +216,22 @@ pub fn run(ctx: &Ctx, cmd: TokensCommand) -> anyhow::Result<ExitCode> {
         TokensCommand::Create(args) => block_on(create(ctx, args)),
         TokensCommand::List(args) => block_on(list(ctx, args)),
         TokensCommand::Show { id } => block_on(show(ctx, &id)),
-        TokensCommand::Revoke { ids, self_, orphan } => block_on(revoke(ctx, &ids, self_, orphan)),
+        TokensCommand::Revoke {
+            ids,
+            self_,
+            orphan,
+            yes,
+            dry_run,
+        } => block_on(revoke(
+            ctx,
+            &ids,
+            self_,
+            Revoking {
+                orphan,
+                yes,
+                dry_run,
+            },
+        )),
         TokensCommand::Rotate(args) => block_on(rotate(ctx, args)),
         TokensCommand::Discharge(args) => super::discharge::discharge(ctx, &args),
         TokensCommand::Strip { name } => block_on(strip(ctx, name)),
@@ -215,7 +247,7 @@ async fn strip(ctx: &Ctx, name: Option<String>) -> anyhow::Result<ExitCode> {
     if ctx.json() {
         output::json(&minted)?;
     } else {
-        output::line(&minted.token)?;
+        output::precious(&minted.token, "the new token")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -235,8 +267,10 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<ExitCode> {
     if ctx.json() {
         output::json(&minted)?;
     } else {
-        output::line(&minted.token)?;
+        output::precious(&minted.token, "the new token")?;
     }
+    // After the token is out: it is the only copy.
+    write_id(args.id_file.as_deref(), &minted.record.id)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -405,6 +439,15 @@ pub fn render_show(d: &TokenDetailBody, now: u64) -> String {
     out
 }
 
+/// Writes a new token's id to `--id-file` (the token itself goes to stdout only).
+fn write_id(path: Option<&std::path::Path>, id: &str) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, format!("{id}\n"))
+            .with_context(|| format!("cannot write the token's id to {}", path.display()))?;
+    }
+    Ok(())
+}
+
 async fn rotate(ctx: &Ctx, args: RotateArgs) -> anyhow::Result<ExitCode> {
     let req = RotateRequest {
         overlap_secs: args.overlap.map_or(0, |d| d.as_secs()),
@@ -414,9 +457,11 @@ async fn rotate(ctx: &Ctx, args: RotateArgs) -> anyhow::Result<ExitCode> {
     let done: RotateResponse = ctx.client()?.call(Method::POST, &path, Some(&req)).await?;
     if ctx.json() {
         output::json(&done)?;
+        write_id(args.id_file.as_deref(), &done.record.id)?;
         return Ok(ExitCode::SUCCESS);
     }
-    output::line(&done.token)?;
+    output::precious(&done.token, "the new token")?;
+    write_id(args.id_file.as_deref(), &done.record.id)?;
     eprintln!(
         "rotated {} (\"{}\") to {} (\"{}\"), expiring {}",
         short_id(&done.replaced.id),
@@ -433,9 +478,62 @@ async fn rotate(ctx: &Ctx, args: RotateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn revoke(ctx: &Ctx, ids: &[String], self_: bool, orphan: bool) -> anyhow::Result<ExitCode> {
+/// How `tokens revoke` goes about it.
+#[derive(Clone, Copy)]
+struct Revoking {
+    orphan: bool,
+    yes: bool,
+    dry_run: bool,
+}
+
+/// What a revocation would take: one line per token, nearest first.
+fn preview_lines(p: &RevokeResponse) -> Vec<String> {
+    let taken = p.would_revoke.as_deref().unwrap_or_default();
+    let mut out = vec![format!(
+        "revoking {} ({} \"{}\") takes {} token(s) minted from it{}",
+        short_id(&p.record.id),
+        clean(&p.record.kind),
+        clean(&p.record.name),
+        taken.len(),
+        if taken.is_empty() { "" } else { ":" }
+    )];
+    for t in taken {
+        out.push(format!(
+            "  {}  {} \"{}\"",
+            short_id(&t.id),
+            clean(&t.kind),
+            clean(&t.name)
+        ));
+    }
+    out
+}
+
+/// Asks on the terminal whether to go on; `false` without one.
+fn confirm(question: &str) -> bool {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return false;
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+async fn revoke(ctx: &Ctx, ids: &[String], self_: bool, how: Revoking) -> anyhow::Result<ExitCode> {
     let client = ctx.client()?;
-    let body = RevokeRequest { orphan };
+    let orphan = how.orphan;
+    let body = RevokeRequest {
+        orphan,
+        dry_run: false,
+    };
+    let ask = RevokeRequest {
+        orphan,
+        dry_run: true,
+    };
     let paths: Vec<Vec<String>> = if self_ {
         vec![vec![
             "v1".into(),
@@ -451,6 +549,45 @@ async fn revoke(ctx: &Ctx, ids: &[String], self_: bool, orphan: bool) -> anyhow:
     let (mut done, mut failed) = (Vec::new(), None);
     for path in &paths {
         let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+        let preview = match client
+            .call::<_, RevokeResponse>(Method::POST, &segments, Some(&ask))
+            .await
+        {
+            Ok(p) => p,
+            Err(err) if paths.len() > 1 => {
+                eprintln!("error: {}: {err:#}", clean(&path[2]));
+                failed.get_or_insert(err);
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        let taken = preview.would_revoke.as_ref().map_or(0, Vec::len);
+        if how.dry_run {
+            if !ctx.json() {
+                for line in preview_lines(&preview) {
+                    output::line(line)?;
+                }
+            }
+            done.push(preview);
+            continue;
+        }
+        if taken > 0 && !how.yes {
+            for line in preview_lines(&preview) {
+                eprintln!("{line}");
+            }
+            if !confirm(&format!("Revoke it and these {taken} token(s)?")) {
+                let err = anyhow::anyhow!(
+                    "not revoked: it would take {taken} token(s) minted from it (listed above); \
+                     pass --yes to revoke them too, or --orphan to let them live"
+                );
+                if paths.len() > 1 {
+                    eprintln!("error: {}: {err:#}", clean(&path[2]));
+                    failed.get_or_insert(err);
+                    continue;
+                }
+                return Err(err);
+            }
+        }
         match client
             .call::<_, RevokeResponse>(Method::POST, &segments, Some(&body))
             .await

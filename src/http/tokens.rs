@@ -61,12 +61,27 @@ pub(super) async fn list(
 }
 
 /// The optional body of a revocation.
-fn options(body: Result<Bytes, BytesRejection>) -> ApiResult<RevokeOptions> {
+/// A revocation of `id` (`None`: the presented token), or with `dry_run` its preview.
+async fn revoke_or_preview(
+    state: &AppState,
+    who: &crate::authority::Principal,
+    id: Option<&str>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<RevokeResponse>> {
     let req: RevokeRequest = optional_json(body)?;
-    Ok(RevokeOptions {
+    if req.dry_run {
+        let (record, live) = state.authority.revoke_preview(who, id, req.orphan).await?;
+        return Ok(Json(RevokeResponse::preview(&record, &live)));
+    }
+    let opts = RevokeOptions {
         orphan: req.orphan,
         delay_secs: 0,
-    })
+    };
+    let done = match id {
+        Some(id) => state.authority.revoke(who, id, opts).await?,
+        None => state.authority.revoke_self(who, opts).await?,
+    };
+    Ok(Json(RevokeResponse::from(&done)))
 }
 
 pub(super) async fn revoke(
@@ -75,8 +90,7 @@ pub(super) async fn revoke(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<RevokeResponse>> {
-    let done = state.authority.revoke(&who, &id, options(body)?).await?;
-    Ok(Json(RevokeResponse::from(&done)))
+    revoke_or_preview(&state, &who, Some(&id), body).await
 }
 
 pub(super) async fn rotate(
@@ -107,8 +121,7 @@ pub(super) async fn revoke_self(
     Caller(who): Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<RevokeResponse>> {
-    let done = state.authority.revoke_self(&who, options(body)?).await?;
-    Ok(Json(RevokeResponse::from(&done)))
+    revoke_or_preview(&state, &who, None, body).await
 }
 
 /// `POST /v1/tokens/service` `{"name": …}` (body optional): the presented discharged

@@ -202,7 +202,16 @@ pub(super) fn segments(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
 
-/// `NAME=VALUE` or `NAME=-` (stdin, once).
+/// A value over the documented limit: a refusal (exit 5), naming the limit.
+fn too_large(name: &str) -> anyhow::Error {
+    super::input::TooLarge(format!(
+        "the value of {} is over 64 KiB, the most a secret holds",
+        clean(name)
+    ))
+    .into()
+}
+
+/// `NAME=VALUE` or `NAME=-` (stdin, once; on a terminal, a prompt without echo).
 fn parse_pair(pair: &str) -> anyhow::Result<(String, Zeroizing<String>)> {
     let (name, value) = pair.split_once('=').ok_or_else(|| {
         usage(format!(
@@ -211,9 +220,21 @@ fn parse_pair(pair: &str) -> anyhow::Result<(String, Zeroizing<String>)> {
         ))
     })?;
     if value != "-" {
+        if value.len() as u64 > STDIN_CAP {
+            return Err(too_large(name));
+        }
         return Ok((name.to_owned(), Zeroizing::new(value.to_owned())));
     }
-    let mut text = read_stdin("a secret's value", STDIN_CAP + 2)?;
+    if let Some(typed) = super::input::prompt_hidden(&format!("value of {}: ", clean(name)))? {
+        if typed.len() as u64 > STDIN_CAP {
+            return Err(too_large(name));
+        }
+        return Ok((name.to_owned(), typed));
+    }
+    let mut text = match read_stdin("a secret's value", STDIN_CAP + 2) {
+        Err(e) if e.is::<super::input::TooLarge>() => return Err(too_large(name)),
+        other => other?,
+    };
     for end in ["\r\n", "\n"] {
         if text.ends_with(end) {
             let keep = text.len() - end.len();
@@ -260,7 +281,7 @@ async fn reveal_one(ctx: &Ctx, scope: &ScopeArgs, name: &str) -> anyhow::Result<
     if ctx.json() {
         output::json(&serde_json::json!({ "name": name, "value": value }))?;
     } else {
-        output::line(format_args!("{}", value.as_str()))?;
+        output::precious(value.as_str(), "the value")?;
     }
     Ok(())
 }
