@@ -3,6 +3,7 @@
 //! These are not storage rows: `store/` has its own versioned row types and converts.
 //! Records that will grow are `#[non_exhaustive]` and built with constructors.
 
+mod app;
 mod audit;
 mod change;
 mod key;
@@ -11,6 +12,7 @@ mod secret;
 mod third_party;
 mod token;
 
+pub use app::App;
 pub use audit::{Actor, AuditEvent, Outcome};
 pub use change::{Change, FeedEntry};
 pub use key::RootKeyVersion;

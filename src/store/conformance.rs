@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::caveats::Condition;
-use crate::model::{Actor, Jwks, Outcome, ThirdPartyKey, ThirdPartyKind, TokenKind};
+use crate::model::{Actor, App, Jwks, Outcome, ThirdPartyKey, ThirdPartyKind, TokenKind};
 use crate::token::PublicKey;
 
 #[derive(Clone, Copy, Debug)]
@@ -562,6 +562,16 @@ async fn reopening_keeps_everything_and_a_newer_schema_is_refused(kind: Kind) {
     // Opening again changes nothing (migrations are idempotent).
     let again = Store::open(&location).await.unwrap();
     assert!(read(&again, |r| r.org("acme")).await.is_some());
+    let apps: Vec<String> = read(&again, |r| r.apps("acme"))
+        .await
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(
+        apps,
+        ["api", "web"],
+        "registered from a secret scope and a token"
+    );
     drop(again);
     stamp(&location, SCHEMA_VERSION + 1, SCHEMA_COMPAT).await;
     assert!(
@@ -1217,10 +1227,62 @@ async fn an_id_token_discharges_one_ticket_set(kind: Kind) {
     assert_eq!(left, [used("b", 2, 200)]);
 }
 
-/// A database of schema 2 is brought to 3 by the additive step, keeping its rows.
+/// Schema 4: apps by org and name; a name is created once; deleting frees it; a copy
+/// keeps them.
+async fn apps_are_created_listed_and_deleted(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    let app = |org: &str, name: &str| App {
+        org: org.into(),
+        name: name.into(),
+        created: 7,
+        created_by: Some(TokenId([1; 16])),
+    };
+    write(s, move |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.insert_org(&Org::new("beta", 1))?;
+        tx.insert_app(&app("acme", "web"))?;
+        tx.insert_app(&app("acme", "api"))?;
+        tx.insert_app(&app("beta", "web"))
+    })
+    .await;
+    let again = s
+        .write(move |tx| tx.insert_app(&app("acme", "web")))
+        .await
+        .unwrap_err();
+    assert_eq!(again, StoreError::Conflict("app"));
+    let (listed, one, none) = read(s, |r| {
+        Ok((
+            r.apps("acme")?,
+            r.app("beta", "web")?,
+            r.app("acme", "wbe")?,
+        ))
+    })
+    .await;
+    let names: Vec<&str> = listed.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["api", "web"]);
+    assert_eq!(one, Some(app("beta", "web")));
+    assert!(none.is_none());
+    let target = fresh(kind).await.unwrap();
+    let dump = std::sync::Arc::new(read(s, Dump::read).await);
+    let d = dump.clone();
+    write(&target.store, move |tx| d.write(tx)).await;
+    assert_eq!(read(&target.store, |r| r.apps("acme")).await.len(), 2);
+    write(s, |tx| tx.delete_app("acme", "web")).await;
+    assert!(read(s, |r| r.app("acme", "web")).await.is_none());
+    write(s, move |tx| tx.insert_app(&app("acme", "web"))).await;
+}
+
+/// A database of schema 2 is brought to 4 by the additive steps, keeping its rows, and
+/// the apps its tokens and secret scopes name are registered.
 async fn schema_2_is_upgraded_to_4(kind: Kind) {
     let Some(f) = fresh(kind).await else { return };
-    write(&f.store, |tx| tx.insert_org(&Org::new("acme", 1))).await;
+    write(&f.store, |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.put_token(&token(1, "acme", None, 5))?;
+        tx.set_secrets_counter("acme", Some("api"), 3)
+    })
+    .await;
     let Fresh {
         store,
         location,
@@ -1233,7 +1295,12 @@ async fn schema_2_is_upgraded_to_4(kind: Kind) {
         Location::Dir(dir) => {
             let db = ::redb::Database::create(dir.join(DB_FILE)).unwrap();
             let txn = db.begin_write().unwrap();
-            for t in ["third_parties", "third_party_requirements", "id_token_uses"] {
+            for t in [
+                "third_parties",
+                "third_party_requirements",
+                "id_token_uses",
+                "apps",
+            ] {
                 txn.delete_table(::redb::TableDefinition::<(&str, &str), &[u8]>::new(t))
                     .ok();
             }
@@ -1262,6 +1329,7 @@ async fn schema_2_is_upgraded_to_4(kind: Kind) {
                      DROP TABLE macvault_third_party_requirements; \
                      DROP TABLE macvault_third_party_keys; \
                      DROP TABLE macvault_id_token_uses; \
+                     DROP TABLE macvault_apps; \
                      DROP TABLE macvault_allowed_env; \
                      DELETE FROM macvault_migrations WHERE version >= 3;",
                 )
@@ -1321,5 +1389,6 @@ suite!(
     a_rehearsal_checks_everything_and_keeps_nothing,
     third_parties_and_requirements,
     an_id_token_discharges_one_ticket_set,
+    apps_are_created_listed_and_deleted,
     schema_2_is_upgraded_to_4,
 );

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::model::{
-    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
+    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
     SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenRecord,
 };
 use crate::token::KeyId;
@@ -271,6 +271,10 @@ pub trait Read {
     ) -> Result<Vec<Requirement>, StoreError>;
     /// Every record of a used ID token (for a store copy), by issuer and `jti`.
     fn id_token_uses(&mut self) -> Result<Vec<IdTokenUse>, StoreError>;
+    /// An app of an org.
+    fn app(&mut self, org: &str, name: &str) -> Result<Option<App>, StoreError>;
+    /// An org's apps, by name.
+    fn apps(&mut self, org: &str) -> Result<Vec<App>, StoreError>;
 }
 
 /// Where a secret version sits in [`Read::secret_versions_after`]'s order.
@@ -383,6 +387,10 @@ pub trait Tx: Read {
     fn delete_third_party(&mut self, org: &str, name: &str) -> Result<(), StoreError>;
     /// Records that a token needs a third party (replacing an earlier record).
     fn put_requirement(&mut self, req: &Requirement) -> Result<(), StoreError>;
+    /// Creates an app; `Conflict("app")` if the org has one of that name.
+    fn insert_app(&mut self, app: &App) -> Result<(), StoreError>;
+    /// Removes an app (its secrets and tokens are the caller's business).
+    fn delete_app(&mut self, org: &str, name: &str) -> Result<(), StoreError>;
     /// Records an ID token's use unless one of the same issuer and `jti` is there (not
     /// yet pruned): then says whether it was for the same tickets.
     fn record_id_token(&mut self, used: &IdTokenUse) -> Result<Recorded, StoreError>;
@@ -631,6 +639,8 @@ pub struct Dump {
     pub requirements: Vec<Requirement>,
     /// ID tokens used for discharges (so none is used again on the copy).
     pub id_token_uses: Vec<IdTokenUse>,
+    /// Apps.
+    pub apps: Vec<App>,
 }
 
 impl Dump {
@@ -646,6 +656,7 @@ impl Dump {
         };
         for org in &dump.orgs {
             dump.tokens.extend(r.ledger(&org.name)?);
+            dump.apps.extend(r.apps(&org.name)?);
             dump.secret_keys.extend(r.secret_keys(&org.name)?);
             for (app, name) in r.allowed_env(&org.name)? {
                 dump.allowed_env.push((org.name.clone(), app, name));
@@ -687,6 +698,9 @@ impl Dump {
         }
         for org in &self.orgs {
             tx.insert_org(org)?;
+        }
+        for app in &self.apps {
+            tx.insert_app(app)?;
         }
         for key in &self.keys {
             tx.put_key(key)?;

@@ -22,7 +22,7 @@ use super::{
     Recorded, SCHEMA_COMPAT, SCHEMA_VERSION, StoreError, Tx, VersionKey, legacy,
 };
 use crate::model::{
-    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
+    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
     SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenKind, TokenRecord,
 };
 use crate::token::KeyId;
@@ -58,6 +58,8 @@ const THIRD_PARTY_KEYS: TableDefinition<&[u8], (&str, &str)> =
     TableDefinition::new("third_party_keys");
 const REQUIREMENTS: TableDefinition<(&str, &str, &[u8]), &[u8]> =
     TableDefinition::new("third_party_requirements");
+/// Schema 4: apps by (org, name).
+const APPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("apps");
 /// Schema 4: (issuer, jti) → the ID token's use for discharges.
 const ID_TOKEN_USES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("id_token_uses");
 /// Sorts after every secret name (names are `[A-Za-z0-9_]`).
@@ -160,11 +162,17 @@ impl RedbStore {
             (Some(1), _) => {
                 upgrade_v1(&txn)?;
                 create_tables(&txn)?;
+                register_apps(&txn)?;
             }
             // Tables are created again (idempotent): a store of this version may predate
-            // some of them. 2 → 3 → 4 only add tables (allow-lists of names that load code;
-            // third parties), so the same call upgrades them.
-            (Some(v), _) if (2..=SCHEMA_VERSION).contains(&v) => create_tables(&txn)?,
+            // some of them. 2 → 3 → 4 add tables (allow-lists of names that load code;
+            // third parties, apps); to 4, every app that secrets or tokens name is
+            // registered, once.
+            (Some(v), _) if (2..SCHEMA_VERSION).contains(&v) => {
+                create_tables(&txn)?;
+                register_apps(&txn)?;
+            }
+            (Some(v), _) if v == SCHEMA_VERSION => create_tables(&txn)?,
             (Some(v), compat) if v > SCHEMA_VERSION => {
                 let compat = compat.unwrap_or(v);
                 if compat > SCHEMA_VERSION {
@@ -278,6 +286,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(THIRD_PARTY_LOCATIONS)?;
     txn.open_table(THIRD_PARTY_KEYS)?;
     txn.open_table(ID_TOKEN_USES)?;
+    txn.open_table(APPS)?;
     txn.open_table(REQUIREMENTS)?;
     Ok(())
 }
@@ -285,6 +294,39 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
 /// Version 1 → 2: every row gets its version byte; last-used moves to its own table;
 /// lineage parents are set (tokens the operator minted become roots); the deny-list
 /// gains expiries. Runs inside the opening transaction, so it happens whole or not.
+/// Schema 4 makes apps explicit: registers every app that a secret scope or a token of
+/// an older store names, so they keep working.
+fn register_apps(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut named: std::collections::BTreeSet<(String, String)> = Default::default();
+    for row in txn.open_table(SECRET_COUNTERS)?.iter()? {
+        let (k, _) = row?;
+        let (org, app) = k.value();
+        if !app.is_empty() {
+            named.insert((org.to_owned(), app.to_owned()));
+        }
+    }
+    for row in txn.open_table(TOKENS)?.iter()? {
+        let (_, v) = row?;
+        let rec = TokenRecord::decode(v.value())?;
+        if let Some(app) = rec.app {
+            named.insert((rec.org, app));
+        }
+    }
+    let mut apps = txn.open_table(APPS)?;
+    for (org, name) in named {
+        if apps.get((org.as_str(), name.as_str()))?.is_none() {
+            let app = App {
+                org: org.clone(),
+                name: name.clone(),
+                created: 0,
+                created_by: None,
+            };
+            apps.insert((org.as_str(), name.as_str()), app.encode()?.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
 fn upgrade_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
     {
         let mut orgs = txn.open_table(ORGS)?;
@@ -787,6 +829,18 @@ macro_rules! impl_read {
                 decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
             }
 
+            fn app(&mut self, org: &str, name: &str) -> Result<Option<App>, StoreError> {
+                let t = self.txn.open_table(APPS)?;
+                let v = t.get((org, name))?;
+                v.map(|v| App::decode(v.value())).transpose()
+            }
+
+            fn apps(&mut self, org: &str) -> Result<Vec<App>, StoreError> {
+                let t = self.txn.open_table(APPS)?;
+                let rows = t.range((org, "")..(org, NAME_END))?;
+                decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
+            }
+
             fn id_token_uses(&mut self) -> Result<Vec<IdTokenUse>, StoreError> {
                 let t = self.txn.open_table(ID_TOKEN_USES)?;
                 decode_all(t.iter()?.map(|r| r.map(|(_, v)| v.value().to_vec())))
@@ -1070,6 +1124,21 @@ impl Tx for RedbTx<'_> {
         self.txn.open_table(THIRD_PARTIES)?.remove((org, name))?;
         let mut reqs = self.txn.open_table(REQUIREMENTS)?;
         reqs.retain_in((org, name, &[][..])..(org, name, &ID_END[..]), |_, _| false)?;
+        Ok(())
+    }
+
+    fn insert_app(&mut self, app: &App) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(APPS)?;
+        let key = (app.org.as_str(), app.name.as_str());
+        if t.get(key)?.is_some() {
+            return Err(StoreError::Conflict("app"));
+        }
+        t.insert(key, app.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn delete_app(&mut self, org: &str, name: &str) -> Result<(), StoreError> {
+        self.txn.open_table(APPS)?.remove((org, name))?;
         Ok(())
     }
 

@@ -209,6 +209,36 @@ pub struct ThirdPartyRow {
     created_by: Option<[u8; 16]>,
 }
 
+/// Schema 4: an app.
+#[derive(Serialize, Deserialize)]
+pub struct AppRow {
+    org: String,
+    name: String,
+    created: u64,
+    created_by: Option<[u8; 16]>,
+}
+
+impl Stored for crate::model::App {
+    type Row = AppRow;
+    const WHAT: &'static str = "app";
+    fn to_row(&self) -> AppRow {
+        AppRow {
+            org: self.org.clone(),
+            name: self.name.clone(),
+            created: self.created,
+            created_by: self.created_by.map(|t| t.0),
+        }
+    }
+    fn from_row(r: AppRow) -> Result<Self, StoreError> {
+        Ok(crate::model::App {
+            org: r.org,
+            name: r.name,
+            created: r.created,
+            created_by: r.created_by.map(TokenId),
+        })
+    }
+}
+
 /// Schema 4: an ID token used for discharges.
 #[derive(Serialize, Deserialize)]
 pub struct IdTokenUseRow {

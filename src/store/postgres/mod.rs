@@ -101,11 +101,52 @@ const STEPS: &[(u32, &str)] = &[(
              name TEXT NOT NULL);
          CREATE TABLE macvault_id_token_uses (issuer TEXT NOT NULL, jti TEXT NOT NULL,
              until BIGINT NOT NULL, row BYTEA NOT NULL, PRIMARY KEY (issuer, jti));
+         CREATE TABLE macvault_apps (org TEXT NOT NULL, name TEXT NOT NULL,
+             row BYTEA NOT NULL, PRIMARY KEY (org, name));
          CREATE TABLE macvault_third_party_requirements (org TEXT NOT NULL,
              third_party TEXT NOT NULL, token_id BYTEA NOT NULL, added BIGINT NOT NULL,
              row BYTEA NOT NULL, PRIMARY KEY (org, third_party, token_id));",
     ),
 ];
+
+/// Schema 4 makes apps explicit: registers every app that a secret scope or a token of
+/// an older database names, so they keep working.
+async fn register_apps(txn: &tokio_postgres::Transaction<'_>) -> Result<(), MigrateError> {
+    use super::rows::Stored as _;
+    let mut named: std::collections::BTreeSet<(String, String)> = Default::default();
+    for row in txn
+        .query(
+            "SELECT org, app FROM macvault_secret_counters WHERE app <> ''",
+            &[],
+        )
+        .await?
+    {
+        named.insert((row.get(0), row.get(1)));
+    }
+    for row in txn.query("SELECT row FROM macvault_tokens", &[]).await? {
+        let rec = crate::model::TokenRecord::decode(row.get::<_, &[u8]>(0))
+            .map_err(|e| MigrateError::Open(e.into()))?;
+        if let Some(app) = rec.app {
+            named.insert((rec.org, app));
+        }
+    }
+    for (org, name) in named {
+        let app = crate::model::App {
+            org: org.clone(),
+            name: name.clone(),
+            created: 0,
+            created_by: None,
+        };
+        let row = app.encode().map_err(|e| MigrateError::Open(e.into()))?;
+        txn.execute(
+            "INSERT INTO macvault_apps (org, name, row) VALUES ($1, $2, $3) \
+             ON CONFLICT (org, name) DO NOTHING",
+            &[&org, &name, &row],
+        )
+        .await?;
+    }
+    Ok(())
+}
 
 /// The URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
@@ -371,6 +412,9 @@ impl PgStore {
                 &[&i32::try_from(*version).unwrap_or(i32::MAX), &now],
             )
             .await?;
+        }
+        if found < 4 {
+            register_apps(&txn).await?;
         }
         let v = i32::try_from(SCHEMA_VERSION).unwrap_or(i32::MAX);
         let c = i32::try_from(SCHEMA_COMPAT).unwrap_or(i32::MAX);

@@ -12,7 +12,7 @@ use super::super::{
 };
 use super::{int, pg_err, retryable, uint};
 use crate::model::{
-    AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
+    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
     SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenRecord,
 };
 use crate::token::KeyId;
@@ -505,6 +505,20 @@ impl Read for PgTx<'_> {
         )
     }
 
+    fn app(&mut self, org: &str, name: &str) -> Result<Option<App>, StoreError> {
+        self.one(
+            "SELECT row FROM macvault_apps WHERE org = $1 AND name = $2",
+            &[&org, &name],
+        )
+    }
+
+    fn apps(&mut self, org: &str) -> Result<Vec<App>, StoreError> {
+        self.rows(
+            "SELECT row FROM macvault_apps WHERE org = $1 ORDER BY name",
+            &[&org],
+        )
+    }
+
     fn id_token_uses(&mut self) -> Result<Vec<IdTokenUse>, StoreError> {
         self.rows(
             "SELECT row FROM macvault_id_token_uses ORDER BY issuer, jti",
@@ -834,6 +848,26 @@ impl Tx for PgTx<'_> {
         )?;
         self.execute(
             "DELETE FROM macvault_third_parties WHERE org = $1 AND name = $2",
+            &[&org, &name],
+        )?;
+        Ok(())
+    }
+
+    fn insert_app(&mut self, app: &App) -> Result<(), StoreError> {
+        let added = self.execute(
+            "INSERT INTO macvault_apps (org, name, row) VALUES ($1, $2, $3) \
+             ON CONFLICT (org, name) DO NOTHING",
+            &[&app.org, &app.name, &app.encode()?],
+        )?;
+        if added == 0 {
+            return Err(StoreError::Conflict("app"));
+        }
+        Ok(())
+    }
+
+    fn delete_app(&mut self, org: &str, name: &str) -> Result<(), StoreError> {
+        self.execute(
+            "DELETE FROM macvault_apps WHERE org = $1 AND name = $2",
             &[&org, &name],
         )?;
         Ok(())
