@@ -37,6 +37,10 @@ async fn setup(dir: &std::path::Path) -> (std::sync::Arc<Authority>, String) {
         .authenticate(org.token.expose(), Client::default())
         .await
         .expect("org token verifies");
+    authority
+        .create_app(&org, "acme", "web")
+        .await
+        .expect("create app");
     let deploy = authority
         .mint(&org, "acme", &MintSpec::new(TokenKind::Deploy).app("web"))
         .await

@@ -193,6 +193,8 @@ log "macvault at $MV_URL (pid $MV_PID)"
 ORG_TOKEN=$("${CURL[@]}" -X POST "$MV_URL/v1/orgs" -H "Authorization: Bearer $OPERATOR" \
     -H 'content-type: application/json' -d '{"name":"acme"}' | json_field token)
 [[ $ORG_TOKEN == mvt_* ]] || die "creating org acme failed"
+"${CURL[@]}" -X POST "$MV_URL/v1/orgs/acme/apps" -H "Authorization: Bearer $ORG_TOKEN" \
+    -H 'content-type: application/json' -d '{"name":"web"}' >/dev/null || die "creating app web failed"
 DEPLOY=$("${CURL[@]}" -X POST "$MV_URL/v1/orgs/acme/tokens" -H "Authorization: Bearer $ORG_TOKEN" \
     -H 'content-type: application/json' -d '{"kind":"deploy","app":"web"}' | json_field token)
 [[ $DEPLOY == mvt_* ]] || die "minting the deploy token failed"

@@ -78,6 +78,8 @@ async fn verify_body_for(n: &Node) -> String {
         .authenticate(&n.org, Client::default())
         .await
         .unwrap();
+    // The app exists once (the first call creates it; later ones find it).
+    let _ = n.authority.create_app(&org, "acme", "web").await;
     let deploy = n
         .authority
         .mint(&org, "acme", &MintSpec::new(TokenKind::Deploy).app("web"))

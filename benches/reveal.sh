@@ -23,6 +23,7 @@ for _ in $(seq 100); do grep -q "listening on" "$TMP/out" && break; sleep 0.1; d
 URL=$(sed -n 's/^macvault listening on \(http:[^ ]*\).*/\1/p' "$TMP/out")
 export MACVAULT_URL=$URL
 "$BIN" orgs create acme --token-file "$TMP/data/operator.token" >"$TMP/org.token"
+"$BIN" apps create web --token-file "$TMP/org.token" >/dev/null
 pairs=()
 for i in $(seq -w 1 50); do pairs+=("SECRET_$i=value-$i-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"); done
 "$BIN" secrets set --app web "${pairs[@]}" --token-file "$TMP/org.token" >/dev/null

@@ -80,6 +80,8 @@ fn one(name: String) -> Write {
         }],
         unset: Vec::new(),
         dry_run: false,
+        // The org token creates the app on its first write.
+        create_app: true,
     }
 }
 

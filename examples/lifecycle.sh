@@ -14,6 +14,7 @@ serve() {
 serve first
 trap 'kill $server 2>/dev/null || true' EXIT
 macvault orgs create acme --token-file "$data/operator.token" > admin.token
+macvault apps create web --token-file admin.token
 macvault tokens create deploy --app web --name ci --id-file ci.id --token-file admin.token > ci.token
 
 # --- Rotating a token (say, the one in CI) ---------------------------------------

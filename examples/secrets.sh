@@ -11,6 +11,7 @@ trap 'kill $! 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$data/serve.log" && break; sleep 0.1; done
 macvault orgs create acme --token-file "$data/operator.token" > admin.token
 export MACVAULT_TOKEN_FILE=admin.token
+macvault apps create web && macvault apps create api
 
 # The org's secrets are shared by its apps; an app's own secret overrides them.
 macvault secrets set LOG_LEVEL=info DB_URL=postgres://shared-db/acme

@@ -11,6 +11,7 @@ trap 'kill $! 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q "listening on" "$data/serve.log" && break; sleep 0.1; done
 macvault orgs create acme --token-file "$data/operator.token" > admin.token
 export MACVAULT_TOKEN_FILE=admin.token
+macvault apps create web
 
 # Register GitHub Actions as a third party of the org (the JWKS: a file, or its URL).
 echo '{"keys":[{"kty":"RSA","kid":"gh1","alg":"RS256","n":"sXch","e":"AQAB"}]}' > gha-jwks.json

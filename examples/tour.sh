@@ -15,7 +15,9 @@ for _ in $(seq 100); do grep -q "listening on" "$data/serve.log" && break; sleep
 # 2. Create an org with the operator token (the first start wrote it to a file).
 macvault orgs create acme --token-file "$data/operator.token" > acme.token
 
-# 3. Mint a deploy token for the app `web` (the org is the presenting token's).
+# 3. Create the app `web`, and mint a deploy token for it (the org is the presenting
+#    token's; an app name the org does not have is refused, so a typo creates nothing).
+macvault apps create web --token-file acme.token
 macvault tokens create deploy --app web --name ci --expiry 30d --token-file acme.token > ci.token
 
 # 4. Narrow it offline to read-only for one hour, and look at it.

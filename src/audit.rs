@@ -9,6 +9,10 @@ use crate::model::TokenRecord;
 pub mod action {
     /// An org was created.
     pub const ORG_CREATE: &str = "org.create";
+    /// An app was created.
+    pub const APP_CREATE: &str = "app.create";
+    /// An app was deleted.
+    pub const APP_DELETE: &str = "app.delete";
     /// An org's settings changed.
     pub const ORG_UPDATE: &str = "org.update";
     /// A token was minted.

@@ -188,6 +188,7 @@ fn e2e_lifecycle_restart_and_secrecy() {
     let created = srv.cli_json(&op, &["orgs", "create", "acme", "--json"]);
     c.same(s(&created, "org"), "acme", "orgs create answer");
     let org_tok = seen.add("acme org token", s(&created, "token"));
+    crate::support::create_apps(&srv, &org_tok, "acme", &["web", "api"]);
     let org_tok_id = s(&created, "token_id").to_owned();
     let org_created_at = Instant::now();
     // The text form prints only the token on stdout.

@@ -57,6 +57,7 @@ fn record<'a>(list: &'a [Value], id: &str) -> &'a Value {
 fn acme(srv: &Server, expiry: &str) -> (String, String) {
     let op = srv.operator_token().expect("operator token").to_owned();
     let org = srv.cli_ok(&op, &["orgs", "create", "acme", "--expiry", expiry]);
+    crate::support::create_apps(srv, org.trim(), "acme", &["web", "api"]);
     (op, org.trim().to_owned())
 }
 

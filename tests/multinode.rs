@@ -60,6 +60,7 @@ fn three_nodes_follow_each_other_and_fail_closed_when_cut_off() {
     );
     assert_eq!(st, 201, "{v}");
     let org = s(&v, "token").to_owned();
+    crate::support::create_apps(&a, &org, "acme", &["web"]);
     let mint = json!({"kind": "deploy", "app": "web", "name": "ci", "expiry_secs": 3600});
     let (st, v) = a.http("POST", "/v1/orgs/acme/tokens", Some(&org), Some(&mint));
     assert_eq!(st, 201, "{v}");
@@ -231,6 +232,7 @@ fn lineage_and_rotation_reach_every_node() {
     );
     assert_eq!(st, 201, "{v}");
     let org = s(&v, "token").to_owned();
+    crate::support::create_apps(&a, &org, "acme", &["web"]);
     let mint = |n: &Server, by: &str, name: &str, secs: u64| {
         let body = json!({"kind": "deploy", "app": "web", "name": name, "expiry_secs": secs});
         let (st, v) = n.http("POST", "/v1/orgs/acme/tokens", Some(by), Some(&body));

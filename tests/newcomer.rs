@@ -414,7 +414,7 @@ fn a_closed_stdout_ends_listings_quietly_and_new_tokens_loudly() {
 }
 
 /// A value over the limit states the documented limit and is a refusal (exit 5), from
-/// stdin or the command line; relative times round (a fresh 90-day token: 90d).
+/// stdin or the command line; relative times round (a fresh 60-day token: 60d).
 #[test]
 fn limits_and_times_read_as_documented() {
     let tmp = tempfile::tempdir().unwrap();
@@ -434,10 +434,115 @@ fn limits_and_times_read_as_documented() {
     srv.cli_ok(
         &org,
         &[
-            "tokens", "create", "readonly", "--name", "fresh", "--expiry", "90d",
+            "tokens", "create", "readonly", "--name", "fresh", "--expiry", "60d",
         ],
     );
     let list = srv.cli_ok(&org, &["tokens", "list", "--name", "fresh"]);
-    assert!(list.contains("in 90d"), "{list}");
+    assert!(list.contains("in 60d"), "a fresh 60-day token: {list}");
+    srv.stop();
+}
+
+/// Apps exist explicitly: a typo is refused with the names the org has; an org token
+/// creates, lists, shows and deletes them; a deploy token can do neither.
+#[test]
+fn a_typo_in_an_app_name_is_refused_with_the_known_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let env = [("MACVAULT_TOKEN", org.as_str())];
+    for typo in [
+        &["secrets", "set", "--app", "wbe", "X=1"][..],
+        &["tokens", "create", "deploy", "--app", "wbe"],
+        &["secrets", "list", "--app", "wbe"],
+    ] {
+        let (c, _, err) = srv.cli(typo, &env);
+        assert_eq!(c, 5, "{typo:?}: {err}");
+        assert!(
+            err.contains("no app \"wbe\"")
+                && err.contains("api, web")
+                && err.contains("apps create wbe"),
+            "{typo:?}: {err}"
+        );
+    }
+    let runtime = srv.cli_ok(&org, &["tokens", "create", "runtime", "--app", "web"]);
+    let (c, _, err) = srv.cli(
+        &["run", "--app", "wbe", "--", "true"],
+        &[("MACVAULT_TOKEN", runtime.trim())],
+    );
+    assert_ne!(c, 0, "run against a missing app fails: {err}");
+    let (st, v) = srv.http("GET", "/v1/orgs/acme/apps", Some(&org), None);
+    assert_eq!(st, 200, "{v}");
+    // --create-app on a first write is fine, for an org token.
+    srv.cli_ok(
+        &org,
+        &["secrets", "set", "--app", "worker", "--create-app", "X=1"],
+    );
+    let list = srv.cli_ok(&org, &["apps", "list"]);
+    assert!(list.contains("worker") && list.contains("web"), "{list}");
+    // A deploy token can neither create nor delete apps, nor create one by writing.
+    let deploy = srv.cli_ok(&org, &["tokens", "create", "deploy", "--app", "web"]);
+    let denv = [("MACVAULT_TOKEN", deploy.trim())];
+    for denied in [
+        &["apps", "create", "other"][..],
+        &["apps", "delete", "api"],
+        &["secrets", "set", "--app", "web", "--create-app", "Y=1"],
+    ] {
+        let (c, _, err) = srv.cli(denied, &denv);
+        assert_eq!(c, 1, "{denied:?}: {err}");
+    }
+    srv.stop();
+}
+
+#[test]
+fn deleting_an_app_in_use_needs_force_and_yes_and_lets_nothing_back_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let deploy = srv.cli_ok(
+        &org,
+        &["tokens", "create", "deploy", "--app", "web", "--name", "ci"],
+    );
+    let deploy = deploy.trim();
+    srv.cli_ok(
+        deploy,
+        &["secrets", "set", "--app", "web", "DB_URL=postgres://db/web"],
+    );
+    let env = [("MACVAULT_TOKEN", org.as_str())];
+    let shown = srv.cli_ok(&org, &["apps", "show", "web"]);
+    assert!(
+        shown.contains("1 secret(s), 1 live token(s)") && shown.contains("\"ci\""),
+        "{shown}"
+    );
+    let (c, _, err) = srv.cli(&["apps", "delete", "web"], &env);
+    assert_eq!(c, 5, "{err}");
+    assert!(err.contains("--force") && err.contains("\"ci\""), "{err}");
+    // --force alone previews and changes nothing.
+    let (c, out, err) = srv.cli(&["apps", "delete", "web", "--force"], &env);
+    assert_eq!(c, 5, "{err}");
+    assert!(
+        out.contains("would revoke 1 token(s)") && out.contains("secret DB_URL"),
+        "{out}"
+    );
+    let (st, _) = srv.http("GET", "/v1/orgs/acme/apps/web/secrets", Some(deploy), None);
+    assert_eq!(st, 200, "nothing changed");
+    let (c, out, err) = srv.cli(&["apps", "delete", "web", "--force", "--yes"], &env);
+    assert_eq!(c, 0, "{err}");
+    assert!(out.contains("did revoke 1 token(s)"), "{out}");
+    // Re-created, the name lets neither the old token nor the old value back in.
+    srv.cli_ok(&org, &["apps", "create", "web"]);
+    let (st, v) = srv.http("GET", "/v1/orgs/acme/apps/web/secrets", Some(deploy), None);
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (401, Some("revoked")),
+        "{v}"
+    );
+    let runtime = srv.cli_ok(&org, &["tokens", "create", "runtime", "--app", "web"]);
+    let (c, _, err) = srv.cli(
+        &["secrets", "reveal", "DB_URL"],
+        &[("MACVAULT_TOKEN", runtime.trim())],
+    );
+    assert_ne!(c, 0, "the destroyed value is gone: {err}");
+    let audit = srv.cli_ok(&org, &["audit", "--action", "app.delete"]);
+    assert!(audit.contains("forced"), "{audit}");
     srv.stop();
 }

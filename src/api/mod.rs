@@ -1,6 +1,7 @@
 //! The JSON bodies of the HTTP API (docs/API.md), shared by the server and the CLI
 //! client. Answers are built from the domain records (`model/`) by `From` impls here.
 
+mod apps;
 mod secrets;
 mod third_parties;
 
@@ -15,6 +16,7 @@ use crate::caveats::{AccessSpec, Caveat, Denial, Timestamp, format_time};
 use crate::model::{AuditEvent, LastUsed, Org, RootKeyVersion, TokenRecord, TokenView};
 use crate::token::{TokenId, Verified};
 
+pub use apps::{AppBody, AppList, CreateAppRequest, DeleteAppRequest, DeletedAppBody};
 pub use secrets::{
     AllowedEnvBody, DestroyRequest, DestroyResponse, ExpiringBody, HistoryBody, KeyStatusBody,
     RevealAnswer, RevealResponse, RollbackRequest, SecretBody, SecretList, SecretsVersionBody,
@@ -636,7 +638,7 @@ impl From<&LastUsed> for LastUsedBody {
 }
 
 impl TokenRecordBody {
-    fn new(r: &TokenRecord, status: &str, last_used: Option<&LastUsed>) -> Self {
+    pub(crate) fn new(r: &TokenRecord, status: &str, last_used: Option<&LastUsed>) -> Self {
         TokenRecordBody {
             id: r.id.to_string(),
             org: r.org.clone(),

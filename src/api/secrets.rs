@@ -67,6 +67,9 @@ pub struct WriteSecretsRequest {
     /// Check it all and answer what would change, writing nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
+    /// Create the app if the org has none of that name (org-level `apps/create`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_app: bool,
 }
 
 impl From<WriteSecretsRequest> for Write {
@@ -92,6 +95,7 @@ impl From<WriteSecretsRequest> for Write {
                 })
                 .collect(),
             dry_run: req.dry_run,
+            create_app: req.create_app,
         }
     }
 }

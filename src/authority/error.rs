@@ -258,6 +258,9 @@ pub enum MintError {
     /// No such org.
     #[error("no such org")]
     OrgNotFound,
+    /// The org has no app of that name (apps exist explicitly).
+    #[error("{0}")]
+    NoSuchApp(super::NoSuchApp),
     /// The org has no live key to mint with.
     #[error("org {0} has no live root key")]
     NoLiveKey(String),
@@ -288,7 +291,7 @@ impl Classify for MintError {
             | MintError::OverOrgMaximum { .. }
             | MintError::TooFar(_)
             | MintError::AfterMinter { .. } => ErrorClass::BadRequest,
-            MintError::OrgNotFound => ErrorClass::NotFound,
+            MintError::OrgNotFound | MintError::NoSuchApp(_) => ErrorClass::NotFound,
             MintError::NoLiveKey(_) => ErrorClass::Conflict,
             MintError::MinterRevoked => ErrorClass::Unauthenticated,
             MintError::Store(e) => e.class(),
@@ -299,6 +302,7 @@ impl Classify for MintError {
     fn code(&self) -> &'static str {
         match self {
             MintError::MinterRevoked => FailureClass::Revoked.code(),
+            MintError::NoSuchApp(_) => "no_such_app",
             other => other.class().code(),
         }
     }

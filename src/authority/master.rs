@@ -82,6 +82,29 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Creates `path` (mode 0600) holding `bytes`, all at once: the bytes go to a temporary
+/// file beside it, which is then linked into place, failing with `AlreadyExists` if
+/// `path` exists. So another process that finds `path` never reads it half written
+/// (two nodes starting together on one new key file).
+fn create_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "key".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.tmp",
+        suffix
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ));
+    write_private(&tmp, bytes)?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    linked
+}
+
 impl MasterKey {
     /// Loads the key file, or creates it (mode 0600) with a fresh random key.
     pub fn load_or_create(path: &Path) -> Result<Self, MasterKeyError> {
@@ -99,7 +122,7 @@ impl MasterKey {
             return Ok(MasterKey(Zeroizing::new(key)));
         }
         let key = RootKey::generate().map_err(|_| MasterKeyError::Random)?;
-        match write_private(path, key.expose_bytes()) {
+        match create_whole(path, key.expose_bytes()) {
             Ok(()) => Ok(MasterKey(Zeroizing::new(*key.expose_bytes()))),
             // Another node sharing this path created it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path),
@@ -174,6 +197,23 @@ fn root_aad(org: &str, version: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_file_appears_whole_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        create_whole(&path, &[7; 32]).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), [7; 32]);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let again = create_whole(&path, &[8; 32]).unwrap_err();
+        assert_eq!(again.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), [7; 32], "the first stays");
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left behind");
+    }
 
     #[test]
     fn wrap_is_bound_to_org_and_version() {

@@ -8,6 +8,7 @@
 //! for the background writer. [`Authority::authenticate`] is the only way to a
 //! [`Principal`], and every operation takes one.
 
+mod apps;
 mod audit;
 mod authenticate;
 mod bootstrap;
@@ -38,6 +39,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use apps::require_app;
+pub use apps::{AppDetail, AppError, DeletedApp, NoSuchApp};
 pub use audit::{AuditFilter, AuditPage, MAX_PAGE};
 pub use bootstrap::{MASTER_FILE, OPERATOR_FILE, Opened, Setup};
 pub use clock::system_now;

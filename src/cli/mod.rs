@@ -7,6 +7,7 @@
 //! 100 columns (or `COLUMNS`); the exit code says what kind of failure it was
 //! ([`exit`]).
 
+mod apps;
 pub(crate) mod audit;
 pub(crate) mod client;
 mod discharge;
@@ -72,6 +73,9 @@ enum Command {
     /// Register, list, show, remove the org's third parties (dischargers such as a CI
     /// job's OIDC identity) and rotate their keys.
     ThirdParties(third_parties::ThirdPartiesArgs),
+    /// Create, list, show and delete the org's apps (app-scoped tokens and secrets name
+    /// only apps the org has).
+    Apps(apps::AppsArgs),
     /// Run a command with an app's secrets in its environment: `macvault run --app web -- ./server`.
     /// Exits with the command's status; 125 when macvault fails first, 126 when the
     /// command cannot be executed, 127 when it is not found.
@@ -278,6 +282,7 @@ pub fn main() -> ExitCode {
         Command::Audit(a) => a.client.json,
         Command::Secrets(a) => a.client.json,
         Command::ThirdParties(a) => a.client.json,
+        Command::Apps(a) => a.client.json,
         _ => false,
     };
     match run(cli) {
@@ -300,6 +305,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(a) => block_on(audit::run(&Ctx::new(a.client.clone()), a)),
         Command::Secrets(a) => block_on(secrets::run(&Ctx::new(a.client), a.command)),
         Command::ThirdParties(a) => block_on(third_parties::run(&Ctx::new(a.client), a.command)),
+        Command::Apps(a) => block_on(apps::run(&Ctx::new(a.client), a.command)),
         Command::Run(args) => Ok(run::run(*args)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

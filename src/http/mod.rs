@@ -2,6 +2,7 @@
 //! extractor, error mapping, and `POST /v1/verify` served beside the router. Handlers
 //! translate requests into authority calls; they hold no crypto and no caveat logic.
 
+mod apps;
 mod audit;
 mod auth;
 mod body;
@@ -124,6 +125,11 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             get(secrets::allowed_env)
                 .post(secrets::allow_env)
                 .delete(secrets::disallow_env),
+        )
+        .route("/v1/orgs/{org}/apps", post(apps::create).get(apps::list))
+        .route(
+            "/v1/orgs/{org}/apps/{app}",
+            get(apps::show).delete(apps::delete),
         )
         .route(
             "/v1/orgs/{org}/third-parties",

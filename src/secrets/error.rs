@@ -92,6 +92,12 @@ pub enum SecretError {
     /// No such org.
     #[error("no such org")]
     OrgNotFound,
+    /// The org has no such app (apps exist explicitly).
+    #[error("{0}")]
+    NoSuchApp(crate::authority::NoSuchApp),
+    /// Creating the app on a first write was refused.
+    #[error(transparent)]
+    App(Box<crate::authority::AppError>),
     /// The org has no secrets yet, so no secrets key either.
     #[error("the org has no secrets yet, so no secrets key to rotate or show")]
     NoSecretsKey,
@@ -162,6 +168,7 @@ impl Classify for SecretError {
             | SecretError::ScopeFull { .. }
             | SecretError::NotCodeName(_) => ErrorClass::BadRequest,
             SecretError::OrgNotFound
+            | SecretError::NoSuchApp(_)
             | SecretError::NoSecretsKey
             | SecretError::NotFound(_)
             | SecretError::VersionNotFound { .. } => ErrorClass::NotFound,
@@ -171,6 +178,7 @@ impl Classify for SecretError {
             SecretError::KeysChanged => ErrorClass::Unavailable,
             SecretError::Corrupt(_) => ErrorClass::Internal,
             SecretError::Auth(e) => e.class(),
+            SecretError::App(e) => e.class(),
             SecretError::Store(e) => e.class(),
             SecretError::Crypto(e) => e.class(),
         }
@@ -180,12 +188,15 @@ impl Classify for SecretError {
             SecretError::VersionConflict { .. } => "version_conflict",
             SecretError::Destroyed { .. } => "destroyed",
             SecretError::Auth(e) => e.code(),
+            SecretError::App(e) => e.code(),
+            SecretError::NoSuchApp(_) => "no_such_app",
             other => other.class().code(),
         }
     }
     fn denial(&self) -> Option<&Denial> {
         match self {
             SecretError::Denied(d) => Some(d),
+            SecretError::App(e) => e.denial(),
             _ => None,
         }
     }

@@ -351,6 +351,15 @@ fn require_org(r: &mut dyn Read, org: &str) -> Result<(), SecretError> {
     r.org(org)?.map(|_| ()).ok_or(SecretError::OrgNotFound)
 }
 
+/// The org exists, and so does the app of an app scope (apps exist explicitly).
+fn require_scope(r: &mut dyn Read, org: &str, app: Option<&str>) -> Result<(), SecretError> {
+    require_org(r, org)?;
+    match app {
+        Some(app) => crate::authority::require_app(r, org, app).map_err(SecretError::NoSuchApp),
+        None => Ok(()),
+    }
+}
+
 /// The secrets version of `scope`, and of each of `apps` (the org's counter plus each
 /// app's).
 fn versions(r: &mut dyn Read, org: &str, apps: Vec<String>) -> Result<SecretsVersions, StoreError> {

@@ -85,7 +85,7 @@ impl Secrets {
             .authority
             .store()
             .read(move |r| {
-                require_org(r, &org)?;
+                super::require_scope(r, &org, app.as_deref())?;
                 let apps = app.iter().cloned().collect();
                 let v = versions(r, &org, apps)?;
                 let org_heads = match (&app, resolved) {
@@ -176,7 +176,7 @@ impl Secrets {
         self.authority
             .store()
             .read(move |r| {
-                require_org(r, &org)?;
+                super::require_scope(r, &org, app.as_deref())?;
                 let head = r
                     .secret_head(&org, app.as_deref(), &name)?
                     .ok_or(SecretError::NotFound(name))?;

@@ -343,7 +343,7 @@ impl Secrets {
 }
 
 fn read_counters(r: &mut dyn Read, org: &str, app: Option<&str>) -> Result<Counters, SecretError> {
-    super::require_org(r, org)?;
+    super::require_scope(r, org, app)?;
     Ok(Counters {
         org: r.secrets_counter(org, None)?,
         app: match app {

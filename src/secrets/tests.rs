@@ -31,12 +31,21 @@ async fn fixture_with(options: Options) -> Fixture {
         .token
         .expose()
         .to_owned();
+    with_apps(&a, &org, "acme").await;
     let s = Secrets::new(a.clone(), options);
     Fixture {
         _dir: dir,
         a,
         s,
         org,
+    }
+}
+
+/// The apps the tests use (`web`, `api`), created in `org` with its org token.
+async fn with_apps(a: &Authority, token: &str, org: &str) {
+    let p = who(a, token).await;
+    for app in ["web", "api"] {
+        a.create_app(&p, org, app).await.unwrap();
     }
 }
 
@@ -76,6 +85,7 @@ fn sets(pairs: &[(&str, &str)]) -> Write {
         set: pairs.iter().map(|(n, v)| set(n, v)).collect(),
         unset: Vec::new(),
         dry_run: false,
+        create_app: false,
     }
 }
 
@@ -90,6 +100,7 @@ fn unset(names: &[&str]) -> Write {
             })
             .collect(),
         dry_run: false,
+        create_app: false,
     }
 }
 
@@ -451,6 +462,10 @@ fn app(name: &str) -> Scope<'_> {
 async fn an_org_keeps_at_most_ten_thousand_secrets() {
     let f = fixture().await;
     let apps: Vec<String> = (0..10).map(|i| format!("app{i}")).collect();
+    let org = who(&f.a, &f.org).await;
+    for name in &apps {
+        f.a.create_app(&org, "acme", name).await.unwrap();
+    }
     for (batch, name) in apps.iter().enumerate() {
         let names: Vec<String> = (0..1000).map(|i| format!("S{batch}_{i}")).collect();
         let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
@@ -776,6 +791,8 @@ async fn tampering_is_caught(location: crate::store::Location, dir: &tempfile::T
                 .to_owned(),
         );
     }
+    with_apps(&a, &tokens[0], "acme").await;
+    with_apps(&a, &tokens[1], "beta").await;
     let s = Secrets::new(a.clone(), Options::default());
     let acme = who(&a, &tokens[0]).await;
     let beta = who(&a, &tokens[1]).await;
@@ -942,6 +959,7 @@ async fn concurrent_writers_to_one_app_all_land_on_postgres() {
         .token
         .expose()
         .to_owned();
+    with_apps(&a, &token, "acme").await;
     let s = Arc::new(Secrets::new(a.clone(), Options::default()));
     let writers: Vec<_> = (0..16)
         .map(|w| {

@@ -59,6 +59,9 @@ pub struct Write {
     pub unset: Vec<UnsetSecret>,
     /// Check everything and say what would change, but write nothing.
     pub dry_run: bool,
+    /// Create the app of an app scope if the org has none of that name (needs what
+    /// creating an app needs).
+    pub create_app: bool,
 }
 
 /// What a dry run says a set would do.
@@ -408,7 +411,25 @@ impl Secrets {
             .map(|n| (*n).to_owned())
             .collect();
         let dry_run = w.dry_run;
+        if w.create_app && scope.app.is_some() {
+            self.authority
+                .may_create_app(who, scope.org)
+                .map_err(|e| SecretError::App(Box::new(e)))?;
+        }
+        let creator = w.create_app.then(|| who.token_id());
         let body = move |tx: &mut dyn Tx, keys: &super::WriteKeys| {
+            if let (Some(app), Some(by)) = (ctx.app(), creator)
+                && tx.app(&ctx.org, app)?.is_none()
+            {
+                require_org(tx, &ctx.org)?;
+                tx.insert_app(&crate::model::App {
+                    org: ctx.org.clone(),
+                    name: app.to_owned(),
+                    created: now,
+                    created_by: Some(by),
+                })?;
+            }
+            super::require_scope(tx, &ctx.org, ctx.app())?;
             let keys = keys.ensure(tx)?;
             let (mut out, mut added) = (Vec::new(), false);
             for s in &w.set {
@@ -513,6 +534,7 @@ impl Secrets {
         let name = name.to_owned();
         let ctx = self.ctx(who, scope);
         self.write_with_keys(scope.org, move |tx, keys| {
+            super::require_scope(tx, &ctx.org, ctx.app())?;
             let keys = keys.ensure(tx)?;
             let mut head = tx
                 .secret_head(&ctx.org, ctx.app(), &name)?
@@ -570,7 +592,7 @@ impl Secrets {
             .authority
             .store()
             .write(move |tx| {
-                require_org(tx, &ctx.org)?;
+                super::require_scope(tx, &ctx.org, ctx.app())?;
                 let mut head = tx
                     .secret_head(&ctx.org, ctx.app(), &name)?
                     .ok_or_else(|| SecretError::NotFound(name.clone()))?;

@@ -31,7 +31,8 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The User-Agent the HTTP helper sends.
 pub const USER_AGENT: &str = "macvault-e2e/1";
 
-/// Creates org `acme` with the operator token: (operator token, acme's org token).
+/// Creates org `acme` with the operator token, and its apps `web` and `api`: (operator
+/// token, acme's org token).
 pub fn acme(srv: &Server) -> (String, String) {
     let op = srv.operator_token().expect("operator token").to_owned();
     let (st, v) = srv.http(
@@ -41,7 +42,22 @@ pub fn acme(srv: &Server) -> (String, String) {
         Some(&serde_json::json!({"name": "acme"})),
     );
     assert_eq!(st, 201, "create acme: {v}");
-    (op, s(&v, "token").to_owned())
+    let org = s(&v, "token").to_owned();
+    create_apps(srv, &org, "acme", &["web", "api"]);
+    (op, org)
+}
+
+/// Creates apps in `org` with its org token.
+pub fn create_apps(srv: &Server, token: &str, org: &str, apps: &[&str]) {
+    for app in apps {
+        let (st, v) = srv.http(
+            "POST",
+            &format!("/v1/orgs/{org}/apps"),
+            Some(token),
+            Some(&serde_json::json!({ "name": app })),
+        );
+        assert_eq!(st, 201, "create app {app}: {v}");
+    }
 }
 
 /// Numbers the log files of successive starts.

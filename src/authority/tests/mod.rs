@@ -57,11 +57,18 @@ pub(super) async fn mint_by(
 }
 
 /// Creates org `name` with the operator token; its org token.
+/// Creates org `name` with the apps the tests use (`web`, `api`); its org token.
 pub(super) async fn org_token(a: &Authority, op: &str, name: &str) -> String {
-    a.create_org(&who(a, op).await, name, None)
+    let token = a
+        .create_org(&who(a, op).await, name, None)
         .await
         .unwrap()
         .token
         .expose()
-        .to_owned()
+        .to_owned();
+    let org = who(a, &token).await;
+    for app in ["web", "api"] {
+        a.create_app(&org, name, app).await.unwrap();
+    }
+    token
 }

@@ -199,6 +199,7 @@ async fn a_version_2_data_directory_is_upgraded_whole() {
         set: vec![set],
         unset: Vec::new(),
         dry_run: false,
+        create_app: false,
     };
     secrets.write(&deploy, web, w).await.unwrap();
 
@@ -312,4 +313,8 @@ async fn a_version_3_data_directory_is_upgraded_whole() {
         listed,
         [(Some("web".to_owned()), "NODE_OPTIONS".to_owned())]
     );
+    // Apps became explicit: the one its tokens and secrets name is registered.
+    let apps = again.store().read(|r| r.apps("acme")).await.unwrap();
+    let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["web"]);
 }

@@ -31,6 +31,9 @@ pub struct ImportArgs {
     /// change is said only to a token that may reveal it.
     #[arg(long)]
     dry_run: bool,
+    /// Create the app first if the org has none of that name (an org token's right).
+    #[arg(long)]
+    create_app: bool,
 }
 
 /// `secrets export --format`.
@@ -121,6 +124,7 @@ pub async fn import(ctx: &Ctx, client: &Client, args: ImportArgs) -> anyhow::Res
             .collect(),
         unset: Vec::new(),
         dry_run: args.dry_run,
+        create_app: args.create_app,
     };
     let path = args.scope.path(ctx, &[])?;
     let done: Result<WriteSecretsResponse, _> = client

@@ -62,6 +62,9 @@ pub enum SecretsCommand {
         /// For one name only.
         #[arg(long, value_name = "N")]
         if_version: Option<u64>,
+        /// Create the app first if the org has none of that name (an org token's right).
+        #[arg(long)]
+        create_app: bool,
     },
     /// Show a secret's metadata (never its value).
     Get {
@@ -305,9 +308,13 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
             description,
             expires,
             if_version,
+            create_app,
         } => {
             let if_version = one_name(&pairs, if_version)?;
-            let mut req = WriteSecretsRequest::default();
+            let mut req = WriteSecretsRequest {
+                create_app,
+                ..WriteSecretsRequest::default()
+            };
             for pair in &pairs {
                 let (name, value) = parse_pair(pair)?;
                 req.set.push(SetBody {
@@ -335,6 +342,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
             let if_version = one_name(&names, if_version)?;
             let req = WriteSecretsRequest {
                 dry_run: false,
+                create_app: false,
                 set: Vec::new(),
                 unset: names
                     .iter()
