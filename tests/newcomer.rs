@@ -546,3 +546,145 @@ fn deleting_an_app_in_use_needs_force_and_yes_and_lets_nothing_back_in() {
     assert!(audit.contains("forced"), "{audit}");
     srv.stop();
 }
+
+/// A set that changes nothing writes nothing, for a token that may reveal the value;
+/// a token that may not still makes a version, so no answer confirms a guess.
+#[test]
+fn a_write_that_changes_nothing_writes_nothing_for_a_revealer_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let set = ["secrets", "set", "--app", "web", "DB_URL=postgres://db/web"];
+    srv.cli_ok(&org, &set);
+    let out = srv.cli_ok(&org, &set);
+    assert!(out.contains("DB_URL unchanged (still v1)"), "{out}");
+    let history = srv.cli_json(
+        &org,
+        &["secrets", "history", "--app", "web", "DB_URL", "--json"],
+    );
+    assert_eq!(
+        history["versions"].as_array().map(Vec::len),
+        Some(1),
+        "{history}"
+    );
+    let audit = srv.cli_ok(&org, &["audit", "--action", "secret.set"]);
+    assert_eq!(
+        audit.matches("DB_URL").count(),
+        1,
+        "one set audited: {audit}"
+    );
+    // A new description is a change.
+    let out = srv.cli_ok(&org, &[&set[..], &["--description", "primary"]].concat());
+    assert!(out.contains("set DB_URL (v2)"), "{out}");
+    // A deploy token may not reveal: its same-value write makes a version regardless.
+    let deploy = srv.cli_ok(&org, &["tokens", "create", "deploy", "--app", "web"]);
+    let out = srv.cli_ok(deploy.trim(), &set);
+    assert!(
+        out.contains("set DB_URL (v3)") && !out.contains("unchanged"),
+        "{out}"
+    );
+    srv.stop();
+}
+
+/// `--json` covers usage errors, and is refused where it means nothing (`run`); names
+/// are shown as text; a destroyed secret shows no digest; history shows an unset.
+#[test]
+fn json_errors_names_as_text_and_destroyed_secrets_read_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let env = [("MACVAULT_TOKEN", org.as_str())];
+    let (c, out, err) = srv.cli(&["tokens", "create", "--json"], &env);
+    assert_eq!(c, 2, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(err.trim()).expect("a JSON usage error");
+    assert_eq!(
+        (v["error"]["code"].as_str(), v["exit"].as_u64()),
+        (Some("usage"), Some(2)),
+        "{v}"
+    );
+    let (c, _, err) = srv.cli(&["run", "--json", "--app", "web", "--", "true"], &env);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("--json means nothing for run"), "{err}");
+    let (c, _, err) = srv.cli(&["secrets", "set", "--app", "web", "CL\u{c9}=1"], &env);
+    assert_eq!(c, 5, "{err}");
+    assert!(err.contains("CL\u{c9}") && !err.contains("\\xc3"), "{err}");
+    srv.cli_ok(&org, &["secrets", "set", "--app", "web", "GONE=x"]);
+    srv.cli_ok(
+        &org,
+        &["secrets", "destroy", "--app", "web", "GONE", "--all"],
+    );
+    let shown = srv.cli_json(&org, &["secrets", "get", "--app", "web", "GONE", "--json"]);
+    assert!(shown["digest"].is_null(), "no digest of zeros: {shown}");
+    let history = srv.cli_ok(&org, &["secrets", "history", "--app", "web", "GONE"]);
+    assert!(
+        history.contains("destroyed") && history.contains("unset"),
+        "{history}"
+    );
+    srv.stop();
+}
+
+/// Tables fit the terminal they are printed on (asked from the terminal), cutting a
+/// description, never a name; `COLUMNS` overrides.
+#[test]
+fn tables_fit_the_terminal_and_never_cut_a_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    let name = "DATABASE_PRIMARY_URL";
+    srv.cli_ok(
+        &org,
+        &[
+            "secrets",
+            "set",
+            "--app",
+            "web",
+            &format!("{name}=v"),
+            "--description",
+            &"a long description ".repeat(8),
+        ],
+    );
+    // A pseudo-terminal 80 columns wide: the child sets it on its own stdout first.
+    let script = r#"
+import fcntl, os, pty, struct, sys, termios
+pid, fd = pty.fork()
+if pid == 0:
+    fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    os.execv(sys.argv[1], sys.argv[1:])
+seen = b""
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+os.waitpid(pid, 0)
+sys.stdout.write(seen.decode("utf-8", "replace"))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, env!("CARGO_BIN_EXE_macvault")])
+        .args(["secrets", "list", "--app", "web"])
+        .env("MACVAULT_URL", srv.url())
+        .env("MACVAULT_TOKEN", &org)
+        .env_remove("COLUMNS")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(shown.contains(name), "{shown}");
+    assert!(shown.contains('…'), "the description is cut: {shown}");
+    for line in shown.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than the terminal: {line:?}"
+        );
+    }
+    // Not a terminal: 100 columns, unless COLUMNS says otherwise.
+    let (c, wide, _) = srv.cli(
+        &["secrets", "list", "--app", "web"],
+        &[("MACVAULT_TOKEN", org.as_str()), ("COLUMNS", "140")],
+    );
+    assert_eq!(c, 0);
+    assert!(wide.lines().any(|l| l.chars().count() > 100), "{wide}");
+    srv.stop();
+}

@@ -739,11 +739,19 @@ mod tests {
         ] {
             assert!(Condition::parse(bad).is_err(), "{bad}");
         }
-        for twice in [
-            ["max-age = 5m", "max-age = 1m"],
-            ["service-validity = 1d", "service-validity = 2d"],
+        for (twice, says) in [
+            (["max-age = 5m", "max-age = 1m"], "more than one max-age"),
+            (
+                ["service-validity = 1d", "service-validity = 2d"],
+                "more than one service-validity",
+            ),
+            (
+                ["max-validity = 1m", "max-validity = 2m"],
+                "more than one max-validity",
+            ),
         ] {
-            assert!(parse_conditions(&twice).is_err(), "{twice:?}");
+            let e = parse_conditions(&twice).unwrap_err().to_string();
+            assert!(e.contains(says), "{twice:?}: {e}");
         }
         assert!(parse_conditions(&["max-age = 5m", "max-validity = 5m"]).is_ok());
     }

@@ -129,7 +129,9 @@ pub struct WrittenBody {
     #[serde(default)]
     pub unset: bool,
     /// In a dry run, what the set would do: `add`, `change`, `unchanged`, or `set`
-    /// (the token may not reveal it, so whether the value differs is not said).
+    /// (the token may not reveal it, so whether the value differs is not said). In a
+    /// write, `unchanged` for a set that wrote nothing: the same value, description and
+    /// expiry as its current version, said only to a token that may reveal it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub would: Option<String>,
 }
@@ -199,7 +201,9 @@ impl SecretBody {
             app: head.app.clone(),
             version: head.version,
             unset: head.unset,
-            digest: digest.map(|d| hex(d)),
+            // An unset (or destroyed) secret has no current value, so no digest: never
+            // the zeros a destroyed one keeps.
+            digest: digest.filter(|_| !head.unset).map(|d| hex(d)),
             updated: format_time(head.updated),
             expires: head.expires.map(format_time),
             expired: head.expires.is_some_and(|e| e <= now),

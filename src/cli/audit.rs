@@ -16,7 +16,7 @@ pub struct AuditArgs {
     /// The org (default: the token's).
     #[arg(long)]
     org: Option<String>,
-    /// Events per page, the newest first (1 to 1000; default 100).
+    /// Events per page (1 to 1000; default 100): the newest N, shown oldest first.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     limit: Option<u32>,
     /// The page older than this cursor (the previous page says it).

@@ -132,7 +132,7 @@ fn live_tokens(detail: &KeyDetail) -> std::io::Result<()> {
     ))?;
     let mut t = Table::new(&[
         ("ID", Fit::Keep),
-        ("NAME", Fit::Cut),
+        ("NAME", Fit::Keep),
         ("KIND", Fit::Keep),
         ("APP", Fit::Cut),
     ]);

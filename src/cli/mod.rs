@@ -274,7 +274,28 @@ fn warn_expiry(token: &SecretToken) {
 
 /// Parses the command line, runs the command, and reports errors by class.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A command line clap refuses: with --json, the refusal is JSON too.
+        Err(e) if e.use_stderr() && std::env::args().any(|a| a == "--json") => {
+            let message = e.kind().to_string();
+            let detail = e.render().to_string();
+            let detail = detail
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            return exit::report(
+                &exit::usage(if detail.is_empty() {
+                    message
+                } else {
+                    detail.to_owned()
+                }),
+                true,
+            );
+        }
+        Err(e) => e.exit(),
+    };
     let json = match &cli.command {
         Command::Orgs(a) => a.client.json,
         Command::Keys(a) => a.client.json,
@@ -306,6 +327,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secrets(a) => block_on(secrets::run(&Ctx::new(a.client), a.command)),
         Command::ThirdParties(a) => block_on(third_parties::run(&Ctx::new(a.client), a.command)),
         Command::Apps(a) => block_on(apps::run(&Ctx::new(a.client), a.command)),
+        Command::Run(args) if args.client.json => Err(exit::usage(
+            "--json means nothing for run: its output is the command's own",
+        )),
         Command::Run(args) => Ok(run::run(*args)),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
@@ -366,6 +390,28 @@ mod tests {
             let err = Cli::try_parse_from(args).err().unwrap();
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{path:?}");
         }
+    }
+
+    /// Every command's `--help`, as a snapshot: a change to what a command says about
+    /// itself shows in review.
+    #[test]
+    fn every_help_is_as_reviewed() {
+        let mut all = Vec::new();
+        paths(&Cli::command(), Vec::new(), &mut all);
+        all.push(Vec::new());
+        all.sort();
+        let mut text = String::new();
+        for path in all {
+            let mut cmd = Cli::command().term_width(100);
+            let mut at = &mut cmd;
+            for name in &path {
+                at = at.find_subcommand_mut(name).unwrap();
+            }
+            text.push_str(&format!("===== macvault {} --help\n", path.join(" ")));
+            text.push_str(&at.render_long_help().to_string());
+            text.push('\n');
+        }
+        insta::assert_snapshot!(text);
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub async fn run(ctx: &Ctx, cmd: OrgsCommand) -> anyhow::Result<ExitCode> {
                 output::json(&list)?;
             } else {
                 let mut t = Table::new(&[
-                    ("NAME", Fit::Cut),
+                    ("NAME", Fit::Keep),
                     ("CREATED", Fit::Keep),
                     ("KEY", Fit::Keep),
                     ("MAX EXPIRY", Fit::Keep),

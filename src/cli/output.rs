@@ -1,5 +1,6 @@
 //! Everything the CLI writes to stdout: plain lines, `key  value` blocks, tables that fit
-//! the terminal (100 columns unless `COLUMNS` says otherwise), relative times, JSON.
+//! the terminal (its width, or `COLUMNS`, or 100 when stdout is not one), relative
+//! times, JSON.
 
 use std::borrow::Cow;
 use std::io::{self, Write as _};
@@ -53,13 +54,21 @@ fn render_fields(rows: &[(&str, Cow<'_, str>)]) -> String {
     out
 }
 
-/// The width tables are cut to: `COLUMNS` if it is a number, else 100.
+/// The width tables are cut to: `COLUMNS` if it is a number, else the terminal's
+/// width when stdout is one, else 100.
 pub fn width() -> usize {
-    std::env::var("COLUMNS")
+    let columns = std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.trim().parse::<usize>().ok())
-        .filter(|w| *w >= 20)
-        .unwrap_or(DEFAULT_WIDTH)
+        .filter(|w| *w >= 20);
+    columns.or_else(terminal_width).unwrap_or(DEFAULT_WIDTH)
+}
+
+/// The width of the terminal stdout is, if it is one.
+fn terminal_width() -> Option<usize> {
+    let stdout = io::stdout();
+    let size = rustix::termios::tcgetwinsize(&stdout).ok()?;
+    Some(usize::from(size.ws_col)).filter(|w| *w >= 20)
 }
 
 /// Whether a column may be cut (with "…") to make the table fit.

@@ -266,7 +266,7 @@ fn show(ctx: &Ctx, tp: &ThirdPartyBody) -> anyhow::Result<()> {
     output::line(format_args!("{} token(s) need it:", tp.dependents.len()))?;
     let mut t = Table::new(&[
         ("ID", Fit::Keep),
-        ("NAME", Fit::Cut),
+        ("NAME", Fit::Keep),
         ("STATUS", Fit::Keep),
         ("KEY ID", Fit::Keep),
         ("CONDITIONS", Fit::Cut),

@@ -317,7 +317,7 @@ fn status(t: &TokenRecordBody, now: u64) -> Cow<'static, str> {
 pub fn list_table(tokens: &[&TokenRecordBody], now: u64, wide: bool) -> Table {
     let mut cols = vec![
         ("ID", Fit::Keep),
-        ("NAME", Fit::Cut),
+        ("NAME", Fit::Keep),
         ("KIND", Fit::Keep),
         ("STATUS", Fit::Keep),
         ("APP", Fit::Cut),

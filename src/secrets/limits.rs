@@ -2,7 +2,6 @@
 //! environment, and an org's and an app's totals are bounded.
 
 use super::SecretError;
-use crate::caveats::Excerpt;
 
 /// Longest name, in bytes (what a `secret =` pattern can name).
 pub const MAX_NAME: usize = 128;
@@ -41,8 +40,27 @@ pub fn check_name(name: &str) -> Result<(), SecretError> {
     if ok {
         Ok(())
     } else {
-        Err(SecretError::InvalidName(Excerpt(b).to_string()))
+        Err(SecretError::InvalidName(shown_name(name)))
     }
+}
+
+/// A name as text for an error: letters of any script as they are (`CLÉ`), but control,
+/// invisible and bidirectional-control characters, quotes and backslashes escaped, and
+/// cut at 64 characters.
+pub fn shown_name(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if i == 64 {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() || crate::caveats::is_invisible(c) || c == '"' || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// At most [`MAX_VALUE`] bytes and no NUL (an environment cannot hold one).
@@ -76,6 +94,16 @@ pub fn env_size(name: &str, value_len: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_shown_as_text_but_controls_escaped() {
+        assert_eq!(shown_name("CL\u{c9}"), "CL\u{c9}");
+        assert_eq!(shown_name("a\nb\"c"), "a\\nb\\\"c");
+        assert_eq!(shown_name("x\u{202e}y"), "x\\u{202e}y");
+        assert!(shown_name(&"n".repeat(100)).ends_with("..."));
+        let e = check_name("CL\u{c9}").unwrap_err().to_string();
+        assert!(e.contains("CL\u{c9}"), "{e}");
+    }
 
     #[test]
     fn names_are_environment_variable_names() {

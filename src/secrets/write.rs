@@ -99,7 +99,8 @@ pub struct WrittenSecret {
     pub version: u64,
     /// It was unset.
     pub unset: bool,
-    /// In a dry run, what a set would do.
+    /// In a dry run, what a set would do; in a write, `Unchanged` for a set that wrote
+    /// nothing (same value, description and expiry, for a token that may reveal it).
     pub would: Option<WouldChange>,
 }
 
@@ -403,11 +404,13 @@ impl Secrets {
         if !unset.is_empty() {
             self.require_each(who, scope, Action::Delete, &unset, "unset")?;
         }
-        // A dry run compares values only for names the token could reveal anyway.
+        // Values are compared (a dry run's `unchanged`, a write that writes nothing) only
+        // for names the token could reveal anyway: for others no answer may confirm a
+        // guessed value, so their writes always make a version.
         let reveal = self.access(who, scope, Action::Reveal);
         let comparable: HashSet<String> = set
             .iter()
-            .filter(|n| w.dry_run && self.authority.allows(who, &reveal.secret(n)))
+            .filter(|n| self.authority.allows(who, &reveal.secret(n)))
             .map(|n| (*n).to_owned())
             .collect();
         let dry_run = w.dry_run;
@@ -431,11 +434,33 @@ impl Secrets {
             }
             super::require_scope(tx, &ctx.org, ctx.app())?;
             let keys = keys.ensure(tx)?;
-            let (mut out, mut added) = (Vec::new(), false);
+            let (mut out, mut added, mut changed) = (Vec::new(), false, !w.unset.is_empty());
             for s in &w.set {
                 let head = tx.secret_head(&ctx.org, ctx.app(), &s.name)?;
                 check_and_set(&s.name, head.as_ref(), s.if_version)?;
                 added |= head.is_none();
+                // The same value, description and expiry as now: nothing to write.
+                let same = head.as_ref().is_some_and(|h| {
+                    !h.unset
+                        && comparable.contains(&s.name)
+                        && keys.digest(ctx.app(), &s.name, &s.value) == h.digest
+                        && s.description
+                            .as_ref()
+                            .is_none_or(|d| h.description.as_ref() == Some(d))
+                        && s.expires_secs.is_none()
+                        && h.expires.is_none()
+                });
+                if same && !w.dry_run {
+                    let version = head.as_ref().map_or(0, |h| h.version);
+                    out.push(WrittenSecret {
+                        name: s.name.clone(),
+                        version,
+                        unset: false,
+                        would: Some(WouldChange::Unchanged),
+                    });
+                    continue;
+                }
+                changed = true;
                 let would = w.dry_run.then(|| match head.as_ref().filter(|h| !h.unset) {
                     None => WouldChange::Add,
                     Some(h) if comparable.contains(&s.name) => {
@@ -484,6 +509,15 @@ impl Secrets {
                     return Err(SecretError::TooMany(count));
                 }
             }
+            if !changed {
+                // Every set was unchanged: no version, no bump (watchers stay asleep),
+                // no audit event.
+                let apps = ctx.app.iter().cloned().collect();
+                return Ok(Written {
+                    secrets: out,
+                    versions: versions(tx, &ctx.org, apps)?,
+                });
+            }
             ctx.check_sizes(tx, !w.set.is_empty())?;
             let versions = ctx.bump(tx)?;
             if w.dry_run {
@@ -496,12 +530,15 @@ impl Secrets {
             let label = |unset: bool| {
                 let done: Vec<String> = out
                     .iter()
-                    .filter(|s| s.unset == unset)
+                    .filter(|s| s.unset == unset && s.would != Some(WouldChange::Unchanged))
                     .map(|s| format!("{} v{}", s.name, s.version))
                     .collect();
                 done.join(", ")
             };
-            if !w.set.is_empty() {
+            if out
+                .iter()
+                .any(|s| !s.unset && s.would != Some(WouldChange::Unchanged))
+            {
                 ctx.audit(tx, action::SECRET_SET, format!("set {}", label(false)))?;
             }
             if !w.unset.is_empty() {

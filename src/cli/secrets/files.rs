@@ -140,7 +140,7 @@ pub async fn import(ctx: &Ctx, client: &Client, args: ImportArgs) -> anyhow::Res
     if ctx.json() {
         return output::json(&done);
     }
-    let mut t = Table::new(&[("NAME", Fit::Cut), ("WOULD", Fit::Keep)]);
+    let mut t = Table::new(&[("NAME", Fit::Keep), ("WOULD", Fit::Keep)]);
     for s in &done.secrets {
         let would = match s.would.as_deref() {
             Some("add") => "add".to_owned(),

@@ -525,9 +525,12 @@ pub(super) fn written(
     let each: Vec<String> = done
         .secrets
         .iter()
-        .map(|s| {
-            let verb = if s.unset { "unset" } else { "set" };
-            format!("{verb} {} (v{})", clean(&s.name), s.version)
+        .map(|s| match (s.unset, s.would.as_deref()) {
+            (true, _) => format!("unset {} (v{})", clean(&s.name), s.version),
+            (false, Some("unchanged")) => {
+                format!("{} unchanged (still v{})", clean(&s.name), s.version)
+            }
+            (false, _) => format!("set {} (v{})", clean(&s.name), s.version),
         })
         .collect();
     output::line(format_args!(
@@ -570,7 +573,7 @@ fn expires_cell(s: &SecretBody, now: u64) -> String {
 fn secret_table(secrets: &[SecretBody]) -> std::io::Result<()> {
     let now = crate::authority::system_now();
     let mut t = Table::new(&[
-        ("NAME", Fit::Cut),
+        ("NAME", Fit::Keep),
         ("SCOPE", Fit::Cut),
         ("VERSION", Fit::Keep),
         ("DIGEST", Fit::Keep),
@@ -608,10 +611,12 @@ fn secret_fields(s: &SecretBody) -> std::io::Result<()> {
         ("version", s.version.to_string().into()),
         (
             "digest",
-            s.digest
-                .as_deref()
-                .unwrap_or("- (shown only to tokens that may reveal the value)")
-                .into(),
+            match (&s.digest, s.unset) {
+                (Some(d), _) => d.as_str(),
+                (None, true) => "- (unset: no current value)",
+                (None, false) => "- (shown only to tokens that may reveal the value)",
+            }
+            .into(),
         ),
         (
             "updated",
@@ -655,9 +660,14 @@ fn history_table(h: &HistoryBody) -> std::io::Result<()> {
             notes.join(", "),
         ]);
     }
-    t.print()?;
     if h.secret.unset {
-        output::line("the secret is unset: no version is current")?;
+        t.row([
+            "-".to_owned(),
+            relative_text(&h.secret.updated, now),
+            "-".to_owned(),
+            "-".to_owned(),
+            "unset: no version is current".to_owned(),
+        ]);
     }
-    Ok(())
+    t.print()
 }

@@ -63,16 +63,34 @@ fn ledger() -> Vec<TokenRecordBody> {
     ]
 }
 
+/// At 100 columns the short names fit; a name longer than the room is shown whole all
+/// the same (names and ids are never cut: only flexible columns are).
 #[test]
-fn tokens_list_fits_100_columns() {
+fn tokens_list_at_100_columns() {
     let list = ledger();
     let refs: Vec<&TokenRecordBody> = list.iter().collect();
     let text = list_table(&refs, NOW, false).render(100);
+    for r in &list {
+        assert!(text.contains(&r.name), "{} cut:\n{text}", r.name);
+    }
+    let short: Vec<&TokenRecordBody> = list.iter().filter(|r| r.name.len() < 20).collect();
+    let fits = list_table(&short, NOW, false).render(100);
     assert!(
-        text.lines()
+        fits.lines()
             .all(|l| unicode_width::UnicodeWidthStr::width(l) <= 100),
-        "{text}"
+        "{fits}"
     );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn tokens_list_fits_80_columns_without_cutting_a_name() {
+    let list = ledger();
+    let refs: Vec<&TokenRecordBody> = list.iter().collect();
+    let text = list_table(&refs, NOW, false).render(80);
+    for r in &list {
+        assert!(text.contains(&r.name), "{} cut:\n{text}", r.name);
+    }
     insta::assert_snapshot!(text);
 }
 
