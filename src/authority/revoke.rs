@@ -156,12 +156,36 @@ impl Authority {
         id: &str,
         opts: RevokeOptions,
     ) -> Result<Revoked, RevokeError> {
-        let rec = self.resolve(who, id).await?;
+        let rec = self.revocable(who, Some(id)).await?;
+        self.revoke_committed(who, rec.id, opts).await
+    }
+
+    /// The token `who` would revoke (by id or prefix; `None`: itself), once the
+    /// revocation is allowed: `delete` on tokens and the lineage rule, except that the
+    /// presented token as minted may always revoke itself.
+    async fn revocable(
+        &self,
+        who: &Principal,
+        id: Option<&str>,
+    ) -> Result<TokenRecord, RevokeError> {
+        let rec = match id {
+            Some(id) => self.resolve(who, id).await?,
+            None => {
+                let rec = self
+                    .read_token(&who.token_id())
+                    .await?
+                    .ok_or(RevokeError::NotFound)?;
+                if is_as_minted(who, &rec) {
+                    return Ok(rec);
+                }
+                rec
+            }
+        };
         self.authorize_revocation(who, &rec)?;
         if !self.lineage_allows(who, &rec).await? {
             return Err(RevokeError::Lineage(OutsideLineage));
         }
-        self.revoke_committed(who, rec.id, opts).await
+        Ok(rec)
     }
 
     /// Whether `who` is an org token as minted (not an attenuated copy): what changing
@@ -220,29 +244,7 @@ impl Authority {
         id: Option<&str>,
         orphan: bool,
     ) -> Result<(TokenRecord, Vec<TokenRecord>), RevokeError> {
-        let rec = match id {
-            Some(id) => {
-                let rec = self.resolve(who, id).await?;
-                self.authorize_revocation(who, &rec)?;
-                if !self.lineage_allows(who, &rec).await? {
-                    return Err(RevokeError::Lineage(OutsideLineage));
-                }
-                rec
-            }
-            None => {
-                let rec = self
-                    .read_token(&who.token_id())
-                    .await?
-                    .ok_or(RevokeError::NotFound)?;
-                if !is_as_minted(who, &rec) {
-                    self.authorize_revocation(who, &rec)?;
-                    if !self.lineage_allows(who, &rec).await? {
-                        return Err(RevokeError::Lineage(OutsideLineage));
-                    }
-                }
-                rec
-            }
-        };
+        let rec = self.revocable(who, id).await?;
         if orphan {
             return Ok((rec, Vec::new()));
         }
@@ -284,16 +286,7 @@ impl Authority {
         who: &Principal,
         opts: RevokeOptions,
     ) -> Result<Revoked, RevokeError> {
-        let rec = self
-            .read_token(&who.token_id())
-            .await?
-            .ok_or(RevokeError::NotFound)?;
-        if !is_as_minted(who, &rec) {
-            self.authorize_revocation(who, &rec)?;
-            if !self.lineage_allows(who, &rec).await? {
-                return Err(RevokeError::Lineage(OutsideLineage));
-            }
-        }
+        let rec = self.revocable(who, None).await?;
         self.revoke_committed(who, rec.id, opts).await
     }
 

@@ -9,7 +9,7 @@ use crate::model::{
     AuditEvent, Change, Jwks, Outcome, Requirement, ThirdParty, ThirdPartyKey, ThirdPartyKind,
     TokenId, TokenStatus,
 };
-use crate::store::{Read, StoreError};
+use crate::store::{Read, StoreError, Tx};
 use crate::token::{KeyId, MAX_LOCATION, PrivateKey, PublicKey};
 
 /// Largest JWKS document kept in a registration, in bytes.
@@ -208,6 +208,17 @@ fn key_aad(org: &str, name: &str, id: KeyId) -> Vec<u8> {
     )
 }
 
+/// Publishes that third party `name` of `org` changed, in the transaction; the change,
+/// to announce once it commits.
+fn changed(tx: &mut dyn Tx, org: &str, name: &str, now: u64) -> Result<Change, StoreError> {
+    let change = Change::ThirdPartyChanged {
+        org: org.to_owned(),
+        name: name.to_owned(),
+    };
+    tx.publish(&change, now)?;
+    Ok(change)
+}
+
 /// The names of the active ledger tokens that need third party `name` of `org`, of
 /// those requirements `which` picks.
 fn live_dependents<R: Read + ?Sized>(
@@ -350,11 +361,7 @@ impl Authority {
             .write(move |tx| {
                 tx.insert_third_party(&record)?;
                 tx.append_audit(&event)?;
-                let change = Change::ThirdPartyChanged {
-                    org: record.org.clone(),
-                    name: record.name.clone(),
-                };
-                tx.publish(&change, now)?;
+                let change = changed(tx, &record.org, &record.name, now)?;
                 Ok::<_, ThirdPartyError>(change)
             })
             .await
@@ -472,11 +479,7 @@ impl Authority {
                     detail,
                     now,
                 ))?;
-                let change = Change::ThirdPartyChanged {
-                    org: o.clone(),
-                    name: n.clone(),
-                };
-                tx.publish(&change, now)?;
+                let change = changed(tx, &o, &n, now)?;
                 Ok((tp, change))
             })
             .await?;
@@ -519,11 +522,7 @@ impl Authority {
                     detail,
                     now,
                 ))?;
-                let change = Change::ThirdPartyChanged {
-                    org: o.clone(),
-                    name: n.clone(),
-                };
-                tx.publish(&change, now)?;
+                let change = changed(tx, &o, &n, now)?;
                 Ok::<_, ThirdPartyError>((tp, change))
             })
             .await?;
@@ -583,11 +582,7 @@ impl Authority {
                     detail,
                     now,
                 ))?;
-                let change = Change::ThirdPartyChanged {
-                    org: o.clone(),
-                    name: n.clone(),
-                };
-                tx.publish(&change, now)?;
+                let change = changed(tx, &o, &n, now)?;
                 Ok((
                     RetiredKey {
                         third_party: tp,
