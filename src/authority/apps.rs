@@ -108,23 +108,24 @@ pub struct AppDetail {
     pub version: u64,
 }
 
-/// Checks, inside a transaction, that `org` has `app`; else which apps it has.
-pub(crate) fn require_app<R: Read + ?Sized>(
+/// That `org` has no app `app`, with the apps it has.
+fn no_such_app<R: Read + ?Sized>(r: &mut R, org: &str, app: &str) -> Result<NoSuchApp, StoreError> {
+    Ok(NoSuchApp {
+        name: Excerpt(app.as_bytes()).to_string(),
+        known: r.apps(org)?.into_iter().map(|a| a.name).collect(),
+    })
+}
+
+/// Inside a transaction: `None` if `org` has `app`, else which apps it has. A store
+/// failure is an error, never a pass.
+pub(crate) fn missing_app<R: Read + ?Sized>(
     r: &mut R,
     org: &str,
     app: &str,
-) -> Result<(), NoSuchApp> {
-    match r.app(org, app) {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(NoSuchApp {
-            name: Excerpt(app.as_bytes()).to_string(),
-            known: r
-                .apps(org)
-                .map(|all| all.into_iter().map(|a| a.name).collect())
-                .unwrap_or_default(),
-        }),
-        // A store failure is not a verdict: the caller's next store call reports it.
-        Err(_) => Ok(()),
+) -> Result<Option<NoSuchApp>, StoreError> {
+    match r.app(org, app)? {
+        Some(_) => Ok(None),
+        None => no_such_app(r, org, app).map(Some),
     }
 }
 
@@ -247,7 +248,7 @@ impl Authority {
             .store
             .read(move |r| {
                 let Some(app) = r.app(&o, &n)? else {
-                    return Ok::<_, StoreError>(Err(require_app(r, &o, &n).err()));
+                    return Ok::<_, StoreError>(Err(no_such_app(r, &o, &n)?));
                 };
                 let (secrets, tokens) = naming(r, &o, &n, now)?;
                 let version = r.secrets_counter(&o, Some(&n))?;
@@ -259,10 +260,7 @@ impl Authority {
                 }))
             })
             .await?;
-        found.map_err(|missing| match missing {
-            Some(m) => AppError::NoSuchApp(m),
-            None => AppError::OrgNotFound,
-        })
+        found.map_err(AppError::NoSuchApp)
     }
 }
 
@@ -296,12 +294,8 @@ impl Authority {
         let (o, n) = (org.to_owned(), name.to_owned());
         let actor = who.actor();
         let body = move |tx: &mut dyn crate::store::Tx| {
-            let app = match tx.app(&o, &n)? {
-                Some(app) => app,
-                None => {
-                    let missing = require_app(tx, &o, &n).err();
-                    return Err(missing.map_or(AppError::OrgNotFound, AppError::NoSuchApp));
-                }
+            let Some(app) = tx.app(&o, &n)? else {
+                return Err(AppError::NoSuchApp(no_such_app(tx, &o, &n)?));
             };
             let (secrets, tokens) = naming(tx, &o, &n, now)?;
             if (secrets > 0 || !tokens.is_empty()) && !force {

@@ -305,8 +305,10 @@ impl Authority {
                 if tx.token(&minter)?.is_some_and(|m| m.revoked.is_some()) {
                     return Err(MintError::MinterRevoked);
                 }
-                if let Some(app) = &record.app {
-                    super::apps::require_app(tx, &record.org, app).map_err(MintError::NoSuchApp)?;
+                if let Some(app) = &record.app
+                    && let Some(missing) = super::apps::missing_app(tx, &record.org, app)?
+                {
+                    return Err(MintError::NoSuchApp(missing));
                 }
                 if let Some(req) = &requirement {
                     super::third_parties::still_holds(tx, req)

@@ -39,7 +39,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use apps::require_app;
+pub(crate) use apps::missing_app;
 pub use apps::{AppDetail, AppError, DeletedApp, NoSuchApp};
 pub use audit::{AuditFilter, AuditPage, MAX_PAGE};
 pub use bootstrap::{MASTER_FILE, OPERATOR_FILE, Opened, Setup};
@@ -59,6 +59,7 @@ pub use presets::DEFAULT_EXPIRY;
 pub use principal::Principal;
 pub use revoke::{RevokeOptions, Revoked};
 pub use rotate::Rotated;
+pub(crate) use third_parties::is_loopback;
 pub use third_parties::{
     KEYS_PATH, MAX_JWKS, NewThirdParty, PublishedKey, RetiredKey, ThirdPartyDetail,
     parse_conditions,

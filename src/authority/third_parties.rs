@@ -123,6 +123,15 @@ pub struct RetiredKey {
     pub stopped: usize,
 }
 
+/// Whether a URL's host is this machine: `localhost` or a loopback address.
+pub(crate) fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Checks an http(s) URL: https, or http to a loopback host (tests, local setups).
 fn check_url(what: &'static str, url: &str, max: usize) -> Result<(), ThirdPartyError> {
     let bad = |why: &str| ThirdPartyError::BadField {
@@ -142,14 +151,9 @@ fn check_url(what: &'static str, url: &str, max: usize) -> Result<(), ThirdParty
     let Some(host) = parsed.host_str() else {
         return Err(bad("needs a host"));
     };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost"
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
     match parsed.scheme() {
         "https" => Ok(()),
-        "http" if loopback => Ok(()),
+        "http" if is_loopback(host) => Ok(()),
         _ => Err(bad("must be https (http only to a loopback host)")),
     }
 }

@@ -110,13 +110,7 @@ impl JwksCache {
         let Ok(parsed) = reqwest::Url::parse(url) else {
             return false;
         };
-        let loopback = parsed.host_str().is_some_and(|h| {
-            h == "localhost"
-                || h.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
+        let loopback = parsed.host_str().is_some_and(crate::authority::is_loopback);
         match parsed.scheme() {
             "https" => self.opts.allow.iter().any(|p| url.starts_with(p.as_str())),
             "http" => self.opts.insecure_loopback && loopback,

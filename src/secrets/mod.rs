@@ -355,7 +355,10 @@ fn require_org(r: &mut dyn Read, org: &str) -> Result<(), SecretError> {
 fn require_scope(r: &mut dyn Read, org: &str, app: Option<&str>) -> Result<(), SecretError> {
     require_org(r, org)?;
     match app {
-        Some(app) => crate::authority::require_app(r, org, app).map_err(SecretError::NoSuchApp),
+        Some(app) => match crate::authority::missing_app(r, org, app)? {
+            Some(missing) => Err(SecretError::NoSuchApp(missing)),
+            None => Ok(()),
+        },
         None => Ok(()),
     }
 }
