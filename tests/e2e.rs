@@ -567,17 +567,21 @@ fn e2e_lifecycle_restart_and_secrecy() {
     // ---- ledger with last-used times --------------------------------------------------
     // Last-used times are flushed in the background (every second): wait for them.
     // The uses they record are all done by now (the listing below shows them as "ago"
-    // once a whole second has passed: a passing of time, waited for there).
+    // once a whole second has passed: a passing of time, waited for there). A flush may
+    // land between two uses of one token, so the wait is for each token's *last* use:
+    // the auditor's was over HTTP (this test's user agent), after its CLI verifies.
     let uses_done = Instant::now();
     let list = eventually(
         "last-used times in the ledger",
         Duration::from_secs(30),
         || {
             let list = ledger(&srv, &admin);
-            ["auditor", "ci-web", "web-runtime"]
+            let flushed = ["ci-web", "web-runtime"]
                 .iter()
-                .all(|n| !find(&list, "name", n)["last_used"].is_null())
-                .then_some(list)
+                .all(|n| !find(&list, "name", n)["last_used"].is_null());
+            let auditor_last =
+                find(&list, "name", "auditor")["last_used"]["user_agent"] == json!(USER_AGENT);
+            (flushed && auditor_last).then_some(list)
         },
     );
     for (name, kind) in [
