@@ -409,6 +409,85 @@ fn run_watch_restarts_on_a_change_and_forwards_signals() {
     assert!(read().contains("term two"), "{}", read());
 }
 
+#[test]
+fn run_watch_restarts_only_when_the_environment_differs_or_a_blind_writer_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    set(
+        &srv,
+        &org,
+        WEB,
+        &[("GREETING", "one"), ("OVERRIDDEN", "app")],
+    );
+    set(&srv, &org, ORG, &[("OVERRIDDEN", "org")]);
+    let deploy = mint(&srv, &org, "deploy", Some("web"));
+    let (log, err) = (tmp.path().join("child.log"), tmp.path().join("run.err"));
+    let script = format!(
+        "echo \"start $GREETING $OVERRIDDEN\" >> {log}; exec sleep 600",
+        log = log.display()
+    );
+    let mut child = Command::new(BIN)
+        .args(["run", "--app", "web", "--watch", "--", "sh", "-c", &script])
+        .env("MACVAULT_URL", srv.url())
+        .env("MACVAULT_TOKEN", &org)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let starts = || std::fs::read_to_string(&log).unwrap_or_default();
+    let passed = || {
+        std::fs::read_to_string(&err)
+            .unwrap_or_default()
+            .matches("not what the command gets: not restarting")
+            .count()
+    };
+    let started = |n: usize| {
+        eventually(&format!("start {n}"), WAIT, || {
+            (starts().lines().count() == n).then_some(())
+        });
+    };
+    started(1);
+    // A new description: a new version, the same environment.
+    let cli = |token: &str, args: &[&str]| srv.cli_ok(token, args);
+    cli(
+        &org,
+        &[
+            "secrets",
+            "set",
+            "--app",
+            "web",
+            "GREETING=one",
+            "--description",
+            "hi",
+        ],
+    );
+    eventually("the description passed over", WAIT, || {
+        (passed() == 1).then_some(())
+    });
+    // The org's value of a name the app overrides.
+    cli(&org, &["secrets", "set", "OVERRIDDEN=org2"]);
+    eventually("the hidden org value passed over", WAIT, || {
+        (passed() == 2).then_some(())
+    });
+    // The same value written by a token that may not read it: a restart all the same,
+    // so the writer cannot tell that it guessed right.
+    cli(&deploy, &["secrets", "set", "--app", "web", "GREETING=one"]);
+    started(2);
+    // A real change.
+    cli(&org, &["secrets", "set", "--app", "web", "GREETING=two"]);
+    started(3);
+    assert_eq!(
+        starts().lines().collect::<Vec<_>>(),
+        ["start one app", "start one app", "start two app"]
+    );
+    assert_eq!(passed(), 2, "{}", std::fs::read_to_string(&err).unwrap());
+    // SIGTERM to run goes on to the command, so nothing is left running.
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    child.wait().unwrap();
+}
+
 /// python-dotenv 1.2.4 from PyPI.
 fn python_dotenv() -> std::path::PathBuf {
     crate::support::python_package("python-dotenv==1.2.4", "dotenv")

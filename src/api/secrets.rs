@@ -353,6 +353,11 @@ pub struct RevealResponse {
     /// The app's secrets version these values are of (below `min_version` when the
     /// wait ran out).
     pub secrets_version: u64,
+    /// How many of the changes up to `secrets_version` were blind writes (by tokens
+    /// that could not reveal what they wrote): `run --watch` restarts when it moves,
+    /// and otherwise only when the environment it would inject differs.
+    #[serde(default)]
+    pub blind_writes: u64,
     /// Names that load code an org token allowed for the app (or the org's own):
     /// `run` injects these without `--allow`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -385,6 +390,7 @@ pub struct RevealAnswer<'a> {
     expired: &'a [String],
     expiring: Vec<ExpiringBody>,
     secrets_version: u64,
+    blind_writes: u64,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     allowed_env: &'a [String],
 }
@@ -404,6 +410,7 @@ impl<'a> From<&'a Revealed> for RevealAnswer<'a> {
             expired: &r.expired,
             expiring: expiring(r),
             secrets_version: r.version,
+            blind_writes: r.blind_writes,
             allowed_env: &r.allowed_env,
         }
     }
@@ -429,6 +436,7 @@ impl From<&Revealed> for RevealResponse {
             expired: r.expired.clone(),
             expiring: expiring(r),
             secrets_version: r.version,
+            blind_writes: r.blind_writes,
             allowed_env: r.allowed_env.clone(),
         }
     }

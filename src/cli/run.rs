@@ -1,7 +1,11 @@
 //! `macvault run --app A -- CMD ARGS…`: reveals the app's secrets with the token it is
 //! given and runs CMD with them in its environment. Without `--watch` it becomes CMD
 //! (`exec`: CMD's signals and exit status are its own); with `--watch` it supervises
-//! CMD, forwarding signals and restarting it when the app's secrets change.
+//! CMD, forwarding signals and restarting it when the environment it would give CMD
+//! changes (the resolved names and values, not versions: a new description or an org
+//! value the app overrides restarts nothing) — and after every blind write (by a token
+//! that could not reveal what it wrote), changed or not, so that a writer who may not
+//! read learns nothing from whether the app restarted.
 //!
 //! Exit codes of `run` itself, as `env` and `docker run` use them: 125 when macvault
 //! fails before CMD starts, 126 when CMD cannot be executed, 127 when it is not found;
@@ -69,7 +73,8 @@ pub struct RunArgs {
     /// same name.
     #[arg(long)]
     preserve_env: bool,
-    /// Supervise CMD: forward signals, and restart it when the app's secrets change.
+    /// Supervise CMD: forward signals, and restart it when what it gets changes (or a
+    /// token that may not read the secrets wrote one).
     #[arg(long)]
     watch: bool,
     /// Under --watch, how long CMD has to stop after SIGTERM before SIGKILL.
@@ -157,7 +162,19 @@ async fn run_in(ctx: &Ctx, mut args: RunArgs) -> anyhow::Result<ExitCode> {
     if !args.watch {
         return Ok(exec(&args.command, &env));
     }
-    supervise(ctx, client, &org, &args, revealed.secrets_version, env).await
+    let seen = Seen {
+        version: revealed.secrets_version,
+        blind_writes: revealed.blind_writes,
+    };
+    supervise(ctx, client, &org, &args, seen, env).await
+}
+
+/// Where the watch is: the secrets version CMD's environment is of, and the blind writes
+/// counted up to it.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    version: u64,
+    blind_writes: u64,
 }
 
 /// Reveals, retrying an unreachable or unavailable server with backoff for `patience`.
@@ -420,7 +437,7 @@ async fn supervise(
     mut client: super::client::Client,
     org: &str,
     args: &RunArgs,
-    mut version: u64,
+    mut seen: Seen,
     mut env: BTreeMap<OsString, OsString>,
 ) -> anyhow::Result<ExitCode> {
     let mut signals = Vec::new();
@@ -432,13 +449,13 @@ async fn supervise(
             Ok(c) => c,
             Err(e) => return Ok(not_started(&args.command[0], &e)),
         };
-        // Runs until CMD exits (its status is ours) or the secrets change (restart).
-        let next = loop {
+        // Runs until CMD exits (its status is ours) or what it gets changes (restart).
+        let (next, fresh) = loop {
             let change = reveal(
                 &client,
                 org,
                 args.app(),
-                Some(version + 1),
+                Some(seen.version + 1),
                 Duration::from_secs(3600),
             );
             tokio::select! {
@@ -447,7 +464,23 @@ async fn supervise(
                 }
                 sig = any_signal(&mut signals) => send(&child, sig),
                 changed = change => match changed {
-                    Ok(r) if r.secrets_version > version => break r,
+                    Ok(r) if r.secrets_version > seen.version => {
+                        // A restart only for a different environment — or for a blind
+                        // write, so that a writer who may not read learns nothing from
+                        // whether CMD restarted.
+                        let fresh = environment(args, &r, ctx.token()?.as_ref())?;
+                        if fresh != env || r.blind_writes != seen.blind_writes {
+                            break (r, fresh);
+                        }
+                        eprintln!(
+                            "macvault run: the secrets of app {} changed (version {} -> {}), \
+                             not what the command gets: not restarting",
+                            clean(args.app()),
+                            seen.version,
+                            r.secrets_version
+                        );
+                        seen.version = r.secrets_version;
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         let used = ctx.token()?;
@@ -463,12 +496,15 @@ async fn supervise(
         eprintln!(
             "macvault run: the secrets of app {} changed (version {} -> {}): restarting",
             clean(args.app()),
-            version,
+            seen.version,
             next.secrets_version
         );
         stop(&mut child, args.grace).await?;
-        version = next.secrets_version;
-        env = environment(args, &next, ctx.token()?.as_ref())?;
+        seen = Seen {
+            version: next.secrets_version,
+            blind_writes: next.blind_writes,
+        };
+        env = fresh;
     }
 }
 

@@ -179,6 +179,12 @@ impl Secrets {
             .access(who, scope.org, scope.app, Resource::Secrets, action)
     }
 
+    /// Whether `who` could reveal the value of `name` in `scope`.
+    fn may_reveal(&self, who: &Principal, scope: Scope<'_>, name: &str) -> bool {
+        let reveal = self.access(who, scope, Action::Reveal);
+        self.authority.allows(who, &reveal.secret(name))
+    }
+
     /// Whether `who` could reveal every value of `scope`: `reveal` on a listing of it,
     /// unfiltered by any `secret =` caveat. What writing a name that loads code takes
     /// ([`loads_code`]): such a name makes the app run its writer's code with every value.

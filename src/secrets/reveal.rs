@@ -38,6 +38,10 @@ pub struct Revealed {
     pub expiring: Vec<(String, u64)>,
     /// The app's secrets version the values are of.
     pub version: u64,
+    /// How many of the changes that led to it were blind writes (by tokens that could
+    /// not reveal what they wrote): a watcher restarts when it moves, even if the values
+    /// it would inject are the same.
+    pub blind_writes: u64,
     /// Names that load code an org token allowed in the app's scope or the org's own.
     pub allowed_env: Vec<String>,
 }
@@ -73,10 +77,12 @@ struct Snapshot {
 
 /// The org's change counter and the app's (0 for the org's own scope): together they
 /// name one state of a scope's secrets, since every change a reveal would see moves one.
+/// With them, the blind writes among those changes, the org's and the app's together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Counters {
     org: u64,
     app: u64,
+    blind: u64,
 }
 
 impl Counters {
@@ -133,6 +139,7 @@ impl Secrets {
             expired: Vec::new(),
             expiring: Vec::new(),
             version: opened.counters.version(),
+            blind_writes: opened.counters.blind,
             allowed_env: self.allowed_for_app(scope).await?,
         };
         for (i, s) in opened.secrets.iter().enumerate() {
@@ -344,11 +351,13 @@ impl Secrets {
 
 fn read_counters(r: &mut dyn Read, org: &str, app: Option<&str>) -> Result<Counters, SecretError> {
     super::require_scope(r, org, app)?;
+    let own = |r: &mut dyn Read, read: fn(&mut dyn Read, &str, Option<&str>) -> _| match app {
+        Some(app) => read(r, org, Some(app)),
+        None => Ok(0),
+    };
     Ok(Counters {
         org: r.secrets_counter(org, None)?,
-        app: match app {
-            Some(app) => r.secrets_counter(org, Some(app))?,
-            None => 0,
-        },
+        app: own(r, |r, o, a| r.secrets_counter(o, a))?,
+        blind: r.secrets_blind_writes(org, None)? + own(r, |r, o, a| r.secrets_blind_writes(o, a))?,
     })
 }

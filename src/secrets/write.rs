@@ -281,10 +281,16 @@ impl Ctx {
         Ok(())
     }
 
-    /// Moves the scope's change counter, publishes the change, and answers the secrets
-    /// versions it moved.
-    fn bump(&self, tx: &mut dyn Tx) -> Result<SecretsVersions, SecretError> {
+    /// Moves the scope's change counter (and its count of blind writes for a `blind`
+    /// write: one by a token that could not reveal everything it wrote, which restarts
+    /// `run --watch` whether or not the values differ, so no restart or its absence
+    /// tells that writer whether it wrote the value already there), publishes the
+    /// change, and answers the secrets versions it moved.
+    fn bump(&self, tx: &mut dyn Tx, blind: bool) -> Result<SecretsVersions, SecretError> {
         let bumped = tx.bump_secrets_counter(&self.org, self.app())?;
+        if blind {
+            tx.bump_secrets_blind_writes(&self.org, self.app())?;
+        }
         tx.publish(
             &Change::SecretsChanged {
                 org: self.org.clone(),
@@ -407,12 +413,13 @@ impl Secrets {
         // Values are compared (a dry run's `unchanged`, a write that writes nothing) only
         // for names the token could reveal anyway: for others no answer may confirm a
         // guessed value, so their writes always make a version.
-        let reveal = self.access(who, scope, Action::Reveal);
         let comparable: HashSet<String> = set
             .iter()
-            .filter(|n| self.authority.allows(who, &reveal.secret(n)))
+            .filter(|n| self.may_reveal(who, scope, n))
             .map(|n| (*n).to_owned())
             .collect();
+        let blind =
+            comparable.len() < set.len() || unset.iter().any(|n| !self.may_reveal(who, scope, n));
         let dry_run = w.dry_run;
         if w.create_app && scope.app.is_some() {
             self.authority
@@ -519,7 +526,7 @@ impl Secrets {
                 });
             }
             ctx.check_sizes(tx, !w.set.is_empty())?;
-            let versions = ctx.bump(tx)?;
+            let versions = ctx.bump(tx, blind)?;
             if w.dry_run {
                 // Everything checked; the rehearsal rolls the transaction back.
                 return Ok(Written {
@@ -568,6 +575,7 @@ impl Secrets {
         scope_names(scope)?;
         limits::check_name(name)?;
         self.require_each(who, scope, Action::Write, &[name], "roll back")?;
+        let blind = !self.may_reveal(who, scope, name);
         let name = name.to_owned();
         let ctx = self.ctx(who, scope);
         self.write_with_keys(scope.org, move |tx, keys| {
@@ -591,7 +599,7 @@ impl Secrets {
             head.expires = None;
             tx.put_secret_head(&head)?;
             ctx.check_sizes(tx, true)?;
-            let versions = ctx.bump(tx)?;
+            let versions = ctx.bump(tx, blind)?;
             ctx.audit(
                 tx,
                 action::SECRET_ROLLBACK,
@@ -623,6 +631,7 @@ impl Secrets {
         scope_names(scope)?;
         limits::check_name(name)?;
         self.require_each(who, scope, Action::Delete, &[name], "destroy")?;
+        let blind = !self.may_reveal(who, scope, name);
         let name = name.to_owned();
         let ctx = self.ctx(who, scope);
         let committed = self
@@ -657,7 +666,7 @@ impl Secrets {
                     head.unset = true;
                     head.updated = ctx.now;
                     head.digest = [0; 32];
-                    versions_after = Some(ctx.bump(tx)?);
+                    versions_after = Some(ctx.bump(tx, blind)?);
                 }
                 // No value left: the name no longer counts toward its scope's cap.
                 let emptied = target == DestroyTarget::All && head.size != 0;

@@ -1263,6 +1263,44 @@ async fn apps_are_created_listed_and_deleted(kind: Kind) {
     write(s, move |tx| tx.insert_app(&app("acme", "web"))).await;
 }
 
+/// Blind writes are counted per scope, apart from the change counter, and travel with a
+/// dump.
+async fn blind_writes_are_counted_per_scope(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    let counts = write(s, |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.bump_secrets_counter("acme", Some("web"))?;
+        tx.bump_secrets_counter("acme", Some("web"))?;
+        tx.bump_secrets_counter("acme", None)?;
+        Ok((
+            tx.bump_secrets_blind_writes("acme", Some("web"))?,
+            tx.bump_secrets_blind_writes("acme", Some("web"))?,
+            tx.bump_secrets_blind_writes("acme", None)?,
+        ))
+    })
+    .await;
+    assert_eq!(counts.value, (1, 2, 1), "each bump answers the new count");
+    let all = |r: &mut dyn Read| {
+        Ok((
+            r.secrets_blind_writes("acme", None)?,
+            r.secrets_blind_writes("acme", Some("web"))?,
+            r.secrets_blind_writes("acme", Some("api"))?,
+            r.secrets_counter("acme", Some("web"))?,
+        ))
+    };
+    assert_eq!(
+        read(s, all).await,
+        (1, 2, 0, 2),
+        "the change counter is apart"
+    );
+    let target = fresh(kind).await.unwrap();
+    let dump = std::sync::Arc::new(read(s, Dump::read).await);
+    let d = dump.clone();
+    write(&target.store, move |tx| d.write(tx)).await;
+    assert_eq!(read(&target.store, all).await, (1, 2, 0, 2));
+}
+
 /// A database of schema 2 is brought to 4 by the additive steps, keeping its rows, and
 /// the apps its tokens and secret scopes name are registered.
 async fn schema_2_is_upgraded_to_4(kind: Kind) {
@@ -1298,6 +1336,10 @@ async fn schema_2_is_upgraded_to_4(kind: Kind) {
                 "third_party_locations",
             ))
             .ok();
+            txn.delete_table(::redb::TableDefinition::<(&str, &str), u64>::new(
+                "secret_blind_writes",
+            ))
+            .ok();
             txn.delete_table(::redb::TableDefinition::<&[u8], (&str, &str)>::new(
                 "third_party_keys",
             ))
@@ -1320,6 +1362,7 @@ async fn schema_2_is_upgraded_to_4(kind: Kind) {
                      DROP TABLE macvault_third_party_keys; \
                      DROP TABLE macvault_id_token_uses; \
                      DROP TABLE macvault_apps; \
+                     DROP TABLE macvault_secret_blind_writes; \
                      DROP TABLE macvault_allowed_env; \
                      DELETE FROM macvault_migrations WHERE version >= 3;",
                 )
@@ -1390,5 +1433,6 @@ suite!(
     third_parties_and_requirements,
     an_id_token_discharges_one_ticket_set,
     apps_are_created_listed_and_deleted,
+    blind_writes_are_counted_per_scope,
     schema_2_is_upgraded_to_4,
 );

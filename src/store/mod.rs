@@ -234,6 +234,9 @@ pub trait Read {
     ) -> Result<Vec<SecretVersion>, StoreError>;
     /// A scope's change counter: an app's secrets version is the org's counter plus its own.
     fn secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError>;
+    /// How many of a scope's changes were written by tokens that could not reveal what
+    /// they wrote (`run --watch` restarts for those whether or not the values differ).
+    fn secrets_blind_writes(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError>;
     /// The set secrets of one scope with their current versions (none for a destroyed
     /// one), by name: what a reveal opens, in one read.
     fn secret_current(
@@ -352,6 +355,19 @@ pub trait Tx: Read {
     fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError>;
     /// Sets a scope's change counter (copying a store).
     fn set_secrets_counter(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        value: u64,
+    ) -> Result<(), StoreError>;
+    /// Adds one to a scope's count of blind writes; the new value.
+    fn bump_secrets_blind_writes(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+    ) -> Result<u64, StoreError>;
+    /// Sets a scope's count of blind writes (copying a store).
+    fn set_secrets_blind_writes(
         &mut self,
         org: &str,
         app: Option<&str>,
@@ -631,6 +647,8 @@ pub struct Dump {
     pub secret_versions: Vec<SecretVersion>,
     /// Secrets change counters: (org, app, value).
     pub secret_counters: Vec<(String, Option<String>, u64)>,
+    /// Blind writes per scope: (org, app, value).
+    pub secret_blind_writes: Vec<(String, Option<String>, u64)>,
     /// Allow-lists of names that load code: (org, app, name).
     pub allowed_env: Vec<(String, Option<String>, String)>,
     /// Third parties (private keys stay wrapped).
@@ -668,6 +686,11 @@ impl Dump {
                     org.name.clone(),
                     app.map(str::to_owned),
                     r.secrets_counter(&org.name, app)?,
+                ));
+                dump.secret_blind_writes.push((
+                    org.name.clone(),
+                    app.map(str::to_owned),
+                    r.secrets_blind_writes(&org.name, app)?,
                 ));
                 for head in r.secret_heads(&org.name, app)? {
                     dump.secret_versions
@@ -728,6 +751,9 @@ impl Dump {
         }
         for (org, app, value) in &self.secret_counters {
             tx.set_secrets_counter(org, app.as_deref(), *value)?;
+        }
+        for (org, app, value) in &self.secret_blind_writes {
+            tx.set_secrets_blind_writes(org, app.as_deref(), *value)?;
         }
         for (org, app, name) in &self.allowed_env {
             tx.set_allowed_env(org, app.as_deref(), name, true)?;

@@ -44,6 +44,9 @@ const SECRET_HEADS: TableDefinition<(&str, &str, &str), &[u8]> =
 const SECRET_VERSIONS: TableDefinition<(&str, &str, &str, u64), &[u8]> =
     TableDefinition::new("secret_versions");
 const SECRET_COUNTERS: TableDefinition<(&str, &str), u64> = TableDefinition::new("secret_counters");
+/// Schema 4: per scope, how many changes were blind writes (see `Read::secrets_blind_writes`).
+const SECRET_BLIND_WRITES: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("secret_blind_writes");
 /// Leases: name → (holder, until).
 const LEASES: TableDefinition<&str, (&str, u64)> = TableDefinition::new("leases");
 /// Schema 3: (org, app or "", name) → nothing: a scope's allow-list of names that load code.
@@ -280,6 +283,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(SECRET_HEADS)?;
     txn.open_table(SECRET_VERSIONS)?;
     txn.open_table(SECRET_COUNTERS)?;
+    txn.open_table(SECRET_BLIND_WRITES)?;
     txn.open_table(LEASES)?;
     txn.open_table(ALLOWED_ENV)?;
     txn.open_table(THIRD_PARTIES)?;
@@ -707,6 +711,16 @@ macro_rules! impl_read {
                 Ok(v.map_or(0, |v| v.value()))
             }
 
+            fn secrets_blind_writes(
+                &mut self,
+                org: &str,
+                app: Option<&str>,
+            ) -> Result<u64, StoreError> {
+                let t = self.txn.open_table(SECRET_BLIND_WRITES)?;
+                let v = t.get((org, scope(app)))?;
+                Ok(v.map_or(0, |v| v.value()))
+            }
+
             fn secret_current(
                 &mut self,
                 org: &str,
@@ -1027,6 +1041,29 @@ impl Tx for RedbTx<'_> {
     ) -> Result<(), StoreError> {
         self.txn
             .open_table(SECRET_COUNTERS)?
+            .insert((org, scope(app)), value)?;
+        Ok(())
+    }
+
+    fn bump_secrets_blind_writes(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let mut t = self.txn.open_table(SECRET_BLIND_WRITES)?;
+        let next = t.get((org, scope(app)))?.map_or(0, |v| v.value()) + 1;
+        t.insert((org, scope(app)), next)?;
+        Ok(next)
+    }
+
+    fn set_secrets_blind_writes(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        value: u64,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(SECRET_BLIND_WRITES)?
             .insert((org, scope(app)), value)?;
         Ok(())
     }

@@ -103,6 +103,8 @@ const STEPS: &[(u32, &str)] = &[(
              until BIGINT NOT NULL, row BYTEA NOT NULL, PRIMARY KEY (issuer, jti));
          CREATE TABLE macvault_apps (org TEXT NOT NULL, name TEXT NOT NULL,
              row BYTEA NOT NULL, PRIMARY KEY (org, name));
+         CREATE TABLE macvault_secret_blind_writes (org TEXT NOT NULL, app TEXT NOT NULL,
+             value BIGINT NOT NULL, PRIMARY KEY (org, app));
          CREATE TABLE macvault_third_party_requirements (org TEXT NOT NULL,
              third_party TEXT NOT NULL, token_id BYTEA NOT NULL, added BIGINT NOT NULL,
              row BYTEA NOT NULL, PRIMARY KEY (org, third_party, token_id));",

@@ -536,6 +536,17 @@ impl Read for PgTx<'_> {
             None => Ok(0),
         }
     }
+
+    fn secrets_blind_writes(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
+        let rows = self.query(
+            "SELECT value FROM macvault_secret_blind_writes WHERE org = $1 AND app = $2",
+            &[&org, &scope(app)],
+        )?;
+        match rows.first() {
+            Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
+            None => Ok(0),
+        }
+    }
 }
 
 impl Tx for PgTx<'_> {
@@ -920,6 +931,37 @@ impl Tx for PgTx<'_> {
     ) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO macvault_secret_counters (org, app, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (org, app) DO UPDATE SET value = excluded.value",
+            &[&org, &scope(app), &int(value)],
+        )?;
+        Ok(())
+    }
+
+    fn bump_secrets_blind_writes(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let rows = self.query(
+            "INSERT INTO macvault_secret_blind_writes (org, app, value) VALUES ($1, $2, 1) \
+             ON CONFLICT (org, app) DO UPDATE SET value = macvault_secret_blind_writes.value + 1 \
+             RETURNING value",
+            &[&org, &scope(app)],
+        )?;
+        match rows.first() {
+            Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
+            None => Err(StoreError::Internal("no count returned".into())),
+        }
+    }
+
+    fn set_secrets_blind_writes(
+        &mut self,
+        org: &str,
+        app: Option<&str>,
+        value: u64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO macvault_secret_blind_writes (org, app, value) VALUES ($1, $2, $3) \
              ON CONFLICT (org, app) DO UPDATE SET value = excluded.value",
             &[&org, &scope(app), &int(value)],
         )?;
