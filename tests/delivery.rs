@@ -375,7 +375,7 @@ fn run_watch_restarts_on_a_change_and_forwards_signals() {
     set(&srv, &org, WEB, &[("GREETING", "one")]);
     let log = tmp.path().join("child.log");
     let script = format!(
-        "echo \"start $GREETING\" >> {log}; trap 'echo \"term $GREETING\" >> {log}; exit 3' TERM; while :; do sleep 0.05; done",
+        "trap 'echo \"term $GREETING\" >> {log}; exit 3' TERM; echo \"start $GREETING\" >> {log}; while :; do sleep 0.05; done",
         log = log.display()
     );
     let mut child = Command::new(BIN)

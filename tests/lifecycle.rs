@@ -65,7 +65,8 @@ fn acme(srv: &Server, expiry: &str) -> (String, String) {
 fn an_org_outlives_its_first_token_and_its_revocation() {
     let tmp = tempfile::tempdir().unwrap();
     let srv = Server::start(&tmp.path().join("data"));
-    let (op, first) = acme(&srv, "2s");
+    // Long enough to outlive the set-up on a loaded machine; the wait below is for its end.
+    let (op, first) = acme(&srv, "10s");
     assert_eq!(get_org(&srv, &first, "acme").0, 200);
     eventually("the first org token expires", WAIT, || {
         (verify(&srv, &first) == (401, "expired".into())).then_some(())

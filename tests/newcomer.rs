@@ -276,10 +276,13 @@ fn rotations_on_one_day_get_distinct_names() {
         names.push(s(&shown["record"], "name").to_owned());
     }
     assert_ne!(names[0], names[1], "{names:?}");
-    assert!(
-        names[0].starts_with("ci-") && names[1].ends_with("-2"),
-        "{names:?}"
-    );
+    assert!(names[0].starts_with("ci-"), "{names:?}");
+    // The second of one day gets -2 (across midnight it names the next day instead; the
+    // rule itself is tested on a fixed clock in src/authority/rotate.rs).
+    let day = |n: &str| n.get(..11).map(str::to_owned);
+    if day(&names[0]) == day(&names[1]) {
+        assert!(names[1].ends_with("-2"), "{names:?}");
+    }
     srv.stop();
 }
 
@@ -291,7 +294,7 @@ fn a_value_from_a_terminal_is_prompted_for_without_echo() {
     let (_op, org) = acme(&srv);
     // A pseudo-terminal: answer the prompt once it shows, then collect what was shown.
     let script = r#"
-import os, pty, sys
+import os, pty, sys, termios, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[1], sys.argv[1:])
@@ -301,6 +304,9 @@ while b"value of API_KEY: " not in seen:
     if not chunk:
         break
     seen += chunk
+# The prompt is written before echo is turned off: type only once it is.
+while termios.tcgetattr(fd)[3] & termios.ECHO:
+    time.sleep(0.01)
 os.write(fd, b"typed-secret\n")
 while True:
     try:

@@ -97,7 +97,7 @@ impl Watched {
     fn start(srv: &Server, dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = dir.join("child.log");
         let script = format!(
-            "echo \"start $GREETING\" >> {log}; trap 'echo \"term $GREETING\" >> {log}; exit 3' TERM; while :; do sleep 0.05; done",
+            "trap 'echo \"term $GREETING\" >> {log}; exit 3' TERM; echo \"start $GREETING\" >> {log}; while :; do sleep 0.05; done",
             log = log.display()
         );
         let mut all = vec!["run", "--app", "web", "--watch", "--grace", "5s"];

@@ -32,13 +32,31 @@ fn readme_shows_the_examples_verbatim() {
     }
 }
 
+/// A port that is free now and that nothing else in this process will take before the
+/// script's server binds it: below the kernel's ephemeral range (which every `bind` to
+/// port 0 and every outgoing connection draws from), and handed out once.
+fn script_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    // Test processes running at once start apart.
+    let start = low.saturating_sub(4000) + (std::process::id() % 200) as u16 * 16;
+    let _ = NEXT.compare_exchange(0, start, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < low, "no free port below the ephemeral range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Runs an example script with the built binary on PATH against a free port.
 fn run_example(script: &str) -> std::process::Output {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = script_port();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_macvault")).parent().unwrap();
     let path = format!(
         "{}:{}",

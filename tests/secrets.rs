@@ -359,7 +359,7 @@ fn overrides_unset_fallback_expiry_and_secrets_versions() {
             &srv,
             &org,
             WEB,
-            json!({"set": [{"name": "TTL", "value": "web", "expires_secs": 2}]}),
+            json!({"set": [{"name": "TTL", "value": "web", "expires_secs": 6}]}),
         );
         assert_eq!(st, 200, "{w}");
         let resolved = list(&srv, &org, WEB, true);
