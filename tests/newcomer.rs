@@ -394,16 +394,61 @@ fn a_closed_stdout_ends_listings_quietly_and_new_tokens_loudly() {
     let tmp = tempfile::tempdir().unwrap();
     let srv = Server::start(&tmp.path().join("data"));
     let (op, org) = acme(&srv);
+    // Something to list in every listing.
+    srv.cli_ok(&org, &["secrets", "set", "--app", "web", "A=1", "PATH=/x"]);
+    srv.cli_ok(&org, &["secrets", "set", "--app", "web", "A=2"]);
+    let jwks = tmp.path().join("jwks.json");
+    let key = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc/rsa.jwk.json"),
+    )
+    .unwrap();
+    std::fs::write(&jwks, format!(r#"{{"keys": [{key}]}}"#)).unwrap();
+    srv.cli_ok(
+        &org,
+        &[
+            "third-parties",
+            "add",
+            "gha",
+            "--kind",
+            "ci-oidc",
+            "--location",
+            &format!("{}/3p", srv.url()),
+            "--issuer",
+            "https://token.actions.githubusercontent.com",
+            "--audience",
+            "macvault",
+            "--jwks",
+            jwks.to_str().unwrap(),
+        ],
+    );
+    let ledger = srv.cli_json(&org, &["tokens", "list", "--json"]);
+    let id = s(&ledger["tokens"][0], "id").to_owned();
     for listing in [
         &["tokens", "list"][..],
+        &["tokens", "show", &id],
         &["audit"],
-        &["secrets", "list"],
+        &["audit", "--json"],
+        &["apps", "list"],
+        &["apps", "show", "web"],
+        &["orgs", "show"],
+        &["secrets", "list", "--app", "web"],
+        &["secrets", "get", "--app", "web", "A"],
+        &["secrets", "history", "--app", "web", "A"],
+        &["secrets", "withheld"],
         &["keys", "list"],
+        &["keys", "show", "1"],
+        &["third-parties", "list"],
+        &["third-parties", "show", "gha"],
         &["completions", "zsh"],
         &["--help"],
     ] {
         let (code, err) = with_closed_stdout(&srv, &org, listing);
         assert_eq!((code, err.as_str()), (0, ""), "{listing:?}");
+    }
+    for empty in [&["tokens", "show", ""][..], &["tokens", "revoke", " "]] {
+        let (c, _, err) = srv.cli(empty, &[("MACVAULT_TOKEN", &org)]);
+        assert_eq!(c, 2, "{empty:?}: {err}");
+        assert!(err.contains("give a token id"), "{err}");
     }
     for (token, precious) in [
         (
@@ -415,6 +460,26 @@ fn a_closed_stdout_ends_listings_quietly_and_new_tokens_loudly() {
         let (code, err) = with_closed_stdout(&srv, token, precious);
         assert_ne!(code, 0, "{precious:?}");
         assert!(err.contains("only copy"), "{precious:?}: {err}");
+    }
+    // Values: a closed stdout delivered nothing, and says so.
+    let runtime = srv.cli_ok(&org, &["tokens", "create", "runtime", "--app", "web"]);
+    let runtime = runtime.trim();
+    for (token, values) in [
+        (runtime, &["secrets", "reveal", "A"][..]),
+        (runtime, &["secrets", "reveal", "A", "--json"]),
+        (&org, &["secrets", "export", "--app", "web"]),
+        (
+            &org,
+            &["secrets", "export", "--app", "web", "--format", "json"],
+        ),
+        (
+            &org,
+            &["secrets", "export", "--app", "web", "--format", "shell"],
+        ),
+    ] {
+        let (code, err) = with_closed_stdout(&srv, token, values);
+        assert_ne!(code, 0, "{values:?}");
+        assert!(err.contains("nothing was delivered"), "{values:?}: {err}");
     }
     srv.stop();
 }
@@ -693,4 +758,103 @@ sys.stdout.write(seen.decode("utf-8", "replace"))
     assert_eq!(c, 0);
     assert!(wide.lines().any(|l| l.chars().count() > 100), "{wide}");
     srv.stop();
+}
+
+/// Runs the binary with `args` on a pseudo-terminal (stdout and stderr both on it);
+/// its exit code and everything it showed.
+fn on_a_terminal(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let script = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen = b""
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode("utf-8", "replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, env!("CARGO_BIN_EXE_macvault")])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `store copy`, `secrets import` and `secrets rotate-key --wait` show progress on a
+/// terminal, and nothing of it when stderr is not one.
+#[test]
+fn long_operations_show_progress_on_a_terminal_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let srv = Server::start(&data);
+    let (_op, org) = acme(&srv);
+    let env_file = tmp.path().join("app.env");
+    let lines: String = (0..50).map(|i| format!("NAME_{i}=value-{i}\n")).collect();
+    std::fs::write(&env_file, lines).unwrap();
+    let import = [
+        "secrets",
+        "import",
+        "--app",
+        "web",
+        env_file.to_str().unwrap(),
+    ];
+    let (c, out, err) = srv.cli(&import, &[("MACVAULT_TOKEN", &org)]);
+    assert_eq!(c, 0, "{err}");
+    assert!(
+        !err.contains("importing"),
+        "no progress off a terminal: {err}"
+    );
+    assert!(out.contains("NAME_49"), "{out}");
+    let rotate = ["secrets", "rotate-key", "--wait"];
+    let (c, out, err) = srv.cli(&rotate, &[("MACVAULT_TOKEN", &org)]);
+    assert_eq!(c, 0, "{err}");
+    assert!(!err.contains("re-wrapping data keys"), "{err}");
+    assert!(out.contains("the older keys are deleted"), "{out}");
+    srv.stop();
+
+    let copy = |to: &str| {
+        [
+            "store",
+            "copy",
+            "--from",
+            data.to_str().unwrap(),
+            "--to",
+            tmp.path().join(to).to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+    };
+    let args = copy("on-terminal");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (c, shown) = on_a_terminal(&args, &[]);
+    assert_eq!(c, 0, "{shown}");
+    let on_terminal = tmp.path().join("on-terminal");
+    assert!(
+        shown.contains(&format!("wrote {}", on_terminal.display())) && shown.contains(" records"),
+        "a bar of the records written: {shown}"
+    );
+    let args = copy("piped");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_macvault"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        !err.contains("records") && !err.contains("reading") && !err.contains('\r'),
+        "no progress off a terminal: {err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("copied "));
 }

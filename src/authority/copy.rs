@@ -4,6 +4,7 @@
 //! master key file.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::StartError;
 use super::bootstrap::make_private_dir;
@@ -32,8 +33,35 @@ pub enum CopyError {
 /// What a copy moved: (what, how many).
 pub type CopyCounts = [(&'static str, usize); 7];
 
+/// How far a copy has got, for a progress display: the records it will write (0 while
+/// it reads the source) and those written so far.
+#[derive(Debug, Default)]
+pub struct CopyProgress {
+    total: AtomicU64,
+    written: AtomicU64,
+}
+
+impl CopyProgress {
+    /// (written, total): total is 0 while the source is being read.
+    pub fn now(&self) -> (u64, u64) {
+        (
+            self.written.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Copies everything from `from` into the empty store `to`, in one transaction.
 pub async fn copy_store(from: &Location, to: &Location) -> Result<CopyCounts, CopyError> {
+    copy_store_reporting(from, to, Arc::default()).await
+}
+
+/// [`copy_store`], reporting how far it has got in `progress`.
+pub async fn copy_store_reporting(
+    from: &Location,
+    to: &Location,
+    progress: Arc<CopyProgress>,
+) -> Result<CopyCounts, CopyError> {
     if from == to {
         return Err(CopyError::Same);
     }
@@ -47,6 +75,9 @@ pub async fn copy_store(from: &Location, to: &Location) -> Result<CopyCounts, Co
     }
     let dump = Arc::new(source.read(Dump::read).await?);
     let counts = dump.counts();
-    target.write(move |tx| dump.write(tx)).await?;
+    progress.total.store(dump.records(), Ordering::Relaxed);
+    target
+        .write(move |tx| dump.write_counting(tx, &progress.written))
+        .await?;
     Ok(counts)
 }

@@ -44,7 +44,7 @@ pub use apps::{AppDetail, AppError, DeletedApp, NoSuchApp};
 pub use audit::{AuditFilter, AuditPage, MAX_PAGE};
 pub use bootstrap::{MASTER_FILE, OPERATOR_FILE, Opened, Setup};
 pub use clock::system_now;
-pub use copy::{CopyCounts, CopyError, copy_store};
+pub use copy::{CopyCounts, CopyError, CopyProgress, copy_store, copy_store_reporting};
 pub use error::{
     AuditError, AuthError, Classify, Error, ErrorClass, IdError, KeyError, LedgerError, MintError,
     NameError, OrgError, OutsideLineage, RevokeError, RotateError, StartError, ThirdPartyError,

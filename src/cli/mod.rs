@@ -4,8 +4,9 @@
 //! Conventions every command follows: the token comes from `--token` (`-` for stdin),
 //! `--token-file`, `MACVAULT_TOKEN` or `MACVAULT_TOKEN_FILE`; `--org` defaults to the
 //! org the token names; `--json` prints JSON (and errors as JSON on stderr); tables fit
-//! 100 columns (or `COLUMNS`); the exit code says what kind of failure it was
-//! ([`exit`]).
+//! the terminal (`COLUMNS` overrides it; 100 columns off a terminal); long operations
+//! show progress on a terminal's stderr only ([`progress`]); the exit code says what
+//! kind of failure it was ([`exit`]).
 
 mod apps;
 pub(crate) mod audit;
@@ -18,6 +19,7 @@ mod keys;
 pub(crate) mod offline;
 mod orgs;
 mod output;
+mod progress;
 mod run;
 mod secrets;
 mod serve;

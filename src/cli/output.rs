@@ -22,11 +22,26 @@ pub fn line(text: impl std::fmt::Display) -> io::Result<()> {
 /// A line that is the only copy of what it holds (a new token, a value): if stdout is
 /// closed, the command fails loudly instead of ending quietly as a listing does.
 pub fn precious(text: impl std::fmt::Display, what: &str) -> anyhow::Result<()> {
-    line(text).map_err(|e| {
-        anyhow::Error::new(LostOutput(e.kind())).context(format!(
-            "could not write {what} to stdout, and it was the only copy"
-        ))
+    loud(text, || {
+        format!("could not write {what} to stdout, and it was the only copy")
     })
+}
+
+/// Secret values (a reveal, an export): like [`precious`], a closed stdout is a loud
+/// failure, never a quiet success that delivered nothing.
+pub fn values(text: impl std::fmt::Display, what: &str) -> anyhow::Result<()> {
+    loud(text, || {
+        format!("could not write {what} to stdout: nothing was delivered")
+    })
+}
+
+/// [`values`] as pretty JSON.
+pub fn values_json(value: &impl Serialize, what: &str) -> anyhow::Result<()> {
+    values(serde_json::to_string_pretty(value)?, what)
+}
+
+fn loud(text: impl std::fmt::Display, why: impl FnOnce() -> String) -> anyhow::Result<()> {
+    line(text).map_err(|e| anyhow::Error::new(LostOutput(e.kind())).context(why()))
 }
 
 /// Writing a token or value failed (not a broken pipe to be ignored).

@@ -11,6 +11,7 @@ use clap::Args;
 use tokio::net::TcpListener;
 
 use super::input::parse_duration;
+use super::progress::Progress;
 use crate::authority::{Authority, Config, Location, Setup};
 use crate::caveats::IpNet;
 use crate::http::{AppState, ServeOptions, TrustedProxies};
@@ -169,14 +170,15 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
         let opened = Authority::open_with(&setup).await?;
+        // A closed stdout does not stop a server: what it says here is in the log too.
         if let Some(path) = &opened.operator_token {
-            println!(
+            let _ = super::output::line(format_args!(
                 "operator token written to {} (mode 0600; it is shown nowhere else)",
                 path.display()
-            );
+            ));
         }
         let addr = listener.local_addr()?;
-        println!("macvault listening on http://{addr}");
+        let _ = super::output::line(format_args!("macvault listening on http://{addr}"));
         tracing::info!(%addr, backend = opened.authority.backend_name(), "listening");
         let background = opened.authority.start();
         let secrets = crate::secrets::Options {
@@ -232,12 +234,12 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         let setup = args.store.setup(Config::default(), true)?;
         let opened = Authority::open_with(&setup).await?;
         match &opened.operator_token {
-            Some(path) => println!(
+            Some(path) => super::output::line(format_args!(
                 "initialised {}; operator token written to {} (mode 0600)",
                 setup.store,
                 path.display()
-            ),
-            None => println!("{} was initialised already", setup.store),
+            ))?,
+            None => super::output::line(format_args!("{} was initialised already", setup.store))?,
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -251,10 +253,10 @@ pub fn operator_token(args: OperatorTokenArgs) -> anyhow::Result<ExitCode> {
         let opened = Authority::open_with(&setup).await?;
         let path = setup.data_dir.join(crate::authority::OPERATOR_FILE);
         let revoked = opened.authority.reissue_operator_token(&path).await?;
-        println!(
+        super::output::line(format_args!(
             "a new operator token is in {} (mode 0600); {revoked} earlier operator token(s) revoked",
             path.display()
-        );
+        ))?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -308,14 +310,41 @@ pub enum StoreCommand {
     },
 }
 
+/// `store copy`, with a progress display on a terminal: a spinner while the source is
+/// read, then a bar of the records written.
+async fn copy_showing_progress(
+    from: &Location,
+    to: &Location,
+) -> Result<crate::authority::CopyCounts, crate::authority::CopyError> {
+    let progress = Arc::new(crate::authority::CopyProgress::default());
+    let shown = Progress::spinner(format!("reading {from}"));
+    let show = |p: &Progress| {
+        let (written, total) = progress.now();
+        if total > 0 && !p.is_bar() {
+            p.to_bar(format!("writing {to}"), total, "records");
+        }
+        p.at(written);
+    };
+    let copy = crate::authority::copy_store_reporting(from, to, progress.clone());
+    let copied = shown.follow(copy, show).await;
+    match &copied {
+        Ok(_) => {
+            show(&shown);
+            shown.done(format!("wrote {to}"));
+        }
+        Err(_) => shown.clear(),
+    }
+    copied
+}
+
 /// Runs `macvault store …`.
 pub fn store(cmd: StoreCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         StoreCommand::Copy { from, to } => {
             let (from, to) = (Location::parse(&from), Location::parse(&to));
-            let counts = runtime()?.block_on(crate::authority::copy_store(&from, &to))?;
+            let counts = runtime()?.block_on(copy_showing_progress(&from, &to))?;
             let what: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
-            println!("copied {from} to {to}: {}", what.join(", "));
+            super::output::line(format_args!("copied {from} to {to}: {}", what.join(", ")))?;
             eprintln!(
                 "the root keys are wrapped by the master key: nodes on {to} need the master key file of {from}"
             );

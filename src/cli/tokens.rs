@@ -354,7 +354,18 @@ pub fn list_table(tokens: &[&TokenRecordBody], now: u64, wide: bool) -> Table {
     t
 }
 
+/// A token id argument is there at all (an empty one would name no endpoint).
+fn id_given(id: &str) -> anyhow::Result<&str> {
+    match id.trim() {
+        "" => Err(usage(
+            "give a token id, or a prefix of at least 8 hex digits (tokens list shows them)",
+        )),
+        id => Ok(id),
+    }
+}
+
 async fn show(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
+    let id = id_given(id)?;
     let detail: TokenDetailBody = ctx.client()?.get(&["v1", "tokens", id]).await?;
     if ctx.json() {
         output::json(&detail)?;
@@ -524,6 +535,9 @@ fn confirm(question: &str) -> bool {
 }
 
 async fn revoke(ctx: &Ctx, ids: &[String], self_: bool, how: Revoking) -> anyhow::Result<ExitCode> {
+    for id in ids {
+        id_given(id)?;
+    }
     let client = ctx.client()?;
     let orphan = how.orphan;
     let body = RevokeRequest {

@@ -27,6 +27,7 @@ mod rows;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
@@ -716,56 +717,103 @@ impl Dump {
 
     /// Writes everything into an empty store.
     pub fn write(&self, tx: &mut dyn Tx) -> Result<(), StoreError> {
+        self.write_counting(tx, &AtomicU64::new(0))
+    }
+
+    /// How many records [`Dump::write`] writes.
+    pub fn records(&self) -> u64 {
+        let lens = [
+            usize::from(self.master_check.is_some()),
+            self.orgs.len(),
+            self.apps.len(),
+            self.keys.len(),
+            self.tokens.len(),
+            self.revocations.len(),
+            self.audit.len(),
+            self.secret_keys.len(),
+            self.secrets.len(),
+            self.secret_versions.len(),
+            self.secret_counters.len(),
+            self.secret_blind_writes.len(),
+            self.allowed_env.len(),
+            self.third_parties.len(),
+            self.requirements.len(),
+            self.id_token_uses.len(),
+        ];
+        lens.iter().map(|n| *n as u64).sum()
+    }
+
+    /// [`Dump::write`], counting in `written` the records written so far (from 0 each
+    /// time the transaction body runs), for a progress display.
+    pub fn write_counting(&self, tx: &mut dyn Tx, written: &AtomicU64) -> Result<(), StoreError> {
+        written.store(0, Ordering::Relaxed);
+        let one = || written.fetch_add(1, Ordering::Relaxed);
         if let Some(check) = &self.master_check {
             tx.init_master_check(check)?;
+            one();
         }
         for org in &self.orgs {
             tx.insert_org(org)?;
+            one();
         }
         for app in &self.apps {
             tx.insert_app(app)?;
+            one();
         }
         for key in &self.keys {
             tx.put_key(key)?;
+            one();
         }
         for entry in &self.tokens {
             tx.put_token(&entry.record)?;
             if let Some(used) = &entry.last_used {
                 tx.record_use(&entry.record.id, used)?;
             }
+            one();
         }
         for (id, entry) in &self.revocations {
             tx.put_revocation(id, *entry)?;
+            one();
         }
         for event in &self.audit {
             tx.append_audit(event)?;
+            one();
         }
         for keys in &self.secret_keys {
             tx.put_secret_keys(keys)?;
+            one();
         }
         for head in &self.secrets {
             tx.put_secret_head(head)?;
+            one();
         }
         for v in &self.secret_versions {
             tx.put_secret_version(v)?;
+            one();
         }
         for (org, app, value) in &self.secret_counters {
             tx.set_secrets_counter(org, app.as_deref(), *value)?;
+            one();
         }
         for (org, app, value) in &self.secret_blind_writes {
             tx.set_secrets_blind_writes(org, app.as_deref(), *value)?;
+            one();
         }
         for (org, app, name) in &self.allowed_env {
             tx.set_allowed_env(org, app.as_deref(), name, true)?;
+            one();
         }
         for tp in &self.third_parties {
             tx.insert_third_party(tp)?;
+            one();
         }
         for req in &self.requirements {
             tx.put_requirement(req)?;
+            one();
         }
         for used in &self.id_token_uses {
             tx.record_id_token(used)?;
+            one();
         }
         Ok(())
     }

@@ -8,12 +8,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use reqwest::Method;
+use zeroize::Zeroizing;
 
 use super::super::client::Client;
 use super::super::dotenv;
 use super::super::exit::usage;
 use super::super::input::claim_stdin;
 use super::super::output::{self, Fit, Table, clean};
+use super::super::progress::Progress;
 use super::{Ctx, ScopeArgs, segments, written};
 use crate::api::{RevealResponse, SetBody, WriteSecretsRequest, WriteSecretsResponse};
 
@@ -127,9 +129,19 @@ pub async fn import(ctx: &Ctx, client: &Client, args: ImportArgs) -> anyhow::Res
         create_app: args.create_app,
     };
     let path = args.scope.path(ctx, &[])?;
-    let done: Result<WriteSecretsResponse, _> = client
-        .call(Method::POST, &segments(&path), Some(&req))
+    // One atomic write: a spinner while it runs (a terminal only), then the answer.
+    let shown = Progress::spinner(format!(
+        "importing {} secret(s) from {}",
+        req.set.len(),
+        args.file.display()
+    ));
+    let done: Result<WriteSecretsResponse, _> = shown
+        .follow(
+            client.call(Method::POST, &segments(&path), Some(&req)),
+            |_| {},
+        )
         .await;
+    shown.clear();
     for s in &mut req.set {
         zeroize::Zeroize::zeroize(&mut s.value);
     }
@@ -184,13 +196,19 @@ pub async fn export(ctx: &Ctx, client: &Client, args: ExportArgs) -> anyhow::Res
         Format::Json => {
             let map: std::collections::BTreeMap<&str, &str> =
                 kept.iter().map(|(n, v)| (n.as_str(), *v)).collect();
-            output::json(&map)
+            output::values_json(&map, "the values")
         }
         Format::Shell => {
-            for (name, value) in &kept {
-                println!("{name}={}", shell_quote(value));
+            let lines: Vec<String> = kept
+                .iter()
+                .map(|(name, value)| format!("{name}={}", shell_quote(value)))
+                .collect();
+            let text = Zeroizing::new(lines.join("\n"));
+            drop(Zeroizing::new(lines));
+            if text.is_empty() {
+                return Ok(());
             }
-            Ok(())
+            output::values(text.as_str(), "the values")
         }
         Format::Dotenv => {
             let text =
@@ -213,8 +231,10 @@ pub async fn export(ctx: &Ctx, client: &Client, args: ExportArgs) -> anyhow::Res
                     risky.join(", ")
                 );
             }
-            print!("{text}");
-            Ok(())
+            if text.is_empty() {
+                return Ok(());
+            }
+            output::values(text.trim_end_matches('\n'), "the values")
         }
     }
 }

@@ -11,6 +11,7 @@ use super::exit::usage;
 use super::input::{parse_duration, read_stdin};
 use super::keys::short_id;
 use super::output::{self, Fit, Table, clean, or_dash, relative_text};
+use super::progress::Progress;
 use super::{ClientArgs, Ctx};
 mod files;
 
@@ -282,9 +283,12 @@ async fn reveal_one(ctx: &Ctx, scope: &ScopeArgs, name: &str) -> anyhow::Result<
         ));
     };
     if ctx.json() {
-        output::json(&serde_json::json!({ "name": name, "value": value }))?;
+        output::values_json(
+            &serde_json::json!({ "name": name, "value": value }),
+            "the value",
+        )?;
     } else {
-        output::precious(value.as_str(), "the value")?;
+        output::values(value.as_str(), "the value")?;
     }
     Ok(())
 }
@@ -497,9 +501,16 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
                     status.current
                 ))?;
             }
+            let shown = wait.then(|| Progress::spinner(rewrapping(&status)));
             while wait && status.rotating {
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
                 status = client.get(&["v1", "orgs", &org, "secrets-key"]).await?;
+                if let Some(shown) = &shown {
+                    shown.say(rewrapping(&status));
+                }
+            }
+            if let Some(shown) = shown {
+                shown.clear();
             }
             if ctx.json() {
                 output::json(&status)?;
@@ -512,6 +523,21 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a rotation waits for, in words.
+fn rewrapping(status: &KeyStatusBody) -> String {
+    let old: Vec<String> = status
+        .keys
+        .iter()
+        .filter(|k| **k != status.current)
+        .map(|k| format!("k{k}"))
+        .collect();
+    format!(
+        "re-wrapping data keys under k{}: {} still in use",
+        status.current,
+        old.join(", ")
+    )
 }
 
 pub(super) fn written(
