@@ -380,7 +380,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
             } else if list.secrets.is_empty() {
                 output::line(format_args!("no secrets in {}", scope.shown()))?;
             } else {
-                secret_table(&list.secrets)?;
+                secret_table(&list.secrets, crate::authority::system_now()).print()?;
             }
         }
         SecretsCommand::History { scope, name } => {
@@ -389,7 +389,7 @@ pub async fn run(ctx: &Ctx, cmd: SecretsCommand) -> anyhow::Result<ExitCode> {
             if ctx.json() {
                 output::json(&history)?;
             } else {
-                history_table(&history)?;
+                history_table(&history, crate::authority::system_now()).print()?;
             }
         }
         SecretsCommand::Rollback {
@@ -596,8 +596,8 @@ fn expires_cell(s: &SecretBody, now: u64) -> String {
     }
 }
 
-fn secret_table(secrets: &[SecretBody]) -> std::io::Result<()> {
-    let now = crate::authority::system_now();
+/// `secrets list` as a table, times relative to `now`.
+fn secret_table(secrets: &[SecretBody], now: u64) -> Table {
     let mut t = Table::new(&[
         ("NAME", Fit::Keep),
         ("SCOPE", Fit::Cut),
@@ -618,7 +618,7 @@ fn secret_table(secrets: &[SecretBody]) -> std::io::Result<()> {
             or_dash(s.description.as_deref()).into_owned(),
         ]);
     }
-    t.print()
+    t
 }
 
 fn secret_fields(s: &SecretBody) -> std::io::Result<()> {
@@ -653,8 +653,8 @@ fn secret_fields(s: &SecretBody) -> std::io::Result<()> {
     ])
 }
 
-fn history_table(h: &HistoryBody) -> std::io::Result<()> {
-    let now = crate::authority::system_now();
+/// `secrets history` as a table, times relative to `now`.
+fn history_table(h: &HistoryBody, now: u64) -> Table {
     let mut t = Table::new(&[
         ("VERSION", Fit::Keep),
         ("WHEN", Fit::Keep),
@@ -695,5 +695,8 @@ fn history_table(h: &HistoryBody) -> std::io::Result<()> {
             "unset: no version is current".to_owned(),
         ]);
     }
-    t.print()
+    t
 }
+
+#[cfg(test)]
+mod tests;
