@@ -858,3 +858,24 @@ fn long_operations_show_progress_on_a_terminal_only() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("copied "));
 }
+
+/// `--json` means JSON on every client command: `secrets export --json` exports JSON,
+/// and asking for another format beside it is a usage error.
+#[test]
+fn export_json_is_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    srv.cli_ok(&org, &["secrets", "set", "--app", "web", "A=1 2"]);
+    let exported = srv.cli_json(&org, &["secrets", "export", "--app", "web", "--json"]);
+    assert_eq!(exported, json!({"A": "1 2"}));
+    let (c, out, err) = srv.cli(
+        &[
+            "secrets", "export", "--app", "web", "--json", "--format", "shell",
+        ],
+        &[("MACVAULT_TOKEN", &org)],
+    );
+    assert_eq!((c, out.as_str()), (2, ""), "{err}");
+    let err: serde_json::Value = serde_json::from_str(err.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "usage", "{err}");
+}

@@ -56,9 +56,9 @@ pub enum Format {
 pub struct ExportArgs {
     #[command(flatten)]
     scope: ScopeArgs,
-    /// dotenv, json or shell.
-    #[arg(long, value_enum, default_value = "dotenv")]
-    format: Format,
+    /// dotenv (the default), json or shell; --json is --format json.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Export this secret although its name changes how programs load or run code
     /// (PATH, LD_PRELOAD, PYTHON*… as `run` withholds them); repeatable.
     #[arg(long, value_name = "NAME")]
@@ -171,6 +171,17 @@ pub async fn import(ctx: &Ctx, client: &Client, args: ImportArgs) -> anyhow::Res
 }
 
 pub async fn export(ctx: &Ctx, client: &Client, args: ExportArgs) -> anyhow::Result<()> {
+    let format = match (args.format, ctx.json()) {
+        (None, true) => Format::Json,
+        (None, false) => Format::Dotenv,
+        (Some(Format::Json), _) => Format::Json,
+        (Some(_), true) => {
+            return Err(usage(
+                "--json exports JSON: drop it, or --format, to export another format",
+            ));
+        }
+        (Some(f), false) => f,
+    };
     let path = args.scope.path(ctx, &["reveal"])?;
     let revealed: RevealResponse = client
         .post_query(&segments(&path), &[], Duration::from_secs(30))
@@ -192,7 +203,7 @@ pub async fn export(ctx: &Ctx, client: &Client, args: ExportArgs) -> anyhow::Res
         &allowed,
     );
     crate::cli::run::warn_withheld(&withheld, "exported");
-    match args.format {
+    match format {
         Format::Json => {
             let map: std::collections::BTreeMap<&str, &str> =
                 kept.iter().map(|(n, v)| (n.as_str(), *v)).collect();
