@@ -21,6 +21,7 @@ mod reach;
 mod readme;
 mod secrets;
 mod secrets_crash;
+mod serving;
 mod store_copy;
 mod support;
 mod third_parties;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use super::orgs::FirstToken;
 use super::revoke::RevokeOptions;
-use super::{Authority, Config, MasterKey, OrgError, SYSTEM_ORG, StartError, master, presets};
+use super::{
+    Authority, Config, MasterKey, OrgError, SYSTEM_ORG, StartError, files, master, presets,
+};
 use crate::audit::{action, mint_detail};
 use crate::model::{Actor, AuditEvent, Outcome, TokenKind};
 use crate::store::{Location, Store, StoreError};
@@ -70,6 +72,18 @@ fn io<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> 
     }
 }
 
+/// The modes of the data directory, the database file and the operator token file, as
+/// every start checks them (the master key's is checked as it is read).
+fn check_files(setup: &Setup) -> Result<(), StartError> {
+    files::check_dir(&setup.data_dir)?;
+    if let crate::store::Location::Dir(dir) = &setup.store {
+        files::check_dir(dir)?;
+        files::check_file(&dir.join(crate::store::DB_FILE))?;
+    }
+    files::check_file(&setup.data_dir.join(OPERATOR_FILE))?;
+    Ok(())
+}
+
 /// Creates `dir` (mode 0700) if it does not exist.
 pub(crate) fn make_private_dir(dir: &Path) -> Result<(), StartError> {
     if !dir.exists() {
@@ -104,6 +118,7 @@ impl Authority {
             }
         }
         make_private_dir(&setup.data_dir)?;
+        check_files(setup)?;
         let master = MasterKey::load_or_create(&setup.master_path())?;
         let store = Store::open(&setup.store).await?;
         let authority = Authority::new(store, master, setup.config.clone()).await?;

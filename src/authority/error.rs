@@ -637,6 +637,9 @@ pub enum StartError {
          `macvault serve` or `macvault init` creates one); nothing was created"
     )]
     NothingThere(String),
+    /// A file or directory others could read or change.
+    #[error(transparent)]
+    UnsafeMode(#[from] super::files::UnsafeMode),
     /// A file or directory could not be made.
     #[error("{what} {path}: {source}")]
     Io {

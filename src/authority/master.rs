@@ -2,7 +2,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use zeroize::Zeroizing;
@@ -15,15 +15,8 @@ use crate::token::{KEY_LEN, RootKey};
 #[derive(Debug, thiserror::Error)]
 pub enum MasterKeyError {
     /// The file is readable or writable by group or others.
-    #[error(
-        "master key file {path} has mode {mode:o}; it must be readable by its owner only (chmod 600)"
-    )]
-    Permissions {
-        /// The file.
-        path: String,
-        /// Its mode bits.
-        mode: u32,
-    },
+    #[error("master key file {0}")]
+    Permissions(#[from] super::files::UnsafeMode),
     /// The file is not exactly 32 bytes.
     #[error("master key file {0} is not a 32-byte key")]
     Length(String),
@@ -59,16 +52,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MasterKeyError + '_ {
     }
 }
 
-/// Refuses a file that group or others can read or write.
+/// Refuses a key file anyone may read or group or others may write (a group-readable
+/// one, as secret mounts often are, is accepted: docs in `files`).
 fn check_private(path: &Path) -> Result<(), MasterKeyError> {
-    let mode = fs::metadata(path).map_err(io(path))?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(MasterKeyError::Permissions {
-            path: path.display().to_string(),
-            mode: mode & 0o777,
-        });
-    }
-    Ok(())
+    Ok(super::files::check_file(path)?)
 }
 
 /// Creates a file readable by its owner only and writes `bytes` to it.
@@ -197,6 +184,7 @@ fn root_aad(org: &str, version: u32) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn a_key_file_appears_whole_and_only_once() {
@@ -249,7 +237,11 @@ mod tests {
         assert_eq!(*a.0, *b.0);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = MasterKey::load_or_create(&path).unwrap_err();
-        assert!(matches!(err, MasterKeyError::Permissions { .. }), "{err}");
+        assert!(matches!(err, MasterKeyError::Permissions(_)), "{err}");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        // Group-readable, as a secret mount often is: accepted.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        MasterKey::load_or_create(&path).unwrap();
         assert!(!format!("{a:?}").contains(&format!("{:?}", &a.0[..4])));
     }
 }

@@ -18,6 +18,7 @@ mod denylist;
 mod discharges;
 mod error;
 mod feed;
+pub mod files;
 mod journal;
 mod keyring;
 mod keys;
