@@ -24,6 +24,7 @@ fn writer(url: String, token: String, w: usize, acked: Arc<AtomicU64>, stop: Arc
     rt.block_on(async move {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
             .build()
             .unwrap();
         let mut k = 0u64;

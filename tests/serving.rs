@@ -74,3 +74,147 @@ fn files_are_owner_only_under_umask_000_and_checked_at_every_start() {
     let (c, said) = init(&made, "022");
     assert_eq!(c, 0, "{said}");
 }
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::support::{Server, acme};
+
+/// A connection to `srv` that gives up reading after `wait`.
+fn connect(srv: &Server, wait: Duration) -> TcpStream {
+    let tcp = TcpStream::connect(srv.url().trim_start_matches("http://")).unwrap();
+    tcp.set_read_timeout(Some(wait)).unwrap();
+    tcp
+}
+
+const HEALTH: &[u8] = b"GET /v1/health HTTP/1.1\r\nHost: macvault\r\n\r\n";
+
+/// Reads one answer to a request on a kept-alive connection: its status.
+fn status(tcp: &mut TcpStream) -> u16 {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    // The head, then as much body as Content-Length says.
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(tcp.read(&mut byte).unwrap(), 1, "closed before an answer");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    tcp.read_exact(&mut body).unwrap();
+    head[9..12].parse().unwrap()
+}
+
+/// Whether the server closed the connection (EOF or a reset) before `wait` ran out.
+fn closed_by_server(tcp: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    match tcp.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+#[test]
+fn a_half_sent_head_and_an_idle_connection_are_closed_after_the_header_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(&tmp.path().join("data"), &["--header-timeout", "1s"]);
+    // Half a head: closed, not answered (the read gives up only after 30 s).
+    let mut slow = connect(&srv, Duration::from_secs(30));
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: mac")
+        .unwrap();
+    assert!(
+        closed_by_server(&mut slow),
+        "a half-sent head was kept open"
+    );
+    // A kept-alive connection, answered once, then idle: closed too.
+    let mut idle = connect(&srv, Duration::from_secs(30));
+    idle.write_all(HEALTH).unwrap();
+    assert_eq!(status(&mut idle), 200);
+    assert!(
+        closed_by_server(&mut idle),
+        "an idle connection was kept open"
+    );
+}
+
+#[test]
+fn a_head_over_the_cap_is_refused_and_its_connection_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let mut tcp = connect(&srv, Duration::from_secs(30));
+    tcp.write_all(b"GET /v1/health HTTP/1.1\r\nHost: macvault\r\n")
+        .unwrap();
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    // Past the cap (32 KiB) the server stops reading: later writes may fail.
+    // 40 KiB of head, then its end: a server that took it all would answer 200.
+    let sent =
+        (0..40).all(|_| tcp.write_all(filler.as_bytes()).is_ok()) && tcp.write_all(b"\r\n").is_ok();
+    let mut raw = Vec::new();
+    let read = tcp.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 431") || (text.is_empty() && (!sent || read.is_ok())),
+        "a 40 KiB head was not refused ({sent}, {read:?}): {text}"
+    );
+}
+
+#[test]
+fn past_max_connections_new_ones_wait_while_established_ones_are_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(
+        &tmp.path().join("data"),
+        &["--max-connections", "2", "--header-timeout", "60s"],
+    );
+    let mut first = connect(&srv, Duration::from_secs(30));
+    let mut second = connect(&srv, Duration::from_secs(30));
+    for tcp in [&mut first, &mut second] {
+        tcp.write_all(HEALTH).unwrap();
+        assert_eq!(status(tcp), 200);
+    }
+    // A third connects (the kernel's backlog takes it) but is not served yet...
+    let mut third = connect(&srv, Duration::from_millis(500));
+    third.write_all(HEALTH).unwrap();
+    let mut buf = [0u8; 1];
+    let waited = third.read(&mut buf).unwrap_err();
+    assert!(
+        matches!(
+            waited.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{waited}"
+    );
+    // ...while the established ones still are.
+    first.write_all(HEALTH).unwrap();
+    assert_eq!(status(&mut first), 200);
+    // One closes: the third is accepted and answered.
+    drop(first);
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    assert_eq!(status(&mut third), 200);
+}
+
+#[test]
+fn a_declared_body_over_the_limit_gets_413_before_it_is_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A request timeout far off: a 408 would mean the server waited for the body.
+    let srv = Server::start_with(&tmp.path().join("data"), &["--request-timeout", "1h"]);
+    let (_op, org) = acme(&srv);
+    for path in [
+        "/v1/orgs/acme/tokens",
+        "/v1/orgs/acme/apps/web/secrets",
+        "/v1/verify",
+    ] {
+        let mut tcp = connect(&srv, Duration::from_secs(30));
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: macvault\r\nAuthorization: Bearer {org}\r\n\
+             Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n{{"
+        );
+        tcp.write_all(head.as_bytes()).unwrap();
+        assert_eq!(status(&mut tcp), 413, "{path}");
+    }
+}

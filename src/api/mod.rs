@@ -457,7 +457,7 @@ pub struct AuditList {
 /// `GET /v1/ready`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ReadyBody {
-    /// `ready`, `stale` or `unavailable`.
+    /// `ready`, `stale`, `unavailable` or `draining` (shutting down: send no more).
     pub status: String,
     /// `redb` or `postgres`.
     pub backend: String,
@@ -773,10 +773,11 @@ impl From<&AuditPage> for AuditList {
 
 impl From<&Readiness> for ReadyBody {
     fn from(r: &Readiness) -> Self {
-        let status = match (r.ready, r.store_ok) {
-            (true, _) => "ready",
-            (false, false) => "unavailable",
-            (false, true) => "stale",
+        let status = match (r.ready, r.draining, r.store_ok) {
+            (true, _, _) => "ready",
+            (false, true, _) => "draining",
+            (false, false, false) => "unavailable",
+            (false, false, true) => "stale",
         };
         ReadyBody {
             status: status.to_owned(),

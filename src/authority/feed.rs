@@ -54,7 +54,9 @@ pub struct Readiness {
     pub queued: (usize, usize),
     /// Last-used times and events dropped because the queue was full.
     pub dropped: (u64, u64),
-    /// Whether the node serves authenticated requests.
+    /// Whether the node is shutting down (see [`Authority::begin_drain`]).
+    pub draining: bool,
+    /// Whether the node serves authenticated requests, and takes new ones.
     pub ready: bool,
 }
 
@@ -369,6 +371,7 @@ impl Authority {
     pub fn readiness(&self) -> Readiness {
         let lag = self.follower.lag();
         let store_ok = self.follower.store_ok.load(Ordering::SeqCst);
+        let draining = self.is_draining();
         Readiness {
             backend: self.store.backend_name(),
             position: self.follower.position.load(Ordering::SeqCst),
@@ -376,7 +379,27 @@ impl Authority {
             store_ok,
             queued: self.usage.depth(),
             dropped: self.usage.dropped(),
-            ready: store_ok && lag <= self.follower.max_staleness,
+            draining,
+            ready: store_ok && lag <= self.follower.max_staleness && !draining,
+        }
+    }
+
+    /// The node is shutting down: readiness turns 503 (load balancers stop sending),
+    /// and long polls end with a retryable answer. There is no way back.
+    pub fn begin_drain(&self) {
+        self.draining.send_replace(true);
+    }
+
+    /// Whether [`Authority::begin_drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    /// Completes once the node begins to drain.
+    pub(crate) fn drained(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.draining.subscribe();
+        async move {
+            let _ = rx.wait_for(|d| *d).await;
         }
     }
 

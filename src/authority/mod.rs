@@ -153,6 +153,8 @@ pub struct Authority {
     follower: Follower,
     changes: tokio::sync::broadcast::Sender<crate::model::Change>,
     journal: journal::Journal,
+    /// Set once when the node starts shutting down.
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -179,6 +181,7 @@ impl Authority {
             flushing: tokio::sync::Mutex::new(()),
             changes: tokio::sync::broadcast::channel(1024).0,
             journal: journal::Journal::default(),
+            draining: tokio::sync::watch::Sender::new(false),
         };
         authority.check_master().await?;
         authority.reload().await?;

@@ -123,10 +123,14 @@ impl Client {
                 clean(base.host_str().unwrap_or("?"))
             );
         }
+        // A connection idle for 2 s is not reused: the server closes idle connections
+        // after its --header-timeout (5 s by default), and a request sent on one as it
+        // closes would fail.
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .context("cannot set up the HTTP client")?;
         Ok(Self { http, base, token })

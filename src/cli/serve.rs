@@ -112,6 +112,19 @@ pub struct ServeArgs {
     /// How long after its last good fetch an issuer's key set may still be used.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub jwks_max_stale: std::time::Duration,
+    /// How long a connection may take to send a request's headers — the first
+    /// request's, and the next one's on a kept-alive connection, so also the longest a
+    /// connection may sit idle between requests (`5s`).
+    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+    pub header_timeout: std::time::Duration,
+    /// Most connections open at once; past it new ones wait in the kernel's backlog
+    /// (default: the descriptor limit minus 64).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// On SIGTERM or SIGINT, how long requests in flight may run on after the node
+    /// stops accepting (long polls end at once, with a retryable 503).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub drain_timeout: std::time::Duration,
     /// Discharge requests allowed per minute per client address (an IPv6 /64 is one).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub discharge_limit: u32,
@@ -143,7 +156,7 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d > Duration::from_secs(3600) {
-        return Err("a request timeout is at most 1h".into());
+        return Err("a timeout is at most 1h".into());
     }
     Ok(d)
 }
@@ -217,6 +230,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         });
         let options = ServeOptions {
             request_timeout: args.request_timeout,
+            header_timeout: args.header_timeout,
+            max_connections: args
+                .max_connections
+                .map_or_else(crate::http::default_max_connections, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
+            drain_timeout: args.drain_timeout,
         };
         let served = crate::http::run(listener, state, options, shutdown_signal()).await;
         // A rotation stopped half way resumes at the next start (or on another node).

@@ -10,6 +10,7 @@ mod client_addr;
 mod error;
 mod health;
 mod keys;
+mod listen;
 mod orgs;
 mod secrets;
 mod third_parties;
@@ -29,8 +30,6 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
 use axum::http::header;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
-use axum::serve::{IncomingStream, ListenerExt as _};
-use tokio::net::TcpListener;
 use tower::Service;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -39,6 +38,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::Caller;
 pub use client_addr::TrustedProxies;
 pub use error::ApiError;
+pub use listen::{MAX_HEAD, ServeOptions, default_max_connections, run};
 pub use verify::{BODY_PENDING, VerifyFailure, verify_body};
 
 use crate::authority::Authority;
@@ -74,13 +74,6 @@ impl AppState {
             proxies: Arc::new(TrustedProxies::none()),
         }
     }
-}
-
-/// How the server serves.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// How long a request may take before it is answered 408.
-    pub request_timeout: Duration,
 }
 
 /// The router with every endpoint but `POST /v1/verify` (served beside it, by
@@ -133,9 +126,7 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         )
         .route(
             "/v1/orgs/{org}/third-parties",
-            post(third_parties::add)
-                .layer(DefaultBodyLimit::max(third_parties::MAX_ADD_BODY))
-                .get(third_parties::list),
+            post(third_parties::add).get(third_parties::list),
         )
         .route(
             "/v1/orgs/{org}/third-parties/{name}",
@@ -152,7 +143,9 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .fallback(third_parties::fallback)
         .method_not_allowed_fallback(health::method_not_allowed)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Each route's limit is body::limit_of's, applied after routing.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(body::limit))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: axum::middleware::Next| async move {
                 let limit = if secrets::is_long_poll(req.uri().path(), req.uri().query()) {
@@ -181,11 +174,10 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
 }
 
 /// The secrets endpoints under `base` (the org's own, or an app's); writes take bodies
-/// up to [`secrets::MAX_WRITE_BODY`].
+/// up to [`secrets::MAX_WRITE_BODY`] (see `body::limit_of`).
 fn secrets_routes(base: &str) -> Router<AppState> {
-    let big = DefaultBodyLimit::max(secrets::MAX_WRITE_BODY);
     Router::new()
-        .route(base, post(secrets::write).layer(big).get(secrets::list))
+        .route(base, post(secrets::write).get(secrets::list))
         // Static beside `{name}`: a secret named `reveal` is read through listings.
         .route(&format!("{base}/reveal"), post(secrets::reveal))
         .route(&format!("{base}/{{name}}"), get(secrets::show))
@@ -226,31 +218,4 @@ impl Service<Request> for Connection {
         req.extensions_mut().insert(ConnectInfo(self.peer));
         Box::pin(self.router.call(req))
     }
-}
-
-/// Serves `state` on `listener` until `shutdown` completes.
-pub async fn run(
-    listener: TcpListener,
-    state: AppState,
-    options: ServeOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let request_timeout = options.request_timeout;
-    let router = app(state.clone(), request_timeout);
-    let service = tower::service_fn(move |incoming: IncomingStream<'_, _>| {
-        let connection = Connection {
-            state: state.clone(),
-            router: router.clone(),
-            peer: *incoming.remote_addr(),
-            request_timeout,
-        };
-        std::future::ready(Ok::<_, Infallible>(connection))
-    });
-    // Answers are single small writes: send them at once rather than wait on Nagle.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
 }

@@ -45,7 +45,10 @@ pub(super) async fn serve(
         return res;
     }
     let (parts, body) = req.into_parts();
-    let bytes = match read_body(&parts.headers, body, timeout).await {
+    if super::body::declared_length(&parts.headers).is_some_and(|n| n > MAX_BODY as u64) {
+        return super::body::too_large_now(body);
+    }
+    let bytes = match read_body(body, timeout).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -152,18 +155,7 @@ pub fn verify_body(
 pub const BODY_PENDING: &str = "verify: waiting for the rest of the body";
 
 /// The whole body, at most [`MAX_BODY`] bytes, within `timeout`.
-async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    timeout: Duration,
-) -> Result<axum::body::Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(ApiError::too_large());
-    }
+async fn read_body(body: Body, timeout: Duration) -> Result<axum::body::Bytes, ApiError> {
     let mut collect = std::pin::pin!(Limited::new(body, MAX_BODY).collect());
     // Almost always the body came with the headers: no timer for that case.
     let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;

@@ -138,6 +138,10 @@ pub enum SecretError {
     /// The org's secrets keys changed meanwhile (a rotation); the caller retries.
     #[error("the org's secrets keys changed during the write; try again")]
     KeysChanged,
+    /// The node is shutting down: a long poll ends early; the caller asks again
+    /// (another node, or this one once it is back).
+    #[error("this node is shutting down; ask again")]
+    Draining,
     /// The token stopped authenticating while the request waited (revoked, expired,
     /// its key retired), or the node went stale.
     #[error(transparent)]
@@ -175,7 +179,7 @@ impl Classify for SecretError {
             SecretError::Destroyed { .. } | SecretError::VersionConflict { .. } => {
                 ErrorClass::Conflict
             }
-            SecretError::KeysChanged => ErrorClass::Unavailable,
+            SecretError::KeysChanged | SecretError::Draining => ErrorClass::Unavailable,
             SecretError::Corrupt(_) => ErrorClass::Internal,
             SecretError::Auth(e) => e.class(),
             SecretError::App(e) => e.class(),
@@ -190,6 +194,7 @@ impl Classify for SecretError {
             SecretError::Auth(e) => e.code(),
             SecretError::App(e) => e.code(),
             SecretError::NoSuchApp(_) => "no_such_app",
+            SecretError::Draining => "draining",
             other => other.class().code(),
         }
     }

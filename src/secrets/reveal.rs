@@ -293,6 +293,7 @@ impl Secrets {
         // Subscribed before the first read: a change between the read and the wait
         // still wakes it.
         let mut changes = self.authority.subscribe();
+        let mut drained = std::pin::pin!(self.authority.drained());
         loop {
             let opened = self.opened_now(org, app).await?;
             if min.is_none_or(|m| opened.counters.version() >= m) {
@@ -302,7 +303,11 @@ impl Secrets {
             // The log line is what tests wait on to know the poll is parked.
             tracing::debug!(org, app, min, at = opened.counters.version(), "{PARKED}");
             loop {
-                match tokio::time::timeout_at(deadline, changes.recv()).await {
+                let woken = tokio::select! {
+                    woken = tokio::time::timeout_at(deadline, changes.recv()) => woken,
+                    () = &mut drained => return Err(SecretError::Draining),
+                };
+                match woken {
                     Err(_) => return Ok(opened),
                     Ok(Ok(Change::SecretsChanged { org: o, app: a }))
                         if o == org && (a.is_none() || a.as_deref() == app) =>

@@ -227,9 +227,12 @@ impl Server {
             .enable_all()
             .build()
             .expect("tokio runtime");
+        // A fresh connection per request: a kept-alive one may be closed by the server
+        // (idle past --header-timeout) just as a request goes out on it.
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(HTTP_TIMEOUT)
+            .pool_max_idle_per_host(0)
             .build()
             .expect("http client");
         Ok(Server {
