@@ -218,3 +218,140 @@ fn a_declared_body_over_the_limit_gets_413_before_it_is_sent() {
         assert_eq!(status(&mut tcp), 413, "{path}");
     }
 }
+
+#[test]
+fn sigterm_ends_a_long_poll_with_a_retryable_503_and_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(&tmp.path().join("data"));
+    let (_op, org) = acme(&srv);
+    srv.set_secrets(&org, "/v1/orgs/acme/apps/web/secrets", &[("A", "1")]);
+    let waiter = srv.long_poll(
+        "/v1/orgs/acme/apps/web/secrets/reveal?min_version=1000",
+        &org,
+    );
+    // SIGTERM; stop() asserts the exit status is 0.
+    srv.stop();
+    let (status, answer) = waiter.join().unwrap();
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "draining", "{answer}");
+}
+
+/// A client looping until the server goes away: `step` sends one request with `http`
+/// and says whether to go on.
+fn client_loop<F, Fut>(step: F)
+where
+    F: Fn(reqwest::Client) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        while step(http.clone()).await {}
+    });
+}
+
+#[test]
+fn sigterm_during_a_burst_loses_no_acknowledged_write_and_no_queued_event() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let srv = Server::start(&data);
+    let (_op, org) = acme(&srv);
+    let readonly = srv
+        .cli_ok(&org, &["tokens", "create", "readonly"])
+        .trim()
+        .to_owned();
+    let url = format!("{}/v1/orgs/acme/apps/web/secrets", srv.url());
+    let (acked, denied) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    // A writer (its last acknowledged version) and a reader denied its writes (each
+    // denial is an audit event queued for the background writer).
+    let writer = {
+        let (url, org, acked) = (url.clone(), org.clone(), acked.clone());
+        std::thread::spawn(move || {
+            client_loop(|http| {
+                let (url, org, acked) = (url.clone(), org.clone(), acked.clone());
+                async move {
+                    let body = serde_json::json!({"set": [{"name": "W", "value": "x".repeat(
+                        1 + acked.load(Ordering::SeqCst) as usize % 7)}]});
+                    let Ok(res) = http.post(&url).bearer_auth(&org).json(&body).send().await else {
+                        return false;
+                    };
+                    let Ok(v) = res.json::<serde_json::Value>().await else {
+                        return false;
+                    };
+                    match v["secrets"][0]["version"].as_u64() {
+                        Some(version) => {
+                            acked.store(version, Ordering::SeqCst);
+                            true
+                        }
+                        None => false,
+                    }
+                }
+            });
+        })
+    };
+    let denier = {
+        let (url, readonly, denied) = (url.clone(), readonly.clone(), denied.clone());
+        std::thread::spawn(move || {
+            client_loop(|http| {
+                let (url, readonly, denied) = (url.clone(), readonly.clone(), denied.clone());
+                async move {
+                    let body = serde_json::json!({"set": [{"name": "D", "value": "1"}]});
+                    match http
+                        .post(&url)
+                        .bearer_auth(&readonly)
+                        .json(&body)
+                        .send()
+                        .await
+                    {
+                        Ok(res) if res.status() == 403 => {
+                            denied.fetch_add(1, Ordering::SeqCst);
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+            });
+        })
+    };
+    crate::support::eventually("a burst under way", Duration::from_secs(60), || {
+        (acked.load(Ordering::SeqCst) >= 20 && denied.load(Ordering::SeqCst) >= 20).then_some(())
+    });
+    // SIGTERM mid-burst; stop() asserts the exit status is 0.
+    srv.stop();
+    writer.join().unwrap();
+    denier.join().unwrap();
+    let srv = Server::start(&data);
+    let (_, shown) = srv.http("GET", "/v1/orgs/acme/apps/web/secrets/W", Some(&org), None);
+    let version = shown["version"].as_u64().unwrap();
+    assert!(
+        version >= acked.load(Ordering::SeqCst),
+        "acknowledged v{} but found v{version}",
+        acked.load(Ordering::SeqCst)
+    );
+    // Every page of denials (1,000 at most per page).
+    let (mut events, mut page) = (0u64, String::new());
+    loop {
+        let path = format!("/v1/orgs/acme/audit?action=request.denied&limit=1000{page}");
+        let (_, audit) = srv.http("GET", &path, Some(&org), None);
+        events += audit["events"].as_array().unwrap().len() as u64;
+        match audit["older"].as_str() {
+            Some(cursor) => page = format!("&before={cursor}"),
+            None => break,
+        }
+    }
+    assert!(
+        events >= denied.load(Ordering::SeqCst),
+        "{} denials answered, {events} in the audit log",
+        denied.load(Ordering::SeqCst)
+    );
+}

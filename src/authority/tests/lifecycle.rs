@@ -201,3 +201,17 @@ async fn a_cascade_cut_short_is_finished_by_compaction() {
         FailureClass::Revoked
     );
 }
+
+#[tokio::test]
+async fn a_draining_node_is_not_ready_and_wakes_what_waits_for_the_drain() {
+    let (_d, a, _op) = open().await;
+    assert!(a.readiness().ready && !a.readiness().draining);
+    let drained = tokio::spawn(a.drained());
+    a.begin_drain();
+    drained.await.unwrap();
+    let r = a.readiness();
+    assert!(r.draining && !r.ready, "{r:?}");
+    assert_eq!(crate::api::ReadyBody::from(&r).status, "draining");
+    // Once drained, a later wait ends at once.
+    a.drained().await;
+}
