@@ -355,3 +355,128 @@ fn sigterm_during_a_burst_loses_no_acknowledged_write_and_no_queued_event() {
         denied.load(Ordering::SeqCst)
     );
 }
+
+/// A self-signed certificate for 127.0.0.1 and its key, made with openssl: (cert, key).
+fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        // A leaf, not a CA (webpki refuses a CA certificate as a server's).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (.ci/run installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    set_mode(&key, 0o600);
+    (cert, key)
+}
+
+/// GET /v1/health over https, trusting only `root`: the status, or why it failed.
+fn health_over_tls(url: &str, root: &Path) -> Result<u16, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let root = reqwest::Certificate::from_pem(&std::fs::read(root).unwrap()).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_only([root])
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        match http.get(format!("{url}/v1/health")).send().await {
+            Ok(res) => Ok(res.status().as_u16()),
+            Err(e) => Err(format!("{e:?}")),
+        }
+    })
+}
+
+#[test]
+fn tls_serves_its_pair_and_reloads_it_on_sighup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (first, first_key) = self_signed(tmp.path(), "first");
+    let (second, second_key) = self_signed(tmp.path(), "second");
+    let (cert, key) = (tmp.path().join("served.crt"), tmp.path().join("served.key"));
+    let serve = |from: &Path, from_key: &Path| {
+        std::fs::copy(from, &cert).unwrap();
+        std::fs::copy(from_key, &key).unwrap();
+        set_mode(&key, 0o600);
+    };
+    serve(&first, &first_key);
+    let srv = Server::start_with(
+        &tmp.path().join("data"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(srv.url().starts_with("https://"), "{}", srv.url());
+    assert_eq!(health_over_tls(srv.url(), &first), Ok(200));
+    assert!(
+        health_over_tls(srv.url(), &second).is_err(),
+        "second not served yet"
+    );
+    // A renewed pair, then SIGHUP: new connections get it.
+    serve(&second, &second_key);
+    let reloaded = srv.log_count("TLS certificate and key reloaded");
+    srv.signal("HUP");
+    srv.await_log("TLS certificate and key reloaded", reloaded);
+    assert_eq!(health_over_tls(srv.url(), &second), Ok(200));
+    assert!(
+        health_over_tls(srv.url(), &first).is_err(),
+        "first still served"
+    );
+    // A pair that does not load leaves the one served.
+    std::fs::write(&key, "not a key").unwrap();
+    let failed = srv.log_count("TLS pair not reloaded");
+    srv.signal("HUP");
+    srv.await_log("TLS pair not reloaded", failed);
+    assert_eq!(health_over_tls(srv.url(), &second), Ok(200));
+}
+
+#[test]
+fn a_tls_key_others_may_read_is_refused_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(tmp.path(), "pair");
+    set_mode(&key, 0o644);
+    let data = tmp.path().join("data");
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("chmod 600 {}", key.display())),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing written");
+}

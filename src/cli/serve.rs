@@ -125,6 +125,13 @@ pub struct ServeArgs {
     /// stops accepting (long polls end at once, with a retryable 503).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub drain_timeout: std::time::Duration,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    /// SIGHUP reads the pair again (a renewed certificate) without a restart.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert; refused if others may read it.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Discharge requests allowed per minute per client address (an IPv6 /64 is one).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub discharge_limit: u32,
@@ -168,6 +175,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Reads the TLS pair again on each SIGHUP; a pair that does not load is logged and
+/// the old one kept.
+async fn reload_on_sighup(tls: Arc<crate::http::Tls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP: the TLS pair will not be reloaded");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate and key reloaded"),
+            Err(e) => tracing::error!(error = %e, "TLS pair not reloaded; the old one serves on"),
+        }
+    }
+}
+
 /// Runs `macvault serve` until SIGINT or SIGTERM.
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
@@ -177,8 +200,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ..Config::default()
         };
         let setup = args.store.setup(config, true)?;
-        // The address first: a busy port must fail before anything is written (a data
-        // directory, a master key, an operator token nobody would see).
+        // The TLS pair and the address first: a bad file or a busy port must fail
+        // before anything is written (a data directory, a master key, an operator token
+        // nobody would see).
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::http::Tls::load(cert, key)?),
+            _ => None,
+        };
         let listener = TcpListener::bind(args.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -191,7 +219,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ));
         }
         let addr = listener.local_addr()?;
-        let _ = super::output::line(format_args!("macvault listening on http://{addr}"));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let _ = super::output::line(format_args!("macvault listening on {scheme}://{addr}"));
         tracing::info!(%addr, backend = opened.authority.backend_name(), "listening");
         let background = opened.authority.start();
         let secrets = crate::secrets::Options {
@@ -237,11 +266,16 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     usize::try_from(n).unwrap_or(usize::MAX)
                 }),
             drain_timeout: args.drain_timeout,
+            tls: tls.clone(),
         };
+        let reloading = tls.map(|tls| tokio::spawn(reload_on_sighup(tls)));
         let served = crate::http::run(listener, state, options, shutdown_signal()).await;
         // A rotation stopped half way resumes at the next start (or on another node).
         rotations.abort();
         forgetting.abort();
+        if let Some(r) = reloading {
+            r.abort();
+        }
         background.stop().await?;
         served?;
         Ok(ExitCode::SUCCESS)

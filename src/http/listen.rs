@@ -46,6 +46,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How long requests in flight may run on once draining starts.
     pub drain_timeout: Duration,
+    /// Serve HTTPS with this pair (else plain HTTP).
+    pub tls: Option<Arc<super::tls::Tls>>,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +57,7 @@ impl Default for ServeOptions {
             header_timeout: Duration::from_secs(5),
             max_connections: default_max_connections(),
             drain_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -115,9 +118,33 @@ pub async fn run(
             let mut connection = connection.clone();
             connection.call(req.map(Body::new))
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), service));
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), options.tls.clone());
+        let handshake_timeout = options.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let served = match tls {
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(tcp), service))
+                        .await
+                }
+                // The handshake is bounded as a request head is.
+                Some(tls) => {
+                    match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(tcp)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(http.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => Ok(()),
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended");
             }
             drop(permit);

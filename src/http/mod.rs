@@ -14,6 +14,7 @@ mod listen;
 mod orgs;
 mod secrets;
 mod third_parties;
+mod tls;
 mod tokens;
 mod verify;
 
@@ -39,6 +40,7 @@ pub use auth::Caller;
 pub use client_addr::TrustedProxies;
 pub use error::ApiError;
 pub use listen::{MAX_HEAD, ServeOptions, default_max_connections, run};
+pub use tls::{Tls, TlsError};
 pub use verify::{BODY_PENDING, VerifyFailure, verify_body};
 
 use crate::authority::Authority;

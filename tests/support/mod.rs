@@ -358,6 +358,16 @@ impl Server {
     /// Waits until its log has more than `seen` lines containing `needle`: for a test to
     /// know the server has reached a state (a long poll parked, a body half read) rather
     /// than sleep and hope. Take `seen` from [`Server::log_count`] before acting.
+    /// Sends the server `signal` (`HUP`, …).
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("server is running");
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal}");
+    }
+
     pub fn await_log(&self, needle: &str, seen: usize) {
         eventually(
             &format!("the server to log {needle:?}"),
