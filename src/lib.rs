@@ -13,6 +13,7 @@
 //! - `audit`: audit event names and labels.
 //! - `oidc`: checking a CI job's OIDC ID token; `discharge`: the built-in CI discharger
 //!   (JWKS, the discharge request, one use per ID token).
+//! - `limits`: rate limits on failures and quotas on costly calls, per node.
 //! - `api`: the HTTP request and answer bodies; `http`: the server; `cli`: the command
 //!   line (and `macvault run`).
 //!
@@ -33,6 +34,8 @@ pub mod cli;
 pub mod discharge;
 #[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
+pub mod limits;
 pub mod model;
 #[cfg(feature = "oidc")]
 pub mod oidc;

@@ -480,3 +480,162 @@ fn a_tls_key_others_may_read_is_refused_before_anything_is_written() {
     );
     assert!(!data.exists(), "nothing written");
 }
+
+/// A request from `from` (a client address, through the trusted proxy): its status.
+fn from_address(
+    srv: &Server,
+    from: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> u16 {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        ("x-forwarded-for", from),
+        ("content-type", "application/json"),
+    ];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    let body = body.map(|b| serde_json::to_vec(b).unwrap());
+    srv.raw(method, path, &headers, body).0
+}
+
+/// A server that believes X-Forwarded-For from loopback, so tests can speak from many
+/// addresses; failures: a burst of 5, refilled at 1 an hour (nothing refills during a
+/// test, however slow the machine).
+fn limited_server(tmp: &tempfile::TempDir, more: &[&str]) -> Server {
+    let mut args = vec![
+        "--trusted-proxy",
+        "127.0.0.1/32",
+        "--rate-burst",
+        "5",
+        "--rate-limit",
+        "1/h",
+    ];
+    args.extend_from_slice(more);
+    Server::start_with(&tmp.path().join("data"), &args)
+}
+
+#[test]
+fn a_401_flood_limits_its_address_only_and_never_an_allowed_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = limited_server(&tmp, &[]);
+    let (_op, org) = acme(&srv);
+    let flooder = "203.0.113.7";
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| {
+            from_address(
+                &srv,
+                flooder,
+                "GET",
+                "/v1/orgs/acme",
+                Some("mvt_forged"),
+                None,
+            )
+        })
+        .collect();
+    assert_eq!(&statuses[..5], [401; 5], "the burst is answered as it was");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The flooded address: still limited for failures, never for allowed requests.
+    assert_eq!(
+        from_address(&srv, flooder, "GET", "/v1/orgs/acme", Some(&org), None),
+        200
+    );
+    assert_eq!(
+        from_address(&srv, flooder, "GET", "/v1/orgs/acme", None, None),
+        429
+    );
+    // Another address is untouched; an IPv6 /64 counts as one address.
+    assert_eq!(
+        from_address(
+            &srv,
+            "198.51.100.1",
+            "GET",
+            "/v1/orgs/acme",
+            Some("mvt_x"),
+            None
+        ),
+        401
+    );
+    for host in 1..=6 {
+        let v6 = format!("2001:db8:7:7::{host}");
+        let st = from_address(&srv, &v6, "GET", "/v1/orgs/acme", Some("mvt_x"), None);
+        assert_eq!(st, if host <= 5 { 401 } else { 429 }, "{v6}");
+    }
+}
+
+#[test]
+fn relayed_verify_charges_forgeries_to_the_sender_and_denials_to_the_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = limited_server(&tmp, &[]);
+    let (_op, org) = acme(&srv);
+    let victim = srv
+        .cli_ok(&org, &["tokens", "create", "readonly"])
+        .trim()
+        .to_owned();
+    let other = srv
+        .cli_ok(&org, &["tokens", "create", "readonly"])
+        .trim()
+        .to_owned();
+    // The victim's id with a wrong signature (its last character changed).
+    let mut forged = victim.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    let verify = |from: &str, token: &str, write: bool| {
+        let mut body = serde_json::json!({"token": token});
+        if write {
+            body["access"] = serde_json::json!(
+                {"org": "acme", "resource": "secrets", "action": "write", "app": "web"});
+        }
+        from_address(&srv, from, "POST", "/v1/verify", None, Some(&body))
+    };
+    // Forgeries spend the forger's budget, not the victim's.
+    let forger = "203.0.113.9";
+    let forgeries: Vec<u16> = (0..7).map(|_| verify(forger, &forged, false)).collect();
+    assert_eq!(&forgeries[..5], [401; 5]);
+    assert!(forgeries[5..].iter().all(|s| *s == 429), "{forgeries:?}");
+    assert_eq!(
+        verify("198.51.100.2", &victim, true),
+        200,
+        "the victim is not limited"
+    );
+    // Denials by the victim's caveats, relayed from one service: charged to the token.
+    let relay = "198.51.100.3";
+    let denials: Vec<u16> = (0..6).map(|_| verify(relay, &victim, true)).collect();
+    assert_eq!(
+        &denials[..4],
+        [200; 4],
+        "answered allowed: false (one spent above)"
+    );
+    assert!(denials[5] == 429, "{denials:?}");
+    // The relay itself is not limited: another token's denial is answered.
+    assert_eq!(verify(relay, &other, true), 200);
+    // An allowed verify of the limited token still passes.
+    assert_eq!(verify(relay, &victim, false), 200);
+}
+
+#[test]
+fn quotas_answer_429_past_their_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = limited_server(&tmp, &["--quota-mint", "2/h", "--quota-reveal", "2/h"]);
+    let (_op, org) = acme(&srv);
+    // The first of the org token's two mints an hour.
+    let runtime = srv.cli_ok(&org, &["tokens", "create", "runtime", "--app", "web"]);
+    let mint = serde_json::json!({"kind": "readonly"});
+    let minted: Vec<u16> = (0..2)
+        .map(|_| {
+            srv.http("POST", "/v1/orgs/acme/tokens", Some(&org), Some(&mint))
+                .0
+        })
+        .collect();
+    assert_eq!(minted, [201, 429]);
+    let reveal = "/v1/orgs/acme/apps/web/secrets/reveal";
+    let revealed: Vec<u16> = (0..3)
+        .map(|_| srv.http("POST", reveal, Some(&org), None).0)
+        .collect();
+    assert_eq!(revealed, [200, 200, 429]);
+    // Per token: another has its own.
+    assert_eq!(srv.http("POST", reveal, Some(runtime.trim()), None).0, 200);
+}

@@ -132,6 +132,21 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert; refused if others may read it.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Failed requests (401, 403, a refused discharge) allowed per client address (an
+    /// IPv6 /64 is one) after a burst of --rate-burst, as N/s, N/m or N/h; past it,
+    /// that address's failing requests get 429. Requests that authenticate and are
+    /// allowed are never limited.
+    #[arg(long, default_value = "10/s", value_name = "RATE")]
+    pub rate_limit: crate::limits::Rate,
+    /// Failed requests a client address may make at once before --rate-limit applies.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_burst: u32,
+    /// Reveals per token (N/s, N/m or N/h; `run --watch` makes about two a minute).
+    #[arg(long, default_value = "600/m", value_name = "RATE")]
+    pub quota_reveal: crate::limits::Rate,
+    /// Tokens minted per token (N/s, N/m or N/h).
+    #[arg(long, default_value = "60/m", value_name = "RATE")]
+    pub quota_mint: crate::limits::Rate,
     /// Discharge requests allowed per minute per client address (an IPv6 /64 is one).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub discharge_limit: u32,
@@ -247,14 +262,22 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     .unwrap_or(std::num::NonZeroU32::MIN),
             },
         ));
+        state.limits = Arc::new(crate::limits::Limits::new(crate::limits::LimitOptions {
+            failures: args.rate_limit,
+            failure_burst: std::num::NonZeroU32::new(args.rate_burst)
+                .unwrap_or(std::num::NonZeroU32::MIN),
+            reveals: args.quota_reveal,
+            mints: args.quota_mint,
+        }));
         let rotations = state.secrets.start();
-        // The discharge limiter keeps a budget per client address: forget idle ones.
-        let discharger = state.discharger.clone();
+        // The limiters keep a budget per address or token: forget idle ones.
+        let (discharger, limits) = (state.discharger.clone(), state.limits.clone());
         let forgetting = tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 every.tick().await;
                 discharger.forget_idle();
+                limits.forget_idle();
             }
         });
         let options = ServeOptions {

@@ -72,10 +72,15 @@ impl ApiError {
 
     /// 429, to come back after `secs`.
     pub fn rate_limited(secs: u64) -> Self {
+        Self::too_many(secs, "too many requests from this address")
+    }
+
+    /// 429: `what` is spent for now; `Retry-After` says when to ask again.
+    pub fn too_many(secs: u64, what: &str) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("too many requests from this address: retry in {secs}s"),
+            format!("{what}: retry in {secs}s"),
         );
         e.retry_after = Some(u32::try_from(secs).unwrap_or(u32::MAX));
         e

@@ -10,6 +10,7 @@ mod client_addr;
 mod error;
 mod health;
 mod keys;
+mod limits;
 mod listen;
 mod orgs;
 mod secrets;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub proxies: Arc<TrustedProxies>,
     /// The built-in CI discharger.
     pub discharger: Arc<crate::discharge::Discharger>,
+    /// Rate limits and quotas.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {
@@ -74,6 +77,7 @@ impl AppState {
             )),
             authority,
             proxies: Arc::new(TrustedProxies::none()),
+            limits: Arc::new(crate::limits::Limits::default()),
         }
     }
 }
@@ -81,6 +85,7 @@ impl AppState {
 /// The router with every endpoint but `POST /v1/verify` (served beside it, by
 /// [`verify::serve`], from [`run`]) and the middleware around them.
 pub fn app(state: AppState, request_timeout: Duration) -> Router {
+    let limited = state.clone();
     let router = Router::new()
         .route("/v1/health", get(health::health))
         .route("/v1/ready", get(health::ready))
@@ -148,6 +153,10 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         // Each route's limit is body::limit_of's, applied after routing.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(body::limit))
+        .layer(axum::middleware::from_fn_with_state(
+            limited,
+            limits::charge_failures,
+        ))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: axum::middleware::Next| async move {
                 let limit = if secrets::is_long_poll(req.uri().path(), req.uri().query()) {

@@ -80,6 +80,10 @@ pub(super) async fn reveal(
     query: Result<Query<RevealQuery>, QueryRejection>,
 ) -> ApiResult<Response> {
     let min = query?.0.min_version;
+    state
+        .limits
+        .reveal(who.token_id())
+        .map_err(|wait| ApiError::too_many(wait, "this token's reveal quota is spent"))?;
     let revealed = state.secrets.reveal(&who, path.scope(), min).await?;
     Ok(Json(RevealAnswer::from(&revealed)).into_response())
 }

@@ -45,6 +45,10 @@ pub(super) async fn mint(
         }
         None => {}
     }
+    state
+        .limits
+        .mint(who.token_id())
+        .map_err(|wait| ApiError::too_many(wait, "this token's mint quota is spent"))?;
     let minted = state.authority.mint(&who, &org, &spec).await?;
     Ok((StatusCode::CREATED, Json(MintResponse::from(&minted))).into_response())
 }

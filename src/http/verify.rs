@@ -26,7 +26,8 @@ use super::auth::client_ref;
 use super::{ApiError, AppState, MAX_BODY};
 use crate::api::{VerifyAnswer, VerifyRequest};
 use crate::authority::{AuthError, Authority, ClientRef};
-use crate::token::FailureClass;
+use crate::limits::Charged;
+use crate::token::{FailureClass, TokenId};
 
 /// The path this module answers.
 pub(super) const PATH: &str = "/v1/verify";
@@ -67,7 +68,11 @@ pub(super) async fn serve(
     let response = match answer {
         Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Ok(Err(Refused::UnknownKey)) => {
-            ApiError::unauthenticated(FailureClass::UnknownKey).into_response()
+            let client = client_ref(Some(peer), &parts.headers, &state.proxies);
+            match state.limits.charge_failure(Charged::address(client.ip)) {
+                Ok(()) => ApiError::unauthenticated(FailureClass::UnknownKey).into_response(),
+                Err(wait) => ApiError::rate_limited(wait).into_response(),
+            }
         }
         Ok(Err(Refused::Other(e))) => e.into_response(),
         Err(panic) => super::health::panic_response(panic),
@@ -97,12 +102,32 @@ fn answer(
         )));
     }
     let client = client_ref(Some(peer), headers, &state.proxies);
-    match verify_body(&state.authority, body, client) {
+    let limited = |key| {
+        state.limits.charge_failure(key).map_err(|wait| {
+            Refused::Other(match key {
+                Charged::Token(_) => {
+                    ApiError::too_many(wait, "too many denied requests for this token")
+                }
+                Charged::Address(_) => ApiError::rate_limited(wait),
+            })
+        })
+    };
+    match verify_and_charge(&state.authority, body, client) {
         Err(VerifyFailure::Refused(AuthError::Unauthenticated(FailureClass::UnknownKey))) => {
             Err(Refused::UnknownKey)
         }
+        // A token that does not authenticate: charged to the address that sent it.
+        Err(VerifyFailure::Refused(e @ AuthError::Unauthenticated(_))) => {
+            limited(Charged::address(client.ip))?;
+            Err(Refused::Other(e.into()))
+        }
         Err(e) => Err(Refused::Other(e.into())),
-        Ok(json) => Ok(json),
+        // Authentic, but its caveats deny: charged to the token.
+        Ok((json, Some(denied))) => {
+            limited(Charged::Token(denied))?;
+            Ok(json)
+        }
+        Ok((json, None)) => Ok(json),
     }
 }
 
@@ -134,20 +159,36 @@ pub fn verify_body(
     body: &[u8],
     client: ClientRef<'_>,
 ) -> Result<Vec<u8>, VerifyFailure> {
+    verify_and_charge(authority, body, client).map(|(json, _)| json)
+}
+
+/// [`verify_body`], with the id of the token when its caveats denied the access (a
+/// failure charged to that token, not to the address relaying it: `crate::limits`).
+fn verify_and_charge(
+    authority: &Authority,
+    body: &[u8],
+    client: ClientRef<'_>,
+) -> Result<(Vec<u8>, Option<TokenId>), VerifyFailure> {
     // Parsed by hand rather than with `Json`, so the token borrows from the body.
     let req: VerifyRequest<'_> = serde_json::from_slice(body)
         .map_err(|e| VerifyFailure::BadRequest(format!("failed to parse the request body: {e}")))?;
-    let json = authority
+    let (json, denied) = authority
         .decide(
             &req.token,
             req.access.as_ref(),
             req.source_ip,
             client,
-            |verified, denial| serde_json::to_vec(&VerifyAnswer::new(verified, denial)),
+            |verified, denial| {
+                let denied = denial.is_some().then(|| verified.token_id());
+                (
+                    serde_json::to_vec(&VerifyAnswer::new(verified, denial)),
+                    denied,
+                )
+            },
         )
         .map_err(VerifyFailure::Refused)?;
     // Plain data into a Vec: cannot fail, but if it did it would be ours, not the caller's.
-    json.map_err(|_| VerifyFailure::Internal)
+    Ok((json.map_err(|_| VerifyFailure::Internal)?, denied))
 }
 
 /// What the log says (at debug level) when a verify body did not come whole with its
