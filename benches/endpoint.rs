@@ -15,8 +15,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use macvault::authority::{Authority, Client, ClientRef, MintSpec};
 use macvault::caveats::Caveat;
 use macvault::http::verify_body;
+use macvault::limits::{Charged, LimitOptions, Limits};
 use macvault::model::TokenKind;
-use macvault::token::attenuate;
+use macvault::token::{TokenId, attenuate};
 
 async fn setup(dir: &std::path::Path) -> (std::sync::Arc<Authority>, String) {
     let opened = Authority::open(dir).await.expect("open authority");
@@ -75,6 +76,33 @@ fn bench(c: &mut Criterion) {
     c.bench_function("endpoint/verify_request_5_caveats", |b| {
         b.iter(|| {
             verify_body(&authority, black_box(body.as_bytes()), client).map_or(0, |a| a.len())
+        })
+    });
+    // The limiter's cost, beside the same work without it: an access the caveats deny
+    // (`write`, where the token may only read) is the one /v1/verify charges (to the
+    // token); allowed requests never reach the limiter. The burst is out of reach, so
+    // every charge is the steady path (look up the key, update its cell).
+    let denied = body.replace(r#""action":"read""#, r#""action":"write""#);
+    let answer = verify_body(&authority, denied.as_bytes(), client).expect("answers");
+    assert!(String::from_utf8_lossy(&answer).contains(r#""allowed":false"#));
+    let limits = Limits::new(LimitOptions {
+        failures: "1000000000/s".parse().expect("rate"),
+        failure_burst: std::num::NonZeroU32::MAX,
+        ..LimitOptions::default()
+    });
+    let token = Charged::Token(TokenId([7; 16]));
+    c.bench_function("endpoint/denied_request_without_limiter", |b| {
+        b.iter(|| {
+            verify_body(&authority, black_box(denied.as_bytes()), client).map_or(0, |a| a.len())
+        })
+    });
+    c.bench_function("endpoint/denied_request_with_limiter", |b| {
+        b.iter(|| {
+            let n = verify_body(&authority, black_box(denied.as_bytes()), client)
+                .map_or(0, |a| a.len());
+            limits
+                .charge_failure(black_box(token))
+                .map_or(n, |()| n + 1)
         })
     });
 }

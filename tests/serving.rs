@@ -639,3 +639,60 @@ fn quotas_answer_429_past_their_rate() {
     // Per token: another has its own.
     assert_eq!(srv.http("POST", reveal, Some(runtime.trim()), None).0, 200);
 }
+
+/// Slow connections in the short form run by `.ci/run` (`benches/attack.sh` runs the
+/// full mix and records memory): connections holding half a head, and connections
+/// sending heads past the cap, all from loopback, bounded in count and time.
+const SLOW: usize = 200;
+const BIG_HEADS: usize = 100;
+
+#[test]
+fn slow_and_oversized_heads_are_closed_by_the_server_while_health_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(&tmp.path().join("data"), &["--header-timeout", "2s"]);
+    let filler = format!("X-Filler: {}\r\n", "a".repeat(1000));
+    let mut attack = Vec::new();
+    for _ in 0..SLOW {
+        let mut tcp = connect(&srv, Duration::from_secs(60));
+        tcp.write_all(b"GET /v1/health HTTP/1.1\r\nHost: mac")
+            .unwrap();
+        attack.push(tcp);
+    }
+    for _ in 0..BIG_HEADS {
+        let mut tcp = connect(&srv, Duration::from_secs(60));
+        tcp.write_all(b"GET /v1/health HTTP/1.1\r\nHost: macvault\r\n")
+            .unwrap();
+        // 40 KiB of head, never ended; past the cap the server stops reading.
+        for _ in 0..40 {
+            if tcp.write_all(filler.as_bytes()).is_err() {
+                break;
+            }
+        }
+        attack.push(tcp);
+    }
+    // Meanwhile health checks are answered, each on a connection of its own.
+    for _ in 0..10 {
+        let mut probe = connect(&srv, Duration::from_secs(30));
+        probe.write_all(HEALTH).unwrap();
+        assert_eq!(status(&mut probe), 200);
+    }
+    // And every attacking connection is closed by the server (the read gives up only
+    // after 60 s; the header timeout is 2 s). A refused head may get its 431 first.
+    for (i, tcp) in attack.iter_mut().enumerate() {
+        let mut rest = Vec::new();
+        match tcp.read_to_end(&mut rest) {
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&rest);
+                assert!(
+                    text.is_empty() || text.starts_with("HTTP/1.1 431"),
+                    "connection {i} was answered: {text}"
+                );
+            }
+            Err(e) => assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset,
+                "connection {i} was not closed: {e}"
+            ),
+        }
+    }
+}
