@@ -696,3 +696,28 @@ fn slow_and_oversized_heads_are_closed_by_the_server_while_health_answers() {
         }
     }
 }
+
+#[test]
+fn refused_discharges_spend_the_same_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = limited_server(&tmp, &[]);
+    let (_op, _org) = acme(&srv);
+    let garbage = serde_json::json!({"tickets": ["not a ticket"], "oidc_token": "x"});
+    let path = "/3p/gha/.well-known/macvault/3p";
+    let from = "203.0.113.50";
+    let statuses: Vec<u16> = (0..7)
+        .map(|_| from_address(&srv, from, "POST", path, None, Some(&garbage)))
+        .collect();
+    assert!(
+        statuses[..5]
+            .iter()
+            .all(|s| (400..500).contains(s) && *s != 429),
+        "{statuses:?}"
+    );
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The same budget: that address's other failures are limited too.
+    assert_eq!(
+        from_address(&srv, from, "GET", "/v1/orgs/acme", Some("mvt_x"), None),
+        429
+    );
+}
