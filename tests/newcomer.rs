@@ -292,47 +292,12 @@ fn a_value_from_a_terminal_is_prompted_for_without_echo() {
     let tmp = tempfile::tempdir().unwrap();
     let srv = Server::start(&tmp.path().join("data"));
     let (_op, org) = acme(&srv);
-    // A pseudo-terminal: answer the prompt once it shows, then collect what was shown.
-    let script = r#"
-import os, pty, sys, termios, time
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-seen = b""
-while b"value of API_KEY: " not in seen:
-    chunk = os.read(fd, 1024)
-    if not chunk:
-        break
-    seen += chunk
-# The prompt is written before echo is turned off: type only once it is.
-while termios.tcgetattr(fd)[3] & termios.ECHO:
-    time.sleep(0.01)
-os.write(fd, b"typed-secret\n")
-while True:
-    try:
-        chunk = os.read(fd, 1024)
-    except OSError:
-        break
-    if not chunk:
-        break
-    seen += chunk
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(seen.decode("utf-8", "replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-"#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, env!("CARGO_BIN_EXE_macvault")])
-        .args(["secrets", "set", "--app", "web", "API_KEY=-"])
-        .env("MACVAULT_URL", srv.url())
-        .env("MACVAULT_TOKEN", &org)
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{shown}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (code, shown) = on_a_terminal(
+        &["secrets", "set", "--app", "web", "API_KEY=-"],
+        &[("MACVAULT_URL", srv.url()), ("MACVAULT_TOKEN", &org)],
+        Some(("value of API_KEY: ", "typed-secret")),
     );
+    assert_eq!(code, 0, "{shown}");
     assert!(shown.contains("value of API_KEY: "), "{shown}");
     assert!(
         !shown.contains("typed-secret"),
@@ -760,15 +725,31 @@ sys.stdout.write(seen.decode("utf-8", "replace"))
     srv.stop();
 }
 
-/// Runs the binary with `args` on a pseudo-terminal (stdout and stderr both on it);
-/// its exit code and everything it showed.
-fn on_a_terminal(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+/// Runs the binary with `args` on a pseudo-terminal (stdout and stderr both on it),
+/// typing `answer` once `prompt` shows and echo is off: its exit code and everything it
+/// showed.
+fn on_a_terminal(
+    args: &[&str],
+    env: &[(&str, &str)],
+    answer: Option<(&str, &str)>,
+) -> (i32, String) {
     let script = r#"
-import os, pty, sys
+import os, pty, sys, termios, time
+prompt, answer = os.environ.get("PTY_PROMPT"), os.environ.get("PTY_ANSWER")
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[1], sys.argv[1:])
 seen = b""
+while prompt and prompt.encode() not in seen:
+    chunk = os.read(fd, 1024)
+    if not chunk:
+        break
+    seen += chunk
+if prompt:
+    # The prompt is written before echo is turned off: type only once it is.
+    while termios.tcgetattr(fd)[3] & termios.ECHO:
+        time.sleep(0.01)
+    os.write(fd, answer.encode() + b"\n")
 while True:
     try:
         chunk = os.read(fd, 1024)
@@ -781,12 +762,19 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode("utf-8", "replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, env!("CARGO_BIN_EXE_macvault")])
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", script, env!("CARGO_BIN_EXE_macvault")])
         .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+        .envs(env.iter().copied());
+    if let Some((prompt, typed)) = answer {
+        cmd.env("PTY_PROMPT", prompt).env("PTY_ANSWER", typed);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -838,7 +826,7 @@ fn long_operations_show_progress_on_a_terminal_only() {
     };
     let args = copy("on-terminal");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (c, shown) = on_a_terminal(&args, &[]);
+    let (c, shown) = on_a_terminal(&args, &[], None);
     assert_eq!(c, 0, "{shown}");
     let on_terminal = tmp.path().join("on-terminal");
     assert!(

@@ -22,11 +22,7 @@ fn writer(url: String, token: String, w: usize, acked: Arc<AtomicU64>, stop: Arc
         .build()
         .unwrap();
     rt.block_on(async move {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
+        let http = crate::support::http_client(Duration::from_secs(30));
         let mut k = 0u64;
         while !stop.load(Ordering::SeqCst) {
             k += 1;

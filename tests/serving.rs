@@ -248,11 +248,7 @@ where
         .build()
         .unwrap();
     rt.block_on(async move {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap();
+        let http = crate::support::http_client(Duration::from_secs(30));
         while step(http.clone()).await {}
     });
 }

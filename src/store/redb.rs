@@ -866,6 +866,38 @@ macro_rules! impl_read {
 impl_read!(RedbTx<'_>);
 impl_read!(RedbRead<'_>);
 
+/// A table of one number per secret scope (the change counters, the blind writes).
+type ScopeNumbers = TableDefinition<'static, (&'static str, &'static str), u64>;
+
+impl RedbTx<'_> {
+    /// Adds one to a scope's number in `table`; the new value.
+    fn bump_in(
+        &mut self,
+        table: ScopeNumbers,
+        org: &str,
+        app: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let mut t = self.txn.open_table(table)?;
+        let next = t.get((org, scope(app)))?.map_or(0, |v| v.value()) + 1;
+        t.insert((org, scope(app)), next)?;
+        Ok(next)
+    }
+
+    /// Sets a scope's number in `table`.
+    fn set_in(
+        &mut self,
+        table: ScopeNumbers,
+        org: &str,
+        app: Option<&str>,
+        value: u64,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(table)?
+            .insert((org, scope(app)), value)?;
+        Ok(())
+    }
+}
+
 impl Tx for RedbTx<'_> {
     fn insert_org(&mut self, org: &Org) -> Result<(), StoreError> {
         if self.org(&org.name)?.is_some() {
@@ -1027,10 +1059,7 @@ impl Tx for RedbTx<'_> {
     }
 
     fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
-        let mut t = self.txn.open_table(SECRET_COUNTERS)?;
-        let next = t.get((org, scope(app)))?.map_or(0, |v| v.value()) + 1;
-        t.insert((org, scope(app)), next)?;
-        Ok(next)
+        self.bump_in(SECRET_COUNTERS, org, app)
     }
 
     fn set_secrets_counter(
@@ -1039,10 +1068,7 @@ impl Tx for RedbTx<'_> {
         app: Option<&str>,
         value: u64,
     ) -> Result<(), StoreError> {
-        self.txn
-            .open_table(SECRET_COUNTERS)?
-            .insert((org, scope(app)), value)?;
-        Ok(())
+        self.set_in(SECRET_COUNTERS, org, app, value)
     }
 
     fn bump_secrets_blind_writes(
@@ -1050,10 +1076,7 @@ impl Tx for RedbTx<'_> {
         org: &str,
         app: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let mut t = self.txn.open_table(SECRET_BLIND_WRITES)?;
-        let next = t.get((org, scope(app)))?.map_or(0, |v| v.value()) + 1;
-        t.insert((org, scope(app)), next)?;
-        Ok(next)
+        self.bump_in(SECRET_BLIND_WRITES, org, app)
     }
 
     fn set_secrets_blind_writes(
@@ -1062,10 +1085,7 @@ impl Tx for RedbTx<'_> {
         app: Option<&str>,
         value: u64,
     ) -> Result<(), StoreError> {
-        self.txn
-            .open_table(SECRET_BLIND_WRITES)?
-            .insert((org, scope(app)), value)?;
-        Ok(())
+        self.set_in(SECRET_BLIND_WRITES, org, app, value)
     }
 
     fn take_lease(

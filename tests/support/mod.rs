@@ -227,14 +227,7 @@ impl Server {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        // A fresh connection per request: a kept-alive one may be closed by the server
-        // (idle past --header-timeout) just as a request goes out on it.
-        let http = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(HTTP_TIMEOUT)
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("http client");
+        let http = http_client(HTTP_TIMEOUT);
         Ok(Server {
             child: Some(child),
             data_dir: data_dir.to_owned(),
@@ -624,6 +617,17 @@ pub fn eventually<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> 
         assert!(Instant::now() < end, "gave up waiting for: {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// An HTTP client opening a fresh connection per request (a kept-alive one may be
+/// closed by the server, idle past --header-timeout, just as a request goes out on it).
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .timeout(timeout)
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("http client")
 }
 
 /// Whether `needle` occurs in `hay`.

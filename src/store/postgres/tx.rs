@@ -60,6 +60,58 @@ impl<'r> PgTx<'r> {
         r.map_err(|e| self.fail(e))
     }
 
+    /// A scope's number in `table` (`macvault_secret_counters` or
+    /// `macvault_secret_blind_writes`: `org`, `app`, `value`), 0 when it has none.
+    fn scope_number(
+        &mut self,
+        table: &str,
+        org: &str,
+        app: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let sql = format!("SELECT value FROM {table} WHERE org = $1 AND app = $2");
+        let rows = self.query(&sql, &[&org, &scope(app)])?;
+        match rows.first() {
+            Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
+            None => Ok(0),
+        }
+    }
+
+    /// Adds one to a scope's number in `table`; the new value.
+    fn bump_scope_number(
+        &mut self,
+        table: &str,
+        org: &str,
+        app: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "INSERT INTO {table} (org, app, value) VALUES ($1, $2, 1) \
+             ON CONFLICT (org, app) DO UPDATE SET value = {table}.value + 1 RETURNING value"
+        );
+        let rows = self.query(&sql, &[&org, &scope(app)])?;
+        match rows.first() {
+            Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
+            None => Err(StoreError::Internal(format!(
+                "no value returned by {table}"
+            ))),
+        }
+    }
+
+    /// Sets a scope's number in `table`.
+    fn set_scope_number(
+        &mut self,
+        table: &str,
+        org: &str,
+        app: Option<&str>,
+        value: u64,
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {table} (org, app, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (org, app) DO UPDATE SET value = excluded.value"
+        );
+        self.execute(&sql, &[&org, &scope(app), &int(value)])?;
+        Ok(())
+    }
+
     fn rows<T: Stored>(
         &mut self,
         sql: &str,
@@ -527,25 +579,11 @@ impl Read for PgTx<'_> {
     }
 
     fn secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
-        let rows = self.query(
-            "SELECT value FROM macvault_secret_counters WHERE org = $1 AND app = $2",
-            &[&org, &scope(app)],
-        )?;
-        match rows.first() {
-            Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
-            None => Ok(0),
-        }
+        self.scope_number("macvault_secret_counters", org, app)
     }
 
     fn secrets_blind_writes(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
-        let rows = self.query(
-            "SELECT value FROM macvault_secret_blind_writes WHERE org = $1 AND app = $2",
-            &[&org, &scope(app)],
-        )?;
-        match rows.first() {
-            Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
-            None => Ok(0),
-        }
+        self.scope_number("macvault_secret_blind_writes", org, app)
     }
 }
 
@@ -768,16 +806,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
-        let rows = self.query(
-            "INSERT INTO macvault_secret_counters (org, app, value) VALUES ($1, $2, 1) \
-             ON CONFLICT (org, app) DO UPDATE SET value = macvault_secret_counters.value + 1 \
-             RETURNING value",
-            &[&org, &scope(app)],
-        )?;
-        match rows.first() {
-            Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
-            None => Err(StoreError::Internal("no counter returned".into())),
-        }
+        self.bump_scope_number("macvault_secret_counters", org, app)
     }
 
     fn take_lease(
@@ -929,12 +958,7 @@ impl Tx for PgTx<'_> {
         app: Option<&str>,
         value: u64,
     ) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO macvault_secret_counters (org, app, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (org, app) DO UPDATE SET value = excluded.value",
-            &[&org, &scope(app), &int(value)],
-        )?;
-        Ok(())
+        self.set_scope_number("macvault_secret_counters", org, app, value)
     }
 
     fn bump_secrets_blind_writes(
@@ -942,16 +966,7 @@ impl Tx for PgTx<'_> {
         org: &str,
         app: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let rows = self.query(
-            "INSERT INTO macvault_secret_blind_writes (org, app, value) VALUES ($1, $2, 1) \
-             ON CONFLICT (org, app) DO UPDATE SET value = macvault_secret_blind_writes.value + 1 \
-             RETURNING value",
-            &[&org, &scope(app)],
-        )?;
-        match rows.first() {
-            Some(r) => Ok(uint(r.try_get(0).map_err(|e| self.fail(e))?)),
-            None => Err(StoreError::Internal("no count returned".into())),
-        }
+        self.bump_scope_number("macvault_secret_blind_writes", org, app)
     }
 
     fn set_secrets_blind_writes(
@@ -960,12 +975,7 @@ impl Tx for PgTx<'_> {
         app: Option<&str>,
         value: u64,
     ) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO macvault_secret_blind_writes (org, app, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (org, app) DO UPDATE SET value = excluded.value",
-            &[&org, &scope(app), &int(value)],
-        )?;
-        Ok(())
+        self.set_scope_number("macvault_secret_blind_writes", org, app, value)
     }
 
     fn compact(&mut self, now: u64, feed_before: u64) -> Result<Compacted, StoreError> {
