@@ -309,12 +309,22 @@ impl Authority {
         written.map(|_| ())
     }
 
-    /// Drops deny-list and feed entries of expired tokens, and feed entries older than
-    /// the retention.
+    /// Drops deny-list and feed entries of expired tokens, feed entries older than the
+    /// retention, and audit events older than theirs (if one is set).
     pub async fn compact(&self) -> Result<(), StoreError> {
         let now = self.clock.now();
         let before = now.saturating_sub(self.config.feed_retention.as_secs());
         let done = self.store.write(move |tx| tx.compact(now, before)).await?;
+        if let Some(keep) = self.config.audit_retention {
+            let before = now.saturating_sub(keep.as_secs());
+            let gone = self.store.write(move |tx| tx.prune_audit(before)).await?;
+            if gone.value > 0 {
+                tracing::info!(
+                    events = gone.value,
+                    "audit events past --audit-retention pruned"
+                );
+            }
+        }
         let dropped = self.deny.collect_garbage(now);
         let pruned = self.prune_ledgers(now).await?;
         let swept = self.sweep_cascades().await.map_err(|e| match e {

@@ -122,6 +122,8 @@ pub struct Config {
     pub compact_every: Duration,
     /// How long feed entries are kept (a node away longer reloads everything).
     pub feed_retention: Duration,
+    /// How long audit events are kept (`serve --audit-retention`; `None`: for ever).
+    pub audit_retention: Option<Duration>,
 }
 
 impl Default for Config {
@@ -132,6 +134,7 @@ impl Default for Config {
             flush_every: Duration::from_secs(1),
             compact_every: Duration::from_secs(600),
             feed_retention: Duration::from_secs(24 * 3600),
+            audit_retention: None,
         }
     }
 }

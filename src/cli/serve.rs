@@ -125,6 +125,10 @@ pub struct ServeArgs {
     /// stops accepting (long polls end at once, with a retryable 503).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub drain_timeout: std::time::Duration,
+    /// How long audit events are kept (`90d`); older ones are pruned in the background
+    /// (each org's newest is kept, so its cursor never restarts). Default: for ever.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub audit_retention: Option<std::time::Duration>,
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
     /// SIGHUP reads the pair again (a renewed certificate) without a restart.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -212,6 +216,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         let config = Config {
             max_staleness: args.max_staleness,
+            audit_retention: args.audit_retention,
             ..Config::default()
         };
         let setup = args.store.setup(config, true)?;

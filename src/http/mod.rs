@@ -1,6 +1,8 @@
-//! The HTTP API (docs/API.md): the axum router with one file per resource, the bearer
-//! extractor, error mapping, and `POST /v1/verify` served beside the router. Handlers
-//! translate requests into authority calls; they hold no crypto and no caveat logic.
+//! The HTTP API (docs/API.md): the accept loop ([`listen`]: header timeout, connection
+//! cap, TLS, drain), the axum router with one file per resource, body limits, the
+//! failure limiter, the bearer extractor, error mapping, and `POST /v1/verify` served
+//! beside the router. Handlers translate requests into authority calls; they hold no
+//! crypto and no caveat logic.
 
 mod apps;
 mod audit;

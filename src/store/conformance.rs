@@ -1263,6 +1263,50 @@ async fn apps_are_created_listed_and_deleted(kind: Kind) {
     write(s, move |tx| tx.insert_app(&app("acme", "web"))).await;
 }
 
+/// Retention prunes only events older than the cut, never an org's newest, and the
+/// sequence goes on after it.
+async fn audit_retention_prunes_only_older_events(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    let at = |org: &str, time: u64| {
+        let mut e = event(org, &format!("at {time}"));
+        e.time = time;
+        e
+    };
+    write(s, move |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.insert_org(&Org::new("beta", 1))?;
+        for time in [10, 20, 30, 40] {
+            tx.append_audit(&at("acme", time))?;
+        }
+        tx.append_audit(&at("beta", 5))
+    })
+    .await;
+    let times = |org: &'static str| async move {
+        read(s, move |r| r.audit_after(org, 0, 100))
+            .await
+            .iter()
+            .map(|e| e.time)
+            .collect::<Vec<_>>()
+    };
+    let pruned = write(s, |tx| tx.prune_audit(25)).await;
+    assert_eq!(pruned.value, 2);
+    assert_eq!(times("acme").await, [30, 40]);
+    assert_eq!(times("beta").await, [5], "an org's newest event stays");
+    let pruned = write(s, |tx| tx.prune_audit(1000)).await;
+    assert_eq!(pruned.value, 1);
+    assert_eq!(times("acme").await, [40]);
+    let last = read(s, |r| r.audit_after("acme", 0, 100)).await[0].seq;
+    write(s, move |tx| tx.append_audit(&at("acme", 50))).await;
+    let after = read(s, move |r| r.audit_after("acme", last, 100)).await;
+    assert_eq!(
+        after.len(),
+        1,
+        "the sequence goes on past the pruned events"
+    );
+    assert!(after[0].seq > last);
+}
+
 /// Blind writes are counted per scope, apart from the change counter, and travel with a
 /// dump.
 async fn blind_writes_are_counted_per_scope(kind: Kind) {
@@ -1434,5 +1478,6 @@ suite!(
     an_id_token_discharges_one_ticket_set,
     apps_are_created_listed_and_deleted,
     blind_writes_are_counted_per_scope,
+    audit_retention_prunes_only_older_events,
     schema_2_is_upgraded_to_4,
 );

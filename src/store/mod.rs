@@ -331,6 +331,9 @@ pub trait Tx: Read {
     fn record_use(&mut self, id: &TokenId, used: &LastUsed) -> Result<(), StoreError>;
     /// Appends an audit event (its `seq` is assigned here).
     fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Deletes the audit events written before `before`, except each org's newest (so an
+    /// org's sequence never starts again and no cursor is reused); how many went.
+    fn prune_audit(&mut self, before: u64) -> Result<usize, StoreError>;
     /// Appends a change to the feed at the next position, in commit order.
     fn publish(&mut self, change: &Change, time: u64) -> Result<u64, StoreError>;
     /// Stores the master key's check value; `Conflict("master key")` if one exists.

@@ -972,6 +972,32 @@ impl Tx for RedbTx<'_> {
         Ok(())
     }
 
+    fn prune_audit(&mut self, before: u64) -> Result<usize, StoreError> {
+        let orgs: Vec<String> = self.orgs()?.into_iter().map(|o| o.name).collect();
+        let mut t = self.txn.open_table(AUDIT)?;
+        let mut pruned = 0;
+        for org in &orgs {
+            let org = org.as_str();
+            // Events are in the order they were written: old ones first.
+            let mut old = Vec::new();
+            let mut rows = t.range((org, 0)..=(org, u64::MAX))?.peekable();
+            while let Some(row) = rows.next() {
+                let (k, v) = row?;
+                let newest = rows.peek().is_none();
+                if newest || AuditEvent::decode(v.value())?.time >= before {
+                    break;
+                }
+                old.push(k.value().1);
+            }
+            drop(rows);
+            for seq in old {
+                t.remove((org, seq))?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
+    }
+
     fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
         let mut t = self.txn.open_table(AUDIT)?;
         let org = event.org.as_str();

@@ -215,3 +215,39 @@ async fn a_draining_node_is_not_ready_and_wakes_what_waits_for_the_drain() {
     // Once drained, a later wait ends at once.
     a.drained().await;
 }
+
+#[tokio::test]
+async fn compaction_prunes_audit_events_past_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::dir(dir.path());
+    setup.config.audit_retention = Some(Duration::from_secs(3600));
+    let opened = Authority::open_with(&setup).await.unwrap();
+    let a = opened.authority;
+    let op = std::fs::read_to_string(opened.operator_token.unwrap()).unwrap();
+    let t0 = system_now() + 1000;
+    a.clock.set(t0);
+    let org = org_token(&a, op.trim(), "acme").await;
+    a.clock.set(t0 + 7200);
+    mint_by(&a, &org, TokenKind::Readonly, None, Some(600)).await;
+    a.flush().await.unwrap();
+    let times = || async {
+        a.store()
+            .read(|r| r.audit_after("acme", 0, 1000))
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.time)
+            .collect::<Vec<_>>()
+    };
+    let before = times().await;
+    assert!(
+        before.contains(&t0) && before.contains(&(t0 + 7200)),
+        "{before:?}"
+    );
+    a.compact().await.unwrap();
+    assert_eq!(
+        times().await,
+        [t0 + 7200],
+        "only the event within the hour stays"
+    );
+}

@@ -682,6 +682,15 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
+    fn prune_audit(&mut self, before: u64) -> Result<usize, StoreError> {
+        let n = self.execute(
+            "DELETE FROM macvault_audit a WHERE a.time < $1 \
+             AND a.id < (SELECT max(b.id) FROM macvault_audit b WHERE b.org = a.org)",
+            &[&int(before)],
+        )?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO macvault_audit (org, time, action, outcome, actor, row) \
