@@ -717,3 +717,52 @@ fn refused_discharges_spend_the_same_budget() {
         429
     );
 }
+
+#[test]
+fn json_logs_carry_each_request_s_id_which_the_answer_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(&tmp.path().join("data"), &["--log-format", "json"]);
+    let (_op, org) = acme(&srv);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = crate::support::http_client(Duration::from_secs(30));
+    let ask = |id: Option<&str>| {
+        let mut req = http
+            .post(format!("{}/v1/verify", srv.url()))
+            .json(&serde_json::json!({"token": org}));
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        rt.block_on(async { req.send().await.unwrap() })
+            .headers()
+            .get("x-request-id")
+            .expect("an x-request-id")
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = ask(None);
+    let second = ask(None);
+    assert_ne!(first, second);
+    // A client's own id is not believed (no trusted proxy here).
+    assert_ne!(ask(Some("forged-id")), "forged-id");
+    let logs = srv.stop();
+    let mut lines_with_first = 0;
+    for line in logs.stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        if v["span"]["id"] == first.as_str() {
+            assert_eq!(v["span"]["name"], "request");
+            lines_with_first += 1;
+        }
+    }
+    assert!(
+        lines_with_first > 0,
+        "no line carries {first}:\n{}",
+        logs.stderr
+    );
+    assert!(!logs.stderr.contains(&org), "a token in the log");
+    assert!(!logs.stderr.contains("forged-id"));
+}

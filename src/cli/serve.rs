@@ -125,6 +125,11 @@ pub struct ServeArgs {
     /// stops accepting (long polls end at once, with a retryable 503).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub drain_timeout: std::time::Duration,
+    /// The log on stderr: text, or json (one object a line). Either way every line a
+    /// request writes carries its id, also returned as `x-request-id`; no line ever
+    /// holds a token, key, value or ID token.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// How long audit events are kept (`90d`); older ones are pruned in the background
     /// (each org's newest is kept, so its cursor never restarts). Default: for ever.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
@@ -212,7 +217,7 @@ async fn reload_on_sighup(tls: Arc<crate::http::Tls>) {
 
 /// Runs `macvault serve` until SIGINT or SIGTERM.
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    init_tracing(args.log_format);
     runtime()?.block_on(async move {
         let config = Config {
             max_staleness: args.max_staleness,
@@ -364,15 +369,29 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn init_tracing() {
+/// The log's format on stderr.
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object a line (with the request's span, so its `id`).
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MACVAULT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal as _;
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// `macvault store …`: offline tools on a store.

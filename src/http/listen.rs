@@ -24,6 +24,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::Service as _;
+use tracing::Instrument as _;
 
 use super::{AppState, Connection, app};
 
@@ -116,7 +117,15 @@ pub async fn run(
         };
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let mut connection = connection.clone();
-            connection.call(req.map(Body::new))
+            let id = super::request_id::of(peer.ip(), req.headers(), &connection.state.proxies);
+            // Every line the request logs carries its id.
+            let span = tracing::info_span!("request", id = id.to_str().unwrap_or("-"));
+            async move {
+                let mut response = connection.call(req.map(Body::new)).await?;
+                response.headers_mut().insert(super::request_id::HEADER, id);
+                Ok::<_, std::convert::Infallible>(response)
+            }
+            .instrument(span)
         });
         let (http, watcher, tls) = (http.clone(), graceful.watcher(), options.tls.clone());
         let handshake_timeout = options.header_timeout;

@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod listen;
 mod orgs;
+mod request_id;
 mod secrets;
 mod third_parties;
 mod tls;
