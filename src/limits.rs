@@ -36,17 +36,22 @@ pub enum Charged {
 }
 
 impl Charged {
-    /// `ip`'s key: itself, or for IPv6 its /64 (one host usually holds a whole /64).
-    /// No address (a test client) is one key of its own.
+    /// `ip`'s key: see [`address_key`].
     pub fn address(ip: Option<IpAddr>) -> Self {
-        Charged::Address(match ip {
-            Some(IpAddr::V6(v6)) => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(bits.into())
-            }
-            Some(v4) => v4,
-            None => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        })
+        Charged::Address(address_key(ip))
+    }
+}
+
+/// The address a client is limited by: its own, or for IPv6 its /64 (one host usually
+/// holds a whole /64). No address (a test client) is one key of its own.
+pub fn address_key(ip: Option<IpAddr>) -> IpAddr {
+    match ip {
+        Some(IpAddr::V6(v6)) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        Some(v4) => v4,
+        None => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
     }
 }
 

@@ -160,17 +160,6 @@ pub struct Discharger {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
 }
 
-/// An IPv6 client counts by its /64 (one host usually holds a whole /64).
-fn limit_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
-        }
-    }
-}
-
 impl Discharger {
     /// A discharger over `authority`'s third parties.
     pub fn new(authority: Arc<Authority>, opts: DischargeOptions) -> Self {
@@ -188,7 +177,7 @@ impl Discharger {
 
     /// Charges one request to `ip`'s budget: `Err(seconds)` to wait when it is spent.
     pub fn admit(&self, ip: Option<IpAddr>) -> Result<(), u64> {
-        let key = limit_key(ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)));
+        let key = crate::limits::address_key(ip);
         self.limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),

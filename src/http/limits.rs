@@ -16,9 +16,13 @@ use super::{ApiError, AppState};
 use crate::discharge::DISCHARGE_PATH;
 use crate::limits::Charged;
 
+/// Whether a request is to the discharge endpoint.
+fn is_discharge(method: &Method, path: &str) -> bool {
+    method == Method::POST && path.ends_with(DISCHARGE_PATH)
+}
+
 /// Whether `status` answers a request that failed in a way worth charging.
-fn charged(method: &Method, path: &str, status: StatusCode) -> bool {
-    let discharge = method == Method::POST && path.ends_with(DISCHARGE_PATH);
+fn charged(discharge: bool, status: StatusCode) -> bool {
     status == StatusCode::UNAUTHORIZED
         || status == StatusCode::FORBIDDEN
         || (discharge && status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS)
@@ -35,9 +39,9 @@ pub(super) async fn charge_failures(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let ip = client_ref(peer, req.headers(), &state.proxies).ip;
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let discharge = is_discharge(req.method(), req.uri().path());
     let response = next.run(req).await;
-    if !charged(&method, &path, response.status()) {
+    if !charged(discharge, response.status()) {
         return response;
     }
     match state.limits.charge_failure(Charged::address(ip)) {
@@ -55,22 +59,23 @@ mod tests {
         let get = Method::GET;
         let post = Method::POST;
         let d = "/gha/.well-known/macvault/3p";
-        assert!(charged(&get, "/v1/orgs/acme", StatusCode::UNAUTHORIZED));
-        assert!(charged(
+        let charged_for = |m: &Method, path: &str, status| charged(is_discharge(m, path), status);
+        assert!(charged_for(&get, "/v1/orgs/acme", StatusCode::UNAUTHORIZED));
+        assert!(charged_for(
             &post,
             "/v1/orgs/acme/tokens",
             StatusCode::FORBIDDEN
         ));
-        assert!(!charged(&get, "/v1/orgs/acme", StatusCode::OK));
-        assert!(!charged(&get, "/v1/orgs/acme", StatusCode::NOT_FOUND));
-        assert!(!charged(
+        assert!(!charged_for(&get, "/v1/orgs/acme", StatusCode::OK));
+        assert!(!charged_for(&get, "/v1/orgs/acme", StatusCode::NOT_FOUND));
+        assert!(!charged_for(
             &post,
             "/v1/orgs/acme/tokens",
             StatusCode::BAD_REQUEST
         ));
-        assert!(charged(&post, d, StatusCode::BAD_REQUEST));
-        assert!(charged(&post, d, StatusCode::CONFLICT));
-        assert!(!charged(&post, d, StatusCode::TOO_MANY_REQUESTS));
-        assert!(!charged(&post, d, StatusCode::CREATED));
+        assert!(charged_for(&post, d, StatusCode::BAD_REQUEST));
+        assert!(charged_for(&post, d, StatusCode::CONFLICT));
+        assert!(!charged_for(&post, d, StatusCode::TOO_MANY_REQUESTS));
+        assert!(!charged_for(&post, d, StatusCode::CREATED));
     }
 }
