@@ -292,3 +292,50 @@ fn lineage_and_rotation_reach_every_node() {
     a.stop();
     b.stop();
 }
+
+#[test]
+fn audit_follow_on_one_node_sees_another_nodes_events_in_order() {
+    let Some(db) = TestDb::create() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("master.key");
+    let a = node(&tmp.path().join("a"), &db.url, &key, "30s");
+    let op = a.operator_token().unwrap().to_owned();
+    let b = node(&tmp.path().join("b"), &db.url, &key, "30s");
+    let (st, v) = a.http(
+        "POST",
+        "/v1/orgs",
+        Some(&op),
+        Some(&json!({"name": "acme"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let org = s(&v, "token").to_owned();
+    let org_id = s(&v, "token_id").to_owned();
+    assert_eq!(org_id.len(), 32, "{v}");
+    // Followed on B; the newest page ends with the org token's mint.
+    let parked = b.log_count(macvault::authority::FOLLOW_PARKED);
+    let mut follow = b.cli_lines(&org, &["audit", "--follow", "--json"]);
+    let event = |line: String| -> Value { serde_json::from_str(&line).unwrap() };
+    let first = loop {
+        let e = event(follow.next_line());
+        if s(&e, "detail").contains(&org_id) {
+            break e;
+        }
+    };
+    // The follow waits on B before anything is written on A.
+    b.await_log(macvault::authority::FOLLOW_PARKED, parked);
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        let body = json!({"kind": "readonly", "name": format!("n{n}")});
+        let (st, v) = a.http("POST", "/v1/orgs/acme/tokens", Some(&org), Some(&body));
+        assert_eq!(st, 201, "{v}");
+        ids.push(s(&v["record"], "id").to_owned());
+    }
+    let mut seq = first["seq"].as_u64().unwrap();
+    for id in &ids {
+        let e = event(follow.next_line());
+        assert_eq!(s(&e, "action"), "token.mint", "{e}");
+        assert!(s(&e, "detail").contains(id.as_str()), "{e}");
+        assert!(e["seq"].as_u64().unwrap() > seq, "in order: {e}");
+        seq = e["seq"].as_u64().unwrap();
+    }
+}

@@ -3,6 +3,7 @@
 // Tests may unwrap (docs/STYLE.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod authz;
 mod ci;
 mod cli;

@@ -442,6 +442,17 @@ pub struct AuditEventBody {
     pub outcome: String,
     /// Details (never a token, key or secret).
     pub detail: String,
+    /// How many times it happened (denials by one token, of one kind, in one window
+    /// are one event); `time` and `detail` are the first's.
+    #[serde(default = "one")]
+    pub count: u64,
+    /// When the last of them happened, if it happened more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_time: Option<String>,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// `GET /v1/orgs/{org}/audit`.
@@ -452,6 +463,10 @@ pub struct AuditList {
     /// Pass as `before` to read the page of older events; absent on the oldest page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub older: Option<String>,
+    /// On the newest page and on a follow's answer: pass as `after` to wait for newer
+    /// events (`audit --follow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer: Option<String>,
 }
 
 /// `GET /v1/ready`.
@@ -754,6 +769,8 @@ impl AuditEventBody {
             source_ip: e.source_ip.map(|ip| ip.to_string()),
             outcome: e.outcome.name().to_owned(),
             detail: e.detail.clone(),
+            count: e.count,
+            last_time: (e.count > 1).then(|| format_time(e.last)),
         }
     }
 }
@@ -767,6 +784,7 @@ impl From<&AuditPage> for AuditList {
                 .map(|e| AuditEventBody::new(e, e.actor.and_then(|a| p.names.get(&a))))
                 .collect(),
             older: p.older.clone(),
+            newer: p.newer.clone(),
         }
     }
 }

@@ -4,10 +4,9 @@
 
 use std::net::IpAddr;
 
+use super::usage::Refused;
 use super::{AuthError, Authority, Classify as _, Client, ClientRef, Principal};
-use crate::audit::action;
 use crate::caveats::{Access, AccessSpec, Action, Denial, Resource};
-use crate::model::{AuditEvent, Outcome};
 use crate::token::{
     Bundle, ChainError, FailureClass, TokenIdentifier, Verified, VerifyError, decode_text, verify,
 };
@@ -143,13 +142,12 @@ impl Authority {
             .from(who.client().ip)
     }
 
-    /// Allows `access` for `who`, or queues a denial event and says which caveat denied.
+    /// Allows `access` for `who`, or counts a denial event and says which caveat denied.
     pub(crate) fn require(&self, who: &Principal, access: &Access<'_>) -> Result<(), Denial> {
-        who.check(access)
-            .map_err(|denial| self.denied(who, access.org, denial))
+        self.require_saying(who, access, Denial::to_string)
     }
 
-    /// Allows `access` for `who`, or queues a denial event that says what was asked
+    /// Allows `access` for `who`, or counts a denial event that says what was asked
     /// (`about`: names, never values) and which caveat denied.
     pub(crate) fn require_about(
         &self,
@@ -157,9 +155,18 @@ impl Authority {
         access: &Access<'_>,
         about: impl FnOnce() -> String,
     ) -> Result<(), Denial> {
-        who.check(access).map_err(|denial| {
-            self.queue_denial(who, access.org, format!("{}: {denial}", about()));
-            denial
+        self.require_saying(who, access, |denial| format!("{}: {denial}", about()))
+    }
+
+    fn require_saying(
+        &self,
+        who: &Principal,
+        access: &Access<'_>,
+        detail: impl FnOnce(&Denial) -> String,
+    ) -> Result<(), Denial> {
+        who.check(access).inspect_err(|denial| {
+            let refused = Refused::Access(access.resource, access.action);
+            self.queue_denial(who, denial.index, refused, || detail(denial));
         })
     }
 
@@ -169,24 +176,33 @@ impl Authority {
         who.check(access).is_ok()
     }
 
-    /// Queues the audit event of a denial and hands the denial back. Denials in an org
-    /// the token does not belong to are logged in the token's own org: nobody may fill
-    /// another org's audit log.
-    pub(super) fn denied(&self, who: &Principal, org: &str, denial: Denial) -> Denial {
-        self.queue_denial(who, org, denial.to_string());
+    /// Counts the audit event of a denial by a rule (`rule`: what it refused, a fixed
+    /// text) and hands the denial back.
+    pub(super) fn denied(&self, who: &Principal, rule: &'static str, denial: Denial) -> Denial {
+        self.queue_denial(who, denial.index, Refused::Rule(rule), || {
+            denial.to_string()
+        });
         denial
     }
 
-    /// Queues the audit event of a denied request (`detail`: names, never values).
-    pub(crate) fn queue_denial(&self, who: &Principal, org: &str, detail: String) {
-        let log_org = if who.org() == org { org } else { who.org() };
-        self.usage.push_event(AuditEvent::new(
-            log_org,
-            action::REQUEST_DENIED,
+    /// Counts a denied request in the audit log of the token's own org (nobody may fill
+    /// another org's log), aggregated with the token's other denials by the same caveat
+    /// (`caveat`: its position, 0 for a rule) of the same `refused` in one window
+    /// (`detail`: names, never values; made for the first of a window only).
+    pub(crate) fn queue_denial(
+        &self,
+        who: &Principal,
+        caveat: usize,
+        refused: Refused,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.usage.deny(
+            who.org(),
             who.actor(),
-            Outcome::Denied,
+            caveat,
+            refused,
             detail,
             self.clock.now(),
-        ));
+        );
     }
 }

@@ -36,9 +36,20 @@ impl Authority {
         Ok(committed.value)
     }
 
-    /// Appends one audit event on its own (a refused discharge).
-    pub async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
-        self.store.write(move |tx| tx.append_audit(&event)).await?;
-        Ok(())
+    /// Counts a refused discharge in the audit log of the third party's org (`tp`: org
+    /// and name), aggregated with its other refusals of the same ticket position and
+    /// `kind` (a fixed code) in one window: the requests need no token, so they must
+    /// not be able to bury the log either (`detail`: made for the first of a window).
+    pub fn queue_refused_discharge(
+        &self,
+        tp: (&str, &str),
+        ip: Option<std::net::IpAddr>,
+        ticket: usize,
+        kind: &'static str,
+        detail: impl FnOnce() -> String,
+    ) {
+        let now = self.clock.now();
+        self.usage
+            .refuse_discharge(tp, ip, ticket, kind, detail, now);
     }
 }

@@ -586,8 +586,15 @@ pub enum AuditError {
     #[error(transparent)]
     Denied(Denial),
     /// The cursor is not one this server gave out.
-    #[error("not an audit cursor (use the `older` value of a previous page)")]
+    #[error("not an audit cursor (use the `older` or `newer` value of a previous page)")]
     BadCursor,
+    /// The token stopped authenticating while a follow waited (revoked, expired, its
+    /// key retired), or the node went stale.
+    #[error(transparent)]
+    Auth(AuthError),
+    /// The node is shutting down: a follow ends early; the caller asks again.
+    #[error("this node is shutting down; ask again")]
+    Draining,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -598,7 +605,16 @@ impl Classify for AuditError {
         match self {
             AuditError::Denied(_) => ErrorClass::Denied,
             AuditError::BadCursor => ErrorClass::BadRequest,
+            AuditError::Auth(e) => e.class(),
+            AuditError::Draining => ErrorClass::Unavailable,
             AuditError::Store(e) => e.class(),
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            AuditError::Auth(e) => e.code(),
+            AuditError::Draining => "draining",
+            other => other.class().code(),
         }
     }
     fn denial(&self) -> Option<&Denial> {

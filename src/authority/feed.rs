@@ -284,7 +284,7 @@ impl Authority {
     pub async fn flush(&self) -> Result<(), StoreError> {
         // Held from taking the batch until it is written (or queued again).
         let _one_at_a_time = self.flushing.lock().await;
-        let batch = self.usage.take();
+        let batch = self.usage.take(self.clock.now());
         if batch.is_empty() {
             return Ok(());
         }
@@ -296,17 +296,29 @@ impl Authority {
                 for (id, used) in &queued.uses {
                     tx.record_use(id, used)?;
                 }
-                for event in &queued.events {
-                    tx.append_audit(event)?;
+                // An aggregate of denials is appended once, then amended as it grows.
+                let mut seqs = Vec::with_capacity(queued.denials.len());
+                for d in &queued.denials {
+                    let e = &d.event;
+                    seqs.push(match d.seq {
+                        Some(seq) => tx.amend_audit(&e.org, seq, e.count, e.last).map(|()| seq)?,
+                        None => tx.append_audit(e)?,
+                    });
                 }
-                Ok::<_, StoreError>(())
+                Ok::<_, StoreError>(seqs)
             })
             .await;
-        if written.is_err() {
-            let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
-            self.usage.requeue(batch);
+        match written {
+            Ok(seqs) => {
+                self.usage.written(&batch, &seqs.value);
+                Ok(())
+            }
+            Err(e) => {
+                let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
+                self.usage.requeue(batch);
+                Err(e)
+            }
         }
-        written.map(|_| ())
     }
 
     /// Drops deny-list and feed entries of expired tokens, feed entries older than the

@@ -242,10 +242,10 @@ impl Authority {
                 caveat: "third-party caveat".into(),
                 reason: "a token that needs a discharge cannot mint tokens".into(),
             };
-            return Err(MintError::Denied(self.denied(who, org_name, denial)));
+            return Err(MintError::Denied(self.denied(who, "mint", denial)));
         }
         let caveats = presets::caveats(spec.kind, org_name, spec.app.as_deref(), expires)?;
-        self.require_implied(who, org_name, &caveats, spec.kind)?;
+        self.require_implied(who, &caveats, spec.kind)?;
         let required = match &spec.require {
             Some((name, conditions)) => {
                 let tp = self
@@ -327,7 +327,6 @@ impl Authority {
     pub(super) fn require_implied(
         &self,
         who: &Principal,
-        org: &str,
         caveats: &[Caveat<'_>],
         kind: TokenKind,
     ) -> Result<(), MintError> {
@@ -340,7 +339,7 @@ impl Authority {
                         "is not implied by the {kind} token being minted: a token cannot mint rights it does not hold"
                     ),
                 };
-                return Err(MintError::Denied(self.denied(who, org, denial)));
+                return Err(MintError::Denied(self.denied(who, "mint", denial)));
             }
         }
         Ok(())

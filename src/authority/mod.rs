@@ -42,7 +42,7 @@ use std::time::Duration;
 
 pub(crate) use apps::missing_app;
 pub use apps::{AppDetail, AppError, DeletedApp, NoSuchApp};
-pub use audit::{AuditFilter, AuditPage, MAX_PAGE};
+pub use audit::{AuditFilter, AuditPage, FOLLOW_CAP, FOLLOW_PARKED, MAX_PAGE};
 pub use bootstrap::{MASTER_FILE, OPERATOR_FILE, Opened, Setup};
 pub use clock::system_now;
 pub use copy::{CopyCounts, CopyError, CopyProgress, copy_store, copy_store_reporting};
@@ -65,6 +65,7 @@ pub use third_parties::{
     KEYS_PATH, MAX_JWKS, NewThirdParty, PublishedKey, RetiredKey, ThirdPartyDetail,
     parse_conditions,
 };
+pub(crate) use usage::Refused;
 
 use crate::caveats::{Excerpt, is_valid_name};
 /// Where a store lives (a data directory or a PostgreSQL URL).
@@ -124,6 +125,9 @@ pub struct Config {
     pub feed_retention: Duration,
     /// How long audit events are kept (`serve --audit-retention`; `None`: for ever).
     pub audit_retention: Option<Duration>,
+    /// How long one token's denials of one kind aggregate into one audit event, from
+    /// the first (`serve --audit-denial-window`; whole seconds, at least 1).
+    pub denial_window: Duration,
 }
 
 impl Default for Config {
@@ -135,6 +139,7 @@ impl Default for Config {
             compact_every: Duration::from_secs(600),
             feed_retention: Duration::from_secs(24 * 3600),
             audit_retention: None,
+            denial_window: Duration::from_secs(usage::DENIAL_WINDOW),
         }
     }
 }
@@ -176,11 +181,11 @@ impl Authority {
             store,
             master: Arc::new(master),
             follower: Follower::new(config.max_staleness),
+            usage: UsageQueue::default().with_window(config.denial_window.as_secs()),
             config,
             clock: Clock::default(),
             keyring: Keyring::default(),
             deny: DenyList::default(),
-            usage: UsageQueue::default(),
             flushing: tokio::sync::Mutex::new(()),
             changes: tokio::sync::broadcast::channel(1024).0,
             journal: journal::Journal::default(),

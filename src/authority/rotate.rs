@@ -120,7 +120,7 @@ impl Authority {
             }
         };
         let caveats = presets::caveats(old.kind, &old.org, old.app.as_deref(), expires)?;
-        self.require_implied(who, &old.org, &caveats, old.kind)?;
+        self.require_implied(who, &caveats, old.kind)?;
         // A token that needs a third party's discharge is replaced by one that needs it
         // too, under the same conditions (sealed to the third party's current key).
         let (o, old_id) = (old.org.clone(), old.id);

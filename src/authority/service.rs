@@ -31,11 +31,11 @@ impl Authority {
         if v.tickets().is_empty() {
             let d =
                 refuse("only a token with discharged third-party caveats becomes a service token");
-            return Err(MintError::Denied(self.denied(who, &org_name, d)));
+            return Err(MintError::Denied(self.denied(who, "service token", d)));
         }
         if v.tickets().len() != v.third_party_caveats() {
             let d = refuse("its discharges carry third-party caveats of their own");
-            return Err(MintError::Denied(self.denied(who, &org_name, d)));
+            return Err(MintError::Denied(self.denied(who, "service token", d)));
         }
         let mut lifetime = u64::MAX;
         for raw in v.tickets() {
@@ -50,7 +50,7 @@ impl Authority {
                     "its ticket has no service-validity condition: it only works with a fresh \
                      discharge",
                 );
-                return Err(MintError::Denied(self.denied(who, &org_name, d)));
+                return Err(MintError::Denied(self.denied(who, "service token", d)));
             };
             lifetime = lifetime.min(secs);
         }

@@ -1,6 +1,8 @@
-//! `macvault audit`: an org's audit log, newest page first, filters, and paging by cursor.
+//! `macvault audit`: an org's audit log, newest page first, filters, paging by cursor,
+//! and `--follow`: the newest page, then new events as they are written.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -25,6 +27,10 @@ pub struct AuditArgs {
     /// Every page, oldest first.
     #[arg(long)]
     all: bool,
+    /// After the newest page, show new events as they are written, until interrupted
+    /// (or the token stops working). Retries while the server is unreachable.
+    #[arg(long, conflicts_with_all = ["before", "all"])]
+    follow: bool,
     /// Only this action, e.g. token.mint or request.denied.
     #[arg(long)]
     action: Option<String>,
@@ -36,25 +42,31 @@ pub struct AuditArgs {
     actor: Option<String>,
 }
 
+/// The query of a read: the limit and the filters.
+fn filters(args: &AuditArgs) -> Vec<(&'static str, String)> {
+    let mut query: Vec<(&str, String)> = Vec::new();
+    if let Some(n) = args.limit {
+        query.push(("limit", n.to_string()));
+    }
+    for (k, v) in [
+        ("action", &args.action),
+        ("outcome", &args.outcome),
+        ("actor", &args.actor),
+    ] {
+        if let Some(v) = v {
+            query.push((k, v.clone()));
+        }
+    }
+    query
+}
+
 pub async fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<ExitCode> {
     let org = ctx.org(args.org.clone())?;
     let client = ctx.client()?;
     let mut before = args.before.clone();
     let mut pages: Vec<AuditList> = Vec::new();
     loop {
-        let mut query: Vec<(&str, String)> = Vec::new();
-        if let Some(n) = args.limit {
-            query.push(("limit", n.to_string()));
-        }
-        for (k, v) in [
-            ("action", &args.action),
-            ("outcome", &args.outcome),
-            ("actor", &args.actor),
-        ] {
-            if let Some(v) = v {
-                query.push((k, v.clone()));
-            }
-        }
+        let mut query = filters(&args);
         if let Some(c) = &before {
             query.push(("before", c.clone()));
         }
@@ -69,18 +81,74 @@ pub async fn run(ctx: &Ctx, args: AuditArgs) -> anyhow::Result<ExitCode> {
     }
     // Pages came newest first; each is oldest first.
     let events: Vec<&AuditEventBody> = pages.iter().rev().flat_map(|p| &p.events).collect();
-    if ctx.json() {
-        // JSON lines: one event a line, for export.
-        for e in &events {
-            output::line(serde_json::to_string(e)?)?;
-        }
-    } else {
-        table(&events, crate::authority::system_now()).print()?;
-    }
+    show(ctx, &events, true)?;
     if let Some(cursor) = &before {
         eprintln!("older events: macvault audit --before {cursor}   (or --all)");
     }
+    if args.follow {
+        let newer = pages.first().and_then(|p| p.newer.clone());
+        let newer = newer.ok_or_else(|| anyhow::anyhow!("the server cannot follow its log"))?;
+        follow(ctx, &client, &org, &args, newer).await?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Shows events: JSON lines with --json (one event a line, for export), else a table
+/// (its header only with the first events shown).
+fn show(ctx: &Ctx, events: &[&AuditEventBody], header: bool) -> anyhow::Result<()> {
+    if ctx.json() {
+        for e in events {
+            output::line(serde_json::to_string(e)?)?;
+        }
+    } else if header || !events.is_empty() {
+        let text = table(events, crate::authority::system_now()).render(output::width());
+        let skip = usize::from(!header);
+        for row in text.lines().skip(skip) {
+            output::line(row)?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits for new events after `newer` and shows them, for ever: an unreachable or busy
+/// server is retried (pausing up to 5 s); anything else (401: the token was revoked or
+/// expired) ends the follow with its error.
+async fn follow(
+    ctx: &Ctx,
+    client: &super::client::Client,
+    org: &str,
+    args: &AuditArgs,
+    mut newer: String,
+) -> anyhow::Result<()> {
+    // The server waits up to 25 s for an event.
+    let wait = Duration::from_secs(40);
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let mut query = filters(args);
+        query.push(("after", newer.clone()));
+        let path = ["v1", "orgs", org, "audit"];
+        match client
+            .get_query_waiting::<AuditList>(&path, &query, wait)
+            .await
+        {
+            Ok(page) => {
+                pause = Duration::from_millis(200);
+                show(ctx, &page.events.iter().collect::<Vec<_>>(), false)?;
+                if let Some(next) = page.newer {
+                    newer = next;
+                }
+            }
+            Err(e) if super::run::retryable(&e) => {
+                eprintln!(
+                    "warning: cannot follow the audit log: {}",
+                    super::exit::describe(&e)
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// `ci 3f2a9b1c0d4e`: the actor's name (chosen by its minter) and id prefix.
@@ -103,13 +171,22 @@ pub fn table(events: &[&AuditEventBody], now: u64) -> Table {
         ("DETAIL", Fit::Cut),
     ]);
     for e in events {
+        let detail = match &e.last_time {
+            Some(last) if e.count > 1 => format!(
+                "{} times, the last {}: {}",
+                e.count,
+                relative_text(last, now),
+                e.detail
+            ),
+            _ => e.detail.clone(),
+        };
         t.row([
             relative_text(&e.time, now).as_str(),
             &e.action,
             &e.outcome,
             &actor(e),
             &or_dash(e.source_ip.as_deref()),
-            &e.detail,
+            &detail,
         ]);
     }
     t

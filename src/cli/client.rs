@@ -150,6 +150,17 @@ impl Client {
         self.send(self.authed(Method::GET, segments, query)?).await
     }
 
+    /// `GET` with query parameters, waiting up to `timeout` for the answer (a long poll).
+    pub async fn get_query_waiting<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+        timeout: Duration,
+    ) -> anyhow::Result<T> {
+        let req = self.authed(Method::GET, segments, query)?.timeout(timeout);
+        self.send(req).await
+    }
+
     /// `method` with a JSON body (or none), with the bearer token.
     pub async fn call<B: Serialize, T: DeserializeOwned>(
         &self,

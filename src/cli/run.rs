@@ -213,7 +213,7 @@ async fn reveal(
 }
 
 /// The server could not be reached or could not answer now.
-fn retryable(e: &anyhow::Error) -> bool {
+pub(super) fn retryable(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<TransportError>()
             || c.downcast_ref::<ApiError>()

@@ -134,6 +134,10 @@ pub struct ServeArgs {
     /// (each org's newest is kept, so its cursor never restarts). Default: for ever.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub audit_retention: Option<std::time::Duration>,
+    /// How long one token's denials of one kind (the same caveat refusing the same
+    /// action) count into one audit event, from the first of them.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub audit_denial_window: std::time::Duration,
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
     /// SIGHUP reads the pair again (a renewed certificate) without a restart.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -222,6 +226,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let config = Config {
             max_staleness: args.max_staleness,
             audit_retention: args.audit_retention,
+            denial_window: args.audit_denial_window,
             ..Config::default()
         };
         let setup = args.store.setup(config, true)?;

@@ -208,22 +208,16 @@ impl Discharger {
             Ok(made) => self.record(&asked, made, actor, now).await,
             Err((index, claims, e)) => {
                 let tp = &asked[index - 1].third_party;
-                let detail = format!(
-                    "discharge refused for third party \"{}\": {e}{}",
-                    tp.name,
-                    claims.as_ref().map_or(String::new(), identity)
-                );
-                let event = AuditEvent::new(
-                    &tp.org,
-                    action::THIRD_PARTY_DISCHARGE,
-                    actor,
-                    Outcome::Denied,
-                    detail,
-                    now,
-                );
-                if let Err(store) = self.authority.append_audit(event).await {
-                    tracing::warn!(error = %store, "could not audit a refused discharge");
-                }
+                let detail = || {
+                    format!(
+                        "discharge refused for third party \"{}\": {e}{}",
+                        tp.name,
+                        claims.as_ref().map_or(String::new(), identity)
+                    )
+                };
+                let at = (tp.org.as_str(), tp.name.as_str());
+                self.authority
+                    .queue_refused_discharge(at, ip, index, e.code(), detail);
                 Err(e)
             }
         }

@@ -1,4 +1,6 @@
-//! `/v1/orgs/{org}/audit`: the newest page of an org's log, or an older one by cursor.
+//! `/v1/orgs/{org}/audit`: the newest page of an org's log, an older one by cursor
+//! (`before`), or a follow (`after`): a long poll for newer events, exempt from
+//! `--request-timeout` (it has its own cap, [`crate::authority::FOLLOW_CAP`]).
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -15,6 +17,7 @@ use crate::model::Outcome;
 pub(super) struct AuditQuery {
     limit: Option<usize>,
     before: Option<String>,
+    after: Option<String>,
     action: Option<String>,
     outcome: Option<String>,
     actor: Option<String>,
@@ -46,15 +49,32 @@ pub(super) async fn list(
         outcome,
         actor: q.actor.map(|a| a.to_ascii_lowercase()),
     };
-    let page = state
-        .authority
-        .audit(
-            &who,
-            &org,
-            q.limit.unwrap_or(100),
-            q.before.as_deref(),
-            filter,
-        )
-        .await?;
+    let limit = q.limit.unwrap_or(100);
+    let page = match (q.before, q.after) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "before (older events) and after (a follow) exclude each other",
+            ));
+        }
+        (before, None) => {
+            let before = before.as_deref();
+            state
+                .authority
+                .audit(&who, &org, limit, before, filter)
+                .await?
+        }
+        (None, Some(after)) => {
+            let authority = &state.authority;
+            authority
+                .follow_audit(&who, &org, limit, &after, filter)
+                .await?
+        }
+    };
     Ok(Json(AuditList::from(&page)))
+}
+
+/// Whether a request is a follow of the audit log (a long poll).
+pub(super) fn is_follow(path: &str, query: Option<&str>) -> bool {
+    path.ends_with("/audit")
+        && query.is_some_and(|q| q.split('&').any(|kv| kv.starts_with("after=")))
 }

@@ -162,8 +162,11 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         ))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: axum::middleware::Next| async move {
-                let limit = if secrets::is_long_poll(req.uri().path(), req.uri().query()) {
+                let (path, query) = (req.uri().path(), req.uri().query());
+                let limit = if secrets::is_long_poll(path, query) {
                     crate::secrets::LONG_POLL_CAP + request_timeout
+                } else if audit::is_follow(path, query) {
+                    crate::authority::FOLLOW_CAP + request_timeout
                 } else {
                     request_timeout
                 };

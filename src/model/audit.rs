@@ -53,6 +53,11 @@ pub struct AuditEvent {
     pub outcome: Outcome,
     /// Details for people (escaped where they echo input).
     pub detail: String,
+    /// How many times it happened: 1, or more for denials aggregated over a window
+    /// (docs/DESIGN.md, "Audit"): the first of them is `time` and `detail`.
+    pub count: u64,
+    /// Unix seconds of the last of them (`time` when `count` is 1).
+    pub last: u64,
 }
 
 impl AuditEvent {
@@ -74,6 +79,15 @@ impl AuditEvent {
             source_ip: actor.ip,
             outcome,
             detail,
+            count: 1,
+            last: time,
         }
+    }
+
+    /// The same event, `count` times from `time` to `last` (an aggregate of denials).
+    pub fn times(mut self, count: u64, last: u64) -> Self {
+        self.count = count.max(1);
+        self.last = last.max(self.time);
+        self
     }
 }

@@ -5,7 +5,7 @@
 
 use super::{Scope, SecretError, Secrets, limits, loads_code, require_org};
 use crate::audit::action;
-use crate::authority::Principal;
+use crate::authority::{Principal, Refused};
 use crate::caveats::Action;
 use crate::model::{AuditEvent, Outcome};
 
@@ -95,7 +95,9 @@ impl Secrets {
         if !self.authority.is_org_token_as_minted(who).await? {
             let err = SecretError::OrgTokenOnly;
             self.authority
-                .queue_denial(who, scope.org, format!("{err} ({scope})"));
+                .queue_denial(who, 0, Refused::Rule("org token only"), || {
+                    format!("{err} ({scope})")
+                });
             return Err(err);
         }
         let (org, app) = (scope.org.to_owned(), scope.app.map(str::to_owned));

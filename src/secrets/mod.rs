@@ -36,7 +36,7 @@ pub use write::{
 };
 
 use crate::authority::shared::Shared;
-use crate::authority::{Authority, Principal};
+use crate::authority::{Authority, Principal, Refused};
 use crate::caveats::{Access, Action, Resource};
 use crate::model::{SecretKeys, TokenId};
 use crate::store::{Read, StoreError, Tx};
@@ -219,7 +219,10 @@ impl Secrets {
             name: (*name).to_owned(),
             scope: scope.to_string(),
         };
-        self.authority.queue_denial(who, scope.org, err.to_string());
+        self.authority
+            .queue_denial(who, 0, Refused::Rule("names that load code"), || {
+                err.to_string()
+            });
         Err(err)
     }
 

@@ -769,6 +769,32 @@ async fn writes_and_denials_are_audited_with_names_and_never_values() {
     }
 }
 
+#[tokio::test]
+async fn denials_naming_other_secrets_in_one_window_are_one_event() {
+    let f = fixture().await;
+    f.a.set_clock(crate::authority::system_now());
+    let readonly = f.token(TokenKind::Readonly, None).await;
+    for i in 0..50 {
+        let name = format!("NAME_{i}");
+        let denied = f.write(&readonly, WEB, sets(&[(&name, "v")])).await;
+        assert!(matches!(denied, Err(SecretError::Denied(_))), "{denied:?}");
+    }
+    let org = who(&f.a, &f.org).await;
+    let filter = AuditFilter {
+        action: Some("request.denied".into()),
+        ..AuditFilter::default()
+    };
+    let page = f.a.audit(&org, "acme", 100, None, filter).await.unwrap();
+    assert_eq!(page.events.len(), 1, "{:?}", page.events);
+    let e = &page.events[0];
+    assert_eq!(e.count, 50);
+    assert!(
+        e.detail.starts_with("set NAME_0 in app web"),
+        "{}",
+        e.detail
+    );
+}
+
 /// Moves stored records around directly in the database and shows that what opens
 /// them fails with a clear error instead of answering another secret's value.
 async fn tampering_is_caught(location: crate::store::Location, dir: &tempfile::TempDir) {

@@ -639,7 +639,7 @@ async fn nodes_starting_at_once_migrate_once(kind: Kind) {
         .await
         .unwrap();
     let applied: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(applied, [2, 3, 4], "each step applied exactly once");
+    assert_eq!(applied, [2, 3, 4, 5], "each step applied exactly once");
 }
 
 async fn secrets_keep_their_scopes_versions_and_counters(kind: Kind) {
@@ -1345,13 +1345,14 @@ async fn blind_writes_are_counted_per_scope(kind: Kind) {
     assert_eq!(read(&target.store, all).await, (1, 2, 0, 2));
 }
 
-/// A database of schema 2 is brought to 4 by the additive steps, keeping its rows, and
+/// A database of schema 2 is brought to 5 by the additive steps, keeping its rows, and
 /// the apps its tokens and secret scopes name are registered.
-async fn schema_2_is_upgraded_to_4(kind: Kind) {
+async fn schema_2_is_upgraded_to_5(kind: Kind) {
     let Some(f) = fresh(kind).await else { return };
     write(&f.store, |tx| {
         tx.insert_org(&Org::new("acme", 1))?;
         tx.put_token(&token(1, "acme", None, 5))?;
+        tx.append_audit(&event("acme", "written by schema 2"))?;
         tx.set_secrets_counter("acme", Some("api"), 3)
     })
     .await;
@@ -1392,6 +1393,10 @@ async fn schema_2_is_upgraded_to_4(kind: Kind) {
                 "allowed_env",
             ))
             .ok();
+            txn.delete_table(::redb::TableDefinition::<(&str, u64), (u64, u64)>::new(
+                "audit_counts",
+            ))
+            .ok();
             txn.commit().unwrap();
         }
         Location::Postgres(url) => {
@@ -1408,6 +1413,7 @@ async fn schema_2_is_upgraded_to_4(kind: Kind) {
                      DROP TABLE macvault_apps; \
                      DROP TABLE macvault_secret_blind_writes; \
                      DROP TABLE macvault_allowed_env; \
+                     ALTER TABLE macvault_audit DROP COLUMN count, DROP COLUMN last_time; \
                      DELETE FROM macvault_migrations WHERE version >= 3;",
                 )
                 .await
@@ -1437,6 +1443,79 @@ async fn schema_2_is_upgraded_to_4(kind: Kind) {
     })
     .await;
     assert_eq!(read(&again, |r| r.allowed_env("acme")).await.len(), 1);
+    // Schema 5: the old event happened once; a new one may be counted.
+    let old = read(&again, |r| r.audit_after("acme", 0, 10)).await;
+    assert_eq!((old.len(), old[0].count), (1, 1));
+    let seq = write(&again, |tx| {
+        tx.append_audit(&event("acme", "counted").times(3, 9))
+    })
+    .await
+    .value;
+    let new = read(&again, move |r| r.audit_after("acme", seq - 1, 10)).await;
+    assert_eq!((new[0].count, new[0].last), (3, 9));
+}
+
+/// An aggregated event (denials counted over a window) keeps its count and last time:
+/// appended with them, amended as it grows, read back on every path, pruned with its
+/// event, copied with a dump.
+async fn an_audit_event_counts_what_it_aggregates(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    let at = |time: u64| {
+        AuditEvent::new(
+            "acme",
+            "request.denied",
+            Actor::default(),
+            Outcome::Denied,
+            "caveat 2 denies".into(),
+            time,
+        )
+    };
+    let (once, counted) = write(s, move |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        Ok((tx.append_audit(&at(10))?, tx.append_audit(&at(20))?))
+    })
+    .await
+    .value;
+    assert!(counted > once, "append answers increasing positions");
+    write(s, move |tx| tx.amend_audit("acme", counted, 1000, 79)).await;
+    let counts = |r: &mut dyn Read| {
+        let after = r.audit_after("acme", 0, 10)?;
+        let before = r.audit_before("acme", None, 10)?;
+        Ok((
+            after
+                .iter()
+                .map(|e| (e.seq, e.count, e.last))
+                .collect::<Vec<_>>(),
+            before
+                .iter()
+                .map(|e| (e.seq, e.count, e.last))
+                .collect::<Vec<_>>(),
+        ))
+    };
+    let (after, before) = read(s, counts).await;
+    assert_eq!(after, [(once, 1, 10), (counted, 1000, 79)]);
+    assert_eq!(before, [(counted, 1000, 79), (once, 1, 10)]);
+    // Amending an event that retention pruned does nothing.
+    write(s, move |tx| tx.amend_audit("acme", counted + 1000, 5, 5)).await;
+    assert_eq!(read(s, counts).await.0.len(), 2);
+    // A dump carries the count.
+    let target = fresh(kind).await.unwrap();
+    let dump = std::sync::Arc::new(read(s, Dump::read).await);
+    let d = dump.clone();
+    write(&target.store, move |tx| d.write(tx)).await;
+    let copied = read(&target.store, |r| r.audit_after("acme", 0, 10)).await;
+    assert_eq!(
+        copied.iter().map(|e| (e.count, e.last)).collect::<Vec<_>>(),
+        [(1, 10), (1000, 79)]
+    );
+    // Pruning takes the count with its event; the newest stays.
+    write(s, |tx| tx.prune_audit(15)).await;
+    write(s, move |tx| tx.append_audit(&at(30))).await;
+    write(s, |tx| tx.prune_audit(25)).await;
+    let (left, _) = read(s, counts).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].1, 1);
 }
 
 macro_rules! suite {
@@ -1479,5 +1558,6 @@ suite!(
     apps_are_created_listed_and_deleted,
     blind_writes_are_counted_per_scope,
     audit_retention_prunes_only_older_events,
-    schema_2_is_upgraded_to_4,
+    an_audit_event_counts_what_it_aggregates,
+    schema_2_is_upgraded_to_5,
 );

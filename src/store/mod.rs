@@ -38,11 +38,13 @@ use crate::model::{
 use crate::token::KeyId;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 /// The oldest schema a database this build writes may still be used by: binaries that
 /// know at least this version keep working during a rolling upgrade (see SCALING.md).
 /// Version 4 adds a kind of change-feed entry (third parties), which older nodes cannot
-/// read: they must be upgraded, not run beside version-4 nodes.
+/// read: they must be upgraded, not run beside version-4 nodes. Version 5 only adds
+/// the counts of aggregated denials, which version-4 nodes leave alone (their denials
+/// count once), so they may run beside version-5 nodes.
 pub const SCHEMA_COMPAT: u32 = 4;
 
 /// Why a store operation failed. Backend-neutral: no driver error appears here.
@@ -329,8 +331,13 @@ pub trait Tx: Read {
     fn put_revocation(&mut self, id: &TokenId, entry: DenyEntry) -> Result<(), StoreError>;
     /// Records a use, keeping whichever of the stored and the given is later.
     fn record_use(&mut self, id: &TokenId, used: &LastUsed) -> Result<(), StoreError>;
-    /// Appends an audit event (its `seq` is assigned here).
-    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Appends an audit event, with its count and last time (its `seq` is assigned
+    /// here, and answered).
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<u64, StoreError>;
+    /// Sets the count and last time of an org's event `seq` (an aggregate of denials
+    /// that grew); nothing if retention pruned it.
+    fn amend_audit(&mut self, org: &str, seq: u64, count: u64, last: u64)
+    -> Result<(), StoreError>;
     /// Deletes the audit events written before `before`, except each org's newest (so an
     /// org's sequence never starts again and no cursor is reused); how many went.
     fn prune_audit(&mut self, before: u64) -> Result<usize, StoreError>;

@@ -36,6 +36,9 @@ const CHILDREN: TableDefinition<(&[u8], &[u8]), ()> = TableDefinition::new("toke
 const LAST_USED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("last_used");
 const REVOCATIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("revocations");
 const AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("audit");
+/// Schema 5: (org, seq) → (count, last time) of an event that happened more than once
+/// (aggregated denials); an event without an entry happened once.
+const AUDIT_COUNTS: TableDefinition<(&str, u64), (u64, u64)> = TableDefinition::new("audit_counts");
 const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
 /// Secrets: keys by org; heads, versions and counters by (org, app or "", name…).
 const SECRET_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("secret_keys");
@@ -168,13 +171,14 @@ impl RedbStore {
                 register_apps(&txn)?;
             }
             // Tables are created again (idempotent): a store of this version may predate
-            // some of them. 2 → 3 → 4 add tables (allow-lists of names that load code;
-            // third parties, apps); to 4, every app that secrets or tokens name is
-            // registered, once.
-            (Some(v), _) if (2..SCHEMA_VERSION).contains(&v) => {
+            // some of them. 2 → 3 → 4 → 5 add tables (allow-lists of names that load
+            // code; third parties, apps; counts of aggregated denials); to 4, every app
+            // that secrets or tokens name is registered, once.
+            (Some(v), _) if (2..4).contains(&v) => {
                 create_tables(&txn)?;
                 register_apps(&txn)?;
             }
+            (Some(v), _) if (4..SCHEMA_VERSION).contains(&v) => create_tables(&txn)?,
             (Some(v), _) if v == SCHEMA_VERSION => create_tables(&txn)?,
             (Some(v), compat) if v > SCHEMA_VERSION => {
                 let compat = compat.unwrap_or(v);
@@ -278,6 +282,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(LAST_USED)?;
     txn.open_table(REVOCATIONS)?;
     txn.open_table(AUDIT)?;
+    txn.open_table(AUDIT_COUNTS)?;
     txn.open_table(FEED)?;
     txn.open_table(SECRET_KEYS)?;
     txn.open_table(SECRET_HEADS)?;
@@ -452,6 +457,23 @@ fn decode_all<T: Stored>(
     rows.map(|r| T::decode(&r?)).collect()
 }
 
+/// Gives each event of an aggregate its count and last time.
+fn with_counts(
+    counts: &impl ReadableTable<(&'static str, u64), (u64, u64)>,
+    events: Vec<AuditEvent>,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    events
+        .into_iter()
+        .map(|e| {
+            let found = counts.get((e.org.as_str(), e.seq))?.map(|v| v.value());
+            Ok(match found {
+                Some((count, last)) => e.times(count, last),
+                None => e,
+            })
+        })
+        .collect()
+}
+
 /// The read methods, over a read or a write transaction alike (their tables differ in
 /// type but share `ReadableTable`).
 macro_rules! impl_read {
@@ -559,7 +581,9 @@ macro_rules! impl_read {
                 let t = self.txn.open_table(AUDIT)?;
                 let end = before.unwrap_or(u64::MAX);
                 let rows = t.range((org, 0)..(org, end))?.rev().take(limit);
-                decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
+                let events = decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))?;
+                let counts = self.txn.open_table(AUDIT_COUNTS)?;
+                with_counts(&counts, events)
             }
 
             fn audit_after(
@@ -573,7 +597,9 @@ macro_rules! impl_read {
                     return Ok(Vec::new());
                 };
                 let rows = t.range((org, start)..=(org, u64::MAX))?.take(limit);
-                decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
+                let events = decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))?;
+                let counts = self.txn.open_table(AUDIT_COUNTS)?;
+                with_counts(&counts, events)
             }
 
             fn feed_head(&mut self) -> Result<FeedHead, StoreError> {
@@ -990,15 +1016,17 @@ impl Tx for RedbTx<'_> {
                 old.push(k.value().1);
             }
             drop(rows);
+            let mut counts = self.txn.open_table(AUDIT_COUNTS)?;
             for seq in old {
                 t.remove((org, seq))?;
+                counts.remove((org, seq))?;
                 pruned += 1;
             }
         }
         Ok(pruned)
     }
 
-    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<u64, StoreError> {
         let mut t = self.txn.open_table(AUDIT)?;
         let org = event.org.as_str();
         let last = t
@@ -1008,6 +1036,27 @@ impl Tx for RedbTx<'_> {
         let mut event = event.clone();
         event.seq = last.map_or(1, |(k, _)| k.value().1 + 1);
         t.insert((org, event.seq), event.encode()?.as_slice())?;
+        if event.count > 1 {
+            self.txn
+                .open_table(AUDIT_COUNTS)?
+                .insert((org, event.seq), (event.count, event.last))?;
+        }
+        Ok(event.seq)
+    }
+
+    fn amend_audit(
+        &mut self,
+        org: &str,
+        seq: u64,
+        count: u64,
+        last: u64,
+    ) -> Result<(), StoreError> {
+        if self.txn.open_table(AUDIT)?.get((org, seq))?.is_none() {
+            return Ok(());
+        }
+        self.txn
+            .open_table(AUDIT_COUNTS)?
+            .insert((org, seq), (count, last))?;
         Ok(())
     }
 

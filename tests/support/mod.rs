@@ -348,9 +348,6 @@ impl Server {
             .count()
     }
 
-    /// Waits until its log has more than `seen` lines containing `needle`: for a test to
-    /// know the server has reached a state (a long poll parked, a body half read) rather
-    /// than sleep and hope. Take `seen` from [`Server::log_count`] before acting.
     /// Sends the server `signal` (`HUP`, …).
     pub fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("server is running");
@@ -361,6 +358,9 @@ impl Server {
         assert!(sent.success(), "kill -{signal}");
     }
 
+    /// Waits until its log has more than `seen` lines containing `needle`: for a test to
+    /// know the server has reached a state (a long poll parked, a body half read) rather
+    /// than sleep and hope. Take `seen` from [`Server::log_count`] before acting.
     pub fn await_log(&self, needle: &str, seen: usize) {
         eventually(
             &format!("the server to log {needle:?}"),
@@ -385,6 +385,29 @@ impl Server {
             cmd.env(k, v);
         }
         cmd
+    }
+
+    /// A CLI command that runs until stopped (`audit --follow`), with `MACVAULT_TOKEN`
+    /// set: its stdout, line by line, as it comes.
+    pub fn cli_lines(&self, token: &str, args: &[&str]) -> Lines {
+        let mut child = self
+            .cli_command(args, &[("MACVAULT_TOKEN", token)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn macvault");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines { child, rx }
     }
 
     /// [`Server::cli`] with `stdin` piped in.
@@ -520,6 +543,48 @@ fn run_bounded_with(
     let out = out.join().unwrap_or_default();
     let err = err.join().unwrap_or_default();
     (status.code().unwrap_or(-1), out, err)
+}
+
+/// A running CLI command's stdout lines (see [`Server::cli_lines`]); killed when dropped.
+pub struct Lines {
+    child: Child,
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl Lines {
+    /// The next line; panics if none comes within a minute (or the command ended).
+    pub fn next_line(&mut self) -> String {
+        match self.rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = self.child.kill();
+                let mut err = String::new();
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut err);
+                }
+                panic!("no line from the command ({e}); its stderr:\n{err}")
+            }
+        }
+    }
+
+    /// Waits (up to a minute) for the command to end by itself: (exit code, stderr).
+    pub fn wait(mut self) -> (i32, String) {
+        let status = eventually("the command to end", Duration::from_secs(60), || {
+            self.child.try_wait().expect("wait for macvault")
+        });
+        let mut err = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut err);
+        }
+        (status.code().unwrap_or(-1), err)
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Collects failed checks so one run reports all of them, then panics in [`Checks::finish`].

@@ -1,5 +1,6 @@
 //! The authority's rules, exercised in-process: one fixture, chapters by subject.
 
+mod audit;
 mod lifecycle;
 mod purity;
 mod rules;
@@ -56,7 +57,6 @@ pub(super) async fn mint_by(
         .unwrap()
 }
 
-/// Creates org `name` with the operator token; its org token.
 /// Creates org `name` with the apps the tests use (`web`, `api`); its org token.
 pub(super) async fn org_token(a: &Authority, op: &str, name: &str) -> String {
     let token = a

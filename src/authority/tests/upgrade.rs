@@ -5,7 +5,8 @@
 //! `scripts/fixtures/v2.sh`), to which version 3 only adds the allow-lists of names
 //! that load code; and schema version 3's (`tests/fixtures/v3/` by
 //! `scripts/fixtures/v3.sh`), to which version 4 adds third parties and the record of
-//! used ID tokens.
+//! used ID tokens; and schema version 4's (`tests/fixtures/v4/` by
+//! `scripts/fixtures/v4.sh`), to which version 5 adds the counts of aggregated denials.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -28,6 +29,12 @@ fn fixture_v2() -> (tempfile::TempDir, serde_json::Value) {
 /// and its tokens by name.
 fn fixture_v3() -> (tempfile::TempDir, serde_json::Value) {
     fixture_of("v3")
+}
+
+/// A copy of the v4 data directory (`tests/fixtures/v4/`, by `scripts/fixtures/v4.sh`),
+/// and its tokens by name.
+fn fixture_v4() -> (tempfile::TempDir, serde_json::Value) {
+    fixture_of("v4")
 }
 
 /// A copy of `tests/fixtures/{version}/data`, and its tokens by name.
@@ -317,4 +324,77 @@ async fn a_version_3_data_directory_is_upgraded_whole() {
     let apps = again.store().read(|r| r.apps("acme")).await.unwrap();
     let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["web"]);
+}
+
+/// Version 4's denials (one event each) read as events that happened once; new denials
+/// aggregate beside them; its secrets and tokens work on.
+#[tokio::test]
+async fn a_version_4_data_directory_is_upgraded_whole() {
+    use crate::secrets::{Options, Scope, Secrets};
+
+    let (dir, tokens) = fixture_v4();
+    let t = |name: &str| tokens[name].as_str().unwrap().to_owned();
+    let opened = Authority::open(dir.path()).await.unwrap();
+    assert!(opened.operator_token.is_none());
+    let a = opened.authority;
+    let acme = a.read_org("acme").await.unwrap().unwrap();
+    let now = acme.created + 60;
+    a.set_clock(now);
+    let org = who(&a, &t("acme")).await;
+    let deploy = who(&a, &t("deploy")).await;
+    let readonly = who(&a, &t("readonly")).await;
+    let denials = |page: &AuditPage| -> Vec<(u64, String)> {
+        page.events
+            .iter()
+            .filter(|e| e.action == crate::audit::action::REQUEST_DENIED)
+            .map(|e| (e.count, e.detail.clone()))
+            .collect()
+    };
+    let page = a
+        .audit(&org, "acme", 100, None, AuditFilter::default())
+        .await
+        .unwrap();
+    let old = denials(&page);
+    assert_eq!(old.len(), 3, "{old:?}");
+    assert!(old.iter().all(|(count, _)| *count == 1), "{old:?}");
+    assert!(old[0].1.starts_with("set A in app web"), "{}", old[0].1);
+
+    // New denials aggregate.
+    let secrets = Secrets::new(a.clone(), Options::default());
+    let web = Scope {
+        org: "acme",
+        app: Some("web"),
+    };
+    for name in ["D", "E"] {
+        let write = crate::secrets::Write {
+            set: vec![crate::secrets::SetSecret {
+                name: name.into(),
+                value: zeroize::Zeroizing::new(b"x".to_vec()),
+                description: None,
+                expires_secs: None,
+                if_version: None,
+            }],
+            unset: Vec::new(),
+            dry_run: false,
+            create_app: false,
+        };
+        assert!(secrets.write(&readonly, web, write).await.is_err());
+    }
+    let page = a
+        .audit(&org, "acme", 100, None, AuditFilter::default())
+        .await
+        .unwrap();
+    let all = denials(&page);
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all[3].0, 2);
+    assert!(all[3].1.starts_with("set D in app web"), "{}", all[3].1);
+
+    // Its secret is there for its deploy token.
+    let listing = secrets.list(&deploy, web, false).await.unwrap();
+    let names: Vec<&str> = listing
+        .secrets
+        .iter()
+        .map(|l| l.head.name.as_str())
+        .collect();
+    assert_eq!(names, ["DB_URL"]);
 }

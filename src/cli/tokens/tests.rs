@@ -125,8 +125,10 @@ fn audit_fits_100_columns() {
             source_ip: Some("127.0.0.1".into()),
             outcome: outcome.into(),
             detail: detail.into(),
+            count: 1,
+            last_time: None,
         };
-    let events = [
+    let mut events = [
         event(
             1,
             "token.mint",
@@ -149,6 +151,9 @@ fn audit_fits_100_columns() {
             "deploy token \"ci\" (0202…) revoked",
         ),
     ];
+    // Aggregated denials say how many and when the last was.
+    events[1].count = 1000;
+    events[1].last_time = Some(format_time(NOW - 30));
     let refs: Vec<&AuditEventBody> = events.iter().collect();
     let text = audit::table(&refs, NOW).render(100);
     assert!(

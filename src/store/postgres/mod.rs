@@ -47,7 +47,8 @@ const SESSION_OPTIONS: &str = "-c lock_timeout=10s -c idle_in_transaction_sessio
 
 /// The schema, one step per version. Step 2 is the first: PostgreSQL support arrived
 /// with schema version 2. Step 3 adds the allow-lists of names that load code; step 4
-/// the third parties with the tokens that need them. Released steps are never edited:
+/// the third parties with the tokens that need them; step 5 the counts of aggregated
+/// denials (NULL: the event happened once). Released steps are never edited:
 /// a change is a new step.
 const STEPS: &[(u32, &str)] = &[(
     2,
@@ -108,6 +109,10 @@ const STEPS: &[(u32, &str)] = &[(
          CREATE TABLE macvault_third_party_requirements (org TEXT NOT NULL,
              third_party TEXT NOT NULL, token_id BYTEA NOT NULL, added BIGINT NOT NULL,
              row BYTEA NOT NULL, PRIMARY KEY (org, third_party, token_id));",
+    ),
+    (
+        5,
+        "ALTER TABLE macvault_audit ADD COLUMN count BIGINT, ADD COLUMN last_time BIGINT;",
     ),
 ];
 

@@ -162,6 +162,11 @@ impl<'r> PgTx<'r> {
             let id: i64 = r.try_get(0).map_err(|e| self.fail(e))?;
             let mut event = AuditEvent::decode(r.try_get(1).map_err(|e| self.fail(e))?)?;
             event.seq = uint(id);
+            let count: Option<i64> = r.try_get(2).map_err(|e| self.fail(e))?;
+            let last: Option<i64> = r.try_get(3).map_err(|e| self.fail(e))?;
+            if let (Some(count), Some(last)) = (count, last) {
+                event = event.times(uint(count), uint(last));
+            }
             out.push(event);
         }
         Ok(out)
@@ -284,7 +289,7 @@ impl Read for PgTx<'_> {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let before = int(before.unwrap_or(u64::MAX));
         self.audit_rows(
-            "SELECT id, row FROM macvault_audit WHERE org = $1 AND id < $2 \
+            "SELECT id, row, count, last_time FROM macvault_audit WHERE org = $1 AND id < $2 \
              ORDER BY id DESC LIMIT $3",
             &[&org, &before, &limit(n)],
         )
@@ -297,7 +302,8 @@ impl Read for PgTx<'_> {
         n: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         self.audit_rows(
-            "SELECT id, row FROM macvault_audit WHERE org = $1 AND id > $2 ORDER BY id LIMIT $3",
+            "SELECT id, row, count, last_time FROM macvault_audit WHERE org = $1 AND id > $2 \
+             ORDER BY id LIMIT $3",
             &[&org, &int(after), &limit(n)],
         )
     }
@@ -691,10 +697,15 @@ impl Tx for PgTx<'_> {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO macvault_audit (org, time, action, outcome, actor, row) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<u64, StoreError> {
+        let (count, last) = if event.count > 1 {
+            (Some(int(event.count)), Some(int(event.last)))
+        } else {
+            (None, None)
+        };
+        let rows = self.query(
+            "INSERT INTO macvault_audit (org, time, action, outcome, actor, row, count, last_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             &[
                 &event.org,
                 &int(event.time),
@@ -702,7 +713,28 @@ impl Tx for PgTx<'_> {
                 &event.outcome.name(),
                 &event.actor.as_ref().map(|a| &a.0[..]),
                 &event.encode()?,
+                &count,
+                &last,
             ],
+        )?;
+        let id: i64 = rows
+            .first()
+            .ok_or_else(|| StoreError::Internal("an audit insert answered no id".into()))?
+            .try_get(0)
+            .map_err(|e| self.fail(e))?;
+        Ok(uint(id))
+    }
+
+    fn amend_audit(
+        &mut self,
+        org: &str,
+        seq: u64,
+        count: u64,
+        last: u64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE macvault_audit SET count = $3, last_time = $4 WHERE org = $1 AND id = $2",
+            &[&org, &int(seq), &int(count), &int(last)],
         )?;
         Ok(())
     }
