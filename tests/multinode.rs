@@ -216,14 +216,12 @@ fn nodes_racing_to_initialise_end_with_one_operator_token() {
     two.stop();
 }
 
-#[test]
-fn lineage_and_rotation_reach_every_node() {
-    let Some(db) = TestDb::create() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("master.key");
-    let a = node(&tmp.path().join("a"), &db.url, &key, "30s");
+/// Nodes A and B on `db` (data under `dir`), and the answer to creating org acme on A.
+fn two_nodes_with_acme(db: &TestDb, dir: &Path) -> (Server, Server, Value) {
+    let key = dir.join("master.key");
+    let a = node(&dir.join("a"), &db.url, &key, "30s");
     let op = a.operator_token().unwrap().to_owned();
-    let b = node(&tmp.path().join("b"), &db.url, &key, "30s");
+    let b = node(&dir.join("b"), &db.url, &key, "30s");
     let (st, v) = a.http(
         "POST",
         "/v1/orgs",
@@ -231,6 +229,14 @@ fn lineage_and_rotation_reach_every_node() {
         Some(&json!({"name": "acme"})),
     );
     assert_eq!(st, 201, "{v}");
+    (a, b, v)
+}
+
+#[test]
+fn lineage_and_rotation_reach_every_node() {
+    let Some(db) = TestDb::create() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, v) = two_nodes_with_acme(&db, tmp.path());
     let org = s(&v, "token").to_owned();
     crate::support::create_apps(&a, &org, "acme", &["web"]);
     let mint = |n: &Server, by: &str, name: &str, secs: u64| {
@@ -297,17 +303,7 @@ fn lineage_and_rotation_reach_every_node() {
 fn audit_follow_on_one_node_sees_another_nodes_events_in_order() {
     let Some(db) = TestDb::create() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("master.key");
-    let a = node(&tmp.path().join("a"), &db.url, &key, "30s");
-    let op = a.operator_token().unwrap().to_owned();
-    let b = node(&tmp.path().join("b"), &db.url, &key, "30s");
-    let (st, v) = a.http(
-        "POST",
-        "/v1/orgs",
-        Some(&op),
-        Some(&json!({"name": "acme"})),
-    );
-    assert_eq!(st, 201, "{v}");
+    let (a, b, v) = two_nodes_with_acme(&db, tmp.path());
     let org = s(&v, "token").to_owned();
     let org_id = s(&v, "token_id").to_owned();
     assert_eq!(org_id.len(), 32, "{v}");

@@ -29,6 +29,17 @@ async fn newest(a: &Authority, org: &str, limit: usize) -> AuditPage {
         .unwrap()
 }
 
+/// A follow of acme's log from `newer`, waiting in a task of its own.
+fn spawn_follow(
+    a: &Arc<Authority>,
+    who: Principal,
+    newer: String,
+    filter: AuditFilter,
+) -> tokio::task::JoinHandle<Result<AuditPage, AuditError>> {
+    let a = a.clone();
+    tokio::spawn(async move { a.follow_audit(&who, "acme", 10, &newer, filter).await })
+}
+
 fn denials(page: &AuditPage) -> Vec<&AuditEvent> {
     page.events
         .iter()
@@ -144,13 +155,7 @@ async fn a_follow_answers_the_next_event_written() {
     let (_d, a, org) = fixture().await;
     let p = who(&a, &org).await;
     let newer = newest(&a, &org, 10).await.newer.unwrap();
-    let follow = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            a.follow_audit(&p, "acme", 10, &newer, AuditFilter::default())
-                .await
-        })
-    };
+    let follow = spawn_follow(&a, p, newer, AuditFilter::default());
     let minted = mint_by(&a, &org, TokenKind::Readonly, None, None).await;
     let page = follow.await.unwrap().unwrap();
     assert_eq!(page.events.len(), 1, "{:?}", page.events);
@@ -168,15 +173,12 @@ async fn a_follow_ends_when_its_token_is_revoked() {
     let watcher = mint_by(&a, &org, TokenKind::Org, None, None).await;
     let w = who(&a, watcher.token.expose()).await;
     let newer = newest(&a, &org, 10).await.newer.unwrap();
-    let follow = {
-        let a = a.clone();
-        // Only secret writes: the revocation's own event does not end the wait.
-        let filter = AuditFilter {
-            action: Some(action::SECRET_SET.into()),
-            ..AuditFilter::default()
-        };
-        tokio::spawn(async move { a.follow_audit(&w, "acme", 10, &newer, filter).await })
+    // Only secret writes: the revocation's own event does not end the wait.
+    let filter = AuditFilter {
+        action: Some(action::SECRET_SET.into()),
+        ..AuditFilter::default()
     };
+    let follow = spawn_follow(&a, w, newer, filter);
     let id = watcher.record.id.to_string();
     a.revoke(&who(&a, &org).await, &id, RevokeOptions::default())
         .await
@@ -190,13 +192,7 @@ async fn a_follow_ends_when_the_node_drains() {
     let (_d, a, org) = fixture().await;
     let p = who(&a, &org).await;
     let newer = newest(&a, &org, 10).await.newer.unwrap();
-    let follow = {
-        let a = a.clone();
-        tokio::spawn(async move {
-            a.follow_audit(&p, "acme", 10, &newer, AuditFilter::default())
-                .await
-        })
-    };
+    let follow = spawn_follow(&a, p, newer, AuditFilter::default());
     a.begin_drain();
     let ended = follow.await.unwrap();
     assert!(matches!(ended, Err(AuditError::Draining)), "{ended:?}");
