@@ -225,6 +225,9 @@ pub enum MintError {
     /// Org and readonly tokens are for the whole org.
     #[error("a {0} token is for the whole org; attenuate it to narrow it to an app")]
     AppNotAllowed(TokenKind),
+    /// Operator tokens and sessions are not minted as presets.
+    #[error("a {0} token is not minted as a preset")]
+    NotAPreset(TokenKind),
     /// An expiry of zero.
     #[error("expiry must be positive")]
     ZeroExpiry,
@@ -287,6 +290,7 @@ impl Classify for MintError {
             | MintError::BadTokenName { .. }
             | MintError::AppRequired(_)
             | MintError::AppNotAllowed(_)
+            | MintError::NotAPreset(_)
             | MintError::ZeroExpiry
             | MintError::OverOrgMaximum { .. }
             | MintError::TooFar(_)

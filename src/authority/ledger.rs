@@ -3,7 +3,7 @@
 
 use super::{Authority, IdError, LedgerError, Principal};
 use crate::caveats::{Action, Resource};
-use crate::model::{LedgerEntry, TokenRecord, TokenStatus, TokenView};
+use crate::model::{LedgerEntry, TokenKind, TokenRecord, TokenStatus, TokenView};
 use crate::store::StoreError;
 use crate::token::TokenId;
 
@@ -24,17 +24,23 @@ pub struct TokenDetail {
 }
 
 impl Authority {
-    /// The ledger of an org, oldest first, revoked and expired tokens included.
+    /// The ledger of an org, oldest first, revoked and expired tokens included;
+    /// dashboard sessions only `with_sessions` (they would crowd the list).
     pub async fn list_tokens(
         &self,
         who: &Principal,
         org: &str,
+        with_sessions: bool,
     ) -> Result<Vec<TokenView>, LedgerError> {
         let access = self.access(who, org, None, Resource::Tokens, Action::Read);
         self.require(who, &access).map_err(LedgerError::Denied)?;
         let name = org.to_owned();
         let entries = self.store.read(move |r| r.ledger(&name)).await?;
-        Ok(entries.into_iter().map(|e| self.view(e)).collect())
+        Ok(entries
+            .into_iter()
+            .filter(|e| with_sessions || e.record.kind != TokenKind::Session)
+            .map(|e| self.view(e))
+            .collect())
     }
 
     /// One token of the caller's org, by id or id prefix, with its ancestors and

@@ -215,8 +215,8 @@ impl Authority {
         if let Some(app) = &spec.app {
             check_name("app", app).map_err(MintError::InvalidName)?;
         }
-        if spec.kind == TokenKind::Operator {
-            return Err(MintError::AppNotAllowed(spec.kind));
+        if matches!(spec.kind, TokenKind::Operator | TokenKind::Session) {
+            return Err(MintError::NotAPreset(spec.kind));
         }
         let access = self.access(
             who,

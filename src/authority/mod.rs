@@ -32,6 +32,7 @@ mod revoke;
 mod rotate;
 pub(crate) mod sealing;
 mod service;
+mod sessions;
 pub(crate) mod shared;
 mod third_parties;
 mod usage;
@@ -60,6 +61,7 @@ pub use presets::DEFAULT_EXPIRY;
 pub use principal::Principal;
 pub use revoke::{RevokeOptions, Revoked};
 pub use rotate::Rotated;
+pub use sessions::{SESSION_LIFETIME, SESSION_NAME, SessionError};
 pub(crate) use third_parties::is_loopback;
 pub use third_parties::{
     KEYS_PATH, MAX_JWKS, NewThirdParty, PublishedKey, RetiredKey, ThirdPartyDetail,

@@ -425,7 +425,7 @@ impl Authority {
 
 /// As minted: the same first-party caveats and no third-party ones (a copy that only
 /// added a discharge requirement is still a copy).
-fn is_as_minted(who: &Principal, rec: &TokenRecord) -> bool {
+pub(super) fn is_as_minted(who: &Principal, rec: &TokenRecord) -> bool {
     who.third_party_caveats() == 0
         && who.caveats().len() == rec.caveats.len()
         && who

@@ -106,7 +106,7 @@ impl ValueEnum for TokenKind {
             TokenKind::Deploy => "read and change one app (no reveal)",
             TokenKind::Readonly => "read everything, reveal nothing",
             TokenKind::Runtime => "read one app's secrets at run time",
-            TokenKind::Operator => return None,
+            TokenKind::Operator | TokenKind::Session => return None,
         };
         Some(clap::builder::PossibleValue::new(self.name()).help(help))
     }
@@ -161,6 +161,9 @@ pub struct ListArgs {
     /// Whole ids and fingerprints.
     #[arg(long)]
     wide: bool,
+    /// Dashboard sessions too (kind session; left out by default).
+    #[arg(long)]
+    sessions: bool,
 }
 
 #[derive(Args)]
@@ -276,7 +279,9 @@ async fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<ExitCode> {
 
 async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<ExitCode> {
     let org = ctx.org(args.org.clone())?;
-    let list: TokenList = ctx.client()?.get(&["v1", "orgs", &org, "tokens"]).await?;
+    let path = ["v1", "orgs", &org, "tokens"];
+    let query = [("sessions", args.sessions.to_string())];
+    let list: TokenList = ctx.client()?.get_query(&path, &query).await?;
     let keep = |t: &&TokenRecordBody| {
         (!args.active || t.status == "active")
             && args.kind.is_none_or(|k| t.kind == k.name())

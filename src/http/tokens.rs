@@ -2,10 +2,11 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use super::body::optional_json;
 use super::{ApiError, AppState, Caller};
@@ -53,12 +54,22 @@ pub(super) async fn mint(
     Ok((StatusCode::CREATED, Json(MintResponse::from(&minted))).into_response())
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// Dashboard sessions too.
+    #[serde(default)]
+    sessions: bool,
+}
+
 pub(super) async fn list(
     State(state): State<AppState>,
     Caller(who): Caller,
     Path(org): Path<String>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<TokenList>> {
-    let views = state.authority.list_tokens(&who, &org).await?;
+    let sessions = query?.0.sessions;
+    let views = state.authority.list_tokens(&who, &org, sessions).await?;
     Ok(Json(TokenList {
         tokens: views.iter().map(Into::into).collect(),
     }))

@@ -20,6 +20,9 @@ pub enum TokenKind {
     Runtime,
     /// Administers the authority (org `system`).
     Operator,
+    /// A dashboard session: minted at sign-in as a child of the token pasted in, with
+    /// its caveats, for 12 hours at most.
+    Session,
 }
 
 impl TokenKind {
@@ -39,6 +42,7 @@ impl TokenKind {
             TokenKind::Readonly => "readonly",
             TokenKind::Runtime => "runtime",
             TokenKind::Operator => "operator",
+            TokenKind::Session => "session",
         }
     }
 

@@ -708,7 +708,7 @@ async fn secret_patterns_filter_listings_and_refuse_everything_else() {
         Err(SecretError::Denied(_))
     ));
     // Not about secrets at all: denied.
-    assert!(f.a.list_tokens(&n, "acme").await.is_err());
+    assert!(f.a.list_tokens(&n, "acme", false).await.is_err());
     assert!(f.a.list_keys(&n, "acme").await.is_err());
     assert!(
         f.a.audit(&n, "acme", 10, None, AuditFilter::default())

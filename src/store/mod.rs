@@ -42,10 +42,10 @@ pub const SCHEMA_VERSION: u32 = 5;
 /// The oldest schema a database this build writes may still be used by: binaries that
 /// know at least this version keep working during a rolling upgrade (see SCALING.md).
 /// Version 4 adds a kind of change-feed entry (third parties), which older nodes cannot
-/// read: they must be upgraded, not run beside version-4 nodes. Version 5 only adds
-/// the counts of aggregated denials, which version-4 nodes leave alone (their denials
-/// count once), so they may run beside version-5 nodes.
-pub const SCHEMA_COMPAT: u32 = 4;
+/// read: they must be upgraded, not run beside version-4 nodes. Version 5 adds the
+/// counts of aggregated denials and a kind of token (dashboard sessions) that older
+/// nodes cannot read: they too must be upgraded, not run beside version-5 nodes.
+pub const SCHEMA_COMPAT: u32 = 5;
 
 /// Why a store operation failed. Backend-neutral: no driver error appears here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -43,6 +43,8 @@ pub enum KindRow {
     Readonly,
     Runtime,
     Operator,
+    /// Schema 5.
+    Session,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -358,6 +360,7 @@ impl From<TokenKind> for KindRow {
             TokenKind::Readonly => KindRow::Readonly,
             TokenKind::Runtime => KindRow::Runtime,
             TokenKind::Operator => KindRow::Operator,
+            TokenKind::Session => KindRow::Session,
         }
     }
 }
@@ -370,6 +373,7 @@ impl From<KindRow> for TokenKind {
             KindRow::Readonly => TokenKind::Readonly,
             KindRow::Runtime => TokenKind::Runtime,
             KindRow::Operator => TokenKind::Operator,
+            KindRow::Session => TokenKind::Session,
         }
     }
 }

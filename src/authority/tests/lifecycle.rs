@@ -26,7 +26,7 @@ async fn expired_revocations_are_collected_and_the_ledger_keeps_its_records() {
     assert_eq!(a.deny_list_len(), 0);
     assert!(a.store.read(|r| r.revocations()).await.unwrap().is_empty());
     let org_p = who(&a, &org).await;
-    let listed = a.list_tokens(&org_p, "acme").await.unwrap();
+    let listed = a.list_tokens(&org_p, "acme", false).await.unwrap();
     let rec = listed
         .iter()
         .find(|v| v.entry.record.id == t.record.id)
@@ -40,7 +40,10 @@ async fn expired_revocations_are_collected_and_the_ledger_keeps_its_records() {
     a.update_org(&org_p, "acme", change).await.unwrap();
     a.set_clock(a.now() + 61);
     a.compact().await.unwrap();
-    let listed = a.list_tokens(&who(&a, &org).await, "acme").await.unwrap();
+    let listed = a
+        .list_tokens(&who(&a, &org).await, "acme", false)
+        .await
+        .unwrap();
     assert!(
         listed.iter().all(|v| v.entry.record.id != t.record.id),
         "pruned"

@@ -4,6 +4,7 @@ mod audit;
 mod lifecycle;
 mod purity;
 mod rules;
+mod sessions;
 mod third_parties;
 pub(crate) mod upgrade;
 

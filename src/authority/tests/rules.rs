@@ -273,7 +273,10 @@ async fn a_flush_writes_uses_and_denials() {
     assert_eq!(a.usage.depth().1, 1, "the denial waits for the writer");
     a.flush().await.unwrap();
     assert_eq!(a.usage.depth(), (0, 0));
-    let ledger = a.list_tokens(&who(&a, &org).await, "acme").await.unwrap();
+    let ledger = a
+        .list_tokens(&who(&a, &org).await, "acme", false)
+        .await
+        .unwrap();
     let used = ledger
         .iter()
         .find(|v| v.entry.record.id == ro.record.id)

@@ -86,7 +86,7 @@ async fn a_version_1_data_directory_is_upgraded_whole() {
     assert_eq!(refused(&a, &t("readonly")).await, FailureClass::Revoked);
 
     // The ledger, its lineage (org tokens the operator issued are roots) and last uses.
-    let ledger = a.list_tokens(&org, "acme").await.unwrap();
+    let ledger = a.list_tokens(&org, "acme", false).await.unwrap();
     let by_name = |n: &str| {
         ledger
             .iter()
@@ -211,7 +211,7 @@ async fn a_version_2_data_directory_is_upgraded_whole() {
     secrets.write(&deploy, web, w).await.unwrap();
 
     // Lineage: revoking the deploy token takes the child it minted.
-    let ledger = a.list_tokens(&org, "acme").await.unwrap();
+    let ledger = a.list_tokens(&org, "acme", false).await.unwrap();
     let ci = ledger.iter().find(|v| v.entry.record.name == "ci").unwrap();
     let done = a
         .revoke(

@@ -1,0 +1,225 @@
+//! Dashboard sessions (docs/DESIGN.md, "Dashboard sessions"): signing in with a token
+//! mints a *session* token, a child of the token pasted in — its own id, kind `session`,
+//! the pasted token's caveats, 12 hours at most and never longer than the pasted token —
+//! so that the pasted token is never stored, and a session can be listed, seen last
+//! used, and ended on its own. Minting one needs no `tokens`/`create`: it grants nothing
+//! the pasted token does not hold.
+//!
+//! Beside the revocation rules, one of its own: a session may end itself and the other
+//! sessions minted from the same token ("sign out other sessions"), whatever its
+//! caveats, and nothing else.
+
+use std::time::Duration;
+
+use super::mint::NewToken;
+use super::{Authority, MintError, Minted, Principal, RevokeError, RevokeOptions};
+use crate::audit::{action, mint_detail, token_label};
+use crate::model::{AuditEvent, LedgerEntry, Outcome, TokenId, TokenKind, TokenRecord};
+use crate::store::StoreError;
+
+/// How long a session lives unless asked otherwise (never past the pasted token).
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// The name sessions get in the ledger.
+pub const SESSION_NAME: &str = "dashboard session";
+
+/// Why a sign-in or a session's own request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// A session was pasted: sign in with the token itself.
+    #[error("a dashboard session cannot sign in: sign in with the token it came from")]
+    SessionOfSession,
+    /// The pasted token needs a third party's discharge, which a session cannot carry.
+    #[error("a token that needs a discharge cannot sign in")]
+    NeedsDischarge,
+    /// The pasted token is not in the ledger (nothing minted it here).
+    #[error("this token is not in its org's ledger")]
+    NotInLedger,
+    /// The request is a session's own, and the presented token is not a session.
+    #[error("only a dashboard session can do this")]
+    NotASession,
+    /// No session of the same token has this id.
+    #[error("no such session")]
+    NotFound,
+    /// Minting failed.
+    #[error(transparent)]
+    Mint(#[from] MintError),
+    /// Revoking failed.
+    #[error(transparent)]
+    Revoke(#[from] RevokeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl super::Classify for SessionError {
+    fn class(&self) -> super::ErrorClass {
+        use super::ErrorClass;
+        match self {
+            SessionError::SessionOfSession
+            | SessionError::NeedsDischarge
+            | SessionError::NotInLedger => ErrorClass::Denied,
+            SessionError::NotASession => ErrorClass::Denied,
+            SessionError::NotFound => ErrorClass::NotFound,
+            SessionError::Mint(e) => e.class(),
+            SessionError::Revoke(e) => e.class(),
+            SessionError::Store(e) => e.class(),
+        }
+    }
+}
+
+impl Authority {
+    /// Signs in with `who` (the pasted token): mints a session, a child of it with its
+    /// caveats, living `lifetime` (at least a second) but never past `who`.
+    pub async fn sign_in(
+        &self,
+        who: &Principal,
+        lifetime: Duration,
+    ) -> Result<Minted, SessionError> {
+        if who.third_party_caveats() > 0 {
+            return Err(SessionError::NeedsDischarge);
+        }
+        let own = self
+            .read_token(&who.token_id())
+            .await?
+            .ok_or(SessionError::NotInLedger)?;
+        if own.kind == TokenKind::Session {
+            return Err(SessionError::SessionOfSession);
+        }
+        let org = self
+            .read_org(who.org())
+            .await?
+            .ok_or(MintError::OrgNotFound)?;
+        let now = self.clock.now();
+        let mut expires = now.saturating_add(lifetime.as_secs().max(1));
+        if let Some(limit) = who.expires() {
+            expires = expires.min(limit);
+        }
+        // Its caveats are the pasted token's as presented (an attenuated copy's own
+        // included), then its expiry.
+        let mut caveats = who.caveats().to_vec();
+        caveats.push(crate::caveats::Caveat::expires(expires));
+        let key = self.minting_key(&org).await?;
+        let minted = self
+            .build_token(
+                &key,
+                &NewToken {
+                    org: &org.name,
+                    key_version: org.current_key,
+                    kind: TokenKind::Session,
+                    app: own.app.as_deref(),
+                    name: SESSION_NAME,
+                    caveats: &caveats,
+                    creator: Some(who.token_id()),
+                    now,
+                    expires,
+                    third_party: None,
+                },
+            )
+            .map_err(MintError::from)?;
+        let event = AuditEvent::new(
+            &org.name,
+            action::TOKEN_MINT,
+            who.actor(),
+            Outcome::Ok,
+            format!("{} (a sign-in)", mint_detail(&minted.record)),
+            now,
+        );
+        let record = minted.record.clone();
+        let minter = who.token_id();
+        self.store
+            .write(move |tx| {
+                // As for any mint: a revocation committed meanwhile leaves no child.
+                if tx.token(&minter)?.is_some_and(|m| m.revoked.is_some()) {
+                    return Err(MintError::MinterRevoked);
+                }
+                tx.put_token(&record)?;
+                tx.append_audit(&event)?;
+                Ok(())
+            })
+            .await?;
+        Ok(minted)
+    }
+
+    /// The live sessions minted from the same token as `who` (a session), itself
+    /// included, oldest first, with their last uses.
+    pub async fn sessions(&self, who: &Principal) -> Result<Vec<LedgerEntry>, SessionError> {
+        let (_, parent) = self.own_session(who).await?;
+        let now = self.clock.now();
+        let entries = self
+            .store
+            .read(move |r| {
+                let mut out = Vec::new();
+                for id in r.children(&parent)? {
+                    let Some(record) = r.token(&id)? else {
+                        continue;
+                    };
+                    if record.kind != TokenKind::Session
+                        || record.expires <= now
+                        || record.is_revoked_at(now)
+                    {
+                        continue;
+                    }
+                    let last_used = r.last_used(&id)?;
+                    out.push(LedgerEntry { record, last_used });
+                }
+                Ok::<_, StoreError>(out)
+            })
+            .await?;
+        let mut entries = entries;
+        entries.sort_by_key(|e| (e.record.created, e.record.id.0));
+        Ok(entries)
+    }
+
+    /// Ends the session `id` (`None`: `who` itself), which must be `who` or another
+    /// session minted from the same token.
+    pub async fn sign_out(&self, who: &Principal, id: Option<TokenId>) -> Result<(), SessionError> {
+        let (own, parent) = self.own_session(who).await?;
+        let target = match id {
+            None => own,
+            Some(id) => {
+                let rec = self.read_token(&id).await?.ok_or(SessionError::NotFound)?;
+                if rec.kind != TokenKind::Session || rec.parent != Some(parent) {
+                    return Err(SessionError::NotFound);
+                }
+                rec
+            }
+        };
+        self.end_session(who, &target).await
+    }
+
+    /// Ends every other live session minted from the same token as `who`: how many.
+    pub async fn sign_out_others(&self, who: &Principal) -> Result<usize, SessionError> {
+        let others: Vec<TokenRecord> = self
+            .sessions(who)
+            .await?
+            .into_iter()
+            .map(|e| e.record)
+            .filter(|r| r.id != who.token_id())
+            .collect();
+        for rec in &others {
+            self.end_session(who, rec).await?;
+        }
+        Ok(others.len())
+    }
+
+    /// `who`'s own session record (it must be a session as minted) and its parent.
+    async fn own_session(&self, who: &Principal) -> Result<(TokenRecord, TokenId), SessionError> {
+        let own = self
+            .read_token(&who.token_id())
+            .await?
+            .ok_or(SessionError::NotASession)?;
+        match (own.kind, own.parent) {
+            (TokenKind::Session, Some(parent)) if super::revoke::is_as_minted(who, &own) => {
+                Ok((own, parent))
+            }
+            _ => Err(SessionError::NotASession),
+        }
+    }
+
+    async fn end_session(&self, who: &Principal, rec: &TokenRecord) -> Result<(), SessionError> {
+        let opts = RevokeOptions::default();
+        let done = self.revoke_tree(rec.id, opts, who.actor()).await?;
+        tracing::debug!(session = %token_label(&done.record), "session ended");
+        Ok(())
+    }
+}
