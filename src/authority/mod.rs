@@ -50,7 +50,7 @@ pub use error::{
     AuditError, AuthError, Classify, Error, ErrorClass, IdError, KeyError, LedgerError, MintError,
     NameError, OrgError, OutsideLineage, RevokeError, RotateError, StartError, ThirdPartyError,
 };
-pub use feed::Readiness;
+pub use feed::{FlushHealth, Readiness};
 pub use keys::RetirePreview;
 pub use ledger::TokenDetail;
 pub use master::{MasterKey, MasterKeyError};
@@ -153,6 +153,8 @@ pub struct Authority {
     /// background writer's and an audit read's) could otherwise commit out of order,
     /// and an older use of the same second overwrite a newer one.
     flushing: tokio::sync::Mutex<()>,
+    /// How those flushes fare.
+    flushes: feed::Flushes,
     follower: Follower,
     changes: tokio::sync::broadcast::Sender<crate::model::Change>,
     journal: journal::Journal,
@@ -182,6 +184,7 @@ impl Authority {
             deny: DenyList::default(),
             usage: UsageQueue::default(),
             flushing: tokio::sync::Mutex::new(()),
+            flushes: feed::Flushes::new(),
             changes: tokio::sync::broadcast::channel(1024).0,
             journal: journal::Journal::default(),
             draining: tokio::sync::watch::Sender::new(false),
