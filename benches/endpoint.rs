@@ -4,6 +4,10 @@
 //! `benches/load.sh` measures the same request over HTTP; the difference between the
 //! two is HTTP and the kernel.
 //!
+//! Metrics' cost on that path is measured in the same run: the same request counted as
+//! the server counts it with `--metrics-listen` (clock read, latency histogram, decision
+//! and status counters) and not counted at all, as without.
+//!
 //! `cargo bench --bench endpoint`
 
 // Set-up failures end the bench with their reason, as in tests.
@@ -11,16 +15,21 @@
 
 use std::hint::black_box;
 
+use axum::http::StatusCode;
 use criterion::{Criterion, criterion_group, criterion_main};
-use macvault::authority::{Authority, Client, ClientRef, MintSpec};
+use macvault::authority::{Authority, Client, ClientRef, MintSpec, Setup};
 use macvault::caveats::Caveat;
-use macvault::http::verify_body;
+use macvault::http::{Decision, Metrics, verify_body, verify_body_metered};
 use macvault::limits::{Charged, LimitOptions, Limits};
 use macvault::model::TokenKind;
 use macvault::token::{TokenId, attenuate};
 
 async fn setup(dir: &std::path::Path) -> (std::sync::Arc<Authority>, String) {
-    let opened = Authority::open(dir).await.expect("open authority");
+    // No feed follower runs here: a staleness bound past the bench's length keeps the
+    // node from refusing (`stale`) half way through.
+    let mut setup = Setup::dir(dir);
+    setup.config.max_staleness = std::time::Duration::from_secs(24 * 3600);
+    let opened = Authority::open_with(&setup).await.expect("open authority");
     let authority = opened.authority;
     let path = opened
         .operator_token
@@ -78,6 +87,49 @@ fn bench(c: &mut Criterion) {
             verify_body(&authority, black_box(body.as_bytes()), client).map_or(0, |a| a.len())
         })
     });
+    // Metrics off (no listener: nothing counted) and on, alternately in one run.
+    let metrics = Metrics::detached();
+    for (name, on) in [
+        ("endpoint/verify_request_metrics_off", None),
+        ("endpoint/verify_request_metrics_on", Some(&metrics)),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                verify_body_metered(&authority, black_box(body.as_bytes()), client, on)
+                    .map_or(0, |a| a.len())
+            })
+        });
+    }
+    // What metrics add, alone: small beside the run-to-run noise of the whole request.
+    let recorder = Metrics::detached();
+    c.bench_function("endpoint/metrics_recording_alone", |b| {
+        b.iter(|| {
+            recorder.verify_answered(
+                std::time::Instant::now(),
+                black_box(StatusCode::OK),
+                black_box(Some(Decision::Allowed)),
+            )
+        })
+    });
+    // Every request measured was allowed (none refused, e.g. as stale).
+    let counted = metrics.encode(false).expect("encodes");
+    let decided = |labels: &str| {
+        let line = format!("macvault_verify_decisions_total{{{labels}}} ");
+        counted
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|n| n.parse::<u64>().ok())
+            .expect("a decision count")
+    };
+    let total: u64 = ["stale", "malformed", "bad_signature", "expired"]
+        .iter()
+        .map(|class| decided(&format!(r#"outcome="refused",class="{class}""#)))
+        .sum();
+    assert_eq!(total, 0, "{counted}");
+    assert!(
+        decided(r#"outcome="allowed",class="none""#) > 0,
+        "{counted}"
+    );
     // The limiter's cost, beside the same work without it: an access the caveats deny
     // (`write`, where the token may only read) is the one /v1/verify charges (to the
     // token); allowed requests never reach the limiter. The burst is out of reach, so

@@ -10,12 +10,16 @@
 //!   behind one address (CI runners, NAT, a proxy) are not locked out by one of them.
 //! - **Quotas** bound the costly calls each token may make: reveals and mints.
 //!
+//! Each limiter counts what it refuses ([`Limits::refusals`], read by `/metrics`): one
+//! relaxed atomic add on a refusal, nothing on an allowed request.
+//!
 //! Memory is bounded: budgets unused for a while are forgotten ([`Limits::forget_idle`],
 //! every minute), and past [`MAX_KEYS`] tracked keys a new key's failure is refused as
 //! if its budget were spent (failures only: allowed requests are never refused).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock as _, DefaultClock};
@@ -141,7 +145,27 @@ pub struct Limits {
     failures: DefaultKeyedRateLimiter<Charged>,
     reveals: DefaultKeyedRateLimiter<TokenId>,
     mints: DefaultKeyedRateLimiter<TokenId>,
+    refused: [AtomicU64; 4],
 }
+
+/// What the limiters of a node have refused since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// Failures refused to a client address (answered 429).
+    pub address: u64,
+    /// Denied verifications refused to a token (answered 429).
+    pub token: u64,
+    /// Reveals past a token's quota.
+    pub reveals: u64,
+    /// Mints past a token's quota.
+    pub mints: u64,
+}
+
+/// Indices into `Limits::refused`.
+const ADDRESS: usize = 0;
+const TOKEN: usize = 1;
+const REVEALS: usize = 2;
+const MINTS: usize = 3;
 
 impl std::fmt::Debug for Limits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,30 +191,54 @@ impl Limits {
             failures: RateLimiter::keyed(opts.failures.quota(opts.failure_burst)),
             reveals: RateLimiter::keyed(opts.reveals.quota(opts.reveals.count)),
             mints: RateLimiter::keyed(opts.mints.quota(opts.mints.count)),
+            refused: Default::default(),
+        }
+    }
+
+    /// Counts a refusal of kind `which` and hands `refused` back.
+    fn count<T>(&self, which: usize, refused: Result<(), T>) -> Result<(), T> {
+        if refused.is_err() {
+            self.refused[which].fetch_add(1, Ordering::Relaxed);
+        }
+        refused
+    }
+
+    /// What was refused so far.
+    pub fn refusals(&self) -> Refusals {
+        let n = |i: usize| self.refused[i].load(Ordering::Relaxed);
+        Refusals {
+            address: n(ADDRESS),
+            token: n(TOKEN),
+            reveals: n(REVEALS),
+            mints: n(MINTS),
         }
     }
 
     /// Charges one failure to `key`: `Err` (seconds to wait) when its budget is spent,
     /// and the failure is to be answered 429 instead.
     pub fn charge_failure(&self, key: Charged) -> Result<(), RetryAfter> {
+        let which = match key {
+            Charged::Address(_) => ADDRESS,
+            Charged::Token(_) => TOKEN,
+        };
         if self.failures.len() >= MAX_KEYS {
             // Full: forget what is idle; if still full, refuse rather than grow.
             self.failures.retain_recent();
             if self.failures.len() >= MAX_KEYS {
-                return Err(1);
+                return self.count(which, Err(1));
             }
         }
-        check(&self.failures, &key)
+        self.count(which, check(&self.failures, &key))
     }
 
     /// One reveal by `token`: `Err` past its quota.
     pub fn reveal(&self, token: TokenId) -> Result<(), RetryAfter> {
-        bounded(&self.reveals, &token)
+        self.count(REVEALS, bounded(&self.reveals, &token))
     }
 
     /// One mint by `token`: `Err` past its quota.
     pub fn mint(&self, token: TokenId) -> Result<(), RetryAfter> {
-        bounded(&self.mints, &token)
+        self.count(MINTS, bounded(&self.mints, &token))
     }
 
     /// Forgets budgets not used lately (call every minute or so).
@@ -270,6 +318,14 @@ mod tests {
         let b = Charged::address(Some("10.0.0.2".parse().unwrap()));
         assert!(l.charge_failure(b).is_ok());
         assert!(l.charge_failure(Charged::Token(TokenId([7; 16]))).is_ok());
+        assert_eq!(
+            l.refusals(),
+            Refusals {
+                address: 1,
+                ..Refusals::default()
+            },
+            "only the refusal is counted"
+        );
     }
 
     #[test]
@@ -290,6 +346,17 @@ mod tests {
         assert!(l.reveal(u).is_ok());
         assert!(l.mint(t).is_ok());
         assert!(l.mint(t).is_err());
+        let token = Charged::Token(t);
+        while l.charge_failure(token).is_ok() {}
+        assert_eq!(
+            l.refusals(),
+            Refusals {
+                address: 0,
+                token: 1,
+                reveals: 1,
+                mints: 1
+            }
+        );
     }
 
     #[test]

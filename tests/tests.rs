@@ -14,6 +14,7 @@ mod e2e;
 mod http_edge;
 mod interop;
 mod lifecycle;
+mod metrics;
 mod multinode;
 mod names;
 mod newcomer;

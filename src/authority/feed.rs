@@ -39,6 +39,47 @@ pub(crate) struct Follower {
     max_staleness: Duration,
 }
 
+/// How the background writer of last-used times and events fares.
+#[derive(Debug)]
+pub(crate) struct Flushes {
+    epoch: Instant,
+    /// When a flush last succeeded, in milliseconds since `epoch`.
+    ok_ms: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Flushes {
+    pub(super) fn new() -> Self {
+        Flushes {
+            epoch: Instant::now(),
+            ok_ms: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        }
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn record(&self, ok: bool) {
+        if ok {
+            self.ok_ms.fetch_max(self.millis(), Ordering::Release);
+        } else {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How the background writer of last-used times and events fares (`/metrics`).
+#[derive(Debug, Clone, Copy)]
+pub struct FlushHealth {
+    /// Time since a flush last succeeded (or since the node started, if none has): with
+    /// a flush every second it stays under about a second while the store takes writes.
+    pub lag: Duration,
+    /// Flushes that failed (their batch queued again) since the node started.
+    pub errors: u64,
+}
+
 /// What `/v1/ready` reports.
 #[derive(Debug, Clone)]
 pub struct Readiness {
@@ -286,6 +327,7 @@ impl Authority {
         let _one_at_a_time = self.flushing.lock().await;
         let batch = self.usage.take(self.clock.now());
         if batch.is_empty() {
+            self.flushes.record(true);
             return Ok(());
         }
         let batch = Arc::new(batch);
@@ -308,6 +350,7 @@ impl Authority {
                 Ok::<_, StoreError>(seqs)
             })
             .await;
+        self.flushes.record(written.is_ok());
         match written {
             Ok(seqs) => {
                 self.usage.written(&batch, &seqs.value);
@@ -318,6 +361,16 @@ impl Authority {
                 self.usage.requeue(batch);
                 Err(e)
             }
+        }
+    }
+
+    /// How the background writer fares: its lag and its failures.
+    pub fn flush_health(&self) -> FlushHealth {
+        let f = &self.flushes;
+        let ok = f.ok_ms.load(Ordering::Acquire);
+        FlushHealth {
+            lag: Duration::from_millis(f.millis().saturating_sub(ok)),
+            errors: f.errors.load(Ordering::Relaxed),
         }
     }
 

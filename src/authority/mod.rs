@@ -51,7 +51,7 @@ pub use error::{
     AuditError, AuthError, Classify, Error, ErrorClass, IdError, KeyError, LedgerError, MintError,
     NameError, OrgError, OutsideLineage, RevokeError, RotateError, StartError, ThirdPartyError,
 };
-pub use feed::Readiness;
+pub use feed::{FlushHealth, Readiness};
 pub use keys::RetirePreview;
 pub use ledger::TokenDetail;
 pub use master::{MasterKey, MasterKeyError};
@@ -160,6 +160,8 @@ pub struct Authority {
     /// background writer's and an audit read's) could otherwise commit out of order,
     /// and an older use of the same second overwrite a newer one.
     flushing: tokio::sync::Mutex<()>,
+    /// How those flushes fare.
+    flushes: feed::Flushes,
     follower: Follower,
     changes: tokio::sync::broadcast::Sender<crate::model::Change>,
     journal: journal::Journal,
@@ -189,6 +191,7 @@ impl Authority {
             keyring: Keyring::default(),
             deny: DenyList::default(),
             flushing: tokio::sync::Mutex::new(()),
+            flushes: feed::Flushes::new(),
             changes: tokio::sync::broadcast::channel(1024).0,
             journal: journal::Journal::default(),
             draining: tokio::sync::watch::Sender::new(false),

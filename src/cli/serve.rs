@@ -163,6 +163,11 @@ pub struct ServeArgs {
     /// Discharge requests allowed per minute per client address (an IPv6 /64 is one).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub discharge_limit: u32,
+    /// Serve Prometheus metrics as GET /metrics on this address (HOST:PORT). It takes
+    /// no token, so bind it to loopback or a private network; no label names an org,
+    /// app, token or client. Default: no metrics, and nothing counted.
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `macvault init`.
@@ -240,6 +245,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let listener = TcpListener::bind(args.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        let metrics_listener = match args.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen for --metrics-listen on {addr}: {e}")
+            })?),
+            None => None,
+        };
         let opened = Authority::open_with(&setup).await?;
         // A closed stdout does not stop a server: what it says here is in the log too.
         if let Some(path) = &opened.operator_token {
@@ -247,6 +258,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "operator token written to {} (mode 0600; it is shown nowhere else)",
                 path.display()
             ));
+        }
+        // Said before the API's address, which is the last line of the start.
+        if let Some(l) = &metrics_listener {
+            let addr = l.local_addr()?;
+            let _ = super::output::line(format_args!("macvault metrics at http://{addr}/metrics"));
+            tracing::info!(%addr, "serving metrics");
         }
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -284,6 +301,16 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             reveals: args.quota_reveal,
             mints: args.quota_mint,
         }));
+        let metrics = metrics_listener.map(|l| {
+            let metrics = Arc::new(crate::http::Metrics::new(&state));
+            state.metrics = Some(metrics.clone());
+            tokio::spawn(async move {
+                if let Err(e) = crate::http::serve_metrics(l, metrics, std::future::pending()).await
+                {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            })
+        });
         let rotations = state.secrets.start();
         // The limiters keep a budget per address or token: forget idle ones.
         let (discharger, limits) = (state.discharger.clone(), state.limits.clone());
@@ -311,6 +338,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // A rotation stopped half way resumes at the next start (or on another node).
         rotations.abort();
         forgetting.abort();
+        if let Some(m) = metrics {
+            m.abort();
+        }
         if let Some(r) = reloading {
             r.abort();
         }

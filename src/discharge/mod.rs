@@ -158,6 +158,8 @@ pub struct Discharger {
     authority: Arc<Authority>,
     jwks: JwksCache,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Requests refused by `limiter` (read by `/metrics`).
+    refused: std::sync::atomic::AtomicU64,
 }
 
 impl Discharger {
@@ -167,7 +169,13 @@ impl Discharger {
             authority,
             jwks: JwksCache::new(opts.jwks),
             limiter: RateLimiter::keyed(Quota::per_minute(opts.per_minute)),
+            refused: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Requests [`Discharger::admit`] refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The JWKS cache (its fetch count, for tests).
@@ -179,6 +187,8 @@ impl Discharger {
     pub fn admit(&self, ip: Option<IpAddr>) -> Result<(), u64> {
         let key = crate::limits::address_key(ip);
         self.limiter.check_key(&key).map_err(|not_until| {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             ));

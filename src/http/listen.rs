@@ -109,6 +109,8 @@ pub async fn run(
         };
         // Answers are single small writes: send them at once rather than wait on Nagle.
         let _ = tcp.set_nodelay(true);
+        // Counted open until the connection's task ends, with its permit.
+        let open = state.metrics.as_ref().map(|m| m.connection());
         let connection = Connection {
             state: state.clone(),
             router: router.clone(),
@@ -157,6 +159,7 @@ pub async fn run(
                 tracing::debug!(error = %e, "connection ended");
             }
             drop(permit);
+            drop(open);
         });
     }
     drop(listener);

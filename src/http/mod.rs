@@ -2,7 +2,8 @@
 //! cap, TLS, drain), the axum router with one file per resource, body limits, the
 //! failure limiter, the bearer extractor, error mapping, and `POST /v1/verify` served
 //! beside the router. Handlers translate requests into authority calls; they hold no
-//! crypto and no caveat logic.
+//! crypto and no caveat logic. [`metrics`] counts what the server does and serves it as
+//! `GET /metrics` on a listener of its own (`serve --metrics-listen`).
 
 mod apps;
 mod audit;
@@ -14,6 +15,7 @@ mod health;
 mod keys;
 mod limits;
 mod listen;
+pub mod metrics;
 mod orgs;
 mod request_id;
 mod secrets;
@@ -44,8 +46,9 @@ pub use auth::Caller;
 pub use client_addr::TrustedProxies;
 pub use error::ApiError;
 pub use listen::{MAX_HEAD, ServeOptions, default_max_connections, run};
+pub use metrics::{Decision, Metrics, serve_metrics};
 pub use tls::{Tls, TlsError};
-pub use verify::{BODY_PENDING, VerifyFailure, verify_body};
+pub use verify::{BODY_PENDING, VerifyFailure, verify_body, verify_body_metered};
 
 use crate::authority::Authority;
 use crate::secrets::Secrets;
@@ -66,6 +69,8 @@ pub struct AppState {
     pub discharger: Arc<crate::discharge::Discharger>,
     /// Rate limits and quotas.
     pub limits: Arc<crate::limits::Limits>,
+    /// What is counted for `/metrics` (`None`: nothing is, and nothing costs).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl AppState {
@@ -81,6 +86,7 @@ impl AppState {
             authority,
             proxies: Arc::new(TrustedProxies::none()),
             limits: Arc::new(crate::limits::Limits::default()),
+            metrics: None,
         }
     }
 }
@@ -89,6 +95,7 @@ impl AppState {
 /// [`verify::serve`], from [`run`]) and the middleware around them.
 pub fn app(state: AppState, request_timeout: Duration) -> Router {
     let limited = state.clone();
+    let state_metrics = state.metrics.clone();
     let router = Router::new()
         .route("/v1/health", get(health::health))
         .route("/v1/ready", get(health::ready))
@@ -176,6 +183,15 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             },
         ))
         .layer(CatchPanicLayer::custom(health::panic_response));
+    // Outside the panic catcher and the limiter: counts the status the client gets. A
+    // layer of the router's, so it runs after routing and sees the matched template.
+    let router = match &state_metrics {
+        Some(m) => router.layer(axum::middleware::from_fn_with_state(
+            m.clone(),
+            metrics::count_requests,
+        )),
+        None => router,
+    };
     // Per-request spans cost time on the verify path; they are built only when
     // someone will read them (MACVAULT_LOG=debug).
     let router = if tracing::enabled!(tracing::Level::DEBUG) {

@@ -158,6 +158,11 @@ enum Published<'p> {
     One(&'p str, &'p str),
 }
 
+/// Whether `path` asks for keys a location publishes (the fallback serves it).
+pub(super) fn is_published_keys(path: &str) -> bool {
+    published(path).is_some()
+}
+
 fn published(path: &str) -> Option<Published<'_>> {
     if let Some(location) = path.strip_suffix(KEYS_PATH) {
         return Some(Published::Set(location));

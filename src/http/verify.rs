@@ -14,18 +14,19 @@
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::auth::client_ref;
+use super::metrics::{Decision, Metrics};
 use super::{ApiError, AppState, MAX_BODY};
 use crate::api::{VerifyAnswer, VerifyRequest};
-use crate::authority::{AuthError, Authority, ClientRef};
+use crate::authority::{AuthError, Authority, Classify as _, ClientRef};
 use crate::limits::Charged;
 use crate::token::{FailureClass, TokenId};
 
@@ -39,32 +40,53 @@ pub(super) async fn serve(
     timeout: Duration,
     req: Request,
 ) -> Response {
+    // Only when metrics are on: reading the clock is most of their cost here.
+    let started = state.metrics.as_ref().map(|_| Instant::now());
+    let (response, decision) = respond(&state, peer, timeout, req).await;
+    if let (Some(metrics), Some(started)) = (&state.metrics, started) {
+        metrics.verify_answered(started, response.status(), decision);
+    }
+    tracing::debug!(status = %response.status(), "POST /v1/verify");
+    response
+}
+
+/// The answer, and what was decided if the request got as far as a decision.
+async fn respond(
+    state: &AppState,
+    peer: SocketAddr,
+    timeout: Duration,
+    req: Request,
+) -> (Response, Option<Decision>) {
     if req.method() != Method::POST {
         let mut res = super::health::method_not_allowed().await.into_response();
         res.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return res;
+        return (res, None);
     }
     let (parts, body) = req.into_parts();
     if super::body::declared_length(&parts.headers).is_some_and(|n| n > MAX_BODY as u64) {
-        return super::body::too_large_now(body);
+        return (super::body::too_large_now(body), None);
     }
     let bytes = match read_body(body, timeout).await {
         Ok(b) => b,
-        Err(e) => return e.into_response(),
+        Err(e) => return (e.into_response(), None),
     };
     let run = || {
         std::panic::catch_unwind(AssertUnwindSafe(|| {
-            answer(&state, peer, &parts.headers, &bytes)
+            answer(state, peer, &parts.headers, &bytes)
         }))
     };
     let mut answer = run();
-    if matches!(answer, Ok(Err(Refused::UnknownKey)))
+    if matches!(answer, Ok((_, Err(Refused::UnknownKey))))
         && state.authority.refresh_for_unknown_key().await
     {
         // A key version this node has not followed yet (just rotated on another node).
         answer = run();
     }
+    let (decision, answer) = match answer {
+        Ok((decision, answer)) => (decision, Ok(answer)),
+        Err(panic) => (None, Err(panic)),
+    };
     let response = match answer {
         Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Ok(Err(Refused::UnknownKey)) => {
@@ -77,8 +99,7 @@ pub(super) async fn serve(
         Ok(Err(Refused::Other(e))) => e.into_response(),
         Err(panic) => super::health::panic_response(panic),
     };
-    tracing::debug!(status = %response.status(), "POST /v1/verify");
-    response
+    (response, decision)
 }
 
 /// Why the synchronous part gave no 200.
@@ -89,19 +110,39 @@ enum Refused {
     Other(ApiError),
 }
 
-/// The synchronous part: check the content type, then [`verify_body`].
+/// The synchronous part: check the content type, then [`verify_body`] and charge a
+/// failure; with what was decided, if anything was.
 fn answer(
     state: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Vec<u8>, Refused> {
+) -> (Option<Decision>, Result<Vec<u8>, Refused>) {
     if !is_json(headers) {
-        return Err(Refused::Other(ApiError::bad_request(
-            "expected a request with Content-Type: application/json",
-        )));
+        let e = ApiError::bad_request("expected a request with Content-Type: application/json");
+        return (None, Err(Refused::Other(e)));
     }
     let client = client_ref(Some(peer), headers, &state.proxies);
+    let decided = verify_and_charge(&state.authority, body, client);
+    (decision_of(&decided), charge(state, client, decided))
+}
+
+/// What a verification decided (`None`: it never got to a decision).
+fn decision_of(decided: &Result<(Vec<u8>, Option<TokenId>), VerifyFailure>) -> Option<Decision> {
+    match decided {
+        Ok((_, None)) => Some(Decision::Allowed),
+        Ok((_, Some(_))) => Some(Decision::Denied),
+        Err(VerifyFailure::Refused(e)) => Some(Decision::of_refusal(e)),
+        Err(VerifyFailure::BadRequest(_) | VerifyFailure::Internal) => None,
+    }
+}
+
+/// Charges a failed verification (see `crate::limits`): the answer, or a 429.
+fn charge(
+    state: &AppState,
+    client: ClientRef<'_>,
+    decided: Result<(Vec<u8>, Option<TokenId>), VerifyFailure>,
+) -> Result<Vec<u8>, Refused> {
     let limited = |key| {
         state.limits.charge_failure(key).map_err(|wait| {
             Refused::Other(match key {
@@ -112,7 +153,7 @@ fn answer(
             })
         })
     };
-    match verify_and_charge(&state.authority, body, client) {
+    match decided {
         Err(VerifyFailure::Refused(AuthError::Unauthenticated(FailureClass::UnknownKey))) => {
             Err(Refused::UnknownKey)
         }
@@ -160,6 +201,30 @@ pub fn verify_body(
     client: ClientRef<'_>,
 ) -> Result<Vec<u8>, VerifyFailure> {
     verify_and_charge(authority, body, client).map(|(json, _)| json)
+}
+
+/// [`verify_body`] counted as the server counts a `/v1/verify` when `metrics` are on
+/// (its latency, its decision, its status): for `benches/endpoint.rs`, which measures
+/// what metrics add to the fast path.
+pub fn verify_body_metered(
+    authority: &Authority,
+    body: &[u8],
+    client: ClientRef<'_>,
+    metrics: Option<&Metrics>,
+) -> Result<Vec<u8>, VerifyFailure> {
+    let Some(metrics) = metrics else {
+        return verify_body(authority, body, client);
+    };
+    let started = Instant::now();
+    let decided = verify_and_charge(authority, body, client);
+    let status = match &decided {
+        Ok(_) => StatusCode::OK,
+        Err(VerifyFailure::BadRequest(_)) => StatusCode::BAD_REQUEST,
+        Err(VerifyFailure::Refused(e)) => super::error::status_of(e.class()),
+        Err(VerifyFailure::Internal) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    metrics.verify_answered(started, status, decision_of(&decided));
+    decided.map(|(json, _)| json)
 }
 
 /// [`verify_body`], with the id of the token when its caveats denied the access (a

@@ -139,6 +139,8 @@ pub struct Secrets {
     kick: tokio::sync::Notify,
     /// Scopes opened for reveals, by (org, app), each at the state it was opened at.
     opened: Shared<HashMap<ScopeKey, Arc<reveal::OpenedScope>>>,
+    /// Reveals answered (read by `/metrics`).
+    revealed: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Secrets {
@@ -165,7 +167,14 @@ impl Secrets {
             holder: id.iter().map(|b| format!("{b:02x}")).collect(),
             kick: tokio::sync::Notify::new(),
             opened: Shared::default(),
+            revealed: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Reveals answered with values since the node started (each counted once its audit
+    /// event is committed, as it is answered).
+    pub fn reveals(&self) -> u64 {
+        self.revealed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The authority whose tokens it trusts.

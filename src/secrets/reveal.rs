@@ -172,6 +172,8 @@ impl Secrets {
             now,
         );
         self.authority.audit_durably(event).await?;
+        self.revealed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(out)
     }
 

@@ -247,6 +247,11 @@ impl Server {
         &self.url
     }
 
+    /// Everything it wrote on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
     /// The operator token, if this start printed one (first start only).
     pub fn operator_token(&self) -> Option<&str> {
         self.operator.as_deref()
