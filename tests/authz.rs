@@ -345,10 +345,7 @@ fn authz_bad_input_is_4xx_never_500() {
     let big = format!(r#"{{"kind":"org","name":"{}"}}"#, "x".repeat(70 * 1024));
     let big_verify = format!(r#"{{"token":"mvt_{}"}}"#, "A".repeat(70 * 1024));
     // A bit flipped in the signature (the last 32 bytes; base64 keeps it clear of the end).
-    let mut forged: Vec<char> = org.chars().collect();
-    let at = forged.len() - 10;
-    forged[at] = if forged[at] == 'A' { 'B' } else { 'A' };
-    let forged: String = forged.into_iter().collect();
+    let forged = crate::support::forged(&org);
     let forged_bearer = format!("Bearer {forged}");
     let long_bearer = format!("Bearer mvt_{}", "A".repeat(20_000));
     let verify_org = |access: Value| json!({"token": org, "access": access}).to_string();

@@ -257,10 +257,7 @@ fn verify_decisions_are_counted_by_outcome_and_class_and_timed() {
     assert_eq!(st, 200, "{v}");
     // The readonly token with a bit flipped in its signature (the last 32 bytes; ten
     // characters from the end is clear of the base64's last, partial character).
-    let mut forged: Vec<char> = readonly.chars().collect();
-    let at = forged.len() - 10;
-    forged[at] = if forged[at] == 'A' { 'B' } else { 'A' };
-    let forged: String = forged.into_iter().collect();
+    let forged = crate::support::forged(&readonly);
     let before = node.scrape();
     assert_eq!(verify(srv, &readonly, Some("read")).1["allowed"], true);
     assert_eq!(verify(srv, &readonly, Some("write")).1["allowed"], false);

@@ -254,6 +254,15 @@ where
 }
 
 #[test]
+fn sigterm_as_soon_as_it_listens_drains_and_exits_cleanly() {
+    // The handlers are installed before "listening" is said: a process manager may
+    // stop the server the moment it starts (stop() asserts exit status 0).
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = Server::start(tmp.path()).stop();
+    assert!(logs.stderr.contains("shutting down"), "{}", logs.stderr);
+}
+
+#[test]
 fn sigterm_during_a_burst_loses_no_acknowledged_write_and_no_queued_event() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -577,10 +586,8 @@ fn relayed_verify_charges_forgeries_to_the_sender_and_denials_to_the_token() {
         .cli_ok(&org, &["tokens", "create", "readonly"])
         .trim()
         .to_owned();
-    // The victim's id with a wrong signature (its last character changed).
-    let mut forged = victim.clone();
-    let last = forged.pop().unwrap();
-    forged.push(if last == 'A' { 'B' } else { 'A' });
+    // The victim's id with a wrong signature.
+    let forged = crate::support::forged(&victim);
     let verify = |from: &str, token: &str, write: bool| {
         let mut body = serde_json::json!({"token": token});
         if write {

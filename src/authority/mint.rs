@@ -200,6 +200,29 @@ pub(super) struct NewToken<'a> {
     pub third_party: Option<(&'a ThirdParty, &'a [Condition])>,
 }
 
+/// Whose rights a mint spends and under whom the new token goes in the lineage: the
+/// presented token, or for a dashboard session the token it was signed in with (so
+/// that signing out does not end what was minted).
+pub(super) struct Minter {
+    /// The lineage parent and creator of the new token.
+    pub id: TokenId,
+    /// The caveats the new token must imply.
+    pub held: Vec<Caveat<'static>>,
+    /// The earliest expiry among them: the new token may not outlive it.
+    pub expires: Option<u64>,
+}
+
+impl Minter {
+    /// The presented token itself.
+    pub(super) fn presented(who: &Principal) -> Self {
+        Minter {
+            id: who.token_id(),
+            held: who.caveats().to_vec(),
+            expires: who.expires(),
+        }
+    }
+}
+
 impl Authority {
     /// Mints a preset. The presented token must be allowed to create tokens (for the
     /// app, if any) and must itself hold every right it grants: each of its caveats
@@ -208,6 +231,19 @@ impl Authority {
     pub async fn mint(
         &self,
         who: &Principal,
+        org_name: &str,
+        spec: &MintSpec,
+    ) -> Result<Minted, MintError> {
+        let minter = self.minter_of(who).await?;
+        self.mint_as(who, &minter, org_name, spec).await
+    }
+
+    /// [`Authority::mint`] spending `minter`'s rights: the access is still checked
+    /// against `who`'s caveats.
+    pub(super) async fn mint_as(
+        &self,
+        who: &Principal,
+        minter: &Minter,
         org_name: &str,
         spec: &MintSpec,
     ) -> Result<Minted, MintError> {
@@ -233,7 +269,7 @@ impl Authority {
         let name = spec.name.as_deref().unwrap_or(spec.kind.name());
         check_token_name(name)?;
         let now = self.clock.now();
-        let expires = expiry(spec.expiry_secs, org.max_expiry_secs, who.expires(), now)?;
+        let expires = expiry(spec.expiry_secs, org.max_expiry_secs, minter.expires, now)?;
         if who.third_party_caveats() > 0 {
             // The new token would not carry the third-party requirement: minting would
             // launder it away (a CI token would mint tokens usable without the CI job).
@@ -245,7 +281,7 @@ impl Authority {
             return Err(MintError::Denied(self.denied(who, "mint", denial)));
         }
         let caveats = presets::caveats(spec.kind, org_name, spec.app.as_deref(), expires)?;
-        self.require_implied(who, &caveats, spec.kind)?;
+        self.require_implied(who, &minter.held, &caveats, spec.kind)?;
         let required = match &spec.require {
             Some((name, conditions)) => {
                 let tp = self
@@ -266,7 +302,7 @@ impl Authority {
                 app: spec.app.as_deref(),
                 name,
                 caveats: &caveats,
-                creator: Some(who.token_id()),
+                creator: Some(minter.id),
                 now,
                 expires,
                 third_party: required.as_ref().map(|(tp, c)| (tp, c.as_slice())),
@@ -295,15 +331,17 @@ impl Authority {
             now,
         );
         let record = minted.record.clone();
-        let minter = who.token_id();
+        let (minter, presented) = (minter.id, who.token_id());
         self.store
             .write(move |tx| {
                 // Inside the transaction: a revocation committed meanwhile (here or on
                 // another node) must not leave a child behind; nor may a token being
                 // rotated out (revoked at the end of an overlap) mint children that the
                 // move to its replacement would miss.
-                if tx.token(&minter)?.is_some_and(|m| m.revoked.is_some()) {
-                    return Err(MintError::MinterRevoked);
+                for id in [minter, presented] {
+                    if tx.token(&id)?.is_some_and(|m| m.revoked.is_some()) {
+                        return Err(MintError::MinterRevoked);
+                    }
                 }
                 if let Some(app) = &record.app
                     && let Some(missing) = super::apps::missing_app(tx, &record.org, app)?
@@ -323,14 +361,16 @@ impl Authority {
         Ok(minted)
     }
 
-    /// Every caveat of the minter must be implied by a caveat of the new token.
+    /// Every caveat the minter holds must be implied by a caveat of the new token (a
+    /// denial is audited as `who`'s).
     pub(super) fn require_implied(
         &self,
         who: &Principal,
+        held: &[Caveat<'_>],
         caveats: &[Caveat<'_>],
         kind: TokenKind,
     ) -> Result<(), MintError> {
-        for (i, held) in who.caveats().iter().enumerate() {
+        for (i, held) in held.iter().enumerate() {
             if !caveats.iter().any(|c| c.implies(held)) {
                 let denial = Denial {
                     index: i + 1,

@@ -207,13 +207,29 @@ impl Authority {
         who: &Principal,
         rec: &TokenRecord,
     ) -> Result<bool, StoreError> {
-        let Some(own) = self.read_token(&who.token_id()).await? else {
-            return Ok(false);
+        // A session acts as the token it was signed in with: as minted only if what
+        // was pasted was that token as minted.
+        let (own, as_minted) = match self.session_of(who).await? {
+            Some((session, parent)) => {
+                let Some(pasted) = self.read_token(&parent).await? else {
+                    return Ok(false);
+                };
+                let held = &session.caveats[..session.caveats.len().saturating_sub(1)];
+                let as_minted = held == pasted.caveats.as_slice();
+                (pasted, as_minted)
+            }
+            None => {
+                let Some(own) = self.read_token(&who.token_id()).await? else {
+                    return Ok(false);
+                };
+                let as_minted = is_as_minted(who, &own);
+                (own, as_minted)
+            }
         };
         let allowed = match own.kind {
             TokenKind::Org => rec.org == own.org,
             TokenKind::Operator => rec.org == own.org || rec.creator == Some(own.id),
-            _ if rec.id == own.id => is_as_minted(who, &own),
+            _ if rec.id == own.id => as_minted,
             _ => {
                 let (me, start) = (own.id, rec.parent);
                 self.store

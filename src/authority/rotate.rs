@@ -82,7 +82,9 @@ impl Authority {
             let access = self.access(who, &old.org, old.app.as_deref(), Resource::Tokens, action);
             self.require(who, &access).map_err(RotateError::Denied)?;
         }
-        if old.id == who.token_id() {
+        // A session rotates as the token it was signed in with (and not that one).
+        let minter = self.minter_of(who).await?;
+        if old.id == who.token_id() || old.id == minter.id {
             return Err(RotateError::OwnToken);
         }
         if !self.lineage_allows(who, &old).await? {
@@ -105,7 +107,7 @@ impl Authority {
             Some(p) => self.read_token(&p).await?.map(|r| r.expires),
             None => None,
         };
-        let limit = [who.expires(), parent_expiry].into_iter().flatten().min();
+        let limit = [minter.expires, parent_expiry].into_iter().flatten().min();
         let expires = match expiry_secs {
             Some(_) => expiry(expiry_secs, org.max_expiry_secs, limit, now)?,
             None => {
@@ -120,7 +122,7 @@ impl Authority {
             }
         };
         let caveats = presets::caveats(old.kind, &old.org, old.app.as_deref(), expires)?;
-        self.require_implied(who, &caveats, old.kind)?;
+        self.require_implied(who, &minter.held, &caveats, old.kind)?;
         // A token that needs a third party's discharge is replaced by one that needs it
         // too, under the same conditions (sealed to the third party's current key).
         let (o, old_id) = (old.org.clone(), old.id);

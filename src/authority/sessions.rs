@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::mint::NewToken;
+use super::mint::{Minter, NewToken};
 use super::{Authority, MintError, Minted, Principal, RevokeError, RevokeOptions};
 use crate::audit::{action, mint_detail, token_label};
 use crate::model::{AuditEvent, LedgerEntry, Outcome, TokenId, TokenKind, TokenRecord};
@@ -202,18 +202,54 @@ impl Authority {
         Ok(others.len())
     }
 
+    /// Whose rights `who` spends when it mints or rotates: a session as minted spends
+    /// the pasted token's (its own caveats but its expiry, and the pasted token's
+    /// place in the lineage), so what it mints outlives the session; any other token
+    /// its own.
+    pub(super) async fn minter_of(&self, who: &Principal) -> Result<Minter, StoreError> {
+        let Some((own, parent)) = self.session_of(who).await? else {
+            return Ok(Minter::presented(who));
+        };
+        let pasted = own.caveats.len().saturating_sub(1);
+        let mut held = Vec::with_capacity(pasted);
+        for text in &own.caveats[..pasted] {
+            let caveat = crate::caveats::Caveat::parse(text)
+                .map_err(|_| StoreError::Corrupt("a session's caveats".into()))?;
+            held.push(caveat.into_owned());
+        }
+        let expires = held
+            .iter()
+            .filter_map(|c| match c {
+                crate::caveats::Caveat::Validity(w) => w.not_after(),
+                _ => None,
+            })
+            .min();
+        Ok(Minter {
+            id: parent,
+            held,
+            expires,
+        })
+    }
+
+    /// `who`'s session record and its parent, if `who` is a session as minted.
+    pub(super) async fn session_of(
+        &self,
+        who: &Principal,
+    ) -> Result<Option<(TokenRecord, TokenId)>, StoreError> {
+        let Some(own) = self.read_token(&who.token_id()).await? else {
+            return Ok(None);
+        };
+        Ok(match (own.kind, own.parent) {
+            (TokenKind::Session, Some(parent)) if super::revoke::is_as_minted(who, &own) => {
+                Some((own, parent))
+            }
+            _ => None,
+        })
+    }
+
     /// `who`'s own session record (it must be a session as minted) and its parent.
     async fn own_session(&self, who: &Principal) -> Result<(TokenRecord, TokenId), SessionError> {
-        let own = self
-            .read_token(&who.token_id())
-            .await?
-            .ok_or(SessionError::NotASession)?;
-        match (own.kind, own.parent) {
-            (TokenKind::Session, Some(parent)) if super::revoke::is_as_minted(who, &own) => {
-                Ok((own, parent))
-            }
-            _ => Err(SessionError::NotASession),
-        }
+        self.session_of(who).await?.ok_or(SessionError::NotASession)
     }
 
     async fn end_session(&self, who: &Principal, rec: &TokenRecord) -> Result<(), SessionError> {

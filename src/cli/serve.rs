@@ -265,6 +265,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             let _ = super::output::line(format_args!("macvault metrics at http://{addr}/metrics"));
             tracing::info!(%addr, "serving metrics");
         }
+        let shutdown = shutdown_signal()?;
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let _ = super::output::line(format_args!("macvault listening on {scheme}://{addr}"));
@@ -334,7 +335,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tls: tls.clone(),
         };
         let reloading = tls.map(|tls| tokio::spawn(reload_on_sighup(tls)));
-        let served = crate::http::run(listener, state, options, shutdown_signal()).await;
+        let served = crate::http::run(listener, state, options, shutdown).await;
         // A rotation stopped half way resumes at the next start (or on another node).
         rotations.abort();
         forgetting.abort();
@@ -383,25 +384,19 @@ pub fn operator_token(args: OperatorTokenArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// SIGINT or SIGTERM. The handlers are installed here, at once (before the server says
+/// it listens): a signal sent as soon as it does drains it instead of killing it.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
 
 /// The log's format on stderr.

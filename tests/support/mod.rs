@@ -550,6 +550,16 @@ fn run_bounded_with(
     (status.code().unwrap_or(-1), out, err)
 }
 
+/// `token` with a wrong signature: a character ten from the end changed (the last
+/// character's low bits fall outside the signature's bytes, so changing it may leave
+/// the signature intact or make the token malformed instead).
+pub fn forged(token: &str) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    let at = chars.len() - 10;
+    chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
 /// A running CLI command's stdout lines (see [`Server::cli_lines`]); killed when dropped.
 pub struct Lines {
     child: Child,

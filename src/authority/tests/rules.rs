@@ -340,6 +340,9 @@ async fn minted(a: &Authority, by: &str, kind: TokenKind, app: Option<&str>) -> 
 #[tokio::test]
 async fn revocation_follows_lineage_never_up_or_sideways() {
     let (_d, a, op) = open().await;
+    // Each level asks for an hour: on a running clock, a child minted a second after
+    // its parent would ask to outlive it.
+    a.set_clock(crate::authority::system_now());
     let org = org_token(&a, &op, "acme").await;
     let (parent, parent_id) = minted(&a, &org, TokenKind::Deploy, Some("web")).await;
     let (child, child_id) = minted(&a, &parent, TokenKind::Deploy, Some("web")).await;

@@ -181,3 +181,82 @@ async fn the_token_list_leaves_sessions_out_unless_asked() {
     assert!(all.contains(&session.record.id));
     assert_eq!(all.len(), default.len() + 1);
 }
+
+#[tokio::test]
+async fn what_a_session_mints_goes_under_the_pasted_token_and_outlives_the_session() {
+    let (_d, a, op) = open().await;
+    let org = org_token(&a, &op, "acme").await;
+    let org_id = who(&a, &org).await.token_id();
+    let session = sign_in(&a, &org).await;
+    let s = who(&a, session.token.expose()).await;
+    let minted = a
+        .mint(&s, "acme", &spec(TokenKind::Deploy, Some("web"), None))
+        .await
+        .unwrap();
+    assert_eq!(minted.record.parent, Some(org_id), "under the pasted token");
+    assert!(
+        minted.record.expires > session.record.expires,
+        "it outlives the session"
+    );
+    a.sign_out(&s, None).await.unwrap();
+    who(&a, minted.token.expose()).await;
+}
+
+#[tokio::test]
+async fn a_session_of_an_attenuated_copy_mints_only_within_the_copy() {
+    let (_d, a, op) = open().await;
+    let org = org_token(&a, &op, "acme").await;
+    // The org token narrowed offline to app web.
+    let web = crate::caveats::Caveat::parse("app = web:rwcdxv").unwrap();
+    let narrowed = crate::token::attenuate(&org, &[web]).unwrap();
+    let session = sign_in(&a, &narrowed).await;
+    let s = who(&a, session.token.expose()).await;
+    let wide = a
+        .mint(&s, "acme", &spec(TokenKind::Readonly, None, None))
+        .await;
+    assert!(matches!(wide, Err(MintError::Denied(_))), "{wide:?}");
+    a.mint(&s, "acme", &spec(TokenKind::Deploy, Some("web"), None))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_session_revokes_and_rotates_as_its_token_but_never_that_token() {
+    let (_d, a, op) = open().await;
+    let org = org_token(&a, &op, "acme").await;
+    let deploy = mint_by(&a, &org, TokenKind::Deploy, Some("web"), None).await;
+    let child = mint_by(
+        &a,
+        deploy.token.expose(),
+        TokenKind::Deploy,
+        Some("web"),
+        None,
+    )
+    .await;
+    let other = mint_by(
+        &a,
+        deploy.token.expose(),
+        TokenKind::Deploy,
+        Some("web"),
+        None,
+    )
+    .await;
+    let session = sign_in(&a, deploy.token.expose()).await;
+    let s = who(&a, session.token.expose()).await;
+    let own = a.rotate(&s, &deploy.record.id.to_string(), 0, None).await;
+    assert!(matches!(own, Err(RotateError::OwnToken)), "{own:?}");
+    let rotated = a
+        .rotate(&s, &child.record.id.to_string(), 0, None)
+        .await
+        .unwrap();
+    assert_eq!(rotated.minted.record.parent, Some(deploy.record.id));
+    a.revoke(&s, &other.record.id.to_string(), RevokeOptions::default())
+        .await
+        .unwrap();
+    // Not a token of the org's other lineages.
+    let outside = mint_by(&a, &org, TokenKind::Deploy, Some("web"), None).await;
+    let denied = a
+        .revoke(&s, &outside.record.id.to_string(), RevokeOptions::default())
+        .await;
+    assert!(matches!(denied, Err(RevokeError::Lineage(_))), "{denied:?}");
+}
