@@ -14,8 +14,9 @@
 //! - `oidc`: checking a CI job's OIDC ID token; `discharge`: the built-in CI discharger
 //!   (JWKS, the discharge request, one use per ID token).
 //! - `limits`: rate limits on failures and quotas on costly calls, per node.
-//! - `api`: the HTTP request and answer bodies; `http`: the server (and its Prometheus
-//!   metrics, `http::metrics`); `cli`: the command line (and `macvault run`).
+//! - `api`: the HTTP request and answer bodies; `http`: the server (its Prometheus
+//!   metrics, `http::metrics`, and the dashboard under `/ui`, `http/ui`); `cli`: the
+//!   command line (and `macvault run`).
 //!
 //! Everything but the first three needs the `server` feature (on by default).
 

@@ -9,6 +9,7 @@ mod ci;
 mod cli;
 mod cli_offline;
 mod common;
+mod dashboard;
 mod delivery;
 mod e2e;
 mod http_edge;

@@ -127,6 +127,16 @@ impl MasterKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// A key for one purpose (`label`), the same on every node that shares this master
+    /// key: HMAC-SHA256 of the label under it.
+    pub(crate) fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        use hmac::{KeyInit as _, Mac as _};
+        let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(&*self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(label);
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
     /// Whether `check` is this key's check value (constant time).
     pub fn matches(&self, check: &[u8]) -> bool {
         use subtle::ConstantTimeEq as _;

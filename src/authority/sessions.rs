@@ -231,6 +231,11 @@ impl Authority {
         })
     }
 
+    /// Whether `who` is a dashboard session as minted.
+    pub async fn is_session(&self, who: &Principal) -> bool {
+        matches!(self.session_of(who).await, Ok(Some(_)))
+    }
+
     /// `who`'s session record and its parent, if `who` is a session as minted.
     pub(super) async fn session_of(
         &self,
@@ -245,6 +250,32 @@ impl Authority {
             }
             _ => None,
         })
+    }
+
+    /// The dashboard's anti-forgery token for session `id`, the same on every node:
+    /// HMAC-SHA256 of the session's id under a key derived from the master key.
+    pub fn csrf_token(&self, id: TokenId) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.csrf_mac(id))
+    }
+
+    /// Whether `given` is session `id`'s anti-forgery token (constant time).
+    pub fn csrf_ok(&self, id: TokenId, given: &str) -> bool {
+        use base64::Engine as _;
+        use subtle::ConstantTimeEq as _;
+        let Ok(given) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(given) else {
+            return false;
+        };
+        bool::from(self.csrf_mac(id).as_slice().ct_eq(&given))
+    }
+
+    fn csrf_mac(&self, id: TokenId) -> [u8; 32] {
+        use hmac::{KeyInit as _, Mac as _};
+        let key = self.master.derive(b"macvault dashboard csrf v1");
+        let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(&*key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(&id.0);
+        mac.finalize().into_bytes().into()
     }
 
     /// `who`'s own session record (it must be a session as minted) and its parent.

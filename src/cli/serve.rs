@@ -138,6 +138,10 @@ pub struct ServeArgs {
     /// action) count into one audit event, from the first of them.
     #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
     pub audit_denial_window: std::time::Duration,
+    /// The address people reach this server at, when a TLS proxy stands in front
+    /// (`https://vault.example`): the dashboard's origin, and its cookie is Secure.
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
     /// SIGHUP reads the pair again (a renewed certificate) without a restart.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -279,6 +283,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         let mut state = AppState::new(opened.authority.clone(), secrets);
         state.proxies = Arc::new(TrustedProxies::new(args.trusted_proxy));
+        state.public_url = args.public_url.clone();
+        state.tls = tls.is_some();
         let mut jwks = crate::discharge::jwks::JwksOptions {
             insecure_loopback: args.allow_insecure_jwks,
             max_stale: args.jwks_max_stale.as_secs(),
@@ -382,6 +388,23 @@ pub fn operator_token(args: OperatorTokenArgs) -> anyhow::Result<ExitCode> {
         ))?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `--public-url`: an http or https origin (scheme, host, optional port), no path.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or("the public URL starts with https:// (or http://)")?;
+    let host = rest.strip_suffix('/').unwrap_or(rest);
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    {
+        return Err("the public URL is an origin like https://vault.example (no path)".into());
+    }
+    Ok(s.trim_end_matches('/').to_owned())
 }
 
 /// SIGINT or SIGTERM. The handlers are installed here, at once (before the server says

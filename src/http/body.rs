@@ -22,6 +22,7 @@ pub(super) fn limit_of(path: Option<&str>, method: &Method) -> usize {
         Some("/v1/orgs/{org}/third-parties") if method == Method::POST => {
             super::third_parties::MAX_ADD_BODY
         }
+        Some(p) if method == Method::POST && p.starts_with("/ui/") => super::ui::MAX_FORM,
         _ => MAX_BODY,
     }
 }

@@ -3,7 +3,8 @@
 //! failure limiter, the bearer extractor, error mapping, and `POST /v1/verify` served
 //! beside the router. Handlers translate requests into authority calls; they hold no
 //! crypto and no caveat logic. [`metrics`] counts what the server does and serves it as
-//! `GET /metrics` on a listener of its own (`serve --metrics-listen`).
+//! `GET /metrics` on a listener of its own (`serve --metrics-listen`). `ui` is the
+//! dashboard under `/ui`.
 
 mod apps;
 mod audit;
@@ -22,6 +23,7 @@ mod secrets;
 mod third_parties;
 mod tls;
 mod tokens;
+mod ui;
 mod verify;
 
 use std::convert::Infallible;
@@ -71,6 +73,11 @@ pub struct AppState {
     pub limits: Arc<crate::limits::Limits>,
     /// What is counted for `/metrics` (`None`: nothing is, and nothing costs).
     pub metrics: Option<Arc<Metrics>>,
+    /// The address people reach this server at (`serve --public-url`), if it differs
+    /// from what the request says (behind a TLS proxy): the dashboard's origin.
+    pub public_url: Option<String>,
+    /// Whether this server itself serves HTTPS (`--tls-cert`).
+    pub tls: bool,
 }
 
 impl AppState {
@@ -87,6 +94,8 @@ impl AppState {
             proxies: Arc::new(TrustedProxies::none()),
             limits: Arc::new(crate::limits::Limits::default()),
             metrics: None,
+            public_url: None,
+            tls: false,
         }
     }
 }
@@ -157,6 +166,10 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             "/v1/orgs/{org}/third-parties/{name}/keys/{key_id}/retire",
             post(third_parties::retire_key),
         )
+        .merge(ui::routes().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ui::guard,
+        )))
         .fallback(third_parties::fallback)
         .method_not_allowed_fallback(health::method_not_allowed)
         .with_state(state)

@@ -9,6 +9,7 @@ mod change;
 mod key;
 mod org;
 mod secret;
+pub mod spans;
 mod third_party;
 mod token;
 
