@@ -447,3 +447,152 @@ fn signing_out_other_sessions_ends_them() {
     assert!(refused.header("location").starts_with("/ui/sign-in"));
     assert_eq!(mine.get("/ui/tokens").status, 200);
 }
+
+#[test]
+fn secrets_are_set_rolled_back_unset_and_compared_and_no_value_reaches_a_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let (_op, org) = acme(&srv);
+    let values = [
+        "first-value-1f3a",
+        "second-value-9c2e",
+        "api-only-77d1",
+        "shared-org-5b90",
+    ];
+    srv.set_secrets(&org, "/v1/orgs/acme/secrets", &[("SHARED", values[3])]);
+    srv.set_secrets(
+        &org,
+        "/v1/orgs/acme/apps/api/secrets",
+        &[("DB_URL", values[2]), ("ONLY_API", "x")],
+    );
+    let mut b = Browser::new(&srv);
+    b.sign_in(&org, "/ui");
+    let mut pages = Vec::new();
+    let web = b.get("/ui/apps/web/secrets");
+    assert_eq!(web.status, 200);
+    assert!(
+        web.body.contains("type=\"password\""),
+        "the value goes in a password field"
+    );
+    let csrf = web.csrf();
+    for value in &values[..2] {
+        let set = b.post(
+            "/ui/apps/web/secrets",
+            &[
+                ("name", "DB_URL"),
+                ("value", value),
+                ("description", "the database"),
+                ("csrf", &csrf),
+            ],
+        );
+        assert_eq!(
+            (set.status, set.header("location")),
+            (303, "/ui/apps/web/secrets"),
+            "{}",
+            set.body
+        );
+    }
+    let listed = b.get("/ui/apps/web/secrets");
+    assert!(listed.body.contains("v2") && listed.body.contains("the database"));
+    assert!(listed.body.contains("SHARED"), "the org's show through");
+    pages.push(listed.body);
+    let rolled = b.post(
+        "/ui/apps/web/secrets/DB_URL/rollback",
+        &[("to", "1"), ("csrf", &csrf)],
+    );
+    assert_eq!(rolled.status, 303, "{}", rolled.body);
+    let history = b.get("/ui/apps/web/secrets/DB_URL");
+    assert!(
+        history.body.contains("v3") && history.body.contains("rollback to v1"),
+        "{}",
+        history.body
+    );
+    pages.push(history.body);
+    let (_, revealed) = srv.http(
+        "POST",
+        "/v1/orgs/acme/apps/web/secrets/reveal",
+        Some(&org),
+        None,
+    );
+    assert!(
+        revealed.to_string().contains(values[0]),
+        "rolled back to the first value"
+    );
+    // A bad name is shown on the page, not a crash.
+    let bad = b.post(
+        "/ui/apps/web/secrets",
+        &[("name", "no spaces"), ("value", "x"), ("csrf", &csrf)],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("role=\"alert\""));
+    // Compared by the server: names only, each side audited as a reveal.
+    let compared = b.post(
+        "/ui/compare",
+        &[("a", "web"), ("b", "api"), ("csrf", &csrf)],
+    );
+    assert_eq!(compared.status, 200, "{}", compared.body);
+    let section = |title: &str| -> String {
+        let at = compared.body.find(&format!("<dt>{title}")).unwrap();
+        compared.body[at..]
+            .split("</dd>")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(section("Different values").contains("DB_URL"));
+    assert!(section("Only in api").contains("ONLY_API"));
+    assert!(section("The same").contains("SHARED"));
+    pages.push(compared.body.clone());
+    let (_, audit) = srv.http(
+        "GET",
+        "/v1/orgs/acme/audit?action=secret.reveal",
+        Some(&org),
+        None,
+    );
+    let reveals = audit["events"].as_array().unwrap();
+    assert!(
+        reveals.len() >= 3,
+        "two for the comparison, one above: {audit}"
+    );
+    // Unset: gone from the list, its history kept.
+    let unset = b.post("/ui/apps/web/secrets/DB_URL/unset", &[("csrf", &csrf)]);
+    assert_eq!(unset.status, 303);
+    for path in [
+        "/ui/apps",
+        "/ui/secrets",
+        "/ui/apps/web/secrets",
+        "/ui/apps/web/secrets/DB_URL",
+        "/ui/audit",
+    ] {
+        let page = b.get(path);
+        assert_eq!(page.status, 200, "{path}");
+        pages.push(page.body);
+    }
+    for page in &pages {
+        for value in values {
+            assert!(!page.contains(value), "a value on a page:\n{page}");
+        }
+    }
+}
+
+#[test]
+fn a_readonly_session_gets_no_secret_forms_and_its_forged_write_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let (_op, org) = acme(&srv);
+    let (readonly, _) = mint(&srv, &org, json!({"kind": "readonly", "name": "auditor"}));
+    let mut b = Browser::new(&srv);
+    b.sign_in(&readonly, "/ui");
+    let page = b.get("/ui/apps/web/secrets");
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Set a secret") && !page.body.contains("type=\"password\""));
+    assert!(!b.get("/ui/apps").body.contains("Compare two apps"));
+    let csrf = page.csrf();
+    let forged = b.post(
+        "/ui/apps/web/secrets",
+        &[("name", "X"), ("value", "y"), ("csrf", &csrf)],
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let (_, list) = srv.http("GET", "/v1/orgs/acme/apps/web/secrets", Some(&org), None);
+    assert!(!list.to_string().contains("\"X\""), "{list}");
+}

@@ -12,6 +12,7 @@
 
 mod audit;
 mod page;
+mod secrets;
 mod sessions;
 mod tokens;
 
@@ -59,6 +60,28 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/ui/tokens/{id}/rotate", post(tokens::rotate))
         .route("/ui/audit", get(audit::list))
+        .route("/ui/apps", get(secrets::apps))
+        .route("/ui/compare", post(secrets::compare))
+        .route(
+            "/ui/secrets",
+            get(secrets::org_secrets).post(secrets::set_org),
+        )
+        .route("/ui/secrets/{name}", get(secrets::org_secret))
+        .route("/ui/secrets/{name}/unset", post(secrets::unset_org))
+        .route("/ui/secrets/{name}/rollback", post(secrets::rollback_org))
+        .route(
+            "/ui/apps/{app}/secrets",
+            get(secrets::app_secrets).post(secrets::set_app),
+        )
+        .route("/ui/apps/{app}/secrets/{name}", get(secrets::app_secret))
+        .route(
+            "/ui/apps/{app}/secrets/{name}/unset",
+            post(secrets::unset_app),
+        )
+        .route(
+            "/ui/apps/{app}/secrets/{name}/rollback",
+            post(secrets::rollback_app),
+        )
 }
 
 /// A signed-in page's session: the principal of the session token in the cookie, and
