@@ -596,3 +596,53 @@ fn a_readonly_session_gets_no_secret_forms_and_its_forged_write_is_refused() {
     let (_, list) = srv.http("GET", "/v1/orgs/acme/apps/web/secrets", Some(&org), None);
     assert!(!list.to_string().contains("\"X\""), "{list}");
 }
+
+#[test]
+fn third_parties_are_listed_added_and_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let (_op, org) = acme(&srv);
+    let mut b = Browser::new(&srv);
+    b.sign_in(&org, "/ui");
+    let page = b.get("/ui/third-parties");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("None registered"));
+    let csrf = page.csrf();
+    let location = format!("{}/3p/gha", srv.url());
+    let added = b.post(
+        "/ui/third-parties",
+        &[
+            ("name", "gha"),
+            ("location", &location),
+            ("issuer", "https://token.actions.githubusercontent.com"),
+            ("audience", "macvault"),
+            (
+                "jwks_url",
+                "https://token.actions.githubusercontent.com/.well-known/jwks",
+            ),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(added.status, 303, "{}", added.body);
+    let listed = b.get("/ui/third-parties");
+    assert!(listed.body.contains("gha") && listed.body.contains("ci-oidc"));
+    let (_, api) = srv.http("GET", "/v1/orgs/acme/third-parties", Some(&org), None);
+    assert_eq!(api["third_parties"].as_array().unwrap().len(), 1, "{api}");
+    // A bad registration is said on the page.
+    let bad = b.post(
+        "/ui/third-parties",
+        &[
+            ("name", "x"),
+            ("location", "nowhere"),
+            ("issuer", "i"),
+            ("audience", "a"),
+            ("jwks_url", "u"),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("role=\"alert\""));
+    let removed = b.post("/ui/third-parties/gha/remove", &[("csrf", &csrf)]);
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert!(b.get("/ui/third-parties").body.contains("None registered"));
+}

@@ -14,6 +14,7 @@ mod audit;
 mod page;
 mod secrets;
 mod sessions;
+mod third_parties;
 mod tokens;
 
 use axum::Router;
@@ -60,6 +61,14 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/ui/tokens/{id}/rotate", post(tokens::rotate))
         .route("/ui/audit", get(audit::list))
+        .route(
+            "/ui/third-parties",
+            get(third_parties::list).post(third_parties::add),
+        )
+        .route(
+            "/ui/third-parties/{name}/remove",
+            post(third_parties::remove),
+        )
         .route("/ui/apps", get(secrets::apps))
         .route("/ui/compare", post(secrets::compare))
         .route(
