@@ -5,6 +5,7 @@
 
 mod audit;
 mod authz;
+mod browser;
 mod ci;
 mod cli;
 mod cli_offline;

@@ -267,16 +267,16 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 }
 
 /// Whether the browser says the request comes from this dashboard's own origin (or
-/// says nothing: not a browser).
+/// says nothing: not a browser). `Sec-Fetch-Site` decides where it is sent; else the
+/// `Origin`, unless it is `null` (what a browser sends from a page whose referrer
+/// policy is `no-referrer`, as the dashboard's are), where the anti-forgery token and
+/// the SameSite cookie remain.
 fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = text("sec-fetch-site")
-        && site != "same-origin"
-        && site != "none"
-    {
-        return false;
+    if let Some(site) = text("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
     }
-    let Some(origin) = text("origin") else {
+    let Some(origin) = text("origin").filter(|o| *o != "null") else {
         return true;
     };
     match &state.public_url {
