@@ -646,3 +646,30 @@ fn third_parties_are_listed_added_and_removed() {
     assert_eq!(removed.status, 303, "{}", removed.body);
     assert!(b.get("/ui/third-parties").body.contains("None registered"));
 }
+
+#[test]
+fn the_audit_page_filters_by_action_token_and_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let (_op, org) = acme(&srv);
+    let (_, ci) = mint(
+        &srv,
+        &org,
+        json!({"kind": "deploy", "app": "web", "name": "ci"}),
+    );
+    let mut b = Browser::new(&srv);
+    b.sign_in(&org, "/ui");
+    let all = b.get("/ui/audit?action=token.mint");
+    assert_eq!(all.status, 200);
+    assert!(all.body.contains(&ci[..12]), "{}", all.body);
+    let none = b.get("/ui/audit?action=token.mint&until=2001-01-01");
+    assert!(none.body.contains("No events."), "{}", none.body);
+    let hour_ago = macvault::caveats::format_time(crate::support::now() - 3600);
+    let since = b.get(&format!(
+        "/ui/audit?action=token.mint&since={}",
+        &hour_ago[..16]
+    ));
+    assert!(since.body.contains(&ci[..12]));
+    let bad = b.get("/ui/audit?since=yesterday");
+    assert_eq!(bad.status, 400);
+}

@@ -54,6 +54,10 @@ pub struct AuditFilter {
     pub outcome: Option<Outcome>,
     /// Only actors whose id starts with these hex digits.
     pub actor: Option<String>,
+    /// Only events at or after this time (unix seconds; an aggregate by its last).
+    pub since: Option<u64>,
+    /// Only events at or before this time (unix seconds; an aggregate by its first).
+    pub until: Option<u64>,
 }
 
 impl AuditFilter {
@@ -64,6 +68,8 @@ impl AuditFilter {
                 e.actor
                     .is_some_and(|a| a.to_string().starts_with(p.as_str()))
             })
+            && self.since.is_none_or(|t| e.last >= t)
+            && self.until.is_none_or(|t| e.time <= t)
     }
 }
 

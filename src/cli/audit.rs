@@ -40,6 +40,19 @@ pub struct AuditArgs {
     /// Only this actor: a token id or a prefix of one.
     #[arg(long, value_name = "ID")]
     actor: Option<String>,
+    /// Only events at or after this time (2026-12-01T00:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    since: Option<String>,
+    /// Only events at or before this time.
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    until: Option<String>,
+}
+
+/// A time as the server takes it (RFC 3339, UTC).
+fn rfc3339(s: &str) -> Result<String, String> {
+    crate::caveats::parse_time(s)
+        .map(|_| s.to_owned())
+        .map_err(|_| "a time like 2026-12-01T00:00:00Z".into())
 }
 
 /// The query of a read: the limit and the filters.
@@ -52,6 +65,8 @@ fn filters(args: &AuditArgs) -> Vec<(&'static str, String)> {
         ("action", &args.action),
         ("outcome", &args.outcome),
         ("actor", &args.actor),
+        ("since", &args.since),
+        ("until", &args.until),
     ] {
         if let Some(v) = v {
             query.push((k, v.clone()));

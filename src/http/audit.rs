@@ -21,6 +21,8 @@ pub(super) struct AuditQuery {
     action: Option<String>,
     outcome: Option<String>,
     actor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
 }
 
 pub(super) async fn list(
@@ -44,10 +46,20 @@ pub(super) async fn list(
             "actor is a token id or a prefix of one (hex)",
         ));
     }
+    let time = |t: Option<String>, name: &str| {
+        t.map(|t| {
+            crate::caveats::parse_time(&t).map_err(|_| {
+                ApiError::bad_request(format!("{name} is a time like 2026-12-01T00:00:00Z"))
+            })
+        })
+        .transpose()
+    };
     let filter = AuditFilter {
         action: q.action,
         outcome,
         actor: q.actor.map(|a| a.to_ascii_lowercase()),
+        since: time(q.since, "since")?,
+        until: time(q.until, "until")?,
     };
     let limit = q.limit.unwrap_or(100);
     let page = match (q.before, q.after) {

@@ -207,3 +207,29 @@ async fn a_follow_refuses_what_is_not_its_cursor() {
         .await;
     assert!(matches!(bad, Err(AuditError::BadCursor)), "{bad:?}");
 }
+
+#[tokio::test]
+async fn events_are_filtered_by_time() {
+    let (_d, a, org) = fixture().await;
+    for at in [T0 + 100, T0 + 200, T0 + 300] {
+        a.set_clock(at);
+        mint_by(&a, &org, TokenKind::Readonly, None, None).await;
+    }
+    let p = who(&a, &org).await;
+    let times = |since: Option<u64>, until: Option<u64>| {
+        let (a, p) = (a.clone(), &p);
+        async move {
+            let filter = AuditFilter {
+                action: Some(action::TOKEN_MINT.into()),
+                since,
+                until,
+                ..AuditFilter::default()
+            };
+            let page = a.audit(p, "acme", 100, None, filter).await.unwrap();
+            page.events.iter().map(|e| e.time).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(times(Some(T0 + 200), None).await, [T0 + 200, T0 + 300]);
+    assert_eq!(times(None, Some(T0 + 200)).await, [T0, T0 + 100, T0 + 200]);
+    assert_eq!(times(Some(T0 + 150), Some(T0 + 250)).await, [T0 + 200]);
+}

@@ -20,7 +20,33 @@ pub(super) struct AuditQuery {
     outcome: String,
     #[serde(default)]
     token: String,
+    /// `2026-12-01` or `2026-12-01T10:00` (UTC), or empty.
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
     before: Option<String>,
+}
+
+/// A date or date and time from the filter form (UTC): `2026-12-01`, `2026-12-01T10:00`
+/// or a whole RFC 3339 time; the end of the day or minute for `until`.
+fn form_time(text: &str, end: bool) -> Result<Option<u64>, UiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let (full, extra) = match text.len() {
+        10 => (format!("{text}T00:00:00Z"), 86_399),
+        16 => (format!("{text}:00Z"), 59),
+        _ => (text.to_owned(), 0),
+    };
+    let t = crate::caveats::parse_time(&full).map_err(|_| {
+        UiError::status(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("“{text}” is not a date like 2026-12-01 or 2026-12-01T10:00 (UTC)."),
+        )
+    })?;
+    Ok(Some(if end { t + extra } else { t }))
 }
 
 struct EventRow {
@@ -86,6 +112,8 @@ pub(super) async fn list(
         action: Some(q.action.clone()).filter(|a| !a.is_empty()),
         outcome,
         actor: Some(token).filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit())),
+        since: form_time(&q.since, false)?,
+        until: form_time(&q.until, true)?,
     };
     let org = signed.who.org().to_owned();
     let page = state
