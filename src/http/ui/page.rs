@@ -32,6 +32,15 @@ pub(super) fn render(page: &impl Template) -> Response {
     render_with(StatusCode::OK, page)
 }
 
+/// The status of a form's page shown again: 400 with the reason it was refused.
+pub(super) fn status_with(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// [`render`] with another status.
 pub(super) fn render_with(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
@@ -79,15 +88,8 @@ impl UiError {
 
 impl<E: Classify> From<E> for UiError {
     fn from(e: E) -> Self {
-        let status = match e.class() {
-            ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorClass::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorClass::Denied => StatusCode::FORBIDDEN,
-            ErrorClass::NotFound => StatusCode::NOT_FOUND,
-            ErrorClass::Conflict => StatusCode::CONFLICT,
-            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        // The API's own mapping of error classes to statuses.
+        let status = crate::http::error::status_of(e.class());
         let message = match e.class() {
             ErrorClass::Internal => "Something went wrong on the server; it is in its log.".into(),
             _ => e.to_string(),

@@ -153,11 +153,7 @@ async fn scope_page(
         })
         .collect();
     let frame = Frame::of(signed, "apps");
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = super::page::status_with(&error);
     Ok(render_with(
         status,
         &SecretsPage {

@@ -78,11 +78,7 @@ async fn page(
         })
         .collect();
     let frame = Frame::of(signed, "third-parties");
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = super::page::status_with(&error);
     Ok(render_with(
         status,
         &Page {

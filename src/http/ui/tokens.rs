@@ -204,11 +204,7 @@ async fn new_page(
         .map(|apps| apps.into_iter().map(|a| a.app.name).collect())
         .unwrap_or_default();
     let frame = Frame::of(signed, "tokens");
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = super::page::status_with(&error);
     Ok(super::page::render_with(
         status,
         &NewPage {
