@@ -51,6 +51,10 @@ pub mod action {
     pub const THIRD_PARTY_DISCHARGE: &str = "third_party.discharge";
     /// A caveat denied a request.
     pub const REQUEST_DENIED: &str = "request.denied";
+    /// An OAuth client was registered.
+    pub const OAUTH_CLIENT_ADD: &str = "oauth_client.add";
+    /// An OAuth client was removed.
+    pub const OAUTH_CLIENT_REMOVE: &str = "oauth_client.remove";
 }
 
 /// `deploy token "ci" (ID) for app web, expires T`.

@@ -292,6 +292,85 @@ pub struct MintResponse {
     pub record: TokenRecordBody,
 }
 
+/// `POST /v1/orgs/{org}/oauth-clients`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddOAuthClientRequest {
+    /// Its name, shown on the consent page.
+    pub name: String,
+    /// Where codes may be sent: https, or http to 127.0.0.1 or [::1] (any port).
+    pub redirect_uris: Vec<String>,
+    /// A public client (no secret; PKCE only).
+    #[serde(default)]
+    pub public: bool,
+    /// It may ask for `reveal`.
+    #[serde(default)]
+    pub allow_reveal: bool,
+}
+
+/// An OAuth client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OAuthClientBody {
+    /// Its `client_id`.
+    pub client_id: String,
+    /// The org.
+    pub org: String,
+    /// Its name.
+    pub name: String,
+    /// Where codes may be sent.
+    pub redirect_uris: Vec<String>,
+    /// Whether it is public (has no secret).
+    pub public: bool,
+    /// Whether it may ask for `reveal`.
+    pub allow_reveal: bool,
+    /// When it was registered.
+    pub created: String,
+}
+
+impl From<&crate::model::OAuthClient> for OAuthClientBody {
+    fn from(c: &crate::model::OAuthClient) -> Self {
+        OAuthClientBody {
+            client_id: c.id.clone(),
+            org: c.org.clone(),
+            name: c.name.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            public: c.is_public(),
+            allow_reveal: c.allow_reveal,
+            created: format_time(c.created),
+        }
+    }
+}
+
+/// 201 answer of `POST /v1/orgs/{org}/oauth-clients`.
+#[derive(Serialize, Deserialize)]
+pub struct AddOAuthClientResponse {
+    /// The client.
+    #[serde(flatten)]
+    pub client: OAuthClientBody,
+    /// A confidential client's secret (shown once; stored only as a hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for AddOAuthClientResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddOAuthClientResponse")
+            .field("client", &self.client)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| REDACTED),
+            )
+            .finish()
+    }
+}
+
+/// `GET /v1/orgs/{org}/oauth-clients`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OAuthClientList {
+    /// The org's clients.
+    pub clients: Vec<OAuthClientBody>,
+}
+
 /// `POST /v1/tokens/{id}/revoke` and `/v1/tokens/self/revoke` (the body is optional).
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

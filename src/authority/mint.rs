@@ -79,6 +79,11 @@ pub struct Minted {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a text that must not be logged.
+    pub(super) fn new(text: String) -> Secret {
+        Secret(text)
+    }
+
     /// The text, for the one place that hands it to its owner.
     pub fn expose(&self) -> &str {
         &self.0

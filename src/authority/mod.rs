@@ -25,6 +25,7 @@ mod keys;
 mod ledger;
 mod master;
 mod mint;
+mod oauth;
 mod orgs;
 mod presets;
 mod principal;
@@ -56,6 +57,10 @@ pub use keys::RetirePreview;
 pub use ledger::TokenDetail;
 pub use master::{MasterKey, MasterKeyError};
 pub use mint::{MintSpec, Minted, Secret};
+pub use oauth::{
+    MAX_REDIRECT_URIS, NewOAuthClient, OAuthClientError, Registered, check_redirect_uri,
+    redirect_matches,
+};
 pub use orgs::OrgChange;
 pub use presets::DEFAULT_EXPIRY;
 pub use principal::Principal;

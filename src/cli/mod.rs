@@ -16,6 +16,7 @@ mod dotenv;
 mod exit;
 pub(crate) mod input;
 mod keys;
+mod oauth_clients;
 pub(crate) mod offline;
 mod orgs;
 mod output;
@@ -78,6 +79,9 @@ enum Command {
     /// Create, list, show and delete the org's apps (app-scoped tokens and secrets name
     /// only apps the org has).
     Apps(apps::AppsArgs),
+    /// Register, list, show and remove the org's OAuth clients (integrations that people
+    /// grant narrowed tokens by consent); an org token's business.
+    OauthClients(oauth_clients::OAuthClientsArgs),
     /// Run a command with an app's secrets in its environment: `macvault run --app web -- ./server`.
     /// Exits with the command's status; 125 when macvault fails first, 126 when the
     /// command cannot be executed, 127 when it is not found.
@@ -306,6 +310,7 @@ pub fn main() -> ExitCode {
         Command::Secrets(a) => a.client.json,
         Command::ThirdParties(a) => a.client.json,
         Command::Apps(a) => a.client.json,
+        Command::OauthClients(a) => a.client.json,
         _ => false,
     };
     match run(cli) {
@@ -329,6 +334,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secrets(a) => block_on(secrets::run(&Ctx::new(a.client), a.command)),
         Command::ThirdParties(a) => block_on(third_parties::run(&Ctx::new(a.client), a.command)),
         Command::Apps(a) => block_on(apps::run(&Ctx::new(a.client), a.command)),
+        Command::OauthClients(a) => block_on(oauth_clients::run(&Ctx::new(a.client), a.command)),
         Command::Run(args) if args.client.json => Err(exit::usage(
             "--json means nothing for run: its output is the command's own",
         )),

@@ -17,6 +17,7 @@ mod keys;
 mod limits;
 mod listen;
 pub mod metrics;
+mod oauth_clients;
 mod orgs;
 mod request_id;
 mod secrets;
@@ -146,6 +147,14 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
                 .delete(secrets::disallow_env),
         )
         .route("/v1/orgs/{org}/apps", post(apps::create).get(apps::list))
+        .route(
+            "/v1/orgs/{org}/oauth-clients",
+            post(oauth_clients::add).get(oauth_clients::list),
+        )
+        .route(
+            "/v1/orgs/{org}/oauth-clients/{id}",
+            get(oauth_clients::show).delete(oauth_clients::remove),
+        )
         .route(
             "/v1/orgs/{org}/apps/{app}",
             get(apps::show).delete(apps::delete),

@@ -7,6 +7,7 @@ mod app;
 mod audit;
 mod change;
 mod key;
+mod oauth;
 mod org;
 mod secret;
 pub mod spans;
@@ -17,6 +18,7 @@ pub use app::App;
 pub use audit::{Actor, AuditEvent, Outcome};
 pub use change::{Change, FeedEntry};
 pub use key::RootKeyVersion;
+pub use oauth::OAuthClient;
 pub use org::Org;
 pub use secret::{Sealed, SecretHead, SecretKeys, SecretVersion};
 pub use third_party::{

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::caveats::Condition;
-use crate::model::{Actor, App, Jwks, Outcome, ThirdPartyKey, ThirdPartyKind, TokenKind};
+use crate::model::{
+    Actor, App, Jwks, OAuthClient, Outcome, ThirdPartyKey, ThirdPartyKind, TokenKind,
+};
 use crate::token::PublicKey;
 
 #[derive(Clone, Copy, Debug)]
@@ -1397,6 +1399,8 @@ async fn schema_2_is_upgraded_to_5(kind: Kind) {
                 "audit_counts",
             ))
             .ok();
+            txn.delete_table(::redb::TableDefinition::<&str, &[u8]>::new("oauth_clients"))
+                .ok();
             txn.commit().unwrap();
         }
         Location::Postgres(url) => {
@@ -1414,6 +1418,7 @@ async fn schema_2_is_upgraded_to_5(kind: Kind) {
                      DROP TABLE macvault_secret_blind_writes; \
                      DROP TABLE macvault_allowed_env; \
                      ALTER TABLE macvault_audit DROP COLUMN count, DROP COLUMN last_time; \
+                     DROP TABLE macvault_oauth_clients; \
                      DELETE FROM macvault_migrations WHERE version >= 3;",
                 )
                 .await
@@ -1453,6 +1458,66 @@ async fn schema_2_is_upgraded_to_5(kind: Kind) {
     .value;
     let new = read(&again, move |r| r.audit_after("acme", seq - 1, 10)).await;
     assert_eq!((new[0].count, new[0].last), (3, 9));
+    write(&again, |tx| {
+        tx.insert_oauth_client(&oauth_client("acme", "mvc_1"))
+    })
+    .await;
+    assert_eq!(read(&again, |r| r.oauth_clients("acme")).await.len(), 1);
+}
+
+fn oauth_client(org: &str, id: &str) -> OAuthClient {
+    OAuthClient {
+        org: org.into(),
+        id: id.into(),
+        name: "CI dashboard".into(),
+        redirect_uris: vec![
+            "https://ci.example/callback".into(),
+            "http://127.0.0.1/cb".into(),
+        ],
+        secret_hash: Some([7; 32]),
+        allow_reveal: false,
+        created: 5,
+        created_by: Some(TokenId([1; 16])),
+    }
+}
+
+/// OAuth clients: found by id across orgs, listed per org, a taken id refused,
+/// removed, and copied with a dump.
+async fn oauth_clients_round_trip(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    let (a, b) = (oauth_client("acme", "mvc_a"), oauth_client("beta", "mvc_b"));
+    let mut public = oauth_client("acme", "mvc_c");
+    public.secret_hash = None;
+    public.allow_reveal = true;
+    let (a2, b2, p2) = (a.clone(), b.clone(), public.clone());
+    write(s, move |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.insert_org(&Org::new("beta", 1))?;
+        tx.insert_oauth_client(&a2)?;
+        tx.insert_oauth_client(&b2)?;
+        tx.insert_oauth_client(&p2)
+    })
+    .await;
+    assert_eq!(read(s, |r| r.oauth_client("mvc_b")).await, Some(b.clone()));
+    assert_eq!(
+        read(s, |r| r.oauth_clients("acme")).await,
+        [a.clone(), public.clone()]
+    );
+    let taken = oauth_client("beta", "mvc_a");
+    let again: Result<_, StoreError> = s.write(move |tx| tx.insert_oauth_client(&taken)).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let target = fresh(kind).await.unwrap();
+    let dump = std::sync::Arc::new(read(s, Dump::read).await);
+    let d = dump.clone();
+    write(&target.store, move |tx| d.write(tx)).await;
+    assert_eq!(
+        read(&target.store, |r| r.oauth_clients("acme")).await.len(),
+        2
+    );
+    write(s, |tx| tx.delete_oauth_client("mvc_a")).await;
+    assert_eq!(read(s, |r| r.oauth_client("mvc_a")).await, None);
+    assert_eq!(read(s, |r| r.oauth_clients("acme")).await, [public]);
 }
 
 /// An aggregated event (denials counted over a window) keeps its count and last time:
@@ -1559,5 +1624,6 @@ suite!(
     blind_writes_are_counted_per_scope,
     audit_retention_prunes_only_older_events,
     an_audit_event_counts_what_it_aggregates,
+    oauth_clients_round_trip,
     schema_2_is_upgraded_to_5,
 );

@@ -32,8 +32,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 use crate::model::{
-    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
-    SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenRecord,
+    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, OAuthClient, Org, Requirement,
+    RootKeyVersion, SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenRecord,
 };
 use crate::token::KeyId;
 
@@ -281,6 +281,10 @@ pub trait Read {
     fn app(&mut self, org: &str, name: &str) -> Result<Option<App>, StoreError>;
     /// An org's apps, by name.
     fn apps(&mut self, org: &str) -> Result<Vec<App>, StoreError>;
+    /// An OAuth client, by its id (ids are unique across orgs).
+    fn oauth_client(&mut self, id: &str) -> Result<Option<OAuthClient>, StoreError>;
+    /// An org's OAuth clients, by id.
+    fn oauth_clients(&mut self, org: &str) -> Result<Vec<OAuthClient>, StoreError>;
 }
 
 /// Where a secret version sits in [`Read::secret_versions_after`]'s order.
@@ -416,6 +420,10 @@ pub trait Tx: Read {
     fn put_requirement(&mut self, req: &Requirement) -> Result<(), StoreError>;
     /// Creates an app; `Conflict("app")` if the org has one of that name.
     fn insert_app(&mut self, app: &App) -> Result<(), StoreError>;
+    /// Registers an OAuth client; `Conflict("OAuth client")` if its id is taken.
+    fn insert_oauth_client(&mut self, client: &OAuthClient) -> Result<(), StoreError>;
+    /// Removes an OAuth client (nothing if there is none).
+    fn delete_oauth_client(&mut self, id: &str) -> Result<(), StoreError>;
     /// Removes an app (its secrets and tokens are the caller's business).
     fn delete_app(&mut self, org: &str, name: &str) -> Result<(), StoreError>;
     /// Records an ID token's use unless one of the same issuer and `jti` is there (not
@@ -670,6 +678,8 @@ pub struct Dump {
     pub id_token_uses: Vec<IdTokenUse>,
     /// Apps.
     pub apps: Vec<App>,
+    /// OAuth clients (their secrets only as hashes).
+    pub oauth_clients: Vec<OAuthClient>,
 }
 
 impl Dump {
@@ -686,6 +696,7 @@ impl Dump {
         for org in &dump.orgs {
             dump.tokens.extend(r.ledger(&org.name)?);
             dump.apps.extend(r.apps(&org.name)?);
+            dump.oauth_clients.extend(r.oauth_clients(&org.name)?);
             dump.secret_keys.extend(r.secret_keys(&org.name)?);
             for (app, name) in r.allowed_env(&org.name)? {
                 dump.allowed_env.push((org.name.clone(), app, name));
@@ -736,6 +747,7 @@ impl Dump {
             usize::from(self.master_check.is_some()),
             self.orgs.len(),
             self.apps.len(),
+            self.oauth_clients.len(),
             self.keys.len(),
             self.tokens.len(),
             self.revocations.len(),
@@ -768,6 +780,10 @@ impl Dump {
         }
         for app in &self.apps {
             tx.insert_app(app)?;
+            one();
+        }
+        for client in &self.oauth_clients {
+            tx.insert_oauth_client(client)?;
             one();
         }
         for key in &self.keys {

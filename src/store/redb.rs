@@ -22,8 +22,9 @@ use super::{
     Recorded, SCHEMA_COMPAT, SCHEMA_VERSION, StoreError, Tx, VersionKey, legacy,
 };
 use crate::model::{
-    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
-    SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenKind, TokenRecord,
+    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, OAuthClient, Org, Requirement,
+    RootKeyVersion, SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenKind,
+    TokenRecord,
 };
 use crate::token::KeyId;
 
@@ -68,6 +69,9 @@ const REQUIREMENTS: TableDefinition<(&str, &str, &[u8]), &[u8]> =
 const APPS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("apps");
 /// Schema 4: (issuer, jti) → the ID token's use for discharges.
 const ID_TOKEN_USES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("id_token_uses");
+/// Schema 5: OAuth clients by id (unique across orgs; an org's are few, so listing
+/// them scans).
+const OAUTH_CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("oauth_clients");
 /// Sorts after every secret name (names are `[A-Za-z0-9_]`).
 const NAME_END: &str = "~";
 
@@ -283,6 +287,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(REVOCATIONS)?;
     txn.open_table(AUDIT)?;
     txn.open_table(AUDIT_COUNTS)?;
+    txn.open_table(OAUTH_CLIENTS)?;
     txn.open_table(FEED)?;
     txn.open_table(SECRET_KEYS)?;
     txn.open_table(SECRET_HEADS)?;
@@ -881,6 +886,19 @@ macro_rules! impl_read {
                 decode_all(rows.map(|r| r.map(|(_, v)| v.value().to_vec())))
             }
 
+            fn oauth_client(&mut self, id: &str) -> Result<Option<OAuthClient>, StoreError> {
+                let t = self.txn.open_table(OAUTH_CLIENTS)?;
+                let v = t.get(id)?;
+                v.map(|v| OAuthClient::decode(v.value())).transpose()
+            }
+
+            fn oauth_clients(&mut self, org: &str) -> Result<Vec<OAuthClient>, StoreError> {
+                let t = self.txn.open_table(OAUTH_CLIENTS)?;
+                let all: Vec<OAuthClient> =
+                    decode_all(t.iter()?.map(|r| r.map(|(_, v)| v.value().to_vec())))?;
+                Ok(all.into_iter().filter(|c| c.org == org).collect())
+            }
+
             fn id_token_uses(&mut self) -> Result<Vec<IdTokenUse>, StoreError> {
                 let t = self.txn.open_table(ID_TOKEN_USES)?;
                 decode_all(t.iter()?.map(|r| r.map(|(_, v)| v.value().to_vec())))
@@ -1271,6 +1289,20 @@ impl Tx for RedbTx<'_> {
 
     fn delete_app(&mut self, org: &str, name: &str) -> Result<(), StoreError> {
         self.txn.open_table(APPS)?.remove((org, name))?;
+        Ok(())
+    }
+
+    fn insert_oauth_client(&mut self, client: &OAuthClient) -> Result<(), StoreError> {
+        let mut t = self.txn.open_table(OAUTH_CLIENTS)?;
+        if t.get(client.id.as_str())?.is_some() {
+            return Err(StoreError::Conflict("OAuth client"));
+        }
+        t.insert(client.id.as_str(), client.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn delete_oauth_client(&mut self, id: &str) -> Result<(), StoreError> {
+        self.txn.open_table(OAUTH_CLIENTS)?.remove(id)?;
         Ok(())
     }
 

@@ -241,6 +241,48 @@ impl Stored for crate::model::App {
     }
 }
 
+/// Schema 5: an OAuth client.
+#[derive(Serialize, Deserialize)]
+pub struct OAuthClientRow {
+    org: String,
+    id: String,
+    name: String,
+    redirect_uris: Vec<String>,
+    secret_hash: Option<[u8; 32]>,
+    allow_reveal: bool,
+    created: u64,
+    created_by: Option<[u8; 16]>,
+}
+
+impl Stored for crate::model::OAuthClient {
+    type Row = OAuthClientRow;
+    const WHAT: &'static str = "OAuth client";
+    fn to_row(&self) -> OAuthClientRow {
+        OAuthClientRow {
+            org: self.org.clone(),
+            id: self.id.clone(),
+            name: self.name.clone(),
+            redirect_uris: self.redirect_uris.clone(),
+            secret_hash: self.secret_hash,
+            allow_reveal: self.allow_reveal,
+            created: self.created,
+            created_by: self.created_by.map(|t| t.0),
+        }
+    }
+    fn from_row(r: OAuthClientRow) -> Result<Self, StoreError> {
+        Ok(crate::model::OAuthClient {
+            org: r.org,
+            id: r.id,
+            name: r.name,
+            redirect_uris: r.redirect_uris,
+            secret_hash: r.secret_hash,
+            allow_reveal: r.allow_reveal,
+            created: r.created,
+            created_by: r.created_by.map(TokenId),
+        })
+    }
+}
+
 /// Schema 4: an ID token used for discharges.
 #[derive(Serialize, Deserialize)]
 pub struct IdTokenUseRow {

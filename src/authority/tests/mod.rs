@@ -2,6 +2,7 @@
 
 mod audit;
 mod lifecycle;
+mod oauth;
 mod purity;
 mod rules;
 mod sessions;

@@ -94,6 +94,8 @@ const ACTIONS: &[&str] = &[
     "third_party.retire_key",
     "third_party.discharge",
     "request.denied",
+    "oauth_client.add",
+    "oauth_client.remove",
 ];
 
 /// One page of the org's log (100 events), newest first.

@@ -48,7 +48,7 @@ const SESSION_OPTIONS: &str = "-c lock_timeout=10s -c idle_in_transaction_sessio
 /// The schema, one step per version. Step 2 is the first: PostgreSQL support arrived
 /// with schema version 2. Step 3 adds the allow-lists of names that load code; step 4
 /// the third parties with the tokens that need them; step 5 the counts of aggregated
-/// denials (NULL: the event happened once). Released steps are never edited:
+/// denials (NULL: the event happened once) and OAuth clients. Released steps are never edited:
 /// a change is a new step.
 const STEPS: &[(u32, &str)] = &[(
     2,
@@ -112,7 +112,10 @@ const STEPS: &[(u32, &str)] = &[(
     ),
     (
         5,
-        "ALTER TABLE macvault_audit ADD COLUMN count BIGINT, ADD COLUMN last_time BIGINT;",
+        "ALTER TABLE macvault_audit ADD COLUMN count BIGINT, ADD COLUMN last_time BIGINT;
+         CREATE TABLE macvault_oauth_clients (id TEXT PRIMARY KEY, org TEXT NOT NULL,
+             row BYTEA NOT NULL);
+         CREATE INDEX macvault_oauth_clients_org ON macvault_oauth_clients (org, id);",
     ),
 ];
 

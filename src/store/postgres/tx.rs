@@ -12,8 +12,8 @@ use super::super::{
 };
 use super::{int, pg_err, retryable, uint};
 use crate::model::{
-    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, Org, Requirement, RootKeyVersion,
-    SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenRecord,
+    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, OAuthClient, Org, Requirement,
+    RootKeyVersion, SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenRecord,
 };
 use crate::token::KeyId;
 
@@ -577,6 +577,20 @@ impl Read for PgTx<'_> {
         )
     }
 
+    fn oauth_client(&mut self, id: &str) -> Result<Option<OAuthClient>, StoreError> {
+        self.one(
+            "SELECT row FROM macvault_oauth_clients WHERE id = $1",
+            &[&id],
+        )
+    }
+
+    fn oauth_clients(&mut self, org: &str) -> Result<Vec<OAuthClient>, StoreError> {
+        self.rows(
+            "SELECT row FROM macvault_oauth_clients WHERE org = $1 ORDER BY id",
+            &[&org],
+        )
+    }
+
     fn id_token_uses(&mut self) -> Result<Vec<IdTokenUse>, StoreError> {
         self.rows(
             "SELECT row FROM macvault_id_token_uses ORDER BY issuer, jti",
@@ -951,6 +965,23 @@ impl Tx for PgTx<'_> {
             "DELETE FROM macvault_apps WHERE org = $1 AND name = $2",
             &[&org, &name],
         )?;
+        Ok(())
+    }
+
+    fn insert_oauth_client(&mut self, client: &OAuthClient) -> Result<(), StoreError> {
+        let added = self.execute(
+            "INSERT INTO macvault_oauth_clients (id, org, row) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO NOTHING",
+            &[&client.id, &client.org, &client.encode()?],
+        )?;
+        if added == 0 {
+            return Err(StoreError::Conflict("OAuth client"));
+        }
+        Ok(())
+    }
+
+    fn delete_oauth_client(&mut self, id: &str) -> Result<(), StoreError> {
+        self.execute("DELETE FROM macvault_oauth_clients WHERE id = $1", &[&id])?;
         Ok(())
     }
 
