@@ -254,6 +254,23 @@ where
 }
 
 #[test]
+fn with_a_drain_delay_it_says_draining_and_still_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(tmp.path(), &["--drain-delay", "5m"]);
+    assert_eq!(srv.http("GET", "/v1/ready", None, None).0, 200);
+    srv.signal("TERM");
+    let ready =
+        crate::support::eventually("ready to say draining", Duration::from_secs(30), || {
+            let (st, v) = srv.http("GET", "/v1/ready", None, None);
+            (st == 503).then_some(v)
+        });
+    assert_eq!(ready["status"], "draining", "{ready}");
+    // Still accepting (the delay is minutes long): a load balancer's last requests land.
+    assert_eq!(srv.http("GET", "/v1/health", None, None).0, 200);
+    srv.kill();
+}
+
+#[test]
 fn sigterm_as_soon_as_it_listens_drains_and_exits_cleanly() {
     // The handlers are installed before "listening" is said: a process manager may
     // stop the server the moment it starts (stop() asserts exit status 0).

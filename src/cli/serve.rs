@@ -125,6 +125,11 @@ pub struct ServeArgs {
     /// stops accepting (long polls end at once, with a retryable 503).
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub drain_timeout: std::time::Duration,
+    /// On SIGTERM or SIGINT, how long the node goes on accepting once `/v1/ready`
+    /// answers 503 `draining`: time for a load balancer to stop sending (its health
+    /// check interval). At most 5m.
+    #[arg(long, default_value = "0s", value_parser = parse_delay)]
+    pub drain_delay: std::time::Duration,
     /// The log on stderr: text, or json (one object a line). Either way every line a
     /// request writes carries its id, also returned as `x-request-id`; no line ever
     /// holds a token, key, value or ID token.
@@ -338,6 +343,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     usize::try_from(n).unwrap_or(usize::MAX)
                 }),
             drain_timeout: args.drain_timeout,
+            drain_delay: args.drain_delay,
             tls: tls.clone(),
         };
         let reloading = tls.map(|tls| tokio::spawn(reload_on_sighup(tls)));
@@ -388,6 +394,15 @@ pub fn operator_token(args: OperatorTokenArgs) -> anyhow::Result<ExitCode> {
         ))?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `--drain-delay`: 0 to 5 minutes.
+fn parse_delay(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("not a duration like 10s ({e})"))?;
+    if d > std::time::Duration::from_secs(300) {
+        return Err("at most 5m".into());
+    }
+    Ok(d)
 }
 
 /// `--public-url`: an http or https origin (scheme, host, optional port), no path.

@@ -10,9 +10,10 @@
 //! - **Connection cap** (`serve --max-connections`): past it the loop stops accepting;
 //!   new connections wait in the kernel's backlog while established ones are served.
 //! - **Drain**: when `shutdown` completes the node says so (`/v1/ready` answers 503, a
-//!   long poll ends with a retryable 503), stops accepting, lets requests in flight
-//!   finish for up to `serve --drain-timeout`, and returns; `serve` then flushes what
-//!   is queued for the store.
+//!   long poll ends with a retryable 503); it goes on accepting for `serve
+//!   --drain-delay` (default none), time for a load balancer to see it unready, then
+//!   stops accepting, lets requests in flight finish for up to `serve
+//!   --drain-timeout`, and returns; `serve` then flushes what is queued for the store.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How long requests in flight may run on once draining starts.
     pub drain_timeout: Duration,
+    /// How long the node goes on accepting once it says it is draining.
+    pub drain_delay: Duration,
     /// Serve HTTPS with this pair (else plain HTTP).
     pub tls: Option<Arc<super::tls::Tls>>,
 }
@@ -58,6 +61,7 @@ impl Default for ServeOptions {
             header_timeout: Duration::from_secs(5),
             max_connections: default_max_connections(),
             drain_timeout: Duration::from_secs(30),
+            drain_delay: Duration::ZERO,
             tls: None,
         }
     }
@@ -87,6 +91,19 @@ pub async fn run(
         .keep_alive(true);
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Said unready first; still accepting for the delay (load balancers poll readiness).
+    let (authority, delay) = (state.authority.clone(), options.drain_delay);
+    let shutdown = async move {
+        shutdown.await;
+        if !delay.is_zero() {
+            authority.begin_drain();
+            tracing::info!(
+                ?delay,
+                "draining: ready answers 503; accepting for the delay"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    };
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // A free place first: past the cap, connections wait in the backlog.
