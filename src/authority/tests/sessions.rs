@@ -7,6 +7,11 @@ use std::time::Duration;
 use super::*;
 use crate::model::TokenId;
 
+/// That `text` is refused as revoked.
+async fn assert_revoked(a: &Authority, text: &str) {
+    assert_eq!(refused(a, text).await, crate::token::FailureClass::Revoked);
+}
+
 /// Signs in with `text`: the session's token text and record.
 async fn sign_in(a: &Authority, text: &str) -> Minted {
     a.sign_in(&who(a, text).await, SESSION_LIFETIME)
@@ -94,10 +99,7 @@ async fn revoking_the_pasted_token_ends_its_sessions() {
     a.revoke(&who(&a, &org).await, &id, RevokeOptions::default())
         .await
         .unwrap();
-    assert_eq!(
-        refused(&a, session.token.expose()).await,
-        crate::token::FailureClass::Revoked
-    );
+    assert_revoked(&a, session.token.expose()).await;
 }
 
 #[tokio::test]
@@ -134,10 +136,7 @@ async fn sessions_list_and_end_only_the_sessions_of_their_token() {
     a.sign_out(&me, Some(third.record.id)).await.unwrap();
     assert_eq!(a.sign_out_others(&me).await.unwrap(), 1);
     for gone in [&other, &third] {
-        assert_eq!(
-            refused(&a, gone.token.expose()).await,
-            crate::token::FailureClass::Revoked
-        );
+        assert_revoked(&a, gone.token.expose()).await;
     }
     who(&a, elsewhere.token.expose()).await;
     who(&a, ro.token.expose()).await;
@@ -145,10 +144,7 @@ async fn sessions_list_and_end_only_the_sessions_of_their_token() {
     assert_eq!(left.len(), 1);
     // Signing out ends the session itself.
     a.sign_out(&me, None).await.unwrap();
-    assert_eq!(
-        refused(&a, mine.token.expose()).await,
-        crate::token::FailureClass::Revoked
-    );
+    assert_revoked(&a, mine.token.expose()).await;
 }
 
 #[tokio::test]
