@@ -83,7 +83,9 @@ fn a_token_is_found_by_fingerprint_seen_used_revoked_through_the_preview_and_rot
         on(&rt, async {
             c.goto(&format!("{}/ui/tokens", srv.url())).await.unwrap();
             submit(&c, "form.filters", &[("find", &fingerprint)]).await;
-            let page = html(&c).await;
+            // The filtered list, not the one the filter was typed into.
+            let filtered = format!("value=\"{fingerprint}\"");
+            let page = wait_for(&c, "the filtered list", |_, page| page.contains(&filtered)).await;
             page.contains("127.0.0.1").then_some(page)
         })
     });
