@@ -172,6 +172,8 @@ pub struct Authority {
     journal: journal::Journal,
     /// Set once when the node starts shutting down.
     draining: tokio::sync::watch::Sender<bool>,
+    /// The dashboard's anti-forgery key, derived from the master key once.
+    csrf_key: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -186,7 +188,9 @@ impl Authority {
     /// The authority over `store`, whose root keys `master` unwraps. Refuses a store
     /// initialised with another master key; loads keys and the deny-list.
     pub async fn new(store: Store, master: MasterKey, config: Config) -> Result<Self, StartError> {
+        let csrf_key = master.derive(b"macvault dashboard csrf v1");
         let authority = Authority {
+            csrf_key,
             store,
             master: Arc::new(master),
             follower: Follower::new(config.max_staleness),

@@ -131,10 +131,10 @@ fn loopback_host(authority: &str) -> Option<&str> {
 /// Whether a redirect URI presented in a request is one `client` registered: the same
 /// text, or for a loopback http one the same but for the port (RFC 8252 §7.3).
 pub fn redirect_matches(client: &OAuthClient, presented: &str) -> bool {
+    let loopback = without_loopback_port(presented);
     client.redirect_uris.iter().any(|registered| {
         registered == presented
-            || (without_loopback_port(registered).is_some()
-                && without_loopback_port(registered) == without_loopback_port(presented))
+            || loopback.is_some() && without_loopback_port(registered) == loopback
     })
 }
 

@@ -207,24 +207,22 @@ impl Authority {
         who: &Principal,
         rec: &TokenRecord,
     ) -> Result<bool, StoreError> {
+        let Some(own) = self.read_token(&who.token_id()).await? else {
+            return Ok(false);
+        };
+        let as_minted = is_as_minted(who, &own);
         // A session acts as the token it was signed in with: as minted only if what
         // was pasted was that token as minted.
-        let (own, as_minted) = match self.session_of(who).await? {
-            Some((session, parent)) => {
+        let (own, as_minted) = match (own.kind, own.parent) {
+            (TokenKind::Session, Some(parent)) if as_minted => {
                 let Some(pasted) = self.read_token(&parent).await? else {
                     return Ok(false);
                 };
-                let held = &session.caveats[..session.caveats.len().saturating_sub(1)];
+                let held = &own.caveats[..own.caveats.len().saturating_sub(1)];
                 let as_minted = held == pasted.caveats.as_slice();
                 (pasted, as_minted)
             }
-            None => {
-                let Some(own) = self.read_token(&who.token_id()).await? else {
-                    return Ok(false);
-                };
-                let as_minted = is_as_minted(who, &own);
-                (own, as_minted)
-            }
+            _ => (own, as_minted),
         };
         let allowed = match own.kind {
             TokenKind::Org => rec.org == own.org,

@@ -57,8 +57,8 @@ impl super::Classify for SessionError {
         match self {
             SessionError::SessionOfSession
             | SessionError::NeedsDischarge
-            | SessionError::NotInLedger => ErrorClass::Denied,
-            SessionError::NotASession => ErrorClass::Denied,
+            | SessionError::NotInLedger
+            | SessionError::NotASession => ErrorClass::Denied,
             SessionError::NotFound => ErrorClass::NotFound,
             SessionError::Mint(e) => e.class(),
             SessionError::Revoke(e) => e.class(),
@@ -271,8 +271,7 @@ impl Authority {
 
     fn csrf_mac(&self, id: TokenId) -> [u8; 32] {
         use hmac::{KeyInit as _, Mac as _};
-        let key = self.master.derive(b"macvault dashboard csrf v1");
-        let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(&*key)
+        let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(&*self.csrf_key)
             .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
         mac.update(&id.0);
         mac.finalize().into_bytes().into()

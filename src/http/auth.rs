@@ -17,15 +17,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        let seen = client_ref(peer, &parts.headers, &state.proxies);
-        let client = Client {
-            ip: seen.ip,
-            user_agent: seen.user_agent.map(str::to_owned),
-        };
+        let client = client_of(parts, &state.proxies);
         let text = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -34,6 +26,19 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(ApiError::missing_token)?;
         let principal = state.authority.authenticate(text, client).await?;
         Ok(Caller(principal))
+    }
+}
+
+/// Who is calling, as far as the request's connection and headers tell.
+pub(super) fn client_of(parts: &Parts, proxies: &TrustedProxies) -> Client {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let seen = client_ref(peer, &parts.headers, proxies);
+    Client {
+        ip: seen.ip,
+        user_agent: seen.user_agent.map(str::to_owned),
     }
 }
 

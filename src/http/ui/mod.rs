@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
-use crate::authority::{Client, Principal};
+use crate::authority::Principal;
 
 pub(super) use page::UiError;
 
@@ -116,6 +116,24 @@ impl FromRequestParts<AppState> for Signed {
     }
 }
 
+impl Signed {
+    /// Whether the session's caveats allow `action` on `resource` (of `app`) in its
+    /// org, from where it is: to show a control (the call decides again when used).
+    pub(super) fn may(
+        &self,
+        state: &AppState,
+        resource: crate::caveats::Resource,
+        app: Option<&str>,
+        action: crate::caveats::Action,
+    ) -> bool {
+        let a = &state.authority;
+        a.allows(
+            &self.who,
+            &a.access(&self.who, self.who.org(), app, resource, action),
+        )
+    }
+}
+
 fn signed(state: &AppState, who: Principal) -> Signed {
     let csrf = state.authority.csrf_token(who.token_id());
     Signed { who, csrf }
@@ -129,15 +147,7 @@ struct GuardedSession(std::sync::Arc<std::sync::Mutex<Option<Principal>>>);
 /// The principal of the cookie's session token, if it authenticates and is a session.
 async fn session_of(parts: &Parts, state: &AppState) -> Option<Principal> {
     let token = cookie(&parts.headers, COOKIE)?;
-    let peer = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
-    let seen = super::auth::client_ref(peer, &parts.headers, &state.proxies);
-    let client = Client {
-        ip: seen.ip,
-        user_agent: seen.user_agent.map(str::to_owned),
-    };
+    let client = super::auth::client_of(parts, &state.proxies);
     let who = state.authority.authenticate(token, client).await.ok()?;
     state.authority.is_session(&who).await.then_some(who)
 }

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 
 use super::page::{Frame, When, render, render_with};
 use super::{Signed, UiError};
-use crate::caveats::{Access, Action, Resource};
+use crate::caveats::{Action, Resource};
 use crate::http::AppState;
 use crate::secrets::{Scope, SetSecret, UnsetSecret, Write};
 
@@ -38,14 +38,6 @@ struct AppsPage<'a> {
     can_compare: bool,
 }
 
-/// Whether the session's caveats allow `action` on secrets of `app` (to show a control;
-/// the secrets store decides again when it is used).
-fn allows(state: &AppState, signed: &Signed, app: Option<&str>, action: Action) -> bool {
-    let now = state.authority.now();
-    let access = Access::new(signed.who.org(), Resource::Secrets, action, now).app(app);
-    state.authority.allows(&signed.who, &access)
-}
-
 /// The org's apps.
 pub(super) async fn apps(
     State(state): State<AppState>,
@@ -64,7 +56,8 @@ pub(super) async fn apps(
             version: a.version,
         })
         .collect();
-    let can_compare = apps.len() >= 2 && allows(&state, &signed, None, Action::Reveal);
+    let can_compare =
+        apps.len() >= 2 && signed.may(&state, Resource::Secrets, None, Action::Reveal);
     let frame = Frame::of(&signed, "apps");
     Ok(render(&AppsPage {
         frame: Some(&frame),
@@ -162,7 +155,7 @@ async fn scope_page(
             base: base_of(app),
             rows,
             version: listing.version,
-            can_write: allows(state, signed, app, Action::Write),
+            can_write: signed.may(state, Resource::Secrets, app, Action::Write),
             error,
         },
     ))
@@ -349,7 +342,7 @@ async fn secret_page(
         description: shown.head.description.clone().unwrap_or_default(),
         unset: shown.head.unset,
         versions,
-        can_write: allows(state, signed, app, Action::Write),
+        can_write: signed.may(state, Resource::Secrets, app, Action::Write),
     }))
 }
 

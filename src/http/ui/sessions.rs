@@ -4,14 +4,14 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::page::{Frame, When, render, render_with};
 use super::{COOKIE, Signed, UiError, safe_return, session_of};
-use crate::authority::{Client, SESSION_LIFETIME};
+use crate::authority::SESSION_LIFETIME;
 use crate::http::AppState;
 use crate::token::TokenId;
 
@@ -54,16 +54,11 @@ pub(super) struct SignInForm {
 /// that does not authenticate is a 401 (counted by the failure limiter like any).
 pub(super) async fn sign_in(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
     Form(form): Form<SignInForm>,
 ) -> Response {
     let next = safe_return(form.next.as_deref()).to_owned();
-    let seen = crate::http::auth::client_ref(Some(peer), &headers, &state.proxies);
-    let client = Client {
-        ip: seen.ip,
-        user_agent: seen.user_agent.map(str::to_owned),
-    };
+    let client = crate::http::auth::client_of(&parts, &state.proxies);
     let refused = |status: StatusCode, why: &str| {
         let page = SignInPage {
             frame: None,

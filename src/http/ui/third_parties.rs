@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::page::{Frame, When, render_with};
 use super::{Signed, UiError};
 use crate::authority::NewThirdParty;
-use crate::caveats::{Access, Action, Resource};
+use crate::caveats::{Action, Resource};
 use crate::http::AppState;
 use crate::model::{Jwks, ThirdPartyKind};
 
@@ -34,12 +34,6 @@ struct Page<'a> {
     can_add: bool,
     can_remove: bool,
     error: Option<String>,
-}
-
-fn allows(state: &AppState, signed: &Signed, action: Action) -> bool {
-    let now = state.authority.now();
-    let access = Access::new(signed.who.org(), Resource::ThirdParties, action, now);
-    state.authority.allows(&signed.who, &access)
 }
 
 /// The org's third parties.
@@ -84,8 +78,8 @@ async fn page(
         &Page {
             frame: Some(&frame),
             rows,
-            can_add: allows(state, signed, Action::Create),
-            can_remove: allows(state, signed, Action::Delete),
+            can_add: signed.may(state, Resource::ThirdParties, None, Action::Create),
+            can_remove: signed.may(state, Resource::ThirdParties, None, Action::Delete),
             error,
         },
     ))

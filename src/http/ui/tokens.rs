@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::page::{Frame, When, render};
 use super::{Signed, UiError};
 use crate::authority::{MintSpec, RevokeOptions};
-use crate::caveats::{Access, Action, Resource};
+use crate::caveats::{Action, Resource};
 use crate::http::AppState;
 use crate::model::{TokenKind, TokenStatus, TokenView};
 
@@ -114,7 +114,7 @@ pub(super) async fn list(
     };
     let mut rows: Vec<Row> = views.iter().filter(keep).map(|v| Row::of(v, now)).collect();
     rows.reverse();
-    let can_mint = allows(&state, &signed, Resource::Tokens, Action::Create);
+    let can_mint = signed.may(&state, Resource::Tokens, None, Action::Create);
     let frame = Frame::of(&signed, "tokens");
     Ok(render(&ListPage {
         frame: Some(&frame),
@@ -125,14 +125,6 @@ pub(super) async fn list(
         statuses: STATUSES,
         can_mint,
     }))
-}
-
-/// Whether the session's caveats allow `action` on `resource` in its org (to show a
-/// control; the authority decides again when it is used).
-fn allows(state: &AppState, signed: &Signed, resource: Resource, action: Action) -> bool {
-    let now = state.authority.now();
-    let access = Access::new(signed.who.org(), resource, action, now);
-    state.authority.allows(&signed.who, &access)
 }
 
 #[derive(Template)]
@@ -156,9 +148,9 @@ pub(super) async fn show(
     let detail = state.authority.show_token(&signed.who, &id).await?;
     let now = state.authority.now();
     let live = detail.token.status == TokenStatus::Active;
-    let can_revoke = live && allows(&state, &signed, Resource::Tokens, Action::Delete);
+    let can_revoke = live && signed.may(&state, Resource::Tokens, None, Action::Delete);
     let can_rotate = can_revoke
-        && allows(&state, &signed, Resource::Tokens, Action::Create)
+        && signed.may(&state, Resource::Tokens, None, Action::Create)
         && !matches!(
             detail.token.entry.record.kind,
             TokenKind::Operator | TokenKind::Session
