@@ -55,6 +55,11 @@ pub mod action {
     pub const OAUTH_CLIENT_ADD: &str = "oauth_client.add";
     /// An OAuth client was removed.
     pub const OAUTH_CLIENT_REMOVE: &str = "oauth_client.remove";
+    /// A person granted an OAuth client access (a consent).
+    pub const OAUTH_GRANT: &str = "oauth.grant";
+    /// An OAuth grant was revoked (by a person, by its client, or for a reused code or
+    /// refresh token).
+    pub const OAUTH_GRANT_REVOKE: &str = "oauth.grant_revoke";
 }
 
 /// `deploy token "ci" (ID) for app web, expires T`.

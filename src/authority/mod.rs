@@ -26,6 +26,8 @@ mod ledger;
 mod master;
 mod mint;
 mod oauth;
+mod oauth_flow;
+mod oauth_scopes;
 mod orgs;
 mod presets;
 mod principal;
@@ -61,6 +63,12 @@ pub use oauth::{
     MAX_REDIRECT_URIS, NewOAuthClient, OAuthClientError, Registered, check_redirect_uri,
     redirect_matches,
 };
+pub use oauth_flow::{
+    ACCESS_LIFETIME, Authorization, AuthorizeError, AuthorizeParams, CODE_LIFETIME,
+    ClientCredentials, ConsentError, GRANT_LIFETIME, GrantError, GrantView, Issued, TokenError,
+    TokenRequest,
+};
+pub use oauth_scopes::{Scope, ScopeError, Scopes};
 pub use orgs::OrgChange;
 pub use presets::DEFAULT_EXPIRY;
 pub use principal::Principal;

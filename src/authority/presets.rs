@@ -32,7 +32,7 @@ pub(super) fn caveats(
     };
     let mut out = vec![Caveat::org(org).map_err(|_| invalid("org", org))?];
     match (kind, app) {
-        (TokenKind::Session, _) => return Err(MintError::NotAPreset(kind)),
+        (TokenKind::Session | TokenKind::OAuth, _) => return Err(MintError::NotAPreset(kind)),
         (TokenKind::Deploy | TokenKind::Runtime, None) => return Err(MintError::AppRequired(kind)),
         (TokenKind::Org | TokenKind::Readonly | TokenKind::Operator, Some(_)) => {
             return Err(MintError::AppNotAllowed(kind));

@@ -106,7 +106,7 @@ impl ValueEnum for TokenKind {
             TokenKind::Deploy => "read and change one app (no reveal)",
             TokenKind::Readonly => "read everything, reveal nothing",
             TokenKind::Runtime => "read one app's secrets at run time",
-            TokenKind::Operator | TokenKind::Session => return None,
+            TokenKind::Operator | TokenKind::Session | TokenKind::OAuth => return None,
         };
         Some(clap::builder::PossibleValue::new(self.name()).help(help))
     }

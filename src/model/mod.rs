@@ -18,7 +18,7 @@ pub use app::App;
 pub use audit::{Actor, AuditEvent, Outcome};
 pub use change::{Change, FeedEntry};
 pub use key::RootKeyVersion;
-pub use oauth::OAuthClient;
+pub use oauth::{OAuthClient, OAuthGrant, OAuthKey, OAuthKeyKind};
 pub use org::Org;
 pub use secret::{Sealed, SecretHead, SecretKeys, SecretVersion};
 pub use third_party::{

@@ -23,6 +23,9 @@ pub enum TokenKind {
     /// A dashboard session: minted at sign-in as a child of the token pasted in, with
     /// its caveats, for 12 hours at most.
     Session,
+    /// Issued to an OAuth client by a person's consent (docs/OAUTH.md): a child of the
+    /// token the person signed in with, narrowed to the approved scopes, for an hour.
+    OAuth,
 }
 
 impl TokenKind {
@@ -43,6 +46,7 @@ impl TokenKind {
             TokenKind::Runtime => "runtime",
             TokenKind::Operator => "operator",
             TokenKind::Session => "session",
+            TokenKind::OAuth => "oauth",
         }
     }
 

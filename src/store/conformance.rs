@@ -15,7 +15,8 @@ use std::time::Duration;
 use super::*;
 use crate::caveats::Condition;
 use crate::model::{
-    Actor, App, Jwks, OAuthClient, Outcome, ThirdPartyKey, ThirdPartyKind, TokenKind,
+    Actor, App, Jwks, OAuthClient, OAuthGrant, OAuthKey, OAuthKeyKind, Outcome, ThirdPartyKey,
+    ThirdPartyKind, TokenKind,
 };
 use crate::token::PublicKey;
 
@@ -529,6 +530,7 @@ async fn compaction_drops_expired_and_old_entries(kind: Kind) {
             revocations: 1,
             feed: 1,
             id_token_uses: 0,
+            oauth: 0,
         }
     );
     let (revs, head) = read(s, |r| Ok((r.revocations()?, r.feed_head()?))).await;
@@ -641,7 +643,7 @@ async fn nodes_starting_at_once_migrate_once(kind: Kind) {
         .await
         .unwrap();
     let applied: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(applied, [2, 3, 4, 5], "each step applied exactly once");
+    assert_eq!(applied, [2, 3, 4, 5, 6], "each step applied exactly once");
 }
 
 async fn secrets_keep_their_scopes_versions_and_counters(kind: Kind) {
@@ -1349,7 +1351,7 @@ async fn blind_writes_are_counted_per_scope(kind: Kind) {
 
 /// A database of schema 2 is brought to 5 by the additive steps, keeping its rows, and
 /// the apps its tokens and secret scopes name are registered.
-async fn schema_2_is_upgraded_to_5(kind: Kind) {
+async fn schema_2_is_upgraded_to_6(kind: Kind) {
     let Some(f) = fresh(kind).await else { return };
     write(&f.store, |tx| {
         tx.insert_org(&Org::new("acme", 1))?;
@@ -1401,6 +1403,12 @@ async fn schema_2_is_upgraded_to_5(kind: Kind) {
             .ok();
             txn.delete_table(::redb::TableDefinition::<&str, &[u8]>::new("oauth_clients"))
                 .ok();
+            txn.delete_table(::redb::TableDefinition::<&str, &[u8]>::new("oauth_grants"))
+                .ok();
+            txn.delete_table(::redb::TableDefinition::<&[u8], &[u8]>::new("oauth_keys"))
+                .ok();
+            txn.delete_table(::redb::TableDefinition::<&[u8], u64>::new("oauth_spent"))
+                .ok();
             txn.commit().unwrap();
         }
         Location::Postgres(url) => {
@@ -1419,6 +1427,9 @@ async fn schema_2_is_upgraded_to_5(kind: Kind) {
                      DROP TABLE macvault_allowed_env; \
                      ALTER TABLE macvault_audit DROP COLUMN count, DROP COLUMN last_time; \
                      DROP TABLE macvault_oauth_clients; \
+                     DROP TABLE macvault_oauth_grants; \
+                     DROP TABLE macvault_oauth_keys; \
+                     DROP TABLE macvault_oauth_spent; \
                      DELETE FROM macvault_migrations WHERE version >= 3;",
                 )
                 .await
@@ -1463,6 +1474,17 @@ async fn schema_2_is_upgraded_to_5(kind: Kind) {
     })
     .await;
     assert_eq!(read(&again, |r| r.oauth_clients("acme")).await.len(), 1);
+    // Schema 6: grants and their keys.
+    write(&again, |tx| {
+        tx.put_oauth_grant(&oauth_grant("acme", "mvg_1", 100))
+    })
+    .await;
+    assert_eq!(read(&again, |r| r.oauth_grants("acme")).await.len(), 1);
+    assert!(
+        write(&again, |tx| tx.spend_oauth_key(&[1; 32], 100))
+            .await
+            .value
+    );
 }
 
 fn oauth_client(org: &str, id: &str) -> OAuthClient {
@@ -1518,6 +1540,119 @@ async fn oauth_clients_round_trip(kind: Kind) {
     write(s, |tx| tx.delete_oauth_client("mvc_a")).await;
     assert_eq!(read(s, |r| r.oauth_client("mvc_a")).await, None);
     assert_eq!(read(s, |r| r.oauth_clients("acme")).await, [public]);
+}
+
+fn oauth_grant(org: &str, id: &str, expires: u64) -> OAuthGrant {
+    OAuthGrant {
+        id: id.into(),
+        org: org.into(),
+        client: "mvc_a".into(),
+        client_name: "CI dashboard".into(),
+        parent: TokenId([2; 16]),
+        app: Some("web".into()),
+        scopes: vec!["secrets:read".into(), "app:web".into()],
+        caveats: vec!["resource = secrets".into(), "actions = r".into()],
+        created: 10,
+        expires,
+        redirect_uri: "http://127.0.0.1/cb".into(),
+        challenge: [3; 32],
+        code_expires: 70,
+        tokens: vec![(TokenId([4; 16]), 90)],
+        last_used: Some(20),
+        revoked: None,
+    }
+}
+
+fn oauth_key(hash: u8, grant: &str, kind: OAuthKeyKind, until: u64) -> OAuthKey {
+    OAuthKey {
+        hash: [hash; 32],
+        grant: grant.into(),
+        kind,
+        until,
+    }
+}
+
+/// OAuth grants, codes and refresh tokens: grants found by id and listed per org and
+/// rewritten; a key found by its hash; a key spent once, of two concurrent spends one
+/// winning; copied with a dump (spent ones spent on the copy); compaction drops grants
+/// and keys past their end.
+async fn oauth_grants_and_keys_are_spent_once(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = std::sync::Arc::new(f.store.clone());
+    let (a, b) = (
+        oauth_grant("acme", "mvg_a", 100),
+        oauth_grant("beta", "mvg_b", 1000),
+    );
+    let code = oauth_key(1, "mvg_a", OAuthKeyKind::Code, 100);
+    let refresh = oauth_key(2, "mvg_b", OAuthKeyKind::Refresh, 1000);
+    let (a2, b2, c2, r2) = (a.clone(), b.clone(), code.clone(), refresh.clone());
+    write(&s, move |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.insert_org(&Org::new("beta", 1))?;
+        tx.put_oauth_grant(&a2)?;
+        tx.put_oauth_grant(&b2)?;
+        tx.put_oauth_key(&c2)?;
+        tx.put_oauth_key(&r2)
+    })
+    .await;
+    assert_eq!(read(&s, |r| r.oauth_grant("mvg_b")).await, Some(b.clone()));
+    assert_eq!(read(&s, |r| r.oauth_grants("acme")).await, std::slice::from_ref(&a));
+    assert_eq!(
+        read(&s, |r| r.oauth_key(&[2; 32])).await,
+        Some(refresh.clone())
+    );
+    assert_eq!(read(&s, |r| r.oauth_key(&[9; 32])).await, None);
+    let mut revoked = a.clone();
+    revoked.revoked = Some(50);
+    let r3 = revoked.clone();
+    write(&s, move |tx| tx.put_oauth_grant(&r3)).await;
+    assert_eq!(read(&s, |r| r.oauth_grant("mvg_a")).await, Some(revoked));
+
+    // Spent once: the first spend wins, the next sees it spent.
+    assert!(
+        write(&s, |tx| tx.spend_oauth_key(&[1; 32], 100))
+            .await
+            .value
+    );
+    assert!(
+        !write(&s, |tx| tx.spend_oauth_key(&[1; 32], 100))
+            .await
+            .value
+    );
+    // Two at once: exactly one wins.
+    let spend = |s: std::sync::Arc<Store>| async move {
+        s.write(|tx| tx.spend_oauth_key(&[2; 32], 1000))
+            .await
+            .map(|c| c.value)
+    };
+    let (x, y) = tokio::join!(spend(s.clone()), spend(s.clone()));
+    let (x, y): (Result<bool, StoreError>, Result<bool, StoreError>) = (x, y);
+    assert_eq!([x.unwrap(), y.unwrap()].iter().filter(|w| **w).count(), 1);
+
+    // A copy keeps what is spent.
+    let target = fresh(kind).await.unwrap();
+    let dump = std::sync::Arc::new(read(&s, Dump::read).await);
+    assert_eq!(dump.oauth_keys.len(), 2);
+    let d = dump.clone();
+    write(&target.store, move |tx| d.write(tx)).await;
+    assert_eq!(read(&target.store, |r| r.oauth_grants("beta")).await, [b]);
+    assert!(
+        !write(&target.store, |tx| tx.spend_oauth_key(&[1; 32], 100))
+            .await
+            .value
+    );
+
+    // Compaction: grant a and its code end at 100.
+    let done = write(&s, |tx| tx.compact(150, 0)).await.value;
+    assert_eq!(done.oauth, 1);
+    assert_eq!(read(&s, |r| r.oauth_grant("mvg_a")).await, None);
+    assert_eq!(read(&s, |r| r.oauth_key(&[1; 32])).await, None);
+    assert!(
+        write(&s, |tx| tx.spend_oauth_key(&[1; 32], 100))
+            .await
+            .value
+    );
+    assert_eq!(read(&s, |r| r.oauth_key(&[2; 32])).await, Some(refresh));
 }
 
 /// An aggregated event (denials counted over a window) keeps its count and last time:
@@ -1625,5 +1760,6 @@ suite!(
     audit_retention_prunes_only_older_events,
     an_audit_event_counts_what_it_aggregates,
     oauth_clients_round_trip,
-    schema_2_is_upgraded_to_5,
+    oauth_grants_and_keys_are_spent_once,
+    schema_2_is_upgraded_to_6,
 );

@@ -32,20 +32,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 use crate::model::{
-    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, OAuthClient, Org, Requirement,
-    RootKeyVersion, SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenRecord,
+    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, OAuthClient, OAuthGrant, OAuthKey,
+    Org, Requirement, RootKeyVersion, SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId,
+    TokenRecord,
 };
 use crate::token::KeyId;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 /// The oldest schema a database this build writes may still be used by: binaries that
 /// know at least this version keep working during a rolling upgrade (see SCALING.md).
 /// Version 4 adds a kind of change-feed entry (third parties), which older nodes cannot
 /// read: they must be upgraded, not run beside version-4 nodes. Version 5 adds the
 /// counts of aggregated denials and a kind of token (dashboard sessions) that older
 /// nodes cannot read: they too must be upgraded, not run beside version-5 nodes.
-pub const SCHEMA_COMPAT: u32 = 5;
+/// Version 6 adds OAuth grants and a kind of token (`oauth`) that older nodes cannot
+/// read: the same again.
+pub const SCHEMA_COMPAT: u32 = 6;
 
 /// Why a store operation failed. Backend-neutral: no driver error appears here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,6 +160,8 @@ pub struct Compacted {
     pub feed: usize,
     /// Records of used ID tokens past their `until`.
     pub id_token_uses: usize,
+    /// OAuth grants past their end, with their codes and refresh tokens.
+    pub oauth: usize,
 }
 
 /// Read access inside a transaction.
@@ -285,6 +290,15 @@ pub trait Read {
     fn oauth_client(&mut self, id: &str) -> Result<Option<OAuthClient>, StoreError>;
     /// An org's OAuth clients, by id.
     fn oauth_clients(&mut self, org: &str) -> Result<Vec<OAuthClient>, StoreError>;
+    /// An OAuth grant, by its id (unique across orgs).
+    fn oauth_grant(&mut self, id: &str) -> Result<Option<OAuthGrant>, StoreError>;
+    /// An org's OAuth grants, by id.
+    fn oauth_grants(&mut self, org: &str) -> Result<Vec<OAuthGrant>, StoreError>;
+    /// An OAuth code or refresh token, by its SHA-256.
+    fn oauth_key(&mut self, hash: &[u8; 32]) -> Result<Option<OAuthKey>, StoreError>;
+    /// Every OAuth code and refresh token, and whether it is spent (for a store copy),
+    /// by hash.
+    fn oauth_keys(&mut self) -> Result<Vec<(OAuthKey, bool)>, StoreError>;
 }
 
 /// Where a secret version sits in [`Read::secret_versions_after`]'s order.
@@ -424,6 +438,15 @@ pub trait Tx: Read {
     fn insert_oauth_client(&mut self, client: &OAuthClient) -> Result<(), StoreError>;
     /// Removes an OAuth client (nothing if there is none).
     fn delete_oauth_client(&mut self, id: &str) -> Result<(), StoreError>;
+    /// Writes an OAuth grant (new or changed).
+    fn put_oauth_grant(&mut self, grant: &OAuthGrant) -> Result<(), StoreError>;
+    /// Records an OAuth code or refresh token by its hash.
+    fn put_oauth_key(&mut self, key: &OAuthKey) -> Result<(), StoreError>;
+    /// Spends the OAuth code or refresh token of SHA-256 `hash` by inserting it into
+    /// the spent set unless it is there (kept until `until`): whether this call spent
+    /// it. Of two transactions spending one, one commits `true` and the other sees it
+    /// spent (or retries on a serialization failure and then sees it).
+    fn spend_oauth_key(&mut self, hash: &[u8; 32], until: u64) -> Result<bool, StoreError>;
     /// Removes an app (its secrets and tokens are the caller's business).
     fn delete_app(&mut self, org: &str, name: &str) -> Result<(), StoreError>;
     /// Records an ID token's use unless one of the same issuer and `jti` is there (not
@@ -680,6 +703,10 @@ pub struct Dump {
     pub apps: Vec<App>,
     /// OAuth clients (their secrets only as hashes).
     pub oauth_clients: Vec<OAuthClient>,
+    /// OAuth grants.
+    pub oauth_grants: Vec<OAuthGrant>,
+    /// OAuth codes and refresh tokens (as hashes), and whether each is spent.
+    pub oauth_keys: Vec<(OAuthKey, bool)>,
 }
 
 impl Dump {
@@ -691,12 +718,14 @@ impl Dump {
             keys: r.all_keys()?,
             revocations: r.revocations()?,
             id_token_uses: r.id_token_uses()?,
+            oauth_keys: r.oauth_keys()?,
             ..Dump::default()
         };
         for org in &dump.orgs {
             dump.tokens.extend(r.ledger(&org.name)?);
             dump.apps.extend(r.apps(&org.name)?);
             dump.oauth_clients.extend(r.oauth_clients(&org.name)?);
+            dump.oauth_grants.extend(r.oauth_grants(&org.name)?);
             dump.secret_keys.extend(r.secret_keys(&org.name)?);
             for (app, name) in r.allowed_env(&org.name)? {
                 dump.allowed_env.push((org.name.clone(), app, name));
@@ -748,6 +777,8 @@ impl Dump {
             self.orgs.len(),
             self.apps.len(),
             self.oauth_clients.len(),
+            self.oauth_grants.len(),
+            self.oauth_keys.len(),
             self.keys.len(),
             self.tokens.len(),
             self.revocations.len(),
@@ -839,6 +870,17 @@ impl Dump {
         }
         for used in &self.id_token_uses {
             tx.record_id_token(used)?;
+            one();
+        }
+        for grant in &self.oauth_grants {
+            tx.put_oauth_grant(grant)?;
+            one();
+        }
+        for (key, spent) in &self.oauth_keys {
+            tx.put_oauth_key(key)?;
+            if *spent {
+                tx.spend_oauth_key(&key.hash, key.until)?;
+            }
             one();
         }
         Ok(())

@@ -22,9 +22,9 @@ use super::{
     Recorded, SCHEMA_COMPAT, SCHEMA_VERSION, StoreError, Tx, VersionKey, legacy,
 };
 use crate::model::{
-    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, OAuthClient, Org, Requirement,
-    RootKeyVersion, SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenKind,
-    TokenRecord,
+    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, OAuthClient, OAuthGrant, OAuthKey,
+    Org, Requirement, RootKeyVersion, SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId,
+    TokenKind, TokenRecord,
 };
 use crate::token::KeyId;
 
@@ -72,6 +72,13 @@ const ID_TOKEN_USES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new
 /// Schema 5: OAuth clients by id (unique across orgs; an org's are few, so listing
 /// them scans).
 const OAUTH_CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("oauth_clients");
+/// Schema 6: OAuth grants by id (unique across orgs; listing an org's scans, as for
+/// clients: grants are listed only by people).
+const OAUTH_GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("oauth_grants");
+/// Schema 6: OAuth codes and refresh tokens by their SHA-256.
+const OAUTH_KEYS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("oauth_keys");
+/// Schema 6: the spent ones: SHA-256 → kept until (unix seconds).
+const OAUTH_SPENT: TableDefinition<&[u8], u64> = TableDefinition::new("oauth_spent");
 /// Sorts after every secret name (names are `[A-Za-z0-9_]`).
 const NAME_END: &str = "~";
 
@@ -288,6 +295,9 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(AUDIT)?;
     txn.open_table(AUDIT_COUNTS)?;
     txn.open_table(OAUTH_CLIENTS)?;
+    txn.open_table(OAUTH_GRANTS)?;
+    txn.open_table(OAUTH_KEYS)?;
+    txn.open_table(OAUTH_SPENT)?;
     txn.open_table(FEED)?;
     txn.open_table(SECRET_KEYS)?;
     txn.open_table(SECRET_HEADS)?;
@@ -903,6 +913,37 @@ macro_rules! impl_read {
                 let t = self.txn.open_table(ID_TOKEN_USES)?;
                 decode_all(t.iter()?.map(|r| r.map(|(_, v)| v.value().to_vec())))
             }
+
+            fn oauth_grant(&mut self, id: &str) -> Result<Option<OAuthGrant>, StoreError> {
+                let t = self.txn.open_table(OAUTH_GRANTS)?;
+                let v = t.get(id)?;
+                v.map(|v| OAuthGrant::decode(v.value())).transpose()
+            }
+
+            fn oauth_grants(&mut self, org: &str) -> Result<Vec<OAuthGrant>, StoreError> {
+                let t = self.txn.open_table(OAUTH_GRANTS)?;
+                let all: Vec<OAuthGrant> =
+                    decode_all(t.iter()?.map(|r| r.map(|(_, v)| v.value().to_vec())))?;
+                Ok(all.into_iter().filter(|g| g.org == org).collect())
+            }
+
+            fn oauth_key(&mut self, hash: &[u8; 32]) -> Result<Option<OAuthKey>, StoreError> {
+                let t = self.txn.open_table(OAUTH_KEYS)?;
+                let v = t.get(&hash[..])?;
+                v.map(|v| OAuthKey::decode(v.value())).transpose()
+            }
+
+            fn oauth_keys(&mut self) -> Result<Vec<(OAuthKey, bool)>, StoreError> {
+                let keys: Vec<OAuthKey> = {
+                    let t = self.txn.open_table(OAUTH_KEYS)?;
+                    decode_all(t.iter()?.map(|r| r.map(|(_, v)| v.value().to_vec())))?
+                };
+                let spent = self.txn.open_table(OAUTH_SPENT)?;
+                keys.into_iter()
+                    .map(|k| Ok((spent.get(&k.hash[..])?.is_some(), k)))
+                    .map(|r: Result<_, StoreError>| r.map(|(s, k)| (k, s)))
+                    .collect()
+            }
         }
     };
 }
@@ -939,6 +980,36 @@ impl RedbTx<'_> {
             .open_table(table)?
             .insert((org, scope(app)), value)?;
         Ok(())
+    }
+
+    /// Removes OAuth grants past their end and codes and refresh tokens past their
+    /// `until`: how many grants.
+    fn compact_oauth(&mut self, now: u64) -> Result<usize, StoreError> {
+        let mut t = self.txn.open_table(OAUTH_GRANTS)?;
+        let mut gone = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            if OAuthGrant::decode(v.value())?.expires <= now {
+                gone.push(k.value().to_owned());
+            }
+        }
+        for id in &gone {
+            t.remove(id.as_str())?;
+        }
+        let mut keys = self.txn.open_table(OAUTH_KEYS)?;
+        let mut old = Vec::new();
+        for row in keys.iter()? {
+            let (k, v) = row?;
+            if OAuthKey::decode(v.value())?.until <= now {
+                old.push(k.value().to_vec());
+            }
+        }
+        for hash in &old {
+            keys.remove(hash.as_slice())?;
+        }
+        let mut spent = self.txn.open_table(OAUTH_SPENT)?;
+        spent.retain(|_, until| until > now)?;
+        Ok(gone.len())
     }
 }
 
@@ -1306,6 +1377,29 @@ impl Tx for RedbTx<'_> {
         Ok(())
     }
 
+    fn put_oauth_grant(&mut self, grant: &OAuthGrant) -> Result<(), StoreError> {
+        self.txn
+            .open_table(OAUTH_GRANTS)?
+            .insert(grant.id.as_str(), grant.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn put_oauth_key(&mut self, key: &OAuthKey) -> Result<(), StoreError> {
+        self.txn
+            .open_table(OAUTH_KEYS)?
+            .insert(&key.hash[..], key.encode()?.as_slice())?;
+        Ok(())
+    }
+
+    fn spend_oauth_key(&mut self, hash: &[u8; 32], until: u64) -> Result<bool, StoreError> {
+        let mut t = self.txn.open_table(OAUTH_SPENT)?;
+        if t.get(&hash[..])?.is_some() {
+            return Ok(false);
+        }
+        t.insert(&hash[..], until)?;
+        Ok(true)
+    }
+
     fn record_id_token(&mut self, used: &IdTokenUse) -> Result<Recorded, StoreError> {
         let mut t = self.txn.open_table(ID_TOKEN_USES)?;
         let key = (used.issuer.as_str(), used.jti.as_str());
@@ -1386,6 +1480,7 @@ impl Tx for RedbTx<'_> {
             }
             done.id_token_uses = gone.len();
         }
+        done.oauth = self.compact_oauth(now)?;
         Ok(done)
     }
 }

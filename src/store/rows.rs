@@ -45,6 +45,8 @@ pub enum KindRow {
     Operator,
     /// Schema 5.
     Session,
+    /// Schema 6.
+    OAuth,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -283,6 +285,117 @@ impl Stored for crate::model::OAuthClient {
     }
 }
 
+/// Schema 6: an OAuth grant.
+#[derive(Serialize, Deserialize)]
+pub struct OAuthGrantRow {
+    id: String,
+    org: String,
+    client: String,
+    client_name: String,
+    parent: [u8; 16],
+    app: Option<String>,
+    scopes: Vec<String>,
+    caveats: Vec<String>,
+    created: u64,
+    expires: u64,
+    redirect_uri: String,
+    challenge: [u8; 32],
+    code_expires: u64,
+    tokens: Vec<([u8; 16], u64)>,
+    last_used: Option<u64>,
+    revoked: Option<u64>,
+}
+
+impl Stored for crate::model::OAuthGrant {
+    type Row = OAuthGrantRow;
+    const WHAT: &'static str = "OAuth grant";
+    fn to_row(&self) -> OAuthGrantRow {
+        OAuthGrantRow {
+            id: self.id.clone(),
+            org: self.org.clone(),
+            client: self.client.clone(),
+            client_name: self.client_name.clone(),
+            parent: self.parent.0,
+            app: self.app.clone(),
+            scopes: self.scopes.clone(),
+            caveats: self.caveats.clone(),
+            created: self.created,
+            expires: self.expires,
+            redirect_uri: self.redirect_uri.clone(),
+            challenge: self.challenge,
+            code_expires: self.code_expires,
+            tokens: self.tokens.iter().map(|(t, e)| (t.0, *e)).collect(),
+            last_used: self.last_used,
+            revoked: self.revoked,
+        }
+    }
+    fn from_row(r: OAuthGrantRow) -> Result<Self, StoreError> {
+        Ok(crate::model::OAuthGrant {
+            id: r.id,
+            org: r.org,
+            client: r.client,
+            client_name: r.client_name,
+            parent: TokenId(r.parent),
+            app: r.app,
+            scopes: r.scopes,
+            caveats: r.caveats,
+            created: r.created,
+            expires: r.expires,
+            redirect_uri: r.redirect_uri,
+            challenge: r.challenge,
+            code_expires: r.code_expires,
+            tokens: r.tokens.into_iter().map(|(t, e)| (TokenId(t), e)).collect(),
+            last_used: r.last_used,
+            revoked: r.revoked,
+        })
+    }
+}
+
+/// Schema 6: what an OAuth code or refresh token is for. Append-only.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+pub enum OAuthKeyKindRow {
+    Code,
+    Refresh,
+}
+
+/// Schema 6: an OAuth code or refresh token, by its hash.
+#[derive(Serialize, Deserialize)]
+pub struct OAuthKeyRow {
+    hash: [u8; 32],
+    grant: String,
+    kind: OAuthKeyKindRow,
+    until: u64,
+}
+
+impl Stored for crate::model::OAuthKey {
+    type Row = OAuthKeyRow;
+    const WHAT: &'static str = "OAuth key";
+    fn to_row(&self) -> OAuthKeyRow {
+        use crate::model::OAuthKeyKind;
+        OAuthKeyRow {
+            hash: self.hash,
+            grant: self.grant.clone(),
+            kind: match self.kind {
+                OAuthKeyKind::Code => OAuthKeyKindRow::Code,
+                OAuthKeyKind::Refresh => OAuthKeyKindRow::Refresh,
+            },
+            until: self.until,
+        }
+    }
+    fn from_row(r: OAuthKeyRow) -> Result<Self, StoreError> {
+        use crate::model::OAuthKeyKind;
+        Ok(crate::model::OAuthKey {
+            hash: r.hash,
+            grant: r.grant,
+            kind: match r.kind {
+                OAuthKeyKindRow::Code => OAuthKeyKind::Code,
+                OAuthKeyKindRow::Refresh => OAuthKeyKind::Refresh,
+            },
+            until: r.until,
+        })
+    }
+}
+
 /// Schema 4: an ID token used for discharges.
 #[derive(Serialize, Deserialize)]
 pub struct IdTokenUseRow {
@@ -403,6 +516,7 @@ impl From<TokenKind> for KindRow {
             TokenKind::Runtime => KindRow::Runtime,
             TokenKind::Operator => KindRow::Operator,
             TokenKind::Session => KindRow::Session,
+            TokenKind::OAuth => KindRow::OAuth,
         }
     }
 }
@@ -416,6 +530,7 @@ impl From<KindRow> for TokenKind {
             KindRow::Runtime => TokenKind::Runtime,
             KindRow::Operator => TokenKind::Operator,
             KindRow::Session => TokenKind::Session,
+            KindRow::OAuth => TokenKind::OAuth,
         }
     }
 }

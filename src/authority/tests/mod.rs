@@ -3,6 +3,7 @@
 mod audit;
 mod lifecycle;
 mod oauth;
+mod oauth_flow;
 mod purity;
 mod rules;
 mod sessions;

@@ -6,7 +6,9 @@
 //! that load code; and schema version 3's (`tests/fixtures/v3/` by
 //! `scripts/fixtures/v3.sh`), to which version 4 adds third parties and the record of
 //! used ID tokens; and schema version 4's (`tests/fixtures/v4/` by
-//! `scripts/fixtures/v4.sh`), to which version 5 adds the counts of aggregated denials.
+//! `scripts/fixtures/v4.sh`), to which version 5 adds the counts of aggregated denials;
+//! and schema version 5's (`tests/fixtures/v5/` by `scripts/fixtures/v5.sh`), to which
+//! version 6 adds OAuth grants and the `oauth` token kind.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -35,6 +37,12 @@ fn fixture_v3() -> (tempfile::TempDir, serde_json::Value) {
 /// and its tokens by name.
 fn fixture_v4() -> (tempfile::TempDir, serde_json::Value) {
     fixture_of("v4")
+}
+
+/// A copy of the v5 data directory (`tests/fixtures/v5/`, by `scripts/fixtures/v5.sh`),
+/// and its tokens by name.
+fn fixture_v5() -> (tempfile::TempDir, serde_json::Value) {
+    fixture_of("v5")
 }
 
 /// A copy of `tests/fixtures/{version}/data`, and its tokens by name.
@@ -397,4 +405,69 @@ async fn a_version_4_data_directory_is_upgraded_whole() {
         .map(|l| l.head.name.as_str())
         .collect();
     assert_eq!(names, ["DB_URL"]);
+}
+
+#[tokio::test]
+async fn a_version_5_data_directory_is_upgraded_and_its_clients_get_grants() {
+    let (dir, tokens) = fixture_v5();
+    let t = |name: &str| tokens[name].as_str().unwrap().to_owned();
+    let opened = Authority::open(dir.path()).await.unwrap();
+    assert!(opened.operator_token.is_none());
+    let a = opened.authority;
+    let acme = a.read_org("acme").await.unwrap().unwrap();
+    a.set_clock(acme.created + 60);
+    let org = who(&a, &t("acme")).await;
+    who(&a, &t("deploy")).await;
+    // Its aggregated denial and its client are there.
+    let page = a
+        .audit(&org, "acme", 100, None, AuditFilter::default())
+        .await
+        .unwrap();
+    let denied: Vec<u64> = page
+        .events
+        .iter()
+        .filter(|e| e.action == crate::audit::action::REQUEST_DENIED)
+        .map(|e| e.count)
+        .collect();
+    assert_eq!(denied, [3]);
+    let client = a.oauth_client(&org, "acme", &t("client")).await.unwrap();
+    assert!(client.is_public());
+
+    // Version 6: the client gets a grant and an `oauth` token.
+    let session = a.sign_in(&org, SESSION_LIFETIME).await.unwrap();
+    let session = who(&a, session.token.expose()).await;
+    let verifier = "v".repeat(43);
+    let challenge = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&verifier))
+    };
+    let params = AuthorizeParams {
+        response_type: Some("code".into()),
+        client_id: Some(client.id.clone()),
+        redirect_uri: None,
+        scope: Some("secrets:read app:web".into()),
+        state: None,
+        code_challenge: Some(challenge),
+        code_challenge_method: Some("S256".into()),
+    };
+    let auth = a.check_authorization(&params).await.unwrap();
+    let code = a
+        .approve_authorization(&session, &auth, &auth.scopes, 3600)
+        .await
+        .unwrap();
+    let creds = ClientCredentials {
+        id: client.id.clone(),
+        secret: None,
+    };
+    let req = TokenRequest::Code {
+        code: code.expose().into(),
+        redirect_uri: None,
+        verifier: Some(verifier),
+    };
+    let issued = a.oauth_token(&creds, req).await.unwrap();
+    let p = who(&a, issued.access_token.expose()).await;
+    let rec = a.read_token(&p.token_id()).await.unwrap().unwrap();
+    assert_eq!(rec.kind, crate::model::TokenKind::OAuth);
+    assert_eq!(a.oauth_grants(&org, "acme").await.unwrap().len(), 1);
 }

@@ -96,6 +96,8 @@ const ACTIONS: &[&str] = &[
     "request.denied",
     "oauth_client.add",
     "oauth_client.remove",
+    "oauth.grant",
+    "oauth.grant_revoke",
 ];
 
 /// One page of the org's log (100 events), newest first.

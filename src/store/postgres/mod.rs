@@ -48,8 +48,9 @@ const SESSION_OPTIONS: &str = "-c lock_timeout=10s -c idle_in_transaction_sessio
 /// The schema, one step per version. Step 2 is the first: PostgreSQL support arrived
 /// with schema version 2. Step 3 adds the allow-lists of names that load code; step 4
 /// the third parties with the tokens that need them; step 5 the counts of aggregated
-/// denials (NULL: the event happened once) and OAuth clients. Released steps are never edited:
-/// a change is a new step.
+/// denials (NULL: the event happened once) and OAuth clients; step 6 OAuth grants and
+/// their codes and refresh tokens (by hash) with the set of spent ones. Released steps
+/// are never edited: a change is a new step.
 const STEPS: &[(u32, &str)] = &[(
     2,
     "CREATE TABLE macvault_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
@@ -116,6 +117,15 @@ const STEPS: &[(u32, &str)] = &[(
          CREATE TABLE macvault_oauth_clients (id TEXT PRIMARY KEY, org TEXT NOT NULL,
              row BYTEA NOT NULL);
          CREATE INDEX macvault_oauth_clients_org ON macvault_oauth_clients (org, id);",
+    ),
+    (
+        6,
+        "CREATE TABLE macvault_oauth_grants (id TEXT PRIMARY KEY, org TEXT NOT NULL,
+             expires BIGINT NOT NULL, row BYTEA NOT NULL);
+         CREATE INDEX macvault_oauth_grants_org ON macvault_oauth_grants (org, id);
+         CREATE TABLE macvault_oauth_keys (hash BYTEA PRIMARY KEY, until BIGINT NOT NULL,
+             row BYTEA NOT NULL);
+         CREATE TABLE macvault_oauth_spent (hash BYTEA PRIMARY KEY, until BIGINT NOT NULL);",
     ),
 ];
 

@@ -12,8 +12,9 @@ use super::super::{
 };
 use super::{int, pg_err, retryable, uint};
 use crate::model::{
-    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, OAuthClient, Org, Requirement,
-    RootKeyVersion, SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId, TokenRecord,
+    App, AuditEvent, Change, FeedEntry, LastUsed, LedgerEntry, OAuthClient, OAuthGrant, OAuthKey,
+    Org, Requirement, RootKeyVersion, SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId,
+    TokenRecord,
 };
 use crate::token::KeyId;
 
@@ -598,6 +599,45 @@ impl Read for PgTx<'_> {
         )
     }
 
+    fn oauth_grant(&mut self, id: &str) -> Result<Option<OAuthGrant>, StoreError> {
+        self.one(
+            "SELECT row FROM macvault_oauth_grants WHERE id = $1",
+            &[&id],
+        )
+    }
+
+    fn oauth_grants(&mut self, org: &str) -> Result<Vec<OAuthGrant>, StoreError> {
+        self.rows(
+            "SELECT row FROM macvault_oauth_grants WHERE org = $1 ORDER BY id",
+            &[&org],
+        )
+    }
+
+    fn oauth_key(&mut self, hash: &[u8; 32]) -> Result<Option<OAuthKey>, StoreError> {
+        self.one(
+            "SELECT row FROM macvault_oauth_keys WHERE hash = $1",
+            &[&&hash[..]],
+        )
+    }
+
+    fn oauth_keys(&mut self) -> Result<Vec<(OAuthKey, bool)>, StoreError> {
+        let keys: Vec<OAuthKey> =
+            self.rows("SELECT row FROM macvault_oauth_keys ORDER BY hash", &[])?;
+        let spent = self.query("SELECT hash FROM macvault_oauth_spent", &[])?;
+        let mut set = std::collections::HashSet::new();
+        for row in spent {
+            let hash: Vec<u8> = row.try_get(0).map_err(|e| self.fail(e))?;
+            set.insert(hash);
+        }
+        Ok(keys
+            .into_iter()
+            .map(|k| {
+                let spent = set.contains(&k.hash[..]);
+                (k, spent)
+            })
+            .collect())
+    }
+
     fn secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
         self.scope_number("macvault_secret_counters", org, app)
     }
@@ -985,6 +1025,35 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
+    fn put_oauth_grant(&mut self, grant: &OAuthGrant) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO macvault_oauth_grants (id, org, expires, row) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET expires = EXCLUDED.expires, row = EXCLUDED.row",
+            &[&grant.id, &grant.org, &int(grant.expires), &grant.encode()?],
+        )?;
+        Ok(())
+    }
+
+    fn put_oauth_key(&mut self, key: &OAuthKey) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO macvault_oauth_keys (hash, until, row) VALUES ($1, $2, $3) \
+             ON CONFLICT (hash) DO UPDATE SET until = EXCLUDED.until, row = EXCLUDED.row",
+            &[&&key.hash[..], &int(key.until), &key.encode()?],
+        )?;
+        Ok(())
+    }
+
+    fn spend_oauth_key(&mut self, hash: &[u8; 32], until: u64) -> Result<bool, StoreError> {
+        // Insert-if-absent: of two concurrent spends, one inserts; the other waits for
+        // it and finds the row (or retries on a serialization failure and then does).
+        let added = self.execute(
+            "INSERT INTO macvault_oauth_spent (hash, until) VALUES ($1, $2) \
+             ON CONFLICT (hash) DO NOTHING",
+            &[&&hash[..], &int(until)],
+        )?;
+        Ok(added == 1)
+    }
+
     fn record_id_token(&mut self, used: &IdTokenUse) -> Result<Recorded, StoreError> {
         // Insert-if-absent: of two concurrent first uses, one inserts and the other
         // waits for it and then finds its row (or retries on a serialization failure).
@@ -1082,10 +1151,20 @@ impl Tx for PgTx<'_> {
             "DELETE FROM macvault_id_token_uses WHERE until <= $1",
             &[&now],
         )?;
+        let grants = self.execute(
+            "DELETE FROM macvault_oauth_grants WHERE expires <= $1",
+            &[&now],
+        )?;
+        self.execute("DELETE FROM macvault_oauth_keys WHERE until <= $1", &[&now])?;
+        self.execute(
+            "DELETE FROM macvault_oauth_spent WHERE until <= $1",
+            &[&now],
+        )?;
         Ok(Compacted {
             revocations: usize::try_from(revocations).unwrap_or(usize::MAX),
             feed: usize::try_from(feed).unwrap_or(usize::MAX),
             id_token_uses: usize::try_from(uses).unwrap_or(usize::MAX),
+            oauth: usize::try_from(grants).unwrap_or(usize::MAX),
         })
     }
 }
