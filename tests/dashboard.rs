@@ -12,19 +12,19 @@ use serde_json::json;
 use crate::support::{Server, acme, contains_bytes, s};
 
 /// An answer: status, headers (lower-case names; repeated ones joined by "\n"), body.
-struct Page {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: HashMap<String, String>,
+    pub(crate) body: String,
 }
 
 impl Page {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).map_or("", String::as_str)
     }
 
     /// The value of the first hidden `csrf` field.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -36,7 +36,7 @@ impl Page {
 
 /// A browser without script: one cookie jar (the session cookie), no redirects
 /// followed, and the `Origin` a browser sends with a form.
-struct Browser {
+pub(crate) struct Browser {
     base: String,
     origin: String,
     cookie: Option<String>,
@@ -45,7 +45,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn new(srv: &Server) -> Browser {
+    pub(crate) fn new(srv: &Server) -> Browser {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(0)
@@ -101,13 +101,13 @@ impl Browser {
         page
     }
 
-    fn get(&mut self, path: &str) -> Page {
+    pub(crate) fn get(&mut self, path: &str) -> Page {
         let req = self.http.get(format!("{}{path}", self.base));
         self.send(req)
     }
 
     /// A form POST as a browser on this dashboard's page sends it.
-    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+    pub(crate) fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         self.post_from(&self.origin.clone(), path, fields)
     }
 
@@ -123,13 +123,13 @@ impl Browser {
     }
 
     /// Signs in with `token`: the answer (a redirect with the cookie).
-    fn sign_in(&mut self, token: &str, next: &str) -> Page {
+    pub(crate) fn sign_in(&mut self, token: &str, next: &str) -> Page {
         self.post("/ui/sign-in", &[("token", token), ("next", next)])
     }
 }
 
 /// Mints a token of `kind` (JSON body fields) with `by`: (token, id).
-fn mint(srv: &Server, by: &str, body: serde_json::Value) -> (String, String) {
+pub(crate) fn mint(srv: &Server, by: &str, body: serde_json::Value) -> (String, String) {
     let (st, v) = srv.http("POST", "/v1/orgs/acme/tokens", Some(by), Some(&body));
     assert_eq!(st, 201, "{v}");
     (s(&v, "token").to_owned(), s(&v["record"], "id").to_owned())

@@ -20,6 +20,7 @@ mod metrics;
 mod multinode;
 mod names;
 mod newcomer;
+mod oauth;
 mod oauth_clients;
 mod pymacaroons;
 mod reach;

@@ -364,6 +364,58 @@ impl std::fmt::Debug for AddOAuthClientResponse {
     }
 }
 
+/// An OAuth grant: what a person approved for a client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OAuthGrantBody {
+    /// Its id (`mvg_…`).
+    pub id: String,
+    /// The client's `client_id`.
+    pub client_id: String,
+    /// The client's name.
+    pub client_name: String,
+    /// The approved scopes.
+    pub scopes: Vec<String>,
+    /// The token the person signed in with (the access tokens' parent).
+    pub signed_in_token: String,
+    /// When it was made.
+    pub created: String,
+    /// When it ends (the client must ask for consent again after).
+    pub expires: String,
+    /// The last code redemption, refresh or request with one of its access tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<String>,
+    /// When it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
+    /// Whether it still works.
+    pub live: bool,
+}
+
+impl OAuthGrantBody {
+    /// The body of `grant`, last used at `last_used`, `live` or not.
+    pub fn new(grant: &crate::model::OAuthGrant, last_used: Option<u64>, live: bool) -> Self {
+        OAuthGrantBody {
+            id: grant.id.clone(),
+            client_id: grant.client.clone(),
+            client_name: grant.client_name.clone(),
+            scopes: grant.scopes.clone(),
+            signed_in_token: grant.parent.to_string(),
+            created: format_time(grant.created),
+            expires: format_time(grant.expires),
+            last_used: last_used.map(format_time),
+            revoked: grant.revoked.map(format_time),
+            live,
+        }
+    }
+}
+
+/// `GET /v1/orgs/{org}/oauth-grants`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OAuthGrantList {
+    /// The grants the caller may revoke, newest first.
+    pub grants: Vec<OAuthGrantBody>,
+}
+
 /// `GET /v1/orgs/{org}/oauth-clients`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct OAuthClientList {

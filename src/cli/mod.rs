@@ -17,6 +17,7 @@ mod exit;
 pub(crate) mod input;
 mod keys;
 mod oauth_clients;
+mod oauth_grants;
 pub(crate) mod offline;
 mod orgs;
 mod output;
@@ -82,6 +83,9 @@ enum Command {
     /// Register, list, show and remove the org's OAuth clients (integrations that people
     /// grant narrowed tokens by consent); an org token's business.
     OauthClients(oauth_clients::OAuthClientsArgs),
+    /// List and revoke what people granted OAuth clients (the grants this token may
+    /// revoke).
+    OauthGrants(oauth_grants::OAuthGrantsArgs),
     /// Run a command with an app's secrets in its environment: `macvault run --app web -- ./server`.
     /// Exits with the command's status; 125 when macvault fails first, 126 when the
     /// command cannot be executed, 127 when it is not found.
@@ -335,6 +339,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ThirdParties(a) => block_on(third_parties::run(&Ctx::new(a.client), a.command)),
         Command::Apps(a) => block_on(apps::run(&Ctx::new(a.client), a.command)),
         Command::OauthClients(a) => block_on(oauth_clients::run(&Ctx::new(a.client), a.command)),
+        Command::OauthGrants(a) => block_on(oauth_grants::run(&Ctx::new(a.client), a.command)),
         Command::Run(args) if args.client.json => Err(exit::usage(
             "--json means nothing for run: its output is the command's own",
         )),

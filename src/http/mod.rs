@@ -4,7 +4,8 @@
 //! beside the router. Handlers translate requests into authority calls; they hold no
 //! crypto and no caveat logic. [`metrics`] counts what the server does and serves it as
 //! `GET /metrics` on a listener of its own (`serve --metrics-listen`). `ui` is the
-//! dashboard under `/ui`.
+//! dashboard under `/ui`; `oauth` the OAuth 2.0 provider's endpoints (`/oauth/…`, its
+//! metadata, and the grants people list and revoke).
 
 mod apps;
 mod audit;
@@ -17,6 +18,7 @@ mod keys;
 mod limits;
 mod listen;
 pub mod metrics;
+mod oauth;
 mod oauth_clients;
 mod orgs;
 mod request_id;
@@ -155,6 +157,17 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
             "/v1/orgs/{org}/oauth-clients/{id}",
             get(oauth_clients::show).delete(oauth_clients::remove),
         )
+        .route("/v1/orgs/{org}/oauth-grants", get(oauth::grants))
+        .route(
+            "/v1/orgs/{org}/oauth-grants/{id}/revoke",
+            post(oauth::revoke_grant),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
+        )
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/revoke", post(oauth::revoke))
         .route(
             "/v1/orgs/{org}/apps/{app}",
             get(apps::show).delete(apps::delete),

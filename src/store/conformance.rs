@@ -1596,7 +1596,10 @@ async fn oauth_grants_and_keys_are_spent_once(kind: Kind) {
     })
     .await;
     assert_eq!(read(&s, |r| r.oauth_grant("mvg_b")).await, Some(b.clone()));
-    assert_eq!(read(&s, |r| r.oauth_grants("acme")).await, std::slice::from_ref(&a));
+    assert_eq!(
+        read(&s, |r| r.oauth_grants("acme")).await,
+        std::slice::from_ref(&a)
+    );
     assert_eq!(
         read(&s, |r| r.oauth_key(&[2; 32])).await,
         Some(refresh.clone())

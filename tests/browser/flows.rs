@@ -363,3 +363,126 @@ fn a_cross_site_post_is_refused() {
     let (_, list) = srv.http("GET", "/v1/orgs/acme/tokens", Some(&org), None);
     assert!(!list.to_string().contains("cross-site"), "{list}");
 }
+
+/// A native app's loopback callback: answers every request with a small page until
+/// dropped; its port.
+fn callback() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let page = "<!doctype html><title>callback</title><p>signed in";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn an_application_is_approved_on_the_consent_page_and_gets_its_code() {
+    let Some((driver, chromium)) = driver() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = Server::start(tmp.path());
+    let (_op, org) = acme(&srv);
+    let added = srv.cli_json(
+        &org,
+        &[
+            "oauth-clients",
+            "add",
+            "Deploy bot",
+            "--redirect-uri",
+            "http://127.0.0.1/cb",
+            "--public",
+            "--json",
+        ],
+    );
+    let client = s(&added, "client_id").to_owned();
+    let port = callback();
+    let redirect = format!("http://127.0.0.1:{port}/cb");
+    // RFC 7636, appendix B.
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let query = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", &client),
+        ("redirect_uri", &redirect),
+        ("scope", "secrets:write app:web app:api"),
+        ("state", "s1"),
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
+        ("code_challenge_method", "S256"),
+    ])
+    .unwrap();
+    let rt = runtime();
+    let c = on(&rt, browser(&driver, &chromium, 1280));
+    let back = on(&rt, async {
+        c.goto(&format!(
+            "{}/oauth/authorize?{query}",
+            srv.url().trim_end_matches('/')
+        ))
+        .await
+        .unwrap();
+        wait_for(&c, "the sign-in page", |at, _| at == "/ui/sign-in").await;
+        submit(&c, "form[action='/ui/sign-in']", &[("token", &org)]).await;
+        let page = wait_for(&c, "the consent page", |at, _| at == "/ui/consent").await;
+        assert!(
+            page.contains("Deploy bot") && page.contains("acme"),
+            "{page}"
+        );
+        screenshot(&c, "consent").await;
+        // Narrowed: not the app api, read-only.
+        c.find(Locator::Css("input[name='keep'][value='app:api']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.find(Locator::Css("input[name='read_only']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        c.find(Locator::Css("button[value='approve']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for(&c, "the application's callback", |at, _| at == "/cb").await;
+        let url = c.current_url().await.unwrap();
+        c.close().await.unwrap();
+        url
+    });
+    let pairs: std::collections::HashMap<String, String> =
+        back.query_pairs().into_owned().collect();
+    assert_eq!(back.port(), Some(port));
+    assert_eq!(pairs.get("state").map(String::as_str), Some("s1"));
+    let body = serde_urlencoded::to_string([
+        ("grant_type", "authorization_code"),
+        ("client_id", client.as_str()),
+        ("code", &pairs["code"]),
+        ("redirect_uri", &redirect),
+        ("code_verifier", verifier),
+    ])
+    .unwrap();
+    let (st, text) = srv.raw(
+        "POST",
+        "/oauth/token",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(body.into_bytes()),
+    );
+    assert_eq!(st, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["scope"], "secrets:read app:web");
+}

@@ -11,6 +11,7 @@
 //!   to sign in and back (to a relative `/ui` or `/oauth` path only).
 
 mod audit;
+mod consent;
 mod page;
 mod secrets;
 mod sessions;
@@ -33,6 +34,8 @@ pub(super) use page::UiError;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "macvault_session";
+/// Every dashboard page's content security policy (docs/DESIGN.md, "Dashboard").
+pub(super) const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'";
 /// The form field that carries the anti-forgery token.
 const CSRF_FIELD: &str = "csrf";
 /// Largest form a dashboard POST takes (a secret's value is the largest field).
@@ -70,6 +73,12 @@ pub(super) fn routes() -> Router<AppState> {
             post(third_parties::remove),
         )
         .route("/ui/apps", get(secrets::apps))
+        // The authorization endpoint answers people (with pages, under the guard's
+        // headers) and sends them on to the consent page.
+        .route("/oauth/authorize", get(crate::http::oauth::authorize))
+        .route("/ui/consent", get(consent::form).post(consent::decide))
+        .route("/ui/oauth-grants", get(consent::grants))
+        .route("/ui/oauth-grants/{id}/revoke", post(consent::revoke_grant))
         .route("/ui/compare", post(secrets::compare))
         .route(
             "/ui/secrets",
@@ -212,10 +221,10 @@ pub(super) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         next.run(req).await
     };
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
-    );
+    // A page may widen `form-action` for its own form (the consent page's answer goes
+    // on to the client's redirect URI); every other page gets this one.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

@@ -74,7 +74,7 @@ pub(crate) struct UiError {
 }
 
 impl UiError {
-    pub(super) fn status(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn status(status: StatusCode, message: impl Into<String>) -> Self {
         UiError {
             status,
             message: message.into(),
