@@ -309,6 +309,13 @@ fn a_narrowed_consent_yields_a_narrower_token() {
         "{}",
         page.body
     );
+    // The grant is bounded by the org token (90 days), not by the 12 h session.
+    assert!(
+        page.body.contains("token you signed in with (<time"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(">in 12h<"), "{}", page.body);
     let csp = page.header("content-security-policy");
     assert!(
         csp.ends_with("form-action 'self' http://127.0.0.1:53124"),

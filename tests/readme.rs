@@ -10,8 +10,9 @@ fn root() -> &'static Path {
 }
 
 /// The examples the README shows, each a script the tests run.
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 7] = [
     "examples/tour.sh",
+    "examples/oauth.sh",
     "examples/lifecycle.sh",
     "examples/secrets.sh",
     "examples/third-parties.sh",
@@ -113,6 +114,26 @@ fn tour_runs() {
         "{stdout}"
     );
     assert!(stderr.contains("not authenticated: revoked"), "{stderr}");
+}
+
+#[test]
+fn oauth_walkthrough_runs() {
+    let out = run_example("examples/oauth.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "OAuth walk-through failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("\"code_challenge_methods_supported\":[\"S256\"]"),
+        "{stdout}"
+    );
+    // The access token: the admin token's caveats, then exactly the approved ones.
+    assert!(stdout.contains("5. app = web:r"), "{stdout}");
+    assert!(stdout.contains("secrets:read app:web"), "{stdout}");
+    assert!(stdout.contains("revoked OAuth grant mvg_"), "{stdout}");
+    assert!(stderr.contains("not authenticated (revoked)"), "{stderr}");
 }
 
 #[test]

@@ -519,6 +519,12 @@ impl Authority {
         Ok(Secret::new(code))
     }
 
+    /// When the token that session `who` was signed in with ends (what a grant may not
+    /// outlive), if it ends.
+    pub async fn grant_limit(&self, who: &Principal) -> Result<Option<u64>, StoreError> {
+        Ok(self.minter_of(who).await?.expires)
+    }
+
     /// The client that `creds` authenticate.
     async fn oauth_client_of(&self, creds: &ClientCredentials) -> Result<OAuthClient, TokenError> {
         let id = creds.id.clone();

@@ -57,13 +57,17 @@ fn origin_of(uri: &str) -> Option<String> {
 
 /// The consent page (or its form again with `error`), whose form may go on to the
 /// client's redirect URI.
-fn page(
+async fn page(
     state: &AppState,
     signed: &Signed,
     auth: &Authorization,
     error: Option<String>,
 ) -> Response {
     let now = state.authority.now();
+    let limit = match state.authority.grant_limit(&signed.who).await {
+        Ok(limit) => limit,
+        Err(e) => return UiError::from(e).into_response(),
+    };
     let frame = Frame::of(signed, "consent");
     let params = [
         ("response_type", Some("code".to_owned())),
@@ -98,7 +102,7 @@ fn page(
                 .iter()
                 .any(|s| *s == crate::authority::Scope::SecretsWrite),
             lifetimes: LIFETIMES.to_vec(),
-            until: signed.who.expires().map(|t| When::at(t, now)),
+            until: limit.map(|t| When::at(t, now)),
             params,
             error,
         },
@@ -157,7 +161,7 @@ pub(super) async fn form(
         Err(e) => return e.into_response(),
     };
     match checked(&state, &signed, &params).await {
-        Ok(auth) => page(&state, &signed, &auth, None),
+        Ok(auth) => page(&state, &signed, &auth, None).await,
         Err(answer) => answer,
     }
 }
@@ -205,7 +209,7 @@ pub(super) async fn decide(
         .unwrap_or(GRANT_LIFETIME);
     let scopes = match auth.scopes.narrowed(&kept, read_only) {
         Ok(s) => s,
-        Err(e) => return page(&state, &signed, &auth, Some(e.to_string())),
+        Err(e) => return page(&state, &signed, &auth, Some(e.to_string())).await,
     };
     match state
         .authority
