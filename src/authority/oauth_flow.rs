@@ -35,6 +35,10 @@ pub const ACCESS_LIFETIME: u64 = 3600;
 pub const GRANT_LIFETIME: u64 = 30 * 86400;
 /// Longest `state` carried back.
 pub const MAX_STATE: usize = 512;
+/// Most live access tokens one grant keeps: a refresh beyond them revokes the oldest,
+/// so that a client refreshing in a loop neither piles up live tokens nor grows its
+/// grant's record without bound.
+pub const MAX_LIVE_TOKENS: usize = 8;
 
 /// The parameters of an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3).
 #[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
@@ -443,6 +447,9 @@ impl Authority {
         if auth.client.org != who.org() {
             return Err(ConsentError::OtherOrg);
         }
+        if !Self::within(scopes, &auth.scopes) {
+            return Err(ConsentError::Scope(ScopeError::Widened));
+        }
         let minter = self.minter_of(who).await?;
         let parent = self
             .read_token(&minter.id)
@@ -523,6 +530,16 @@ impl Authority {
     /// outlive), if it ends.
     pub async fn grant_limit(&self, who: &Principal) -> Result<Option<u64>, StoreError> {
         Ok(self.minter_of(who).await?.expires)
+    }
+
+    /// Whether `narrowed` asks for nothing `asked` did not (a scope asked for, or
+    /// `secrets:read` where `secrets:write` was).
+    fn within(narrowed: &Scopes, asked: &Scopes) -> bool {
+        use super::oauth_scopes::Scope;
+        narrowed.iter().all(|s| {
+            asked.iter().any(|a| a == s)
+                || (*s == Scope::SecretsRead && asked.iter().any(|a| *a == Scope::SecretsWrite))
+        })
     }
 
     /// The client that `creds` authenticate.
@@ -696,6 +713,16 @@ impl Authority {
                 }
                 tx.put_token(&record)?;
                 grant.tokens.retain(|(_, e)| *e > now);
+                while grant.tokens.len() >= MAX_LIVE_TOKENS {
+                    let (oldest, _) = grant.tokens.remove(0);
+                    super::revoke::revoke_one(
+                        tx,
+                        &oldest,
+                        RevokeOptions::default(),
+                        now,
+                        Actor::default(),
+                    )?;
+                }
                 grant.tokens.push((record.id, record.expires));
                 grant.last_used = Some(now);
                 tx.put_oauth_grant(&grant)?;
@@ -703,9 +730,9 @@ impl Authority {
                 tx.append_audit(&event)?;
                 Ok::<_, TokenError>(true)
             })
-            .await?
-            .value;
-        if !done {
+            .await?;
+        self.apply_committed(&done.changes).await;
+        if !done.value {
             return Ok(Issue::Reused);
         }
         Ok(Issue::Issued(Issued {

@@ -58,6 +58,9 @@ pub enum ScopeError {
          secrets:read)"
     )]
     NotTogether,
+    /// An approval that asks for more than the request did.
+    #[error("an approval may only narrow what was asked for")]
+    Widened,
     /// `secrets:reveal` by a client not registered with `--allow-reveal`.
     #[error("this client may not ask for secrets:reveal")]
     RevealNotAllowed,

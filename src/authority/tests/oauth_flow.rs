@@ -390,3 +390,50 @@ async fn an_authorization_request_is_checked_before_consent() {
             .await;
     assert!(matches!(e, Err(ConsentError::NotASession)), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_client_refreshing_in_a_loop_keeps_at_most_eight_live_tokens() {
+    let f = flow_with(None).await;
+    let code = code(&f, "secrets:read").await;
+    let mut issued = vec![f.a.oauth_token(&creds(&f), redeem(&code)).await.unwrap()];
+    for _ in 0..crate::authority::oauth_flow::MAX_LIVE_TOKENS {
+        let last = issued.last().unwrap();
+        let req = TokenRequest::Refresh {
+            token: last.refresh_token.expose().into(),
+        };
+        issued.push(f.a.oauth_token(&creds(&f), req).await.unwrap());
+    }
+    // Nine issued: the first is revoked, the other eight live.
+    assert_eq!(
+        refused(&f.a, issued[0].access_token.expose()).await,
+        crate::token::FailureClass::Revoked
+    );
+    for t in &issued[1..] {
+        who(&f.a, t.access_token.expose()).await;
+    }
+    let org = who(&f.a, &f.org).await;
+    let grants = f.a.oauth_grants(&org, "acme").await.unwrap();
+    assert_eq!(grants[0].grant.tokens.len(), 8);
+}
+
+#[tokio::test]
+async fn an_approval_only_narrows_the_request() {
+    let f = flow_with(None).await;
+    let auth =
+        f.a.check_authorization(&params(&f, "secrets:read app:web"))
+            .await
+            .unwrap();
+    let wider = Scopes::parse("secrets:write app:web", false).unwrap();
+    let e =
+        f.a.approve_authorization(&f.session, &auth, &wider, 60)
+            .await;
+    assert!(
+        matches!(e, Err(ConsentError::Scope(ScopeError::Widened))),
+        "{e:?}"
+    );
+    let other_app = Scopes::parse("secrets:read app:api", false).unwrap();
+    let e =
+        f.a.approve_authorization(&f.session, &auth, &other_app, 60)
+            .await;
+    assert!(matches!(e, Err(ConsentError::Scope(_))), "{e:?}");
+}
