@@ -494,21 +494,11 @@ fn python_dotenv() -> std::path::PathBuf {
 }
 
 fn dotenv_values(file: &Path) -> Value {
-    let out = Command::new("python3")
-        .env("PYTHONPATH", python_dotenv())
-        .args([
-            "-c",
-            "import json, sys\nfrom dotenv import dotenv_values\nprint(json.dumps(dotenv_values(sys.argv[1], interpolate=False)))",
-        ])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    crate::support::python_json(
+        python_dotenv(),
+        "import json, sys\nfrom dotenv import dotenv_values\nprint(json.dumps(dotenv_values(sys.argv[1], interpolate=False)))",
+        file,
+    )
 }
 
 #[test]

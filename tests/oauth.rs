@@ -5,8 +5,6 @@
 //! revoking the signed-in token ends it; grants are listed and revoked by the CLI and
 //! the dashboard.
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 
 use crate::dashboard::{Browser, Page};
@@ -245,18 +243,7 @@ fn authlib_runs_the_whole_flow() {
         "redirect_uri": REDIRECT,
         "token": org,
     });
-    let out = Command::new("python3")
-        .env("PYTHONPATH", path)
-        .args(["-c", AUTHLIB])
-        .arg(args.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = crate::support::python_json(path, AUTHLIB, args.to_string());
     assert_eq!(v["issuer"], srv.url().trim_end_matches('/'));
     assert_eq!(v["methods"], json!(["S256"]));
     assert_eq!(v["token_type"], "Bearer");
@@ -413,59 +400,65 @@ fn refusals_answer_their_rfc_errors() {
     );
     assert_eq!(b.get(&format!("/oauth/authorize?{q}")).status, 303);
 
-    // The token endpoint.
+    // The token endpoint: each refusal with its error, none spending the code.
     let code = code_for(&srv, &org, &client, "secrets:read");
-    let (st, v) = redeem(&srv, &client, &code, &"x".repeat(43));
-    assert_eq!(
-        (st, error_of(&v)),
-        (400, "invalid_grant"),
-        "wrong verifier: {v}"
-    );
-    let (st, v) = form_post(
-        &srv,
-        "/oauth/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", &client),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-        ],
-    );
-    assert_eq!(
-        (st, error_of(&v)),
-        (400, "invalid_request"),
-        "no verifier: {v}"
-    );
-    let (st, v) = form_post(
-        &srv,
-        "/oauth/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", &client),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:53125/cb"),
-            ("code_verifier", VERIFIER),
-        ],
-    );
-    assert_eq!(
-        (st, error_of(&v)),
-        (400, "invalid_grant"),
-        "another redirect URI: {v}"
-    );
-    let (st, v) = form_post(
-        &srv,
-        "/oauth/token",
-        &[("grant_type", "password"), ("client_id", &client)],
-    );
-    assert_eq!((st, error_of(&v)), (400, "unsupported_grant_type"), "{v}");
-    let (st, v) = redeem(
-        &srv,
-        "mvc_00000000000000000000000000000000",
-        &code,
-        VERIFIER,
-    );
-    assert_eq!((st, error_of(&v)), (401, "invalid_client"), "{v}");
-
+    let unknown = "mvc_00000000000000000000000000000000";
+    let wrong = "x".repeat(43);
+    let code_grant = "authorization_code";
+    let (cid, wrong) = (client.as_str(), wrong.as_str());
+    let cases = [
+        (
+            code_grant,
+            cid,
+            REDIRECT,
+            Some(wrong),
+            (400, "invalid_grant"),
+            "a wrong verifier",
+        ),
+        (
+            code_grant,
+            cid,
+            REDIRECT,
+            None,
+            (400, "invalid_request"),
+            "no verifier",
+        ),
+        (
+            code_grant,
+            cid,
+            "http://127.0.0.1:53125/cb",
+            Some(VERIFIER),
+            (400, "invalid_grant"),
+            "another redirect URI",
+        ),
+        (
+            code_grant,
+            unknown,
+            REDIRECT,
+            Some(VERIFIER),
+            (401, "invalid_client"),
+            "an unknown client",
+        ),
+        (
+            "password",
+            cid,
+            REDIRECT,
+            Some(VERIFIER),
+            (400, "unsupported_grant_type"),
+            "a grant type of no use",
+        ),
+    ];
+    for (grant_type, id, redirect, verifier, want, why) in cases {
+        let mut fields = vec![
+            ("grant_type", grant_type),
+            ("client_id", id),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+        ];
+        fields.extend(verifier.map(|v| ("code_verifier", v)));
+        let (st, v) = form_post(&srv, "/oauth/token", &fields);
+        assert_eq!((st, error_of(&v)), want, "{why}: {v}");
+    }
     // Code reuse: refused, and what the first redemption gave is revoked.
     let (st, first) = redeem(&srv, &client, &code, VERIFIER);
     assert_eq!(st, 200, "{first}");

@@ -5,8 +5,6 @@
 //! root key, a missing discharge and a tampered discharge fail there too, and the
 //! binding of a discharge to its token is byte-for-byte what pymacaroons computes.
 
-use std::process::Command;
-
 use macvault::caveats::Caveat;
 use macvault::token::{
     Bundle, Macaroon, PrivateKey, RootKey, Ticket, add_third_party, bind_discharges, decode_text,
@@ -57,18 +55,7 @@ print(json.dumps(out))
 
 fn pymacaroons(args: &Value) -> Value {
     let path = python_package("pymacaroons==0.13.0", "pymacaroons");
-    let out = Command::new("python3")
-        .env("PYTHONPATH", &path)
-        .args(["-c", SCRIPT])
-        .arg(args.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pymacaroons: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    crate::support::python_json(&path, SCRIPT, args.to_string())
 }
 
 fn hex(bytes: &[u8]) -> String {

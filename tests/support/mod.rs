@@ -718,6 +718,27 @@ pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
 /// A Python package from PyPI (`name==version`), installed once into the target
 /// directory; the directory to put on `PYTHONPATH`. A failed install fails the test:
 /// an interop check that cannot run is not skipped.
+/// Runs the Python `script` with `arg` and the packages under `path` (a PYTHONPATH):
+/// what it prints, as JSON (it must succeed).
+pub fn python_json(
+    path: impl AsRef<std::ffi::OsStr>,
+    script: &str,
+    arg: impl AsRef<std::ffi::OsStr>,
+) -> Value {
+    let out = Command::new("python3")
+        .env("PYTHONPATH", path)
+        .args(["-c", script])
+        .arg(arg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub fn python_package(spec: &str, module: &str) -> std::path::PathBuf {
     // Tests run in parallel threads: one pip at a time, so no two write one directory.
     static PIP: std::sync::Mutex<()> = std::sync::Mutex::new(());
