@@ -7,7 +7,8 @@
 //! - [`token`]: macaroons — the HMAC chain, wire formats, bundles, discharges.
 //! - [`model`]: the domain records the store keeps and the API answers from.
 //! - `store`: one interface over redb and PostgreSQL, migrations, the conformance suite.
-//! - `authority`: orgs, keys, minting, lineage and revocation, the change feed, and
+//! - `authority`: orgs, keys, minting, lineage and revocation, the change feed,
+//!   dashboard sessions, the OAuth provider's clients, scopes and grants, and
 //!   `authenticate`, the only way to a `Principal`.
 //! - `secrets`: the secrets store (versions, envelope encryption, reveal).
 //! - `audit`: audit event names and labels.
@@ -15,7 +16,8 @@
 //!   (JWKS, the discharge request, one use per ID token).
 //! - `limits`: rate limits on failures and quotas on costly calls, per node.
 //! - `api`: the HTTP request and answer bodies; `http`: the server (its Prometheus
-//!   metrics, `http::metrics`, and the dashboard under `/ui`, `http/ui`); `cli`: the
+//!   metrics, `http::metrics`, the dashboard under `/ui`, `http/ui`, and the OAuth
+//!   endpoints, `http/oauth.rs`); `cli`: the
 //!   command line (and `macvault run`).
 //!
 //! Everything but the first three needs the `server` feature (on by default).

@@ -1,5 +1,6 @@
 //! The token authority: orgs and their root keys, minting presets, the ledger,
-//! lineage and revocation, last-used, the audit trail, the change feed, and full
+//! lineage and revocation, last-used, the audit trail, the change feed, dashboard
+//! sessions, the OAuth provider (clients, scopes, consent, codes, grants), and full
 //! verification of a request.
 //!
 //! Verification never reads the disk: root keys ([`Keyring`](keyring)) and the
