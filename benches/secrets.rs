@@ -6,7 +6,9 @@
 //!   `Durability::Immediate`, and a PostgreSQL `INSERT` in its own transaction;
 //!
 //! in alternating rounds, p50 and p99 latency of each, and throughput with concurrent
-//! writers. The target: set's p99 within 2× of its backend's bare commit.
+//! writers. The target: set's p99 within 2× of its backend's bare commit. Then, on each
+//! backend, writes/s of one writer against 8 writers each on an org of its own (on
+//! PostgreSQL they share no row, so they should scale; redb has one writer at a time).
 //!
 //! `benches/secrets.sh` starts a durable throwaway PostgreSQL and runs this; by hand:
 //! `MACVAULT_BENCH_DATABASE_URL=postgres://… cargo bench --bench secrets` (without the
@@ -40,7 +42,12 @@ const WEB: Scope<'static> = Scope {
 struct Node {
     secrets: Arc<Secrets>,
     org: Principal,
+    /// Org tokens of `o0`…`o7`, for writers on orgs of their own.
+    orgs: Vec<Principal>,
 }
+
+/// Orgs for writers of their own.
+const ORGS: usize = 8;
 
 async fn node(dir: &Path, store: Location) -> Node {
     let setup = Setup {
@@ -58,14 +65,21 @@ async fn node(dir: &Path, store: Location) -> Node {
         .authenticate(op.trim(), Client::default())
         .await
         .unwrap();
-    let org = authority.create_org(&op, "acme", None).await.unwrap();
-    let org = authority
-        .authenticate(org.token.expose(), Client::default())
-        .await
-        .unwrap();
+    let mut orgs = Vec::new();
+    for name in std::iter::once("acme".to_owned()).chain((0..ORGS).map(|i| format!("o{i}"))) {
+        let created = authority.create_org(&op, &name, None).await.unwrap();
+        orgs.push(
+            authority
+                .authenticate(created.token.expose(), Client::default())
+                .await
+                .unwrap(),
+        );
+    }
+    let org = orgs.remove(0);
     Node {
         secrets: Arc::new(Secrets::new(authority, Options::default())),
         org,
+        orgs,
     }
 }
 
@@ -260,9 +274,55 @@ fn main() {
             }
         }
         for (label, node) in &nodes {
+            across_orgs(label, node).await;
+        }
+        for (label, node) in &nodes {
             group_commit(label, node).await;
         }
     });
+}
+
+/// Writes/s of `writers` concurrent writers, writer `w` on org `o{w}`, for
+/// `THROUGHPUT_FOR`.
+async fn on_own_orgs(n: &Node, writers: usize) -> f64 {
+    let start = Instant::now();
+    let counts = futures_util::future::join_all(n.orgs[..writers].iter().enumerate().map(
+        |(w, org)| async move {
+            let scope = Scope {
+                org: ["o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7"][w],
+                app: Some("web"),
+            };
+            let mut k = 0u64;
+            while start.elapsed() < THROUGHPUT_FOR {
+                n.secrets
+                    .write(org, scope, one(format!("S{}", k % 8)))
+                    .await
+                    .unwrap();
+                k += 1;
+            }
+            k
+        },
+    ))
+    .await;
+    counts.iter().sum::<u64>() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// One writer against 8 writers on 8 orgs, alternating rounds; medians.
+async fn across_orgs(label: &str, n: &Node) {
+    let (mut one_w, mut eight) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        one_w.push(on_own_orgs(n, 1).await);
+        eight.push(on_own_orgs(n, ORGS).await);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (one_w, eight) = (median(one_w), median(eight));
+    println!(
+        "writes/s ({label}): 1 writer {one_w:>6.0}, {ORGS} writers on {ORGS} orgs {eight:>6.0} ({:.2}x)",
+        eight / one_w
+    );
 }
 
 /// What a reveal's durable audit event costs: alone (one commit each) and with 64

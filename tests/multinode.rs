@@ -335,3 +335,158 @@ fn audit_follow_on_one_node_sees_another_nodes_events_in_order() {
         seq = e["seq"].as_u64().unwrap();
     }
 }
+
+/// A node's connection string: the test database, named after the node, with
+/// PostgreSQL's idle-transaction timeout raised so that nothing here waits for it.
+fn patient_url(db: &TestDb, name: &str) -> String {
+    // Percent-encoded by hand: the driver reads `+` as itself, not as a space.
+    format!(
+        "{}?application_name={name}&options=-c%20idle_in_transaction_session_timeout%3D600s",
+        db.url_via(db.addr())
+    )
+}
+
+/// How many of node `name`'s sessions are inside an open transaction that has taken a
+/// position in the change feed (it holds its org's feed counter row).
+fn open_transactions(db: &TestDb, name: &str) -> usize {
+    let rows = db.query_text(&format!(
+        "SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid \
+         WHERE a.application_name = '{name}' AND a.state LIKE 'idle in transaction%' \
+         AND l.relation = 'macvault_feed_streams'::regclass AND l.mode = 'RowExclusiveLock'"
+    ));
+    String::from_utf8(rows[0][0].clone().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Org `name` created by `op` on `srv`: its org token.
+fn org_on(srv: &Server, op: &str, name: &str) -> String {
+    let (st, v) = srv.http("POST", "/v1/orgs", Some(op), Some(&json!({ "name": name })));
+    assert_eq!(st, 201, "{v}");
+    s(&v, "token").to_owned()
+}
+
+/// On B, with A frozen: a write to another org succeeds, and a token revoked there is
+/// refused on C.
+fn others_go_on(b: &Server, c: &Server, beta: &str, n: usize) {
+    let (st, v) = b.set_secrets(beta, "/v1/orgs/beta/secrets", &[("B", &n.to_string())]);
+    assert_eq!(st, 200, "a write to beta on B while A is frozen: {v}");
+    let body = json!({"kind": "readonly", "name": format!("r{n}")});
+    let (st, v) = b.http("POST", "/v1/orgs/beta/tokens", Some(beta), Some(&body));
+    assert_eq!(st, 201, "{v}");
+    let token = s(&v, "token").to_owned();
+    assert_eq!(verify(c, &token).0, 200);
+    let (st, v) = b.http("POST", "/v1/tokens/self/revoke", Some(&token), None);
+    assert_eq!(st, 200, "{v}");
+    eventually("C to refuse the token B revoked", PROPAGATION, || {
+        (verify(c, &token).0 == 401).then_some(())
+    });
+}
+
+#[test]
+fn a_frozen_writer_stalls_no_other_orgs_writes_or_revocations() {
+    let Some(db) = TestDb::create() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("master.key");
+    let start = |name: &str| {
+        let url = patient_url(&db, &format!("node-{name}"));
+        let key = key.to_str().unwrap().to_owned();
+        Server::start_with(
+            &tmp.path().join(name),
+            &[
+                "--database",
+                &url,
+                "--master-key-file",
+                &key,
+                "--request-timeout",
+                "300s",
+            ],
+        )
+    };
+    let a = start("a");
+    let op = a.operator_token().unwrap().to_owned();
+    let (b, c) = (start("b"), start("c"));
+    let alpha = org_on(&a, &op, "alpha");
+    let beta = org_on(&a, &op, "beta");
+
+    // A writer keeps node A busy writing alpha's secret N, counting what it was told.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = {
+        let (url, alpha, stop, done) = (
+            a.url().to_owned(),
+            alpha.clone(),
+            stop.clone(),
+            done.clone(),
+        );
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let http = crate::support::http_client(Duration::from_secs(300));
+            let mut ok = 0usize;
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let body = json!({"set": [{"name": "N", "value": n.to_string()}]});
+                let st = rt.block_on(async {
+                    http.post(format!("{url}/v1/orgs/alpha/secrets"))
+                        .bearer_auth(&alpha)
+                        .json(&body)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                });
+                if st.as_ref().is_ok_and(|s| *s == 200) {
+                    ok += 1;
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            ok
+        })
+    };
+
+    // Freeze A until it is caught holding an open write transaction that has taken its
+    // position in alpha's feed stream: a late committer.
+    let mut caught = false;
+    for _ in 0..2000 {
+        let seen = done.load(std::sync::atomic::Ordering::SeqCst);
+        eventually("A's writer to get an answer", PROPAGATION, || {
+            (done.load(std::sync::atomic::Ordering::SeqCst) > seen).then_some(())
+        });
+        a.signal("STOP");
+        if open_transactions(&db, "node-a") > 0 {
+            caught = true;
+            break;
+        }
+        a.signal("CONT");
+    }
+    assert!(caught, "never caught A inside a write transaction");
+    // Another writer of alpha would wait for it (its rows are held); one of beta must not.
+
+    // While A is frozen mid-write: B writes another org, and C refuses what B revoked.
+    others_go_on(&b, &c, &beta, 1);
+    // The same with a foreign transaction held open in another database on the server.
+    let foreign = crate::support::pg::HeldTransaction::open_elsewhere();
+    others_go_on(&b, &c, &beta, 2);
+    drop(foreign);
+
+    // Thawed, A finishes (or rolls back) its write: every write it answered 200 is
+    // there once, and nothing else.
+    a.signal("CONT");
+    let seen = done.load(std::sync::atomic::Ordering::SeqCst);
+    eventually("A to answer again", PROPAGATION, || {
+        (done.load(std::sync::atomic::Ordering::SeqCst) > seen + 1).then_some(())
+    });
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let ok = writer.join().unwrap();
+    let (st, v) = c.http("GET", "/v1/orgs/alpha/secrets", Some(&alpha), None);
+    assert_eq!(st, 200, "{v}");
+    let version = v["secrets"][0]["version"].as_u64().unwrap();
+    assert_eq!(
+        version, ok as u64,
+        "each answered write once, nothing lost: {v}"
+    );
+}

@@ -3,9 +3,9 @@
 //! following it (`audit --follow`): a long poll for the events after a cursor.
 //!
 //! Positions are in commit order on both backends (docs/DESIGN.md, "Audit"): redb has
-//! one writer, and PostgreSQL writers take the write lock before their transaction
-//! begins and let it go after it commits, so no event can appear behind a position a
-//! follower has passed.
+//! one writer, and on PostgreSQL an org's events are numbered by the org's counter
+//! row, which each writer holds until it commits, so no event can appear behind a
+//! position a follower has passed.
 
 use std::collections::HashMap;
 

@@ -7,6 +7,7 @@
 //! undo a newer change. A node that cannot catch up for longer than `max_staleness`
 //! stops authenticating (503 `stale`) rather than trust what it holds.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,13 +29,16 @@ const FORCED_REFRESH_EVERY: Duration = Duration::from_secs(1);
 /// Where this node stands on the feed.
 #[derive(Debug)]
 pub(crate) struct Follower {
+    /// The sum of its positions in every stream: grows with every entry applied (what
+    /// `/v1/ready` shows).
     position: AtomicU64,
     /// When the node last caught up, in milliseconds since `epoch` (an atomic: the
     /// verify path reads it on every request).
     synced_ms: AtomicU64,
     epoch: Instant,
     store_ok: AtomicBool,
-    apply: tokio::sync::Mutex<()>,
+    /// Held while applying: the last position applied in each stream of the feed.
+    apply: tokio::sync::Mutex<Cursor>,
     last_forced: Exclusive<Option<Instant>>,
     max_staleness: Duration,
 }
@@ -108,7 +112,7 @@ impl Follower {
             synced_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             store_ok: AtomicBool::new(true),
-            apply: tokio::sync::Mutex::new(()),
+            apply: tokio::sync::Mutex::new(Cursor::new()),
             last_forced: Exclusive::new(None),
             max_staleness,
         }
@@ -141,31 +145,47 @@ impl Follower {
     }
 }
 
+/// The last position applied in each stream of the feed (docs/SCALING.md, "The change
+/// feed"): one stream on redb, one per org on PostgreSQL.
+type Cursor = BTreeMap<String, u64>;
+
 /// What one read of the feed found.
 enum Step {
-    /// The node is behind the compaction horizon (or starting): everything.
+    /// The node is behind a stream's compaction horizon (or starting): everything.
     Reload {
-        head: u64,
+        heads: Cursor,
         keys: Vec<RootKeyVersion>,
         revocations: Vec<(TokenId, DenyEntry)>,
     },
-    /// New entries, with the current records of the keys they name.
+    /// New entries, with the current records of the keys they name; `full` if there
+    /// may be more.
     Apply {
         entries: Vec<FeedEntry>,
         keys: Vec<RootKeyVersion>,
+        full: bool,
     },
 }
 
-fn read_step(r: &mut dyn Read, after: u64, reload: bool) -> Result<Step, StoreError> {
-    let head = r.feed_head()?;
-    if reload || head.horizon > after {
+fn read_step(r: &mut dyn Read, cursor: &Cursor, reload: bool) -> Result<Step, StoreError> {
+    let heads = r.feed_heads()?;
+    let at = |stream: &str| cursor.get(stream).copied().unwrap_or(0);
+    if reload || heads.iter().any(|h| h.horizon > at(&h.stream)) {
         return Ok(Step::Reload {
-            head: head.head,
+            heads: heads.into_iter().map(|h| (h.stream, h.head)).collect(),
             keys: r.all_keys()?,
             revocations: r.revocations()?,
         });
     }
-    let entries = r.feed_after(after, BATCH)?;
+    let (mut entries, mut full) = (Vec::new(), false);
+    for h in heads.iter().filter(|h| h.head > at(&h.stream)) {
+        let room = BATCH - entries.len();
+        let got = r.feed_after(&h.stream, at(&h.stream), room)?;
+        full |= got.len() == room;
+        entries.extend(got);
+        if entries.len() == BATCH {
+            break;
+        }
+    }
     let mut keys = Vec::new();
     for e in &entries {
         match &e.change {
@@ -178,7 +198,11 @@ fn read_step(r: &mut dyn Read, after: u64, reload: bool) -> Result<Step, StoreEr
             | Change::ThirdPartyChanged { .. } => {}
         }
     }
-    Ok(Step::Apply { entries, keys })
+    Ok(Step::Apply {
+        entries,
+        keys,
+        full,
+    })
 }
 
 impl Authority {
@@ -193,18 +217,18 @@ impl Authority {
     }
 
     async fn catch_up_from(&self, mut reload: bool) -> Result<(), StoreError> {
-        let _apply = self.follower.apply.lock().await;
+        let mut cursor = self.follower.apply.lock().await;
         loop {
-            let after = self.follower.position.load(Ordering::SeqCst);
+            let at = cursor.clone();
             let step = self
                 .store
-                .read(move |r| read_step(r, after, reload))
+                .read(move |r| read_step(r, &at, reload))
                 .await
                 .inspect_err(|_| self.follower.store_ok.store(false, Ordering::SeqCst))?;
             reload = false;
             match step {
                 Step::Reload {
-                    head,
+                    heads,
                     keys,
                     revocations,
                 } => {
@@ -214,11 +238,17 @@ impl Authority {
                         .collect::<Result<_, StoreError>>()?;
                     self.keyring.replace(loaded);
                     self.deny.replace(revocations);
-                    self.follower.position.store(head, Ordering::SeqCst);
-                    self.follower.synced_now(head);
+                    *cursor = heads;
+                    let position = cursor.values().sum();
+                    self.follower.position.store(position, Ordering::SeqCst);
+                    self.follower.synced_now(position);
                     return Ok(());
                 }
-                Step::Apply { entries, keys } => {
+                Step::Apply {
+                    entries,
+                    keys,
+                    full,
+                } => {
                     for k in &keys {
                         match self.live_key(k)? {
                             Some(key) => self.keyring.insert(&k.org, k.version, &key),
@@ -228,9 +258,11 @@ impl Authority {
                     for e in &entries {
                         self.apply_change(&e.change);
                     }
-                    let full = entries.len() == BATCH;
-                    let last = entries.last().map_or(after, |e| e.seq);
-                    self.follower.synced_now(last);
+                    for e in &entries {
+                        let at = cursor.entry(e.stream.clone()).or_default();
+                        *at = (*at).max(e.seq);
+                    }
+                    self.follower.synced_now(cursor.values().sum());
                     if !full {
                         return Ok(());
                     }

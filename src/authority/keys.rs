@@ -67,6 +67,7 @@ impl Authority {
                     now,
                 ))?;
                 tx.publish(
+                    &name,
                     &Change::KeyAdded {
                         org: name.clone(),
                         version,
@@ -188,7 +189,7 @@ impl Authority {
                     ),
                     now,
                 ))?;
-                tx.publish(&Change::KeyRetired { org: name.clone(), version }, now)?;
+                tx.publish(&name, &Change::KeyRetired { org: name.clone(), version }, now)?;
                 Ok((rec, key))
             })
             .await?;

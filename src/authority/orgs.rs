@@ -135,6 +135,7 @@ impl Authority {
                     tx.append_audit(e)?;
                 }
                 tx.publish(
+                    &org_name,
                     &Change::OrgCreated {
                         org: org_name.clone(),
                     },

@@ -55,6 +55,7 @@ fn mark(
     };
     tx.put_revocation(&rec.id, entry)?;
     tx.publish(
+        &rec.org,
         &Change::Revoked {
             token: rec.id,
             effective,

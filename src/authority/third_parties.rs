@@ -219,7 +219,7 @@ fn changed(tx: &mut dyn Tx, org: &str, name: &str, now: u64) -> Result<Change, S
         org: org.to_owned(),
         name: name.to_owned(),
     };
-    tx.publish(&change, now)?;
+    tx.publish(org, &change, now)?;
     Ok(change)
 }
 

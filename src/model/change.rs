@@ -54,10 +54,14 @@ pub enum Change {
     },
 }
 
-/// A change at its position in the feed.
+/// A change at its position in the feed: in a stream (docs/SCALING.md, "The change
+/// feed"), where positions increase in commit order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedEntry {
-    /// Its position: increasing in commit order.
+    /// Its stream: on PostgreSQL the org whose write published it (`""` for entries
+    /// written before schema 7); on redb always `""`, the one stream.
+    pub stream: String,
+    /// Its position in the stream: increasing in commit order.
     pub seq: u64,
     /// The change.
     pub change: Change,

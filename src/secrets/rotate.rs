@@ -108,6 +108,7 @@ impl Secrets {
                 keys.current = id;
                 tx.put_secret_keys(&keys)?;
                 tx.publish(
+                    &org_name,
                     &Change::SecretKeysChanged {
                         org: org_name.clone(),
                     },
@@ -245,7 +246,7 @@ impl Secrets {
                 keys.keys.retain(|k| k.0 == current);
                 tx.put_secret_keys(&keys)?;
                 tx.drop_lease(&lease, &holder)?;
-                tx.publish(&Change::SecretKeysChanged { org: name.clone() }, now)?;
+                tx.publish(&name, &Change::SecretKeysChanged { org: name.clone() }, now)?;
                 tx.append_audit(&AuditEvent::new(
                     &name,
                     action::SECRET_KEY_ROTATE,

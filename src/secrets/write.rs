@@ -292,6 +292,7 @@ impl Ctx {
             tx.bump_secrets_blind_writes(&self.org, self.app())?;
         }
         tx.publish(
+            &self.org,
             &Change::SecretsChanged {
                 org: self.org.clone(),
                 app: self.app.clone(),

@@ -209,8 +209,9 @@ async fn every_record_kind_round_trips(kind: Kind) {
             tx.append_audit(&event("acme", d))?;
         }
         tx.append_audit(&event("beta", "x"))?;
-        tx.publish(&Change::OrgCreated { org: "acme".into() }, 1)?;
+        tx.publish("acme", &Change::OrgCreated { org: "acme".into() }, 1)?;
         tx.publish(
+            "acme",
             &Change::Revoked {
                 token: TokenId([2; 16]),
                 effective: 9,
@@ -287,13 +288,14 @@ async fn every_record_kind_round_trips(kind: Kind) {
     assert_eq!(details(&after), ["c"]);
     assert!(newest[0].seq > newest[1].seq && newest[1].seq > older[0].seq);
     // The feed.
-    let (head, entries) = read(s, |r| Ok((r.feed_head()?, r.feed_after(0, 10)?))).await;
+    let (heads, entries) = read(s, |r| Ok((r.feed_heads()?, all_feed(r)?))).await;
     assert_eq!(
-        head,
-        FeedHead {
+        heads,
+        [FeedHead {
+            stream: stream_of(kind, "acme"),
             head: 2,
             horizon: 0
-        }
+        }]
     );
     assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
     assert!(matches!(
@@ -318,21 +320,21 @@ async fn conflicts_are_reported_and_a_failed_body_leaves_nothing(kind: Kind) {
     let failed = s
         .write(|tx| {
             tx.insert_org(&Org::new("beta", 1))?;
-            tx.publish(&Change::OrgCreated { org: "beta".into() }, 1)?;
+            tx.publish("beta", &Change::OrgCreated { org: "beta".into() }, 1)?;
             tx.append_audit(&event("beta", "x"))?;
             Err::<(), _>(StoreError::Conflict("test"))
         })
         .await;
     assert!(failed.is_err());
-    let (beta, head, audit) = read(s, |r| {
+    let (beta, heads, audit) = read(s, |r| {
         Ok((
             r.org("beta")?,
-            r.feed_head()?,
+            r.feed_heads()?,
             r.audit_before("beta", None, 10)?,
         ))
     })
     .await;
-    assert!(beta.is_none() && head.head == 0 && audit.is_empty());
+    assert!(beta.is_none() && heads.iter().all(|h| h.head == 0) && audit.is_empty());
     assert_eq!(
         read(s, |r| r.master_check()).await.as_deref(),
         Some(&b"one"[..])
@@ -353,6 +355,7 @@ async fn concurrent_writers_all_land_in_feed_order(kind: Kind) {
                 tx.put_org(&org)?;
                 tx.insert_org(&Org::new(format!("o{n}"), 1))?;
                 tx.publish(
+                    "shared",
                     &Change::OrgCreated {
                         org: format!("o{n}"),
                     },
@@ -372,10 +375,8 @@ async fn concurrent_writers_all_land_in_feed_order(kind: Kind) {
         (1..=16).collect::<Vec<u64>>(),
         "one position each, none lost"
     );
-    let (shared, orgs, entries) = read(&s, |r| {
-        Ok((r.org("shared")?, r.orgs()?, r.feed_after(0, 100)?))
-    })
-    .await;
+    let (shared, orgs, entries) =
+        read(&s, |r| Ok((r.org("shared")?, r.orgs()?, all_feed(r)?))).await;
     assert_eq!(shared.unwrap().current_key, 1 + 16, "no lost update");
     assert_eq!(orgs.len(), 17);
     assert_eq!(entries.len(), 16);
@@ -391,7 +392,7 @@ async fn a_body_run_again_leaves_one_effect(kind: Kind) {
         counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tx.insert_org(&Org::new("acme", 1))?;
         tx.append_audit(&event("acme", "once"))?;
-        tx.publish(&Change::OrgCreated { org: "acme".into() }, 1)
+        tx.publish("acme", &Change::OrgCreated { org: "acme".into() }, 1)
     })
     .await;
     assert_eq!(
@@ -401,57 +402,67 @@ async fn a_body_run_again_leaves_one_effect(kind: Kind) {
     );
     assert_eq!(done.value, 1);
     assert_eq!(done.changes.len(), 1, "only the committed run's changes");
-    let (audit, feed) = read(s, |r| {
-        Ok((r.audit_before("acme", None, 10)?, r.feed_after(0, 10)?))
-    })
-    .await;
+    let (audit, feed) = read(s, |r| Ok((r.audit_before("acme", None, 10)?, all_feed(r)?))).await;
     assert_eq!(audit.len(), 1);
     assert_eq!(feed.len(), 1);
 }
 
-async fn a_late_committer_is_not_skipped(kind: Kind) {
-    let Some(f) = fresh(kind).await else { return };
-    let s = f.store.clone();
-    // On PostgreSQL the second writer is another node on the same database.
-    let other = match kind {
-        Kind::Redb => s.clone(),
-        Kind::Postgres => Store::open(&f.location).await.unwrap(),
-    };
-    // A publishes, then holds its transaction open until the test lets it commit.
+/// A writer that publishes in `org` and then holds its transaction open until `go`
+/// sends: its task (the position it got), once it has published.
+async fn held_writer(
+    s: &Store,
+    org: &'static str,
+) -> (tokio::task::JoinHandle<u64>, std::sync::mpsc::Sender<()>) {
     let (published_tx, mut published) = tokio::sync::mpsc::unbounded_channel();
     let (go, held) = std::sync::mpsc::channel::<()>();
     let held = Arc::new(std::sync::Mutex::new(held));
-    let slow = {
-        let s = s.clone();
-        tokio::spawn(async move {
-            s.write(move |tx| {
-                let seq = tx.publish(&Change::OrgCreated { org: "slow".into() }, 1)?;
-                let _ = published_tx.send(seq);
-                let _ = held.lock().unwrap().recv();
-                Ok::<_, StoreError>(seq)
-            })
-            .await
-            .unwrap()
-            .value
+    let s = s.clone();
+    let task = tokio::spawn(async move {
+        s.write(move |tx| {
+            let seq = tx.publish(org, &Change::OrgCreated { org: org.into() }, 1)?;
+            let _ = published_tx.send(seq);
+            let _ = held.lock().unwrap().recv();
+            Ok::<_, StoreError>(seq)
         })
-    };
-    published.recv().await.expect("A published");
-    // B writes meanwhile, and must queue behind A: once it is seen waiting, nothing is
-    // in the feed yet, and A commits first.
-    let quick = tokio::spawn(async move {
-        other
-            .write(|tx| {
-                tx.publish(
-                    &Change::OrgCreated {
-                        org: "quick".into(),
-                    },
-                    1,
-                )
-            })
+        .await
+        .unwrap()
+        .value
+    });
+    published.recv().await.expect("the writer published");
+    (task, go)
+}
+
+/// A writer that publishes in `org` at once: its task (the position it got).
+fn quick_writer(s: &Store, org: &'static str) -> tokio::task::JoinHandle<u64> {
+    let s = s.clone();
+    tokio::spawn(async move {
+        s.write(move |tx| tx.publish(org, &Change::OrgCreated { org: org.into() }, 1))
             .await
             .unwrap()
             .value
-    });
+    })
+}
+
+/// What a follower finds past `cursor` (one position per stream), moving it on.
+fn follow(
+    r: &mut dyn Read,
+    cursor: &mut std::collections::BTreeMap<String, u64>,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut seen = Vec::new();
+    for h in r.feed_heads()? {
+        let at = cursor.entry(h.stream.clone()).or_default();
+        for e in r.feed_after(&h.stream, *at, 1000)? {
+            *at = e.seq;
+            let Change::OrgCreated { org } = e.change else {
+                continue;
+            };
+            seen.push((org, e.seq));
+        }
+    }
+    Ok(seen)
+}
+
+async fn wait_for_a_waiting_writer(s: &Store) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while s.writers_waiting().await == 0 {
         assert!(
@@ -460,27 +471,79 @@ async fn a_late_committer_is_not_skipped(kind: Kind) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(
-        !quick.is_finished(),
-        "B committed while A held its transaction"
-    );
-    let early = read(&s, |r| r.feed_after(0, 10)).await;
-    assert!(early.is_empty(), "a reader saw uncommitted work: {early:?}");
+}
+
+/// The late committer: A takes its position first and commits last. A follower that
+/// has read B's entry meanwhile still finds A's afterwards: on PostgreSQL they are in
+/// streams of their own orgs (B did not wait for A), on redb B waited for A.
+async fn a_late_committer_is_not_skipped(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = f.store.clone();
+    // On PostgreSQL the second writer is another node on the same database.
+    let other = match kind {
+        Kind::Redb => s.clone(),
+        Kind::Postgres => Store::open(&f.location).await.unwrap(),
+    };
+    let (slow, go) = held_writer(&s, "slow").await;
+    let quick = quick_writer(&other, "quick");
+    let mut cursor = std::collections::BTreeMap::new();
+    match kind {
+        Kind::Redb => {
+            wait_for_a_waiting_writer(&s).await;
+            assert!(!quick.is_finished(), "one writer at a time on redb");
+        }
+        Kind::Postgres => {
+            // B commits while A holds its transaction: different orgs share no row.
+            let quick_seq = tokio::time::timeout(Duration::from_secs(30), quick)
+                .await
+                .expect("a write to another org waited for a held one")
+                .unwrap();
+            let early = read(&s, |r| {
+                let mut c = std::collections::BTreeMap::new();
+                follow(r, &mut c).map(|seen| (seen, c))
+            })
+            .await;
+            assert_eq!(early.0, [("quick".to_string(), quick_seq)]);
+            cursor = early.1;
+            go.send(()).unwrap();
+            slow.await.unwrap();
+            let late = read(&s, move |r| follow(r, &mut cursor)).await;
+            assert_eq!(
+                late,
+                [("slow".to_string(), 1)],
+                "the late commit is not skipped"
+            );
+            return;
+        }
+    }
     go.send(()).unwrap();
     let (slow, quick) = (slow.await.unwrap(), quick.await.unwrap());
+    assert!(slow < quick, "commit order: {slow} {quick}");
+    let seen = read(&s, move |r| follow(r, &mut cursor)).await;
+    assert_eq!(seen, [("slow".to_string(), 1), ("quick".to_string(), 2)]);
+}
+
+/// Writers of one org queue on its counter row: the second waits until the first
+/// commits, and gets the later position.
+async fn one_orgs_writers_commit_in_position_order(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = f.store.clone();
+    let other = match kind {
+        Kind::Redb => s.clone(),
+        Kind::Postgres => Store::open(&f.location).await.unwrap(),
+    };
+    let (first, go) = held_writer(&s, "acme").await;
+    let second = quick_writer(&other, "acme");
+    wait_for_a_waiting_writer(&s).await;
     assert!(
-        slow < quick,
-        "the late committer got the later position: {slow} {quick}"
+        !second.is_finished(),
+        "B committed while A held its transaction"
     );
-    let seen: Vec<(u64, String)> = read(&s, |r| r.feed_after(0, 10))
-        .await
-        .into_iter()
-        .filter_map(|e| match e.change {
-            Change::OrgCreated { org } => Some((e.seq, org)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(seen, [(1, "slow".to_string()), (2, "quick".to_string())]);
+    let early = read(&s, all_feed).await;
+    assert!(early.is_empty(), "a reader saw uncommitted work: {early:?}");
+    go.send(()).unwrap();
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!((first, second), (1, 2));
 }
 
 async fn compaction_drops_expired_and_old_entries(kind: Kind) {
@@ -497,6 +560,7 @@ async fn compaction_drops_expired_and_old_entries(kind: Kind) {
                 },
             )?;
             tx.publish(
+                "acme",
                 &Change::Revoked {
                     token: id,
                     effective: 10,
@@ -506,6 +570,7 @@ async fn compaction_drops_expired_and_old_entries(kind: Kind) {
             )?;
         }
         tx.publish(
+            "acme",
             &Change::KeyAdded {
                 org: "acme".into(),
                 version: 2,
@@ -513,6 +578,7 @@ async fn compaction_drops_expired_and_old_entries(kind: Kind) {
             50,
         )?;
         tx.publish(
+            "acme",
             &Change::KeyAdded {
                 org: "acme".into(),
                 version: 3,
@@ -533,22 +599,23 @@ async fn compaction_drops_expired_and_old_entries(kind: Kind) {
             oauth: 0,
         }
     );
-    let (revs, head) = read(s, |r| Ok((r.revocations()?, r.feed_head()?))).await;
+    let (revs, heads) = read(s, |r| Ok((r.revocations()?, r.feed_heads()?))).await;
     assert_eq!(revs.len(), 1);
     assert_eq!(
-        head.horizon, 0,
+        heads[0].horizon, 0,
         "dropping expired revocations loses nothing a node needs"
     );
     // Entries published before 100 go, and the horizon moves past them.
     let done = write(s, |tx| tx.compact(200, 100)).await.value;
     assert_eq!(done.feed, 2);
-    let (head, rest) = read(s, |r| Ok((r.feed_head()?, r.feed_after(0, 10)?))).await;
+    let (heads, rest) = read(s, |r| Ok((r.feed_heads()?, all_feed(r)?))).await;
     assert_eq!(
-        head,
-        FeedHead {
+        heads,
+        [FeedHead {
+            stream: stream_of(kind, "acme"),
             head: 4,
             horizon: 3
-        }
+        }]
     );
     assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), [4]);
 }
@@ -643,7 +710,11 @@ async fn nodes_starting_at_once_migrate_once(kind: Kind) {
         .await
         .unwrap();
     let applied: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(applied, [2, 3, 4, 5, 6], "each step applied exactly once");
+    assert_eq!(
+        applied,
+        [2, 3, 4, 5, 6, 7],
+        "each step applied exactly once"
+    );
 }
 
 async fn secrets_keep_their_scopes_versions_and_counters(kind: Kind) {
@@ -888,7 +959,7 @@ async fn a_rehearsal_checks_everything_and_keeps_nothing(kind: Kind) {
         .rehearse(|tx| {
             tx.insert_org(&Org::new("beta", 1))?;
             tx.append_audit(&event("beta", "rehearsed"))?;
-            tx.publish(&Change::OrgCreated { org: "beta".into() }, 1)
+            tx.publish("beta", &Change::OrgCreated { org: "beta".into() }, 1)
         })
         .await
         .unwrap();
@@ -897,7 +968,7 @@ async fn a_rehearsal_checks_everything_and_keeps_nothing(kind: Kind) {
         Ok((
             r.org("beta")?,
             r.audit_before("beta", None, 10)?,
-            r.feed_after(0, 10)?,
+            all_feed(r)?,
         ))
     })
     .await;
@@ -907,7 +978,7 @@ async fn a_rehearsal_checks_everything_and_keeps_nothing(kind: Kind) {
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
     // The position it used is free for the next write.
     let next = write(s, |tx| {
-        tx.publish(&Change::OrgCreated { org: "beta".into() }, 1)
+        tx.publish("beta", &Change::OrgCreated { org: "beta".into() }, 1)
     })
     .await;
     assert_eq!(next.value, 1);
@@ -1047,6 +1118,7 @@ async fn third_parties_and_requirements(kind: Kind) {
             })?;
         }
         tx.publish(
+            "acme",
             &Change::ThirdPartyChanged {
                 org: "acme".into(),
                 name: "gha".into(),
@@ -1076,7 +1148,7 @@ async fn third_parties_and_requirements(kind: Kind) {
             r.third_party_by_key(key_of(3))?,
             r.third_party_by_key(key_of(9))?,
             r.requirements("acme", "gha")?,
-            r.feed_after(0, 10)?,
+            all_feed(r)?,
         ))
     })
     .await;
@@ -1351,7 +1423,128 @@ async fn blind_writes_are_counted_per_scope(kind: Kind) {
 
 /// A database of schema 2 is brought to 5 by the additive steps, keeping its rows, and
 /// the apps its tokens and secret scopes name are registered.
-async fn schema_2_is_upgraded_to_6(kind: Kind) {
+/// What PostgreSQL's schema step 7 changed, undone: one feed counter and one audit
+/// sequence for all orgs, as a schema-6 database has them.
+const UNDO_STEP_7: &str = "
+    DROP TABLE macvault_feed_streams;
+    DROP TABLE macvault_feed_horizons;
+    DROP TABLE macvault_audit_heads;
+    CREATE TABLE macvault_feed_head (id INT PRIMARY KEY, seq BIGINT NOT NULL,
+        horizon BIGINT NOT NULL);
+    INSERT INTO macvault_feed_head (id, seq, horizon) VALUES (1, 0, 0);
+    ALTER TABLE macvault_feed DROP CONSTRAINT macvault_feed_pkey;
+    ALTER TABLE macvault_feed DROP COLUMN stream;
+    ALTER TABLE macvault_feed ADD PRIMARY KEY (seq);
+    ALTER TABLE macvault_audit DROP CONSTRAINT macvault_audit_pkey;
+    CREATE SEQUENCE macvault_audit_id_seq OWNED BY macvault_audit.id;
+    SELECT setval('macvault_audit_id_seq', COALESCE((SELECT max(id) FROM macvault_audit), 0) + 1,
+        false);
+    ALTER TABLE macvault_audit ALTER COLUMN id SET DEFAULT nextval('macvault_audit_id_seq');
+    ALTER TABLE macvault_audit ADD PRIMARY KEY (id);
+    CREATE INDEX macvault_audit_org ON macvault_audit (org, id);
+    DELETE FROM macvault_migrations WHERE version = 7;";
+
+/// PostgreSQL's step 7 on a schema-6 database with data: the feed of before becomes the
+/// stream `""` with its head and horizon, audit ids go on from each org's largest, and
+/// new writes are numbered per org. (redb's feed and audit are unchanged by version 7.)
+async fn schema_6_feed_and_audit_are_numbered_per_org(kind: Kind) {
+    use super::rows::Stored as _;
+    let Kind::Postgres = kind else { return };
+    let Some(f) = fresh(kind).await else { return };
+    let Fresh {
+        store,
+        location,
+        _dir,
+        _db,
+    } = f;
+    drop(store);
+    let Location::Postgres(url) = &location else {
+        unreachable!("a PostgreSQL store")
+    };
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client.batch_execute(UNDO_STEP_7).await.unwrap();
+    // What a schema-6 node wrote: three feed entries (the first compacted away) and
+    // audit events of two orgs numbered by one sequence.
+    for seq in [2i64, 3] {
+        let change = Change::OrgCreated {
+            org: format!("o{seq}"),
+        };
+        let row = super::rows::FeedRow::new(&change, 7);
+        client
+            .execute(
+                "INSERT INTO macvault_feed (seq, time, kind, expires, row) \
+                 VALUES ($1, 7, $2, NULL, $3)",
+                &[&seq, &row.kind(), &row.encode().unwrap()],
+            )
+            .await
+            .unwrap();
+    }
+    client
+        .execute(
+            "UPDATE macvault_feed_head SET seq = 3, horizon = 1 WHERE id = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    for (org, detail) in [("acme", "a1"), ("beta", "b1"), ("acme", "a2")] {
+        let e = event(org, detail);
+        client
+            .execute(
+                "INSERT INTO macvault_audit (org, time, action, outcome, row) \
+                 VALUES ($1, 1, $2, 'ok', $3)",
+                &[&org, &e.action, &e.encode().unwrap()],
+            )
+            .await
+            .unwrap();
+    }
+    stamp(&location, 6, 6).await;
+    let again = Store::open(&location).await.unwrap();
+    let (heads, old) = read(&again, |r| Ok((r.feed_heads()?, r.feed_after("", 1, 10)?))).await;
+    assert_eq!(
+        heads,
+        [FeedHead {
+            stream: String::new(),
+            head: 3,
+            horizon: 1
+        }]
+    );
+    assert_eq!(old.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    let ids = |org: &'static str| {
+        let again = again.clone();
+        async move {
+            read(&again, move |r| r.audit_after(org, 0, 10))
+                .await
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        (ids("acme").await, ids("beta").await),
+        (vec![1, 3], vec![2])
+    );
+    let (a, b, p) = write(&again, |tx| {
+        Ok((
+            tx.append_audit(&event("acme", "a3"))?,
+            tx.append_audit(&event("beta", "b2"))?,
+            tx.publish("acme", &Change::OrgCreated { org: "acme".into() }, 9)?,
+        ))
+    })
+    .await
+    .value;
+    assert_eq!(
+        (a, b, p),
+        (4, 3, 1),
+        "each org goes on from its own largest"
+    );
+    let heads = read(&again, |r| r.feed_heads()).await;
+    assert_eq!(heads.len(), 2);
+}
+
+async fn schema_2_is_upgraded_to_7(kind: Kind) {
     let Some(f) = fresh(kind).await else { return };
     write(&f.store, |tx| {
         tx.insert_org(&Org::new("acme", 1))?;
@@ -1416,6 +1609,7 @@ async fn schema_2_is_upgraded_to_6(kind: Kind) {
                 .await
                 .unwrap();
             tokio::spawn(conn);
+            client.batch_execute(UNDO_STEP_7).await.unwrap();
             client
                 .batch_execute(
                     "DROP TABLE macvault_third_parties; \
@@ -1485,6 +1679,24 @@ async fn schema_2_is_upgraded_to_6(kind: Kind) {
             .await
             .value
     );
+}
+
+/// Every entry of every stream of the feed, stream by stream.
+fn all_feed(r: &mut dyn Read) -> Result<Vec<FeedEntry>, StoreError> {
+    let mut out = Vec::new();
+    for h in r.feed_heads()? {
+        out.extend(r.feed_after(&h.stream, 0, 1000)?);
+    }
+    Ok(out)
+}
+
+/// The feed stream an org's changes go to: one per org on PostgreSQL, one for all on
+/// redb.
+fn stream_of(kind: Kind, org: &str) -> String {
+    match kind {
+        Kind::Redb => String::new(),
+        Kind::Postgres => org.to_owned(),
+    }
 }
 
 fn oauth_client(org: &str, id: &str) -> OAuthClient {
@@ -1748,6 +1960,7 @@ suite!(
     concurrent_writers_all_land_in_feed_order,
     a_body_run_again_leaves_one_effect,
     a_late_committer_is_not_skipped,
+    one_orgs_writers_commit_in_position_order,
     compaction_drops_expired_and_old_entries,
     reopening_keeps_everything_and_a_newer_schema_is_refused,
     nodes_starting_at_once_migrate_once,
@@ -1764,5 +1977,6 @@ suite!(
     an_audit_event_counts_what_it_aggregates,
     oauth_clients_round_trip,
     oauth_grants_and_keys_are_spent_once,
-    schema_2_is_upgraded_to_6,
+    schema_2_is_upgraded_to_7,
+    schema_6_feed_and_audit_are_numbered_per_org,
 );

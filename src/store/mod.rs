@@ -39,7 +39,7 @@ use crate::model::{
 use crate::token::KeyId;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 /// The oldest schema a database this build writes may still be used by: binaries that
 /// know at least this version keep working during a rolling upgrade (see SCALING.md).
 /// Version 4 adds a kind of change-feed entry (third parties), which older nodes cannot
@@ -47,8 +47,10 @@ pub const SCHEMA_VERSION: u32 = 6;
 /// counts of aggregated denials and a kind of token (dashboard sessions) that older
 /// nodes cannot read: they too must be upgraded, not run beside version-5 nodes.
 /// Version 6 adds OAuth grants and a kind of token (`oauth`) that older nodes cannot
-/// read: the same again.
-pub const SCHEMA_COMPAT: u32 = 6;
+/// read: the same again. Version 7 numbers PostgreSQL's feed and audit log per org:
+/// older nodes would follow the old counter and miss what new nodes write, so all
+/// nodes stop before the first version-7 node starts (docs/SCALING.md).
+pub const SCHEMA_COMPAT: u32 = 7;
 
 /// Why a store operation failed. Backend-neutral: no driver error appears here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,13 +143,15 @@ pub enum Recorded {
     Other,
 }
 
-/// Where the change feed stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Where one stream of the change feed stands.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FeedHead {
-    /// The last position written.
+    /// The stream (see [`FeedEntry::stream`]).
+    pub stream: String,
+    /// The last position written in it.
     pub head: u64,
-    /// Entries at or below this position may have been compacted away: a node whose
-    /// position is below it must reload everything.
+    /// Its entries at or below this position may have been compacted away: a node
+    /// whose position in the stream is below it must reload everything.
     pub horizon: u64,
 }
 
@@ -200,10 +204,15 @@ pub trait Read {
         after: u64,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError>;
-    /// Where the change feed stands.
-    fn feed_head(&mut self) -> Result<FeedHead, StoreError>;
-    /// Up to `limit` feed entries after `after`, in order.
-    fn feed_after(&mut self, after: u64, limit: usize) -> Result<Vec<FeedEntry>, StoreError>;
+    /// Where each stream of the change feed stands, by stream.
+    fn feed_heads(&mut self) -> Result<Vec<FeedHead>, StoreError>;
+    /// Up to `limit` entries of feed stream `stream` after position `after`, in order.
+    fn feed_after(
+        &mut self,
+        stream: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<FeedEntry>, StoreError>;
     /// The master key's check value, once initialised.
     fn master_check(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
     /// An org's secrets keys (wrapped).
@@ -359,8 +368,9 @@ pub trait Tx: Read {
     /// Deletes the audit events written before `before`, except each org's newest (so an
     /// org's sequence never starts again and no cursor is reused); how many went.
     fn prune_audit(&mut self, before: u64) -> Result<usize, StoreError>;
-    /// Appends a change to the feed at the next position, in commit order.
-    fn publish(&mut self, change: &Change, time: u64) -> Result<u64, StoreError>;
+    /// Appends a change, made in `org`, to the feed at the next position of its stream
+    /// (in commit order): the position.
+    fn publish(&mut self, org: &str, change: &Change, time: u64) -> Result<u64, StoreError>;
     /// Stores the master key's check value; `Conflict("master key")` if one exists.
     fn init_master_check(&mut self, check: &[u8]) -> Result<(), StoreError>;
     /// Drops deny-list and feed entries of tokens expired by `now`, and every feed entry
@@ -655,8 +665,9 @@ impl Store {
     }
 
     /// How many writers wait for the one before them to commit: on PostgreSQL, sessions
-    /// queued on the write lock (any node's); on redb, writers in `begin_write`. The
-    /// conformance suite waits on it to build a late committer without sleeping.
+    /// waiting for a lock (any node's: a row another write holds); on redb, writers in
+    /// `begin_write`. The conformance suite waits on it to build a late committer
+    /// without sleeping.
     #[cfg(test)]
     pub async fn writers_waiting(&self) -> usize {
         match &self.backend {

@@ -617,25 +617,28 @@ macro_rules! impl_read {
                 with_counts(&counts, events)
             }
 
-            fn feed_head(&mut self) -> Result<FeedHead, StoreError> {
+            fn feed_heads(&mut self) -> Result<Vec<FeedHead>, StoreError> {
+                // One writer at a time: one stream, in commit order.
                 let meta = self.txn.open_table(META)?;
                 let get = |name: &str| -> Result<u64, StoreError> {
                     let v = meta.get(name)?;
                     v.map_or(Ok(0), |v| u64_value(v.value()))
                 };
-                Ok(FeedHead {
+                Ok(vec![FeedHead {
+                    stream: String::new(),
                     head: get("feed_head")?,
                     horizon: get("feed_horizon")?,
-                })
+                }])
             }
 
             fn feed_after(
                 &mut self,
+                stream: &str,
                 after: u64,
                 limit: usize,
             ) -> Result<Vec<FeedEntry>, StoreError> {
                 let t = self.txn.open_table(FEED)?;
-                let Some(start) = after.checked_add(1) else {
+                let Some(start) = after.checked_add(1).filter(|_| stream.is_empty()) else {
                     return Ok(Vec::new());
                 };
                 let mut out = Vec::new();
@@ -643,6 +646,7 @@ macro_rules! impl_read {
                     let (k, v) = row?;
                     let row = FeedRow::decode(v.value())?;
                     out.push(FeedEntry {
+                        stream: String::new(),
                         seq: k.value(),
                         change: row.change.into(),
                     });
@@ -1149,7 +1153,7 @@ impl Tx for RedbTx<'_> {
         Ok(())
     }
 
-    fn publish(&mut self, change: &Change, time: u64) -> Result<u64, StoreError> {
+    fn publish(&mut self, _org: &str, change: &Change, time: u64) -> Result<u64, StoreError> {
         let seq = self.counter("feed_head")? + 1;
         self.set_counter("feed_head", seq)?;
         let row = FeedRow::new(change, time);
@@ -1157,6 +1161,7 @@ impl Tx for RedbTx<'_> {
             .open_table(FEED)?
             .insert(seq, row.encode()?.as_slice())?;
         self.changes.push(FeedEntry {
+            stream: String::new(),
             seq,
             change: change.clone(),
         });

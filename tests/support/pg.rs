@@ -217,3 +217,48 @@ fn pipe(client: TcpStream, server: TcpStream, open: &Mutex<Vec<TcpStream>>) {
     copy(client, s2);
     copy(server, c2);
 }
+
+/// A transaction held open, with an id, in another database of the same server (the
+/// one `MACVAULT_TEST_DATABASE_URL` names) until dropped: what holds back
+/// `pg_snapshot_xmin` for every database on the server.
+pub struct HeldTransaction {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeldTransaction {
+    pub fn open_elsewhere() -> HeldTransaction {
+        let admin = std::env::var("MACVAULT_TEST_DATABASE_URL").expect("a test server");
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime().block_on(async move {
+                let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(conn);
+                client
+                    .batch_execute("BEGIN; SELECT txid_current();")
+                    .await
+                    .expect("a transaction with an id");
+                ready_tx.send(()).expect("the test waits");
+                let _ = tokio::task::spawn_blocking(move || released.recv()).await;
+                let _ = client.batch_execute("ROLLBACK").await;
+            });
+        });
+        ready.recv().expect("the transaction opened");
+        HeldTransaction {
+            release: Some(release),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HeldTransaction {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
