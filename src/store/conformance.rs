@@ -473,17 +473,21 @@ async fn wait_for_a_waiting_writer(s: &Store) {
     }
 }
 
+/// A second writer's store: on PostgreSQL another node on the same database; on redb
+/// the same store (one process opens the file).
+async fn another_node(f: &Fresh, kind: Kind) -> Store {
+    match kind {
+        Kind::Redb => f.store.clone(),
+        Kind::Postgres => Store::open(&f.location).await.unwrap(),
+    }
+}
+
 /// The late committer: A takes its position first and commits last. A follower that
 /// has read B's entry meanwhile still finds A's afterwards: on PostgreSQL they are in
 /// streams of their own orgs (B did not wait for A), on redb B waited for A.
 async fn a_late_committer_is_not_skipped(kind: Kind) {
     let Some(f) = fresh(kind).await else { return };
-    let s = f.store.clone();
-    // On PostgreSQL the second writer is another node on the same database.
-    let other = match kind {
-        Kind::Redb => s.clone(),
-        Kind::Postgres => Store::open(&f.location).await.unwrap(),
-    };
+    let (s, other) = (f.store.clone(), another_node(&f, kind).await);
     let (slow, go) = held_writer(&s, "slow").await;
     let quick = quick_writer(&other, "quick");
     let mut cursor = std::collections::BTreeMap::new();
@@ -527,11 +531,7 @@ async fn a_late_committer_is_not_skipped(kind: Kind) {
 /// commits, and gets the later position.
 async fn one_orgs_writers_commit_in_position_order(kind: Kind) {
     let Some(f) = fresh(kind).await else { return };
-    let s = f.store.clone();
-    let other = match kind {
-        Kind::Redb => s.clone(),
-        Kind::Postgres => Store::open(&f.location).await.unwrap(),
-    };
+    let (s, other) = (f.store.clone(), another_node(&f, kind).await);
     let (first, go) = held_writer(&s, "acme").await;
     let second = quick_writer(&other, "acme");
     wait_for_a_waiting_writer(&s).await;
