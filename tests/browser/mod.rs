@@ -20,7 +20,9 @@ use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::support::eventually;
 
-/// A chromedriver of our own, on a free port; killed when dropped.
+/// A chromedriver of our own, on a free port, in a process group of its own: dropped
+/// (also when a test panics before it closes its session), the whole group is killed,
+/// the browsers chromedriver started included.
 pub struct Driver {
     child: Child,
     url: String,
@@ -28,6 +30,8 @@ pub struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -57,7 +61,9 @@ pub fn driver() -> Option<(Driver, PathBuf)> {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
+    use std::os::unix::process::CommandExt as _;
     let child = Command::new(driver)
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
