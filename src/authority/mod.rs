@@ -28,6 +28,7 @@ mod master;
 mod mint;
 mod oauth;
 mod oauth_flow;
+mod oauth_grants;
 mod oauth_scopes;
 mod orgs;
 mod presets;
@@ -66,9 +67,9 @@ pub use oauth::{
 };
 pub use oauth_flow::{
     ACCESS_LIFETIME, Authorization, AuthorizeError, AuthorizeParams, CODE_LIFETIME,
-    ClientCredentials, ConsentError, GRANT_LIFETIME, GrantError, GrantView, Issued, TokenError,
-    TokenRequest,
+    ClientCredentials, ConsentError, GRANT_LIFETIME, Issued, TokenError, TokenRequest,
 };
+pub use oauth_grants::{GrantError, GrantView};
 pub use oauth_scopes::{Scope, ScopeError, Scopes};
 pub use orgs::OrgChange;
 pub use presets::DEFAULT_EXPIRY;

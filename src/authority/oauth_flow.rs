@@ -1,7 +1,7 @@
 //! The OAuth 2.0 authorization-code flow with PKCE (docs/OAUTH.md): checking an
-//! authorization request, a person's consent (a grant and its code), the token
-//! endpoint (code redemption and refresh rotation), revocation by the client
-//! (RFC 7009), and grants listed and revoked by people.
+//! authorization request, a person's consent (a grant and its code), and the token
+//! endpoint (code redemption and refresh rotation). What happens to grants afterwards
+//! (listing, revocation by people and by the client) is in `oauth_grants.rs`.
 //!
 //! Codes and refresh tokens are 32 random bytes, stored only as their SHA-256 and
 //! spent by insert-if-absent in the same transaction that mints what they give: of two
@@ -279,46 +279,6 @@ impl Classify for TokenError {
     }
 }
 
-/// Why a person's grant listing or revocation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum GrantError {
-    /// Not a grant the caller may see (or none of that id).
-    #[error("no such OAuth grant")]
-    NotFound,
-    /// Another org's grants.
-    #[error("not your org")]
-    OtherOrg,
-    /// Revoking failed.
-    #[error(transparent)]
-    Revoke(#[from] RevokeError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl Classify for GrantError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            GrantError::NotFound => ErrorClass::NotFound,
-            GrantError::OtherOrg => ErrorClass::Denied,
-            GrantError::Revoke(e) => e.class(),
-            GrantError::Store(e) => e.class(),
-        }
-    }
-}
-
-/// A grant as a person sees it.
-#[derive(Debug, Clone)]
-pub struct GrantView {
-    /// The grant.
-    pub grant: OAuthGrant,
-    /// The last time the client used it: a code redemption, a refresh, or a request
-    /// with one of its access tokens.
-    pub last_used: Option<u64>,
-    /// Whether it still works (not revoked, not past its end, its signed-in token live).
-    pub live: bool,
-}
-
 /// How a code redemption or refresh ended.
 enum Issue {
     /// Tokens issued.
@@ -339,7 +299,7 @@ fn random_text(prefix: &str) -> Option<String> {
 }
 
 /// SHA-256 of a code or refresh token.
-fn hash(text: &str) -> [u8; 32] {
+pub(super) fn hash(text: &str) -> [u8; 32] {
     sha2::Sha256::digest(text.as_bytes()).into()
 }
 
@@ -447,7 +407,7 @@ impl Authority {
         if auth.client.org != who.org() {
             return Err(ConsentError::OtherOrg);
         }
-        if !Self::within(scopes, &auth.scopes) {
+        if !scopes.is_within(&auth.scopes) {
             return Err(ConsentError::Scope(ScopeError::Widened));
         }
         let minter = self.minter_of(who).await?;
@@ -532,18 +492,11 @@ impl Authority {
         Ok(self.minter_of(who).await?.expires)
     }
 
-    /// Whether `narrowed` asks for nothing `asked` did not (a scope asked for, or
-    /// `secrets:read` where `secrets:write` was).
-    fn within(narrowed: &Scopes, asked: &Scopes) -> bool {
-        use super::oauth_scopes::Scope;
-        narrowed.iter().all(|s| {
-            asked.iter().any(|a| a == s)
-                || (*s == Scope::SecretsRead && asked.iter().any(|a| *a == Scope::SecretsWrite))
-        })
-    }
-
     /// The client that `creds` authenticate.
-    async fn oauth_client_of(&self, creds: &ClientCredentials) -> Result<OAuthClient, TokenError> {
+    pub(super) async fn oauth_client_of(
+        &self,
+        creds: &ClientCredentials,
+    ) -> Result<OAuthClient, TokenError> {
         let id = creds.id.clone();
         if id.is_empty() || id.len() > 64 {
             return Err(TokenError::InvalidClient);
@@ -578,16 +531,9 @@ impl Authority {
             OAuthKeyKind::Refresh => "unknown refresh token",
         };
         let h = hash(presented);
-        let key = self.store.read(move |r| r.oauth_key(&h)).await?;
-        let key = key
-            .filter(|k| k.kind == kind)
-            .ok_or(TokenError::InvalidGrant(what))?;
-        let id = key.grant.clone();
         let grant = self
-            .store
-            .read(move |r| r.oauth_grant(&id))
+            .grant_of(h, kind, &client)
             .await?
-            .filter(|g| g.client == client.id)
             .ok_or(TokenError::InvalidGrant(what))?;
         if let TokenRequest::Code {
             redirect_uri,
@@ -741,161 +687,6 @@ impl Authority {
             refresh_token: Secret::new(refresh),
             scope: grant.scopes.join(" "),
         }))
-    }
-
-    /// Revokes grant `id` and every access token it issued that may still be live.
-    async fn end_grant(
-        &self,
-        id: &str,
-        actor: Actor,
-        why: &str,
-    ) -> Result<OAuthGrant, RevokeError> {
-        let now = self.clock.now();
-        let id = id.to_owned();
-        let why = why.to_owned();
-        let grant = self
-            .store
-            .write(move |tx| {
-                let Some(mut grant) = tx.oauth_grant(&id)? else {
-                    return Ok(None);
-                };
-                if grant.revoked.is_none() {
-                    grant.revoked = Some(now);
-                    tx.put_oauth_grant(&grant)?;
-                    let event = AuditEvent::new(
-                        &grant.org,
-                        action::OAUTH_GRANT_REVOKE,
-                        actor,
-                        Outcome::Ok,
-                        format!(
-                            "OAuth grant {} to client \"{}\" ({}) revoked: {why}",
-                            grant.id,
-                            Excerpt(grant.client_name.as_bytes()),
-                            grant.client
-                        ),
-                        now,
-                    );
-                    tx.append_audit(&event)?;
-                }
-                Ok::<_, StoreError>(Some(grant))
-            })
-            .await?
-            .value
-            .ok_or(RevokeError::NotFound)?;
-        for (token, expires) in &grant.tokens {
-            if *expires > now {
-                self.revoke_tree(*token, RevokeOptions::default(), actor)
-                    .await?;
-            }
-        }
-        Ok(grant)
-    }
-
-    /// RFC 7009: revokes an access token or a refresh token (with its whole grant)
-    /// that was issued to the client `creds` authenticate. A token that is unknown,
-    /// another client's, or no longer valid is not an error.
-    pub async fn oauth_revoke(
-        &self,
-        creds: &ClientCredentials,
-        token: &str,
-        from: super::Client,
-    ) -> Result<(), TokenError> {
-        let client = self.oauth_client_of(creds).await?;
-        if token.starts_with("mvt_") {
-            // Verified, so that a forged identifier cannot name someone else's token.
-            let Ok(who) = self.authenticate(token, from).await else {
-                return Ok(());
-            };
-            let id = who.token_id();
-            let org = client.org.clone();
-            let grants = self.store.read(move |r| r.oauth_grants(&org)).await?;
-            let ours = grants
-                .iter()
-                .any(|g| g.client == client.id && g.tokens.iter().any(|(t, _)| *t == id));
-            if ours {
-                let actor = Actor {
-                    token: Some(id),
-                    ip: who.client().ip,
-                };
-                self.revoke_tree(id, RevokeOptions::default(), actor)
-                    .await?;
-            }
-            return Ok(());
-        }
-        let h = hash(token);
-        let key = self.store.read(move |r| r.oauth_key(&h)).await?;
-        let Some(key) = key.filter(|k| k.kind == OAuthKeyKind::Refresh) else {
-            return Ok(());
-        };
-        let id = key.grant.clone();
-        let grant = self.store.read(move |r| r.oauth_grant(&id)).await?;
-        if grant.is_some_and(|g| g.client == client.id) {
-            self.end_grant(&key.grant, Actor::default(), "the client revoked it")
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// The grants of `org` that `who` may revoke: those made under it (or under the
-    /// token a dashboard session was signed in with), or under any token it may revoke
-    /// by lineage (every grant of the org, for an org token), newest first.
-    pub async fn oauth_grants(
-        &self,
-        who: &Principal,
-        org: &str,
-    ) -> Result<Vec<GrantView>, GrantError> {
-        if who.org() != org {
-            return Err(GrantError::OtherOrg);
-        }
-        let name = org.to_owned();
-        let grants = self.store.read(move |r| r.oauth_grants(&name)).await?;
-        let now = self.clock.now();
-        let mut out = Vec::new();
-        for grant in grants {
-            let Some(parent) = self.read_token(&grant.parent).await? else {
-                continue;
-            };
-            if !self.lineage_allows(who, &parent).await? {
-                continue;
-            }
-            let ids: Vec<_> = grant.tokens.iter().map(|(t, _)| *t).collect();
-            let used = self
-                .store
-                .read(move |r| {
-                    let mut last = None;
-                    for id in &ids {
-                        last = last.max(r.last_used(id)?.map(|u| u.time));
-                    }
-                    Ok::<_, StoreError>(last)
-                })
-                .await?;
-            let live = grant.is_live_at(now) && !parent.is_revoked_at(now) && parent.expires > now;
-            out.push(GrantView {
-                last_used: grant.last_used.max(used),
-                live,
-                grant,
-            });
-        }
-        out.sort_by(|a, b| (b.grant.created, &b.grant.id).cmp(&(a.grant.created, &a.grant.id)));
-        Ok(out)
-    }
-
-    /// Revokes grant `id` of `org`, which must be one [`Authority::oauth_grants`] shows
-    /// `who`: the client can refresh no more, and its access tokens are revoked.
-    pub async fn revoke_oauth_grant(
-        &self,
-        who: &Principal,
-        org: &str,
-        id: &str,
-    ) -> Result<OAuthGrant, GrantError> {
-        let visible = self.oauth_grants(who, org).await?;
-        let grant = visible
-            .into_iter()
-            .find(|g| g.grant.id == id)
-            .ok_or(GrantError::NotFound)?;
-        Ok(self
-            .end_grant(&grant.grant.id, who.actor(), "revoked by a person")
-            .await?)
     }
 }
 

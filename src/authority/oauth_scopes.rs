@@ -184,6 +184,15 @@ impl Scopes {
         Ok(scopes)
     }
 
+    /// Whether these scopes ask for nothing `asked` did not: each was asked for, or is
+    /// `secrets:read` where `secrets:write` was (what [`Scopes::narrowed`] can give).
+    pub fn is_within(&self, asked: &Scopes) -> bool {
+        self.0.iter().all(|s| {
+            asked.0.contains(s)
+                || (*s == Scope::SecretsRead && asked.0.contains(&Scope::SecretsWrite))
+        })
+    }
+
     /// The caveats these scopes map to: `resource = …`, `actions = …`, and `app = …`
     /// when apps are named.
     pub fn caveats(&self) -> Result<Vec<Caveat<'static>>, ScopeError> {

@@ -662,10 +662,7 @@ async fn stamp(location: &Location, version: u32, compat: u32) {
             txn.commit().unwrap();
         }
         Location::Postgres(url) => {
-            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
+            let client = raw_client(url).await;
             client
                 .execute(
                     "UPDATE macvault_schema SET version = $1, compat = $2",
@@ -698,10 +695,7 @@ async fn nodes_starting_at_once_migrate_once(kind: Kind) {
     for s in starts {
         s.await.unwrap().unwrap();
     }
-    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = raw_client(&db.url).await;
     let rows = client
         .query(
             "SELECT version FROM macvault_migrations ORDER BY version",
@@ -1461,10 +1455,7 @@ async fn schema_6_feed_and_audit_are_numbered_per_org(kind: Kind) {
     let Location::Postgres(url) = &location else {
         unreachable!("a PostgreSQL store")
     };
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = raw_client(url).await;
     client.batch_execute(UNDO_STEP_7).await.unwrap();
     // What a schema-6 node wrote: three feed entries (the first compacted away) and
     // audit events of two orgs numbered by one sequence.
@@ -1605,10 +1596,7 @@ async fn schema_2_is_upgraded_to_7(kind: Kind) {
             txn.commit().unwrap();
         }
         Location::Postgres(url) => {
-            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
+            let client = raw_client(url).await;
             client.batch_execute(UNDO_STEP_7).await.unwrap();
             client
                 .batch_execute(
@@ -1679,6 +1667,15 @@ async fn schema_2_is_upgraded_to_7(kind: Kind) {
             .await
             .value
     );
+}
+
+/// A plain connection to a test database, for what the store API does not do.
+async fn raw_client(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
 }
 
 /// Every entry of every stream of the feed, stream by stream.

@@ -107,16 +107,10 @@ async fn page(
             error,
         },
     );
-    if let Some(origin) = origin_of(&auth.redirect_uri) {
-        let csp = format!(
-            "{}; form-action 'self' {origin}",
-            super::CSP
-                .rsplit_once(';')
-                .map_or(super::CSP, |(head, _)| head)
-        );
-        if let Ok(v) = HeaderValue::from_str(&csp) {
-            res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-        }
+    if let Some(origin) = origin_of(&auth.redirect_uri)
+        && let Ok(v) = HeaderValue::from_str(&super::csp_with_form_action(&origin))
+    {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }
     res
 }

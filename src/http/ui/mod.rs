@@ -35,7 +35,13 @@ pub(super) use page::UiError;
 /// The session cookie's name.
 pub const COOKIE: &str = "macvault_session";
 /// Every dashboard page's content security policy (docs/DESIGN.md, "Dashboard").
-pub(super) const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'";
+const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'";
+
+/// [`CSP`] whose forms may also go to `origin` (the consent page's answer goes on to the
+/// client's redirect URI).
+pub(super) fn csp_with_form_action(origin: &str) -> String {
+    format!("{CSP} {origin}")
+}
 /// The form field that carries the anti-forgery token.
 const CSRF_FIELD: &str = "csrf";
 /// Largest form a dashboard POST takes (a secret's value is the largest field).

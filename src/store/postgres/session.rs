@@ -10,7 +10,7 @@ use tokio_postgres::Socket;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 
-use super::tx::{PgTx, Queued};
+use super::tx::{PgTx, Queued, lane};
 use super::{CHANNEL, CONNECT_TIMEOUT, MAX_ATTEMPTS, POOL_SIZE, PgStore};
 use crate::store::{Committed, Ending, Read, StoreError, Tx};
 
@@ -159,10 +159,7 @@ impl PgStore {
         queued.orgs.extend(touched);
         queued.guards.clear();
         for org in &queued.orgs {
-            let q = {
-                let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
-                queues.entry(org.clone()).or_default().clone()
-            };
+            let q = lane(&self.queues, org);
             queued.guards.push(self.handle.block_on(q.lock_owned()));
         }
         true

@@ -17,6 +17,12 @@ use crate::model::{AuditEvent, FeedEntry, ThirdParty, TokenId};
 pub(super) type Lanes =
     std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>;
 
+/// Org `org`'s queue in `lanes` (made on first use).
+pub(super) fn lane(lanes: &Lanes, org: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    let mut lanes = lanes.lock().unwrap_or_else(|p| p.into_inner());
+    lanes.entry(org.to_owned()).or_default().clone()
+}
+
 /// The orgs a write has its place for in this node's queues, and the places.
 #[derive(Default)]
 pub(super) struct Queued {
@@ -65,11 +71,7 @@ impl<'r> PgTx<'r> {
         if queued.orgs.contains(org) {
             return Ok(());
         }
-        let lane = {
-            let mut lanes = lanes.lock().unwrap_or_else(|p| p.into_inner());
-            lanes.entry(org.to_owned()).or_default().clone()
-        };
-        match lane.try_lock_owned() {
+        match lane(lanes, org).try_lock_owned() {
             Ok(guard) => {
                 queued.orgs.insert(org.to_owned());
                 queued.guards.push(guard);
