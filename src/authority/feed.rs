@@ -376,7 +376,7 @@ impl Authority {
                     let e = &d.event;
                     seqs.push(match d.seq {
                         Some(seq) => tx.amend_audit(&e.org, seq, e.count, e.last).map(|()| seq)?,
-                        None => tx.append_audit(e)?,
+                        None => tx.append_audit_seq(e)?,
                     });
                 }
                 Ok::<_, StoreError>(seqs)

@@ -962,17 +962,15 @@ async fn a_version_1_data_directory_takes_secrets() {
     assert_eq!(s.list(&org, WEB, true).await.unwrap().secrets.len(), 2);
 }
 
-/// Writers on one app all land (PostgreSQL): they queue on the store's write lock
-/// instead of aborting each other under SERIALIZABLE until the retries run out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_writers_to_one_app_all_land_on_postgres() {
-    let Some(db) = crate::store::conformance::TestDb::create().await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+/// An authority on a fresh PostgreSQL database with the org `acme` and its apps, and
+/// acme's org token (`None` without a test database).
+async fn on_postgres(
+    dir: &std::path::Path,
+) -> Option<(crate::store::conformance::TestDb, Arc<Authority>, String)> {
+    let db = crate::store::conformance::TestDb::create().await?;
     let setup = crate::authority::Setup {
         store: crate::store::Location::Postgres(db.url.clone()),
-        ..crate::authority::Setup::dir(dir.path())
+        ..crate::authority::Setup::dir(dir)
     };
     let opened = Authority::open_with(&setup).await.unwrap();
     let a = opened.authority;
@@ -986,6 +984,17 @@ async fn concurrent_writers_to_one_app_all_land_on_postgres() {
         .expose()
         .to_owned();
     with_apps(&a, &token, "acme").await;
+    Some((db, a, token))
+}
+
+/// Writers on one app all land (PostgreSQL): they queue on the store's write lock
+/// instead of aborting each other under SERIALIZABLE until the retries run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_to_one_app_all_land_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_db, a, token)) = on_postgres(dir.path()).await else {
+        return;
+    };
     let s = Arc::new(Secrets::new(a.clone(), Options::default()));
     let writers: Vec<_> = (0..16)
         .map(|w| {
@@ -1006,6 +1015,31 @@ async fn concurrent_writers_to_one_app_all_land_on_postgres() {
     let org = who(&a, &token).await;
     let head = s.get(&org, WEB, "SHARED").await.unwrap().head;
     assert_eq!(head.version, 400);
+}
+
+/// A set of one secret of an app on PostgreSQL, once the connection has prepared its
+/// statements: its reads one round trip each, the version and head written with the
+/// next read, the counters in one statement, and the feed entry and audit event sent
+/// with COMMIT (docs/SCALING.md, "Round trips").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_takes_nine_round_trips_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_db, a, token)) = on_postgres(dir.path()).await else {
+        return;
+    };
+    let s = Secrets::new(a.clone(), Options::default());
+    let org = who(&a, &token).await;
+    // Every pooled connection prepares the statements of a set on its first one.
+    for i in 0..20 {
+        s.write(&org, WEB, sets(&[("A", &i.to_string())]))
+            .await
+            .unwrap();
+    }
+    let before = a.store().round_trips().unwrap();
+    let done = s.write(&org, WEB, sets(&[("A", "new")])).await.unwrap();
+    let trips = a.store().round_trips().unwrap() - before;
+    assert_eq!(done.secrets[0].version, 21);
+    assert_eq!(trips, 9, "round trips of one set");
 }
 
 #[tokio::test]

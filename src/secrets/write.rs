@@ -253,29 +253,27 @@ impl Ctx {
                  values to make room)",
             ));
         }
-        let org_heads = match self.app {
-            Some(_) => tx.secret_heads(&self.org, None)?,
-            None => own,
+        let fits = |org_heads: &[SecretHead], app_heads: &[SecretHead], app: &str| {
+            if env_total(&resolve(org_heads, app_heads, self.now)) > MAX_APP_TOTAL {
+                return Err(SecretError::AppTooLarge {
+                    app: format!("app {app}"),
+                });
+            }
+            Ok(())
         };
-        let apps = match &self.app {
-            Some(app) => vec![app.clone()],
+        match &self.app {
+            // The app's environment: the org's secrets under the app's own (just read).
+            Some(app) => fits(&tx.secret_heads(&self.org, None)?, &own, app)?,
             None => {
-                let alone = env_total(&resolve(&org_heads, &[], self.now));
+                let alone = env_total(&resolve(&own, &[], self.now));
                 if alone > MAX_APP_TOTAL {
                     return Err(SecretError::AppTooLarge {
                         app: "every app without secrets of its own".into(),
                     });
                 }
-                tx.secret_apps(&self.org)?
-            }
-        };
-        for app in apps {
-            let app_heads = tx.secret_heads(&self.org, Some(&app))?;
-            let total = env_total(&resolve(&org_heads, &app_heads, self.now));
-            if total > MAX_APP_TOTAL {
-                return Err(SecretError::AppTooLarge {
-                    app: format!("app {app}"),
-                });
+                for app in tx.secret_apps(&self.org)? {
+                    fits(&own, &tx.secret_heads(&self.org, Some(&app))?, &app)?;
+                }
             }
         }
         Ok(())
@@ -300,13 +298,10 @@ impl Ctx {
             self.now,
         )?;
         Ok(match &self.app {
-            Some(app) => {
-                let org = tx.secrets_counter(&self.org, None)?;
-                SecretsVersions {
-                    org,
-                    apps: vec![(app.clone(), org + bumped)],
-                }
-            }
+            Some(app) => SecretsVersions {
+                org: bumped.org,
+                apps: vec![(app.clone(), bumped.org + bumped.own)],
+            },
             None => {
                 let apps = tx.secret_apps(&self.org)?;
                 versions(tx, &self.org, apps)?

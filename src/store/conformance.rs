@@ -367,7 +367,7 @@ async fn concurrent_writers_all_land_in_feed_order(kind: Kind) {
     }
     let mut seqs = Vec::new();
     for t in tasks {
-        seqs.push(t.await.unwrap().unwrap().value);
+        seqs.push(t.await.unwrap().unwrap().changes[0].seq);
     }
     seqs.sort_unstable();
     assert_eq!(
@@ -400,8 +400,8 @@ async fn a_body_run_again_leaves_one_effect(kind: Kind) {
         3,
         "the body ran three times"
     );
-    assert_eq!(done.value, 1);
     assert_eq!(done.changes.len(), 1, "only the committed run's changes");
+    assert_eq!(done.changes[0].seq, 1);
     let (audit, feed) = read(s, |r| Ok((r.audit_before("acme", None, 10)?, all_feed(r)?))).await;
     assert_eq!(audit.len(), 1);
     assert_eq!(feed.len(), 1);
@@ -419,7 +419,10 @@ async fn held_writer(
     let s = s.clone();
     let task = tokio::spawn(async move {
         s.write(move |tx| {
-            let seq = tx.publish(org, &Change::OrgCreated { org: org.into() }, 1)?;
+            tx.publish(org, &Change::OrgCreated { org: org.into() }, 1)?;
+            // Read back, so that the entry (and the org's counter row) is written now,
+            // not with the commit.
+            let seq = head_of(tx, org)?;
             let _ = published_tx.send(seq);
             let _ = held.lock().unwrap().recv();
             Ok::<_, StoreError>(seq)
@@ -439,7 +442,8 @@ fn quick_writer(s: &Store, org: &'static str) -> tokio::task::JoinHandle<u64> {
         s.write(move |tx| tx.publish(org, &Change::OrgCreated { org: org.into() }, 1))
             .await
             .unwrap()
-            .value
+            .changes[0]
+            .seq
     })
 }
 
@@ -953,7 +957,8 @@ async fn a_rehearsal_checks_everything_and_keeps_nothing(kind: Kind) {
         .rehearse(|tx| {
             tx.insert_org(&Org::new("beta", 1))?;
             tx.append_audit(&event("beta", "rehearsed"))?;
-            tx.publish("beta", &Change::OrgCreated { org: "beta".into() }, 1)
+            tx.publish("beta", &Change::OrgCreated { org: "beta".into() }, 1)?;
+            head_of(tx, "beta")
         })
         .await
         .unwrap();
@@ -975,7 +980,7 @@ async fn a_rehearsal_checks_everything_and_keeps_nothing(kind: Kind) {
         tx.publish("beta", &Change::OrgCreated { org: "beta".into() }, 1)
     })
     .await;
-    assert_eq!(next.value, 1);
+    assert_eq!(next.changes[0].seq, 1);
 }
 
 async fn versions_page_in_order_and_leases_have_one_holder(kind: Kind) {
@@ -1377,6 +1382,90 @@ async fn audit_retention_prunes_only_older_events(kind: Kind) {
     assert!(after[0].seq > last);
 }
 
+/// PostgreSQL sends a write whose answer is not needed with the transaction's next
+/// statement, or with COMMIT: its failure is the transaction's all the same, wherever it
+/// comes to light, even to a body that ignores the call that reports it; nothing of the
+/// transaction commits, and the connection serves the next one.
+async fn a_put_off_write_that_fails_fails_its_transaction(kind: Kind) {
+    let Kind::Postgres = kind else { return };
+    let Some(f) = fresh(kind).await else { return };
+    let Location::Postgres(url) = &f.location else {
+        unreachable!("a PostgreSQL store")
+    };
+    let s = &f.store;
+    write(s, |tx| tx.insert_org(&Org::new("acme", 1))).await;
+    raw_client(url)
+        .await
+        .batch_execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.action = 'test.refused' THEN RAISE EXCEPTION 'refused by the test'; \
+             END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT ON macvault_audit \
+             FOR EACH ROW EXECUTE FUNCTION refuse()",
+        )
+        .await
+        .unwrap();
+    let refused = || {
+        AuditEvent::new(
+            "acme",
+            "test.refused",
+            Actor::default(),
+            Outcome::Ok,
+            "x".into(),
+            7,
+        )
+    };
+    let is_refusal = |r: &Result<(), StoreError>| matches!(r, Err(StoreError::Internal(m)) if m.contains("refused by the test"));
+    // At COMMIT.
+    let r = s
+        .write(move |tx| {
+            tx.insert_org(&Org::new("beta", 1))?;
+            tx.append_audit(&refused())
+        })
+        .await
+        .map(|c| c.value);
+    assert!(is_refusal(&r), "{r:?}");
+    // At the next statement, which the body ignores: the write still fails.
+    let r = s
+        .write(move |tx| {
+            tx.insert_org(&Org::new("gamma", 1))?;
+            tx.append_audit(&refused())?;
+            let _ = tx.org("acme");
+            Ok(())
+        })
+        .await
+        .map(|c| c.value);
+    assert!(is_refusal(&r), "{r:?}");
+    // In a rehearsal, as in the write.
+    let r = s.rehearse(move |tx| tx.append_audit(&refused())).await;
+    assert!(is_refusal(&r), "{r:?}");
+    let (orgs, audit) = read(s, |r| Ok((r.orgs()?, r.audit_before("acme", None, 10)?))).await;
+    assert_eq!(orgs.len(), 1, "neither beta nor gamma: {orgs:?}");
+    assert!(audit.is_empty(), "{audit:?}");
+    write(s, |tx| tx.append_audit(&event("acme", "after"))).await;
+    assert_eq!(read(s, |r| r.audit_before("acme", None, 10)).await.len(), 1);
+}
+
+/// A bump answers the scope's new count with its org's, read in the same step.
+async fn a_bump_answers_the_scope_and_its_org(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let bumps = write(&f.store, |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        Ok([
+            tx.bump_secrets_counter("acme", Some("web"))?,
+            tx.bump_secrets_counter("acme", Some("web"))?,
+            tx.bump_secrets_counter("acme", None)?,
+            tx.bump_secrets_counter("acme", Some("web"))?,
+            tx.bump_secrets_counter("acme", Some("api"))?,
+            tx.bump_secrets_counter("acme", None)?,
+        ])
+    })
+    .await
+    .value;
+    let pairs = bumps.map(|b| (b.org, b.own));
+    assert_eq!(pairs, [(0, 1), (0, 2), (1, 1), (1, 3), (1, 1), (2, 2)]);
+}
+
 /// Blind writes are counted per scope, apart from the change counter, and travel with a
 /// dump.
 async fn blind_writes_are_counted_per_scope(kind: Kind) {
@@ -1517,15 +1606,15 @@ async fn schema_6_feed_and_audit_are_numbered_per_org(kind: Kind) {
         (ids("acme").await, ids("beta").await),
         (vec![1, 3], vec![2])
     );
-    let (a, b, p) = write(&again, |tx| {
+    let done = write(&again, |tx| {
+        tx.publish("acme", &Change::OrgCreated { org: "acme".into() }, 9)?;
         Ok((
-            tx.append_audit(&event("acme", "a3"))?,
-            tx.append_audit(&event("beta", "b2"))?,
-            tx.publish("acme", &Change::OrgCreated { org: "acme".into() }, 9)?,
+            tx.append_audit_seq(&event("acme", "a3"))?,
+            tx.append_audit_seq(&event("beta", "b2"))?,
         ))
     })
-    .await
-    .value;
+    .await;
+    let ((a, b), p) = (done.value, done.changes[0].seq);
     assert_eq!(
         (a, b, p),
         (4, 3, 1),
@@ -1645,7 +1734,7 @@ async fn schema_2_is_upgraded_to_7(kind: Kind) {
     let old = read(&again, |r| r.audit_after("acme", 0, 10)).await;
     assert_eq!((old.len(), old[0].count), (1, 1));
     let seq = write(&again, |tx| {
-        tx.append_audit(&event("acme", "counted").times(3, 9))
+        tx.append_audit_seq(&event("acme", "counted").times(3, 9))
     })
     .await
     .value;
@@ -1685,6 +1774,17 @@ fn all_feed(r: &mut dyn Read) -> Result<Vec<FeedEntry>, StoreError> {
         out.extend(r.feed_after(&h.stream, 0, 1000)?);
     }
     Ok(out)
+}
+
+/// The head of the feed stream `org`'s changes go to (its own, or redb's one).
+fn head_of(r: &mut dyn Read, org: &str) -> Result<u64, StoreError> {
+    let heads = r.feed_heads()?;
+    heads
+        .iter()
+        .find(|h| h.stream == org)
+        .or_else(|| heads.iter().find(|h| h.stream.is_empty()))
+        .map(|h| h.head)
+        .ok_or_else(|| StoreError::Internal(format!("no feed stream for {org}")))
 }
 
 /// The feed stream an org's changes go to: one per org on PostgreSQL, one for all on
@@ -1885,7 +1985,7 @@ async fn an_audit_event_counts_what_it_aggregates(kind: Kind) {
     };
     let (once, counted) = write(s, move |tx| {
         tx.insert_org(&Org::new("acme", 1))?;
-        Ok((tx.append_audit(&at(10))?, tx.append_audit(&at(20))?))
+        Ok((tx.append_audit_seq(&at(10))?, tx.append_audit_seq(&at(20))?))
     })
     .await
     .value;
@@ -1970,6 +2070,8 @@ suite!(
     an_id_token_discharges_one_ticket_set,
     apps_are_created_listed_and_deleted,
     blind_writes_are_counted_per_scope,
+    a_bump_answers_the_scope_and_its_org,
+    a_put_off_write_that_fails_fails_its_transaction,
     audit_retention_prunes_only_older_events,
     an_audit_event_counts_what_it_aggregates,
     oauth_clients_round_trip,

@@ -342,7 +342,10 @@ pub struct Lease {
 }
 
 /// Write access inside a transaction. Every method may be re-run on a fresh handle
-/// (see the module documentation).
+/// (see the module documentation). A write whose answer is `()` may be sent with a
+/// later statement of the transaction (PostgreSQL pipelines them, docs/SCALING.md,
+/// "Round trips"), so its failure may come from a later call or from the commit; once
+/// one statement has failed, every later call fails and the transaction cannot commit.
 pub trait Tx: Read {
     /// Inserts a new org; `Conflict("org")` if it exists.
     fn insert_org(&mut self, org: &Org) -> Result<(), StoreError>;
@@ -359,8 +362,11 @@ pub trait Tx: Read {
     /// Records a use, keeping whichever of the stored and the given is later.
     fn record_use(&mut self, id: &TokenId, used: &LastUsed) -> Result<(), StoreError>;
     /// Appends an audit event, with its count and last time (its `seq` is assigned
-    /// here, and answered).
-    fn append_audit(&mut self, event: &AuditEvent) -> Result<u64, StoreError>;
+    /// here). A backend may send it with the transaction's next statement.
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Appends an audit event as `append_audit` does, and answers its `seq` (so it
+    /// costs a round trip of its own).
+    fn append_audit_seq(&mut self, event: &AuditEvent) -> Result<u64, StoreError>;
     /// Sets the count and last time of an org's event `seq` (an aggregate of denials
     /// that grew); nothing if retention pruned it.
     fn amend_audit(&mut self, org: &str, seq: u64, count: u64, last: u64)
@@ -369,8 +375,9 @@ pub trait Tx: Read {
     /// org's sequence never starts again and no cursor is reused); how many went.
     fn prune_audit(&mut self, before: u64) -> Result<usize, StoreError>;
     /// Appends a change, made in `org`, to the feed at the next position of its stream
-    /// (in commit order): the position.
-    fn publish(&mut self, org: &str, change: &Change, time: u64) -> Result<u64, StoreError>;
+    /// (in commit order; [`Committed::changes`] has it with its position). A backend
+    /// may send it with the transaction's next statement.
+    fn publish(&mut self, org: &str, change: &Change, time: u64) -> Result<(), StoreError>;
     /// Stores the master key's check value; `Conflict("master key")` if one exists.
     fn init_master_check(&mut self, check: &[u8]) -> Result<(), StoreError>;
     /// Drops deny-list and feed entries of tokens expired by `now`, and every feed entry
@@ -390,8 +397,9 @@ pub trait Tx: Read {
         name: &str,
         version: u64,
     ) -> Result<(), StoreError>;
-    /// Adds one to a scope's change counter; the new value.
-    fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError>;
+    /// Adds one to a scope's change counter: its new value, with the org's counter (one
+    /// statement on PostgreSQL).
+    fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<Bumped, StoreError>;
     /// Sets a scope's change counter (copying a store).
     fn set_secrets_counter(
         &mut self,
@@ -471,6 +479,16 @@ enum Ending {
     Commit,
     /// Roll it back ([`Store::rehearse`]).
     RollBack,
+}
+
+/// A scope's change counter just moved, and its org's (the same for the org's own
+/// scope): an app's secrets version is `org + own`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bumped {
+    /// The org's own counter.
+    pub org: u64,
+    /// The scope's counter, after the bump.
+    pub own: u64,
 }
 
 /// What a write transaction returned, with the feed entries it committed.
@@ -661,6 +679,15 @@ impl Store {
         match &self.backend {
             Backend::Redb(s) => s.inject_retries(extra),
             Backend::Postgres(s) => s.inject_retries(extra),
+        }
+    }
+
+    /// Round trips to the database so far (PostgreSQL; `None` on redb, which has none).
+    #[cfg(test)]
+    pub fn round_trips(&self) -> Option<u64> {
+        match &self.backend {
+            Backend::Redb(_) => None,
+            Backend::Postgres(s) => Some(s.round_trips()),
         }
     }
 

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use super::rows::{FeedRow, Stored};
 use super::{
-    Committed, Compacted, DenyEntry, Ending, FeedHead, IdTokenUse, Lease, OpenError, Read,
+    Bumped, Committed, Compacted, DenyEntry, Ending, FeedHead, IdTokenUse, Lease, OpenError, Read,
     Recorded, SCHEMA_COMPAT, SCHEMA_VERSION, StoreError, Tx, VersionKey, legacy,
 };
 use crate::model::{
@@ -1119,7 +1119,11 @@ impl Tx for RedbTx<'_> {
         Ok(pruned)
     }
 
-    fn append_audit(&mut self, event: &AuditEvent) -> Result<u64, StoreError> {
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.append_audit_seq(event).map(drop)
+    }
+
+    fn append_audit_seq(&mut self, event: &AuditEvent) -> Result<u64, StoreError> {
         let mut t = self.txn.open_table(AUDIT)?;
         let org = event.org.as_str();
         let last = t
@@ -1153,7 +1157,7 @@ impl Tx for RedbTx<'_> {
         Ok(())
     }
 
-    fn publish(&mut self, _org: &str, change: &Change, time: u64) -> Result<u64, StoreError> {
+    fn publish(&mut self, _org: &str, change: &Change, time: u64) -> Result<(), StoreError> {
         let seq = self.counter("feed_head")? + 1;
         self.set_counter("feed_head", seq)?;
         let row = FeedRow::new(change, time);
@@ -1165,7 +1169,7 @@ impl Tx for RedbTx<'_> {
             seq,
             change: change.clone(),
         });
-        Ok(seq)
+        Ok(())
     }
 
     fn init_master_check(&mut self, check: &[u8]) -> Result<(), StoreError> {
@@ -1227,8 +1231,13 @@ impl Tx for RedbTx<'_> {
         Ok(())
     }
 
-    fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
-        self.bump_in(SECRET_COUNTERS, org, app)
+    fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<Bumped, StoreError> {
+        let own = self.bump_in(SECRET_COUNTERS, org, app)?;
+        let org = match app {
+            Some(_) => self.secrets_counter(org, None)?,
+            None => own,
+        };
+        Ok(Bumped { org, own })
     }
 
     fn set_secrets_counter(

@@ -29,9 +29,9 @@ mod tx;
 mod writes;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 #[cfg(test)]
 use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -68,6 +68,8 @@ pub struct PgStore {
     feed_signal: Arc<Notify>,
     listener: tokio::task::JoinHandle<()>,
     extra_runs: AtomicU32,
+    /// Round trips to the database made by store operations (tests count them).
+    round_trips: AtomicU64,
     /// One queue per org on this node: a write re-run after a conflict waits here for
     /// this node's other writers of the orgs it touched (see `session.rs`).
     queues: tx::Lanes,
@@ -128,6 +130,7 @@ impl PgStore {
             feed_signal: signal,
             listener,
             extra_runs: AtomicU32::new(0),
+            round_trips: AtomicU64::new(0),
             queues: Default::default(),
         };
         store.migrate().await?;
@@ -140,6 +143,11 @@ impl PgStore {
     #[cfg(test)]
     pub(super) fn inject_retries(&self, extra: u32) {
         self.extra_runs.store(extra, Ordering::SeqCst);
+    }
+
+    #[cfg(test)]
+    pub(super) fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::SeqCst)
     }
 }
 

@@ -10,7 +10,7 @@ use tokio_postgres::Socket;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 
-use super::tx::{PgTx, Queued, lane};
+use super::tx::{BEGIN_READ, BEGIN_WRITE, PgTx, Queued, lane};
 use super::{CHANNEL, CONNECT_TIMEOUT, MAX_ATTEMPTS, POOL_SIZE, PgStore};
 use crate::store::{Committed, Ending, Read, StoreError, Tx};
 
@@ -86,32 +86,36 @@ impl PgStore {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            // Set before the body runs, so that a panic in it closes the connection.
             conn.in_transaction = true;
-            h.block_on(
-                conn.client()
-                    .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE"),
-            )
-            .map_err(pg_err)?;
-            let mut tx = PgTx::new(conn.client(), h, Some((&self.queues, &mut queued)));
+            let mut tx = PgTx::new(
+                conn.client(),
+                h,
+                Some((&self.queues, &mut queued)),
+                BEGIN_WRITE,
+            );
             let result = body(&mut tx);
+            let commit = result.is_ok() && injected == 0 && ending == Ending::Commit;
+            // NOTIFY only takes effect with the commit, sent with it (in the same round
+            // trip as the statements put off); optional (CockroachDB has none), so a
+            // failure only costs listeners promptness. A rehearsal (or a run rolled back
+            // for a test) sends what was put off too: its failure is the write's.
+            let ended = match (&result, commit, tx.changes.is_empty()) {
+                (Err(_), _, _) => {
+                    tx.abandon();
+                    Ok(())
+                }
+                (Ok(_), true, false) => tx.finish(&format!("NOTIFY {CHANNEL}; COMMIT")),
+                (Ok(_), true, true) => tx.finish("COMMIT"),
+                (Ok(_), false, _) => tx.finish("ROLLBACK"),
+            };
             let (retry, changes) = (tx.retry, std::mem::take(&mut tx.changes));
             let touched = std::mem::take(&mut tx.orgs);
+            let open = tx.is_open();
+            self.round_trips.fetch_add(tx.round_trips, Ordering::SeqCst);
             drop(tx);
-            let commit = result.is_ok() && injected == 0 && ending == Ending::Commit;
-            // NOTIFY only takes effect with the commit, sent with it (one round trip);
-            // optional (CockroachDB has none), so a failure only costs listeners
-            // promptness. After a failed COMMIT the server has rolled back.
-            let end = match (commit, changes.is_empty()) {
-                (true, false) => format!("NOTIFY {CHANNEL}; COMMIT"),
-                (true, true) => "COMMIT".to_owned(),
-                (false, _) => "ROLLBACK".to_owned(),
-            };
-            let ended = h.block_on(conn.client().batch_execute(&end));
-            // A failed COMMIT has rolled back, but a failed NOTIFY before it leaves the
-            // transaction open and aborted: end it either way (a ROLLBACK outside a
-            // transaction only warns). If even that fails, the connection goes.
-            conn.in_transaction =
-                ended.is_err() && h.block_on(conn.client().batch_execute("ROLLBACK")).is_err();
+            // Still open: even ROLLBACK failed, and the connection goes (see `Session`).
+            conn.in_transaction = open;
             match (result, ended) {
                 (Ok(_), Ok(())) if injected > 0 => injected -= 1,
                 (Ok(value), Ok(())) if ending == Ending::RollBack => {
@@ -121,18 +125,13 @@ impl PgStore {
                     });
                 }
                 (Ok(value), Ok(())) => return Ok(Committed { value, changes }),
-                (Ok(_), Err(e)) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                (Ok(_), Err(_)) | (Err(_), _) if injected > 0 => injected -= 1,
+                (Ok(_), Err(_)) | (Err(_), _) if retry && attempt < MAX_ATTEMPTS => {
                     if !self.queue(&mut queued, touched) {
                         std::thread::sleep(backoff(attempt));
                     }
                 }
-                (Ok(_), Err(e)) => return Err(pg_err(e).into()),
-                (Err(_), _) if injected > 0 => injected -= 1,
-                (Err(_), _) if retry && attempt < MAX_ATTEMPTS => {
-                    if !self.queue(&mut queued, touched) {
-                        std::thread::sleep(backoff(attempt));
-                    }
-                }
+                (Ok(_), Err(e)) => return Err(e.into()),
                 (Err(e), _) => return Err(e),
             }
             if conn.in_transaction {
@@ -171,18 +170,15 @@ impl PgStore {
     ) -> Result<T, E> {
         let h = &self.handle;
         let mut conn = Session::new(h.block_on(self.pool.get()).map_err(pool_err)?);
-        h.block_on(
-            conn.client()
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
-        )
-        .map_err(pg_err)?;
         conn.in_transaction = true;
-        let mut tx = PgTx::new(conn.client(), h, None);
+        let mut tx = PgTx::new(conn.client(), h, None, BEGIN_READ);
         let out = body(&mut tx);
+        // A read's failure is its body's: the end only frees the snapshot.
+        let _ = tx.finish("COMMIT");
+        let open = tx.is_open();
+        self.round_trips.fetch_add(tx.round_trips, Ordering::SeqCst);
         drop(tx);
-        if h.block_on(conn.client().batch_execute("COMMIT")).is_ok() {
-            conn.in_transaction = false;
-        }
+        conn.in_transaction = open;
         out
     }
 }

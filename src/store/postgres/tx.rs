@@ -1,7 +1,17 @@
-//! A transaction's statements on PostgreSQL: each driven with `Handle::block_on` on the
-//! blocking pool; a serialization failure marks the body for another run. The SQL of
+//! A transaction's statements on PostgreSQL, sent in as few round trips as they allow
+//! (docs/SCALING.md, "Round trips"): a write whose answer the body does not need (an
+//! upsert, the feed entry, the audit event) is put off and sent with the next statement
+//! that needs an answer, or with COMMIT; BEGIN goes with the first statement. Each
+//! round trip is driven with `Handle::block_on` on the blocking pool. A statement that
+//! fails ends the transaction here as it does on the server: nothing more is sent, and
+//! it cannot commit. A serialization failure marks the body for another run. The SQL of
 //! each operation is in `reads.rs` ([`Read`](crate::store::Read)) and `writes.rs`
 //! ([`Tx`](crate::store::Tx)).
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 use tokio::runtime::Handle;
 use tokio_postgres::Row;
@@ -30,6 +40,26 @@ pub(super) struct Queued {
     pub(super) guards: Vec<tokio::sync::OwnedMutexGuard<()>>,
 }
 
+/// A parameter of a statement put off: owned, as it is sent after the call returns.
+pub(super) type Param = Box<dyn ToSql + Sync + Send>;
+
+/// `v` as a parameter of a statement put off.
+pub(super) fn param<T: ToSql + Sync + Send + 'static>(v: T) -> Param {
+    Box::new(v)
+}
+
+/// A statement put off until the next round trip.
+struct Later {
+    sql: Cow<'static, str>,
+    params: Vec<Param>,
+    /// The index in `changes` of the feed entry whose position this statement answers.
+    numbers: Option<usize>,
+}
+
+/// How a transaction starts: sent with its first round trip.
+pub(super) const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+pub(super) const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 pub(super) struct PgTx<'r> {
     txn: &'r deadpool_postgres::ClientWrapper,
     h: &'r Handle,
@@ -41,6 +71,15 @@ pub(super) struct PgTx<'r> {
     /// The orgs whose counter rows this transaction took (feed, audit): what a re-run
     /// queues on.
     pub(super) orgs: std::collections::BTreeSet<String>,
+    /// BEGIN, until it is sent.
+    begin: Option<&'static str>,
+    /// The transaction is open on the server (BEGIN sent, no end yet).
+    open: bool,
+    later: Vec<Later>,
+    /// The first statement that failed: the transaction is aborted.
+    failed: Option<StoreError>,
+    /// Round trips made (a statement's first preparation on the connection included).
+    pub(super) round_trips: u64,
 }
 
 impl<'r> PgTx<'r> {
@@ -48,6 +87,7 @@ impl<'r> PgTx<'r> {
         txn: &'r deadpool_postgres::ClientWrapper,
         h: &'r Handle,
         lanes: Option<(&'r Lanes, &'r mut Queued)>,
+        begin: &'static str,
     ) -> Self {
         PgTx {
             txn,
@@ -56,7 +96,18 @@ impl<'r> PgTx<'r> {
             changes: Vec::new(),
             retry: false,
             orgs: std::collections::BTreeSet::new(),
+            begin: Some(begin),
+            open: false,
+            later: Vec::new(),
+            failed: None,
+            round_trips: 0,
         }
+    }
+
+    /// Whether the transaction may still be open on the server (then the connection
+    /// must not go back to the pool as it is).
+    pub(super) fn is_open(&self) -> bool {
+        self.open
     }
 
     /// Before this write changes `org`'s rows (its counter rows above all): its place in
@@ -93,30 +144,212 @@ impl<'r> PgTx<'r> {
         pg_err(e)
     }
 
+    /// Puts off a statement whose answer is not needed: it is sent with the next round
+    /// trip, and its failure is that round trip's (or COMMIT's).
+    pub(super) fn later(&mut self, sql: impl Into<Cow<'static, str>>, params: Vec<Param>) {
+        self.later.push(Later {
+            sql: sql.into(),
+            params,
+            numbers: None,
+        });
+    }
+
+    /// Puts off the statement that writes `entry` to the feed; it answers the entry's
+    /// position, filled in when it has run.
+    pub(super) fn later_feed_entry(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Param>,
+        entry: FeedEntry,
+    ) {
+        self.changes.push(entry);
+        self.later.push(Later {
+            sql: sql.into(),
+            params,
+            numbers: Some(self.changes.len() - 1),
+        });
+    }
+
     pub(super) fn query(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
-        let txn = self.txn;
-        let r = self.h.block_on(async {
-            let st = txn.prepare_cached(sql).await?;
-            txn.query(&st, params).await
-        });
-        r.map_err(|e| self.fail(e))
+        Ok(self.round_trip(Some((sql, params)), None)?.0)
     }
 
+    /// The rows the statement changed.
     pub(super) fn execute(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, StoreError> {
+        Ok(self.round_trip(Some((sql, params)), None)?.1)
+    }
+
+    /// Ends the transaction with `end` (`COMMIT`, `NOTIFY …; COMMIT` or `ROLLBACK`),
+    /// sent with the statements put off: their failure is the transaction's. A
+    /// transaction that sent nothing has nothing to end. A failure leaves it rolled back
+    /// (or the connection marked open, to be closed).
+    pub(super) fn finish(&mut self, end: &str) -> Result<(), StoreError> {
+        if let Some(e) = &self.failed {
+            let e = e.clone();
+            self.abandon();
+            return Err(e);
+        }
+        if !self.open && self.later.is_empty() {
+            // Nothing was sent: there is no transaction to end.
+            self.begin = None;
+            return Ok(());
+        }
+        match self.round_trip(None, Some(end)) {
+            Ok(_) => {
+                self.open = false;
+                Ok(())
+            }
+            Err(e) => {
+                self.abandon();
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends a transaction whose body failed: what was put off is dropped unsent.
+    pub(super) fn abandon(&mut self) {
+        self.later.clear();
+        self.begin = None;
+        if self.open {
+            self.round_trips += 1;
+            if self.h.block_on(self.txn.batch_execute("ROLLBACK")).is_ok() {
+                self.open = false;
+            }
+        }
+    }
+
+    /// The statement prepared (from the connection's cache after its first use).
+    fn prepare(&mut self, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         let txn = self.txn;
-        let r = self.h.block_on(async {
-            let st = txn.prepare_cached(sql).await?;
-            txn.execute(&st, params).await
-        });
-        r.map_err(|e| self.fail(e))
+        let cached = txn.statement_cache.size();
+        let r = self.h.block_on(txn.prepare_cached(sql));
+        if txn.statement_cache.size() != cached || r.is_err() {
+            self.round_trips += 1;
+        }
+        r.map_err(|e| self.failed(e))
+    }
+
+    /// Records the first failure: the transaction is aborted on the server, so nothing
+    /// more is sent and it cannot commit.
+    fn failed(&mut self, e: tokio_postgres::Error) -> StoreError {
+        let e = self.fail(e);
+        self.failed.get_or_insert_with(|| e.clone());
+        e
+    }
+
+    /// One round trip: BEGIN if not sent yet, the statements put off, then `last` (its
+    /// rows answered) or the batch `end`, pipelined in this order. Each statement has
+    /// its own sync point, so one that fails does not hide the next (which fails too,
+    /// the transaction being aborted): the first failure is the answer.
+    ///
+    /// BEGIN is sent with the statement after it rather than before, a round trip
+    /// earlier. BEGIN fails only on a connection that cannot run that statement either
+    /// (one lost, or in an aborted transaction; a session left inside a transaction is
+    /// never reused, see `session.rs`), so the statement never runs outside the
+    /// transaction; if BEGIN fails the connection is dropped all the same.
+    fn round_trip(
+        &mut self,
+        last: Option<(&str, &[&(dyn ToSql + Sync)])>,
+        end: Option<&str>,
+    ) -> Result<(Vec<Row>, u64), StoreError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let later = std::mem::take(&mut self.later);
+        let mut statements = Vec::with_capacity(later.len());
+        for l in &later {
+            statements.push(self.prepare(&l.sql)?);
+        }
+        let last = match last {
+            Some((sql, params)) => Some((self.prepare(sql)?, params)),
+            None => None,
+        };
+        let begin = self.begin.take();
+        if begin.is_some() {
+            self.open = true;
+        }
+        let txn = self.txn;
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = later
+            .iter()
+            .map(|l| {
+                l.params
+                    .iter()
+                    .map(|p| &**p as &(dyn ToSql + Sync))
+                    .collect()
+            })
+            .collect();
+        let mut sent: Vec<Pin<Box<dyn Future<Output = Answer> + '_>>> =
+            Vec::with_capacity(later.len() + 3);
+        if let Some(b) = begin {
+            sent.push(Box::pin(async move {
+                txn.batch_execute(b).await.map(|()| (Vec::new(), 0))
+            }));
+        }
+        for (st, p) in statements.iter().zip(&params) {
+            sent.push(Box::pin(run(txn, st, p)));
+        }
+        if let Some((st, p)) = &last {
+            sent.push(Box::pin(run(txn, st, p)));
+        }
+        if let Some(end) = end {
+            sent.push(Box::pin(async move {
+                txn.batch_execute(end).await.map(|()| (Vec::new(), 0))
+            }));
+        }
+        self.round_trips += 1;
+        let mut results = self.h.block_on(in_order(sent)).into_iter();
+        if begin.is_some()
+            && let Some(Err(e)) = results.next()
+        {
+            // The connection goes (see above): the session drops it while `open`.
+            return Err(self.failed(e));
+        }
+        let mut first: Option<tokio_postgres::Error> = None;
+        for (l, r) in later.iter().zip(&mut results) {
+            match r {
+                Ok((rows, _)) => {
+                    if let Some(i) = l.numbers {
+                        let seq: i64 = match rows.first().map(|r| r.try_get(0)) {
+                            Some(Ok(seq)) => seq,
+                            Some(Err(e)) => return Err(self.failed(e)),
+                            None => return Err(StoreError::Corrupt("feed head".into())),
+                        };
+                        if let Some(c) = self.changes.get_mut(i) {
+                            c.seq = uint(seq);
+                        }
+                    }
+                }
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        let answer = match last.is_some().then(|| results.next()).flatten() {
+            Some(Ok(answer)) => answer,
+            Some(Err(e)) => {
+                first.get_or_insert(e);
+                (Vec::new(), 0)
+            }
+            None => (Vec::new(), 0),
+        };
+        if let Some(Err(e)) = end.and_then(|_| results.next()) {
+            first.get_or_insert(e);
+        }
+        match first {
+            Some(e) => Err(self.failed(e)),
+            None => Ok(answer),
+        }
     }
 
     /// A scope's number in `table` (`macvault_secret_counters` or
@@ -230,6 +463,48 @@ impl<'r> PgTx<'r> {
         }
         Ok(out)
     }
+}
+
+/// A statement's rows and the count of rows it changed.
+type Answer = Result<(Vec<Row>, u64), tokio_postgres::Error>;
+
+/// Runs a prepared statement: its request is sent on the first poll.
+async fn run(
+    txn: &deadpool_postgres::ClientWrapper,
+    st: &tokio_postgres::Statement,
+    params: &[&(dyn ToSql + Sync)],
+) -> Answer {
+    let stream = txn.query_raw(st, params.iter().copied()).await?;
+    futures_util::pin_mut!(stream);
+    let mut rows = Vec::new();
+    while let Some(row) = futures_util::TryStreamExt::try_next(&mut stream).await? {
+        rows.push(row);
+    }
+    Ok((rows, stream.rows_affected().unwrap_or(0)))
+}
+
+/// The futures' outputs, polled in their order: each sends its request on its first
+/// poll, so the requests go out in this order, one after the other without waiting.
+async fn in_order<'f, T>(mut futures: Vec<Pin<Box<dyn Future<Output = T> + 'f>>>) -> Vec<T> {
+    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (f, d) in futures.iter_mut().zip(done.iter_mut()) {
+            if d.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *d = Some(v),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 /// An org's own secrets are kept under the app '' (app names are never empty).

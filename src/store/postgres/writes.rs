@@ -1,14 +1,47 @@
 //! The SQL of each write ([`Tx`]) on PostgreSQL.
 
 use super::super::rows::{FeedRow, Stored};
-use super::super::{Compacted, DenyEntry, IdTokenUse, Read, Recorded, StoreError, Tx};
-use super::tx::{PgTx, scope};
+use super::super::{Bumped, Compacted, DenyEntry, IdTokenUse, Read, Recorded, StoreError, Tx};
+use tokio_postgres::types::ToSql;
+
+use super::tx::{Param, PgTx, param, scope};
 use super::{int, uint};
 use crate::model::{
     App, AuditEvent, Change, FeedEntry, LastUsed, OAuthClient, OAuthGrant, OAuthKey, Org,
     Requirement, RootKeyVersion, SecretHead, SecretKeys, SecretVersion, ThirdParty, TokenId,
     TokenRecord,
 };
+
+/// An audit event's insert: numbered per org by the org's counter row, like the feed,
+/// so an org's events are in commit order and a follow (`seq > last`) never skips a
+/// late commit.
+const AUDIT_INSERT: &str = "WITH head AS (INSERT INTO macvault_audit_heads (org, seq) \
+     VALUES ($1, 1) ON CONFLICT (org) DO UPDATE SET seq = macvault_audit_heads.seq + 1 \
+     RETURNING seq) \
+     INSERT INTO macvault_audit (org, id, time, action, outcome, actor, row, count, last_time) \
+     SELECT $1, seq, $2, $3, $4, $5, $6, $7, $8 FROM head RETURNING id";
+
+impl PgTx<'_> {
+    /// `AUDIT_INSERT`'s parameters for `event` (having taken the org's place first).
+    fn audit_params(&mut self, event: &AuditEvent) -> Result<Vec<Param>, StoreError> {
+        let (count, last) = if event.count > 1 {
+            (Some(int(event.count)), Some(int(event.last)))
+        } else {
+            (None, None)
+        };
+        self.claim(&event.org)?;
+        Ok(vec![
+            param(event.org.clone()),
+            param(int(event.time)),
+            param(event.action.clone()),
+            param(event.outcome.name()),
+            param(event.actor.map(|a| a.0.to_vec())),
+            param(event.encode()?),
+            param(count),
+            param(last),
+        ])
+    }
+}
 
 impl Tx for PgTx<'_> {
     fn insert_org(&mut self, org: &Org) -> Result<(), StoreError> {
@@ -26,34 +59,38 @@ impl Tx for PgTx<'_> {
 
     fn put_org(&mut self, org: &Org) -> Result<(), StoreError> {
         self.claim(&org.name)?;
-        self.execute(
+        self.later(
             "INSERT INTO macvault_orgs (name, created, row) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET created = excluded.created, row = excluded.row",
-            &[&org.name, &int(org.created), &org.encode()?],
-        )?;
+            vec![
+                param(org.name.clone()),
+                param(int(org.created)),
+                param(org.encode()?),
+            ],
+        );
         Ok(())
     }
 
     fn put_key(&mut self, key: &RootKeyVersion) -> Result<(), StoreError> {
         self.claim(&key.org)?;
-        self.execute(
+        self.later(
             "INSERT INTO macvault_root_keys (org, version, created, retired, row) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org, version) DO UPDATE SET \
              created = excluded.created, retired = excluded.retired, row = excluded.row",
-            &[
-                &key.org,
-                &i64::from(key.version),
-                &int(key.created),
-                &key.retired.map(int),
-                &key.encode()?,
+            vec![
+                param(key.org.clone()),
+                param(i64::from(key.version)),
+                param(int(key.created)),
+                param(key.retired.map(int)),
+                param(key.encode()?),
             ],
-        )?;
+        );
         Ok(())
     }
 
     fn put_token(&mut self, rec: &TokenRecord) -> Result<(), StoreError> {
         self.claim(&rec.org)?;
-        self.execute(
+        self.later(
             "INSERT INTO macvault_tokens (id, org, kind, app, creator, parent, key_version, \
              created, expires, revoked_effective, row) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO UPDATE SET \
@@ -62,20 +99,20 @@ impl Tx for PgTx<'_> {
              key_version = excluded.key_version, created = excluded.created, \
              expires = excluded.expires, revoked_effective = excluded.revoked_effective, \
              row = excluded.row",
-            &[
-                &&rec.id.0[..],
-                &rec.org,
-                &rec.kind.name(),
-                &rec.app,
-                &rec.creator.as_ref().map(|c| &c.0[..]),
-                &rec.parent.as_ref().map(|p| &p.0[..]),
-                &i64::from(rec.key_version),
-                &int(rec.created),
-                &int(rec.expires),
-                &rec.revoked.map(|r| int(r.effective)),
-                &rec.encode()?,
+            vec![
+                param(rec.id.0.to_vec()),
+                param(rec.org.clone()),
+                param(rec.kind.name()),
+                param(rec.app.clone()),
+                param(rec.creator.map(|c| c.0.to_vec())),
+                param(rec.parent.map(|p| p.0.to_vec())),
+                param(i64::from(rec.key_version)),
+                param(int(rec.created)),
+                param(int(rec.expires)),
+                param(rec.revoked.map(|r| int(r.effective))),
+                param(rec.encode()?),
             ],
-        )?;
+        );
         Ok(())
     }
 
@@ -89,23 +126,31 @@ impl Tx for PgTx<'_> {
     }
 
     fn put_revocation(&mut self, id: &TokenId, entry: DenyEntry) -> Result<(), StoreError> {
-        self.execute(
+        self.later(
             "INSERT INTO macvault_revocations (token_id, effective, expires) VALUES ($1, $2, $3) \
              ON CONFLICT (token_id) DO UPDATE SET effective = excluded.effective, \
              expires = excluded.expires",
-            &[&&id.0[..], &int(entry.effective), &int(entry.expires)],
-        )?;
+            vec![
+                param(id.0.to_vec()),
+                param(int(entry.effective)),
+                param(int(entry.expires)),
+            ],
+        );
         Ok(())
     }
 
     fn record_use(&mut self, id: &TokenId, used: &LastUsed) -> Result<(), StoreError> {
         // Each node writes its own uses; the later one wins, and nothing else is touched.
-        self.execute(
+        self.later(
             "INSERT INTO macvault_last_used (token_id, time, row) VALUES ($1, $2, $3) \
              ON CONFLICT (token_id) DO UPDATE SET time = excluded.time, row = excluded.row \
              WHERE macvault_last_used.time <= excluded.time",
-            &[&&id.0[..], &int(used.time), &used.encode()?],
-        )?;
+            vec![
+                param(id.0.to_vec()),
+                param(int(used.time)),
+                param(used.encode()?),
+            ],
+        );
         Ok(())
     }
 
@@ -118,31 +163,17 @@ impl Tx for PgTx<'_> {
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    fn append_audit(&mut self, event: &AuditEvent) -> Result<u64, StoreError> {
-        let (count, last) = if event.count > 1 {
-            (Some(int(event.count)), Some(int(event.last)))
-        } else {
-            (None, None)
-        };
-        // Numbered per org by the org's counter row, like the feed: an org's events are
-        // in commit order, so a follow (`seq > last`) never skips a late commit.
-        self.claim(&event.org)?;
-        let rows = self.query(
-            "WITH head AS (INSERT INTO macvault_audit_heads (org, seq) VALUES ($1, 1) \
-             ON CONFLICT (org) DO UPDATE SET seq = macvault_audit_heads.seq + 1 RETURNING seq) \
-             INSERT INTO macvault_audit (org, id, time, action, outcome, actor, row, count, \
-             last_time) SELECT $1, seq, $2, $3, $4, $5, $6, $7, $8 FROM head RETURNING id",
-            &[
-                &event.org,
-                &int(event.time),
-                &event.action,
-                &event.outcome.name(),
-                &event.actor.as_ref().map(|a| &a.0[..]),
-                &event.encode()?,
-                &count,
-                &last,
-            ],
-        )?;
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<(), StoreError> {
+        let params = self.audit_params(event)?;
+        self.later(AUDIT_INSERT, params);
+        Ok(())
+    }
+
+    fn append_audit_seq(&mut self, event: &AuditEvent) -> Result<u64, StoreError> {
+        let params = self.audit_params(event)?;
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+        let rows = self.query(AUDIT_INSERT, &refs)?;
         let id: i64 = rows
             .first()
             .ok_or_else(|| StoreError::Internal("an audit insert answered no id".into()))?
@@ -158,48 +189,48 @@ impl Tx for PgTx<'_> {
         count: u64,
         last: u64,
     ) -> Result<(), StoreError> {
-        self.execute(
+        self.later(
             "UPDATE macvault_audit SET count = $3, last_time = $4 WHERE org = $1 AND id = $2",
-            &[&org, &int(seq), &int(count), &int(last)],
-        )?;
+            vec![
+                param(org.to_owned()),
+                param(int(seq)),
+                param(int(count)),
+                param(int(last)),
+            ],
+        );
         Ok(())
     }
 
-    fn publish(&mut self, org: &str, change: &Change, time: u64) -> Result<u64, StoreError> {
+    fn publish(&mut self, org: &str, change: &Change, time: u64) -> Result<(), StoreError> {
         // A counter row per org, not a sequence: sequences hand out numbers in call
         // order, not commit order, and a reader of `seq > last` would skip a late commit
         // for ever. Every publisher in an org updates its org's row, so the org's commits
         // are ordered by it; writers of other orgs touch other rows and never wait
-        // (docs/SCALING.md, "The change feed"). One statement, one round trip: take the
-        // next number and write the entry.
+        // (docs/SCALING.md, "The change feed"). One statement takes the next number and
+        // writes the entry, sent with the next round trip (COMMIT at the latest).
         self.claim(org)?;
         let row = FeedRow::new(change, time);
-        let rows = self.query(
+        let params = vec![
+            param(org.to_owned()),
+            param(int(time)),
+            param(row.kind()),
+            param(row.expires().map(int)),
+            param(row.encode()?),
+        ];
+        self.later_feed_entry(
             "WITH head AS (INSERT INTO macvault_feed_streams (stream, seq) VALUES ($1, 1) \
              ON CONFLICT (stream) DO UPDATE SET seq = macvault_feed_streams.seq + 1 \
              RETURNING seq) \
              INSERT INTO macvault_feed (stream, seq, time, kind, expires, row) \
              SELECT $1, seq, $2, $3, $4, $5 FROM head RETURNING seq",
-            &[
-                &org,
-                &int(time),
-                &row.kind(),
-                &row.expires().map(int),
-                &row.encode()?,
-            ],
-        )?;
-        let seq: i64 = rows
-            .first()
-            .ok_or_else(|| StoreError::Corrupt("feed head".into()))?
-            .try_get(0)
-            .map_err(|e| self.fail(e))?;
-        let seq = uint(seq);
-        self.changes.push(FeedEntry {
-            stream: org.to_owned(),
-            seq,
-            change: change.clone(),
-        });
-        Ok(seq)
+            params,
+            FeedEntry {
+                stream: org.to_owned(),
+                seq: 0,
+                change: change.clone(),
+            },
+        );
+        Ok(())
     }
 
     fn init_master_check(&mut self, check: &[u8]) -> Result<(), StoreError> {
@@ -216,11 +247,11 @@ impl Tx for PgTx<'_> {
 
     fn put_secret_keys(&mut self, keys: &SecretKeys) -> Result<(), StoreError> {
         self.claim(&keys.org)?;
-        self.execute(
+        self.later(
             "INSERT INTO macvault_secret_keys (org, row) VALUES ($1, $2) \
              ON CONFLICT (org) DO UPDATE SET row = excluded.row",
-            &[&keys.org, &keys.encode()?],
-        )?;
+            vec![param(keys.org.clone()), param(keys.encode()?)],
+        );
         Ok(())
     }
 
@@ -229,41 +260,41 @@ impl Tx for PgTx<'_> {
         let app = scope(head.app.as_deref());
         // With it, in the same statement, the scope's counter row: every scope has one,
         // so the apps with secrets can be listed.
-        self.execute(
+        self.later(
             "WITH counter AS (INSERT INTO macvault_secret_counters (org, app, value) \
              VALUES ($1, $2, 0) ON CONFLICT (org, app) DO NOTHING) \
              INSERT INTO macvault_secret_heads (org, app, name, version, unset, updated, row) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org, app, name) DO UPDATE SET \
              version = excluded.version, unset = excluded.unset, updated = excluded.updated, \
              row = excluded.row",
-            &[
-                &head.org,
-                &app,
-                &head.name,
-                &int(head.version),
-                &head.unset,
-                &int(head.updated),
-                &head.encode()?,
+            vec![
+                param(head.org.clone()),
+                param(app.to_owned()),
+                param(head.name.clone()),
+                param(int(head.version)),
+                param(head.unset),
+                param(int(head.updated)),
+                param(head.encode()?),
             ],
-        )?;
+        );
         Ok(())
     }
 
     fn put_secret_version(&mut self, v: &SecretVersion) -> Result<(), StoreError> {
         self.claim(&v.org)?;
-        self.execute(
+        self.later(
             "INSERT INTO macvault_secret_versions (org, app, name, version, created, row) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org, app, name, version) DO UPDATE \
              SET created = excluded.created, row = excluded.row",
-            &[
-                &v.org,
-                &scope(v.app.as_deref()),
-                &v.name,
-                &int(v.version),
-                &int(v.created),
-                &v.encode()?,
+            vec![
+                param(v.org.clone()),
+                param(scope(v.app.as_deref()).to_owned()),
+                param(v.name.clone()),
+                param(int(v.version)),
+                param(int(v.created)),
+                param(v.encode()?),
             ],
-        )?;
+        );
         Ok(())
     }
 
@@ -274,17 +305,42 @@ impl Tx for PgTx<'_> {
         name: &str,
         version: u64,
     ) -> Result<(), StoreError> {
-        self.execute(
+        self.later(
             "DELETE FROM macvault_secret_versions \
              WHERE org = $1 AND app = $2 AND name = $3 AND version = $4",
-            &[&org, &scope(app), &name, &int(version)],
-        )?;
+            vec![
+                param(org.to_owned()),
+                param(scope(app).to_owned()),
+                param(name.to_owned()),
+                param(int(version)),
+            ],
+        );
         Ok(())
     }
 
-    fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
+    fn bump_secrets_counter(&mut self, org: &str, app: Option<&str>) -> Result<Bumped, StoreError> {
         self.claim(org)?;
-        self.bump_scope_number("macvault_secret_counters", org, app)
+        // The org's counter in the same statement. Its subquery sees the table as
+        // before the bump, so the org's own scope answers the bumped value instead.
+        let rows = self.query(
+            "WITH own AS (INSERT INTO macvault_secret_counters (org, app, value) \
+             VALUES ($1, $2, 1) ON CONFLICT (org, app) DO UPDATE \
+             SET value = macvault_secret_counters.value + 1 RETURNING value) \
+             SELECT own.value, CASE WHEN $2 = '' THEN own.value ELSE COALESCE((SELECT c.value \
+             FROM macvault_secret_counters c WHERE c.org = $1 AND c.app = ''), 0) END FROM own",
+            &[&org, &scope(app)],
+        )?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Internal("a counter bump answered nothing".into()))?;
+        let (own, org): (i64, i64) = (
+            row.try_get(0).map_err(|e| self.fail(e))?,
+            row.try_get(1).map_err(|e| self.fail(e))?,
+        );
+        Ok(Bumped {
+            org: uint(org),
+            own: uint(own),
+        })
     }
 
     fn take_lease(
