@@ -15,7 +15,7 @@ use crate::audit::action;
 use crate::authority::Principal;
 use crate::caveats::{Action, MAX_TIME};
 use crate::model::{Actor, AuditEvent, Change, Outcome, SecretHead, SecretVersion};
-use crate::store::Tx;
+use crate::store::{Ahead, Tx};
 
 /// One secret a write sets.
 pub struct SetSecret {
@@ -224,6 +224,15 @@ impl Ctx {
     /// one that only unsets needs no room of its own (but may let an org value show
     /// through, so environments are checked for it too).
     fn check_sizes(&self, tx: &mut dyn Tx, grows: bool) -> Result<(), SecretError> {
+        let (org, app) = (self.org.as_str(), self.app());
+        let mut ahead = vec![Ahead::SecretHeads { org, app }];
+        if grows {
+            ahead.push(Ahead::SecretStoredBytes { org, app });
+        }
+        if app.is_some() {
+            ahead.push(Ahead::SecretHeads { org, app: None });
+        }
+        tx.read_ahead(&ahead)?;
         let own = tx.secret_heads(&self.org, self.app())?;
         let full = |limit| SecretError::ScopeFull {
             scope: Scope {
@@ -424,18 +433,35 @@ impl Secrets {
         }
         let creator = w.create_app.then(|| who.token_id());
         let body = move |tx: &mut dyn Tx, keys: &super::WriteKeys| {
-            if let (Some(app), Some(by)) = (ctx.app(), creator)
-                && tx.app(&ctx.org, app)?.is_none()
-            {
-                require_org(tx, &ctx.org)?;
-                tx.insert_app(&crate::model::App {
-                    org: ctx.org.clone(),
-                    name: app.to_owned(),
-                    created: now,
-                    created_by: Some(by),
-                })?;
+            // Everything read before the first write, in one round trip on PostgreSQL.
+            let org = ctx.org.as_str();
+            let mut ahead = vec![Ahead::Org(org), Ahead::SecretKeys(org)];
+            ahead.extend(ctx.app().map(|app| Ahead::App { org, app }));
+            let names = w
+                .set
+                .iter()
+                .map(|s| &s.name)
+                .chain(w.unset.iter().map(|u| &u.name));
+            ahead.extend(names.map(|name| Ahead::SecretHead {
+                org,
+                app: ctx.app(),
+                name,
+            }));
+            tx.read_ahead(&ahead)?;
+            match (ctx.app(), creator) {
+                (Some(app), Some(by)) => {
+                    require_org(tx, &ctx.org)?;
+                    if tx.app(&ctx.org, app)?.is_none() {
+                        tx.insert_app(&crate::model::App {
+                            org: ctx.org.clone(),
+                            name: app.to_owned(),
+                            created: now,
+                            created_by: Some(by),
+                        })?;
+                    }
+                }
+                _ => super::require_scope(tx, &ctx.org, ctx.app())?,
             }
-            super::require_scope(tx, &ctx.org, ctx.app())?;
             let keys = keys.ensure(tx)?;
             let (mut out, mut added, mut changed) = (Vec::new(), false, !w.unset.is_empty());
             for s in &w.set {

@@ -1446,6 +1446,87 @@ async fn a_put_off_write_that_fails_fails_its_transaction(kind: Kind) {
     assert_eq!(read(s, |r| r.audit_before("acme", None, 10)).await.len(), 1);
 }
 
+/// Reads named ahead answer as reads do: each once from the round trip that read
+/// ahead, then afresh; and a write in between is seen, not what was read before it.
+async fn a_read_ahead_answers_as_a_read_does(kind: Kind) {
+    let Some(f) = fresh(kind).await else { return };
+    let s = &f.store;
+    let head = |version| {
+        let mut h = SecretHead::new("acme", Some("web"), "X");
+        h.version = version;
+        h
+    };
+    write(s, move |tx| {
+        tx.insert_org(&Org::new("acme", 1))?;
+        tx.put_secret_head(&head(1))
+    })
+    .await;
+    let seen = write(s, move |tx| {
+        tx.read_ahead(&[
+            Ahead::SecretHead {
+                org: "acme",
+                app: Some("web"),
+                name: "X",
+            },
+            Ahead::SecretHeads {
+                org: "acme",
+                app: Some("web"),
+            },
+        ])?;
+        tx.put_secret_head(&head(2))?;
+        let after = (
+            tx.secret_head("acme", Some("web"), "X")?.map(|h| h.version),
+            tx.secret_heads("acme", Some("web"))?
+                .iter()
+                .map(|h| h.version)
+                .collect::<Vec<_>>(),
+        );
+        tx.read_ahead(&[
+            Ahead::Org("acme"),
+            Ahead::Org("none"),
+            Ahead::App {
+                org: "acme",
+                app: "web",
+            },
+            Ahead::SecretKeys("acme"),
+            Ahead::SecretStoredBytes {
+                org: "acme",
+                app: Some("web"),
+            },
+        ])?;
+        let named = (
+            tx.org("acme")?.map(|o| o.name),
+            tx.org("none")?.is_some(),
+            tx.app("acme", "web")?.is_some(),
+            tx.secret_keys("acme")?.is_some(),
+            tx.secret_stored_bytes("acme", Some("web"))?,
+            tx.org("acme")?.map(|o| o.name),
+        );
+        Ok((after, named))
+    })
+    .await
+    .value;
+    let acme = Some("acme".to_owned());
+    assert_eq!(
+        seen,
+        (
+            (Some(2), vec![2]),
+            (acme.clone(), false, false, false, 0, acme)
+        )
+    );
+    // In a read, too.
+    let version = read(s, |r| {
+        r.read_ahead(&[Ahead::SecretHead {
+            org: "acme",
+            app: Some("web"),
+            name: "X",
+        }])?;
+        r.secret_head("acme", Some("web"), "X")
+    })
+    .await;
+    assert_eq!(version.map(|h| h.version), Some(2));
+}
+
 /// A bump answers the scope's new count with its org's, read in the same step.
 async fn a_bump_answers_the_scope_and_its_org(kind: Kind) {
     let Some(f) = fresh(kind).await else { return };
@@ -2071,6 +2152,7 @@ suite!(
     apps_are_created_listed_and_deleted,
     blind_writes_are_counted_per_scope,
     a_bump_answers_the_scope_and_its_org,
+    a_read_ahead_answers_as_a_read_does,
     a_put_off_write_that_fails_fails_its_transaction,
     audit_retention_prunes_only_older_events,
     an_audit_event_counts_what_it_aggregates,

@@ -168,8 +168,58 @@ pub struct Compacted {
     pub oauth: usize,
 }
 
+/// A read a transaction's body is about to make, named beforehand (see
+/// [`Read::read_ahead`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ahead<'a> {
+    /// [`Read::org`].
+    Org(&'a str),
+    /// [`Read::app`].
+    App {
+        /// Its org.
+        org: &'a str,
+        /// The app.
+        app: &'a str,
+    },
+    /// [`Read::secret_keys`].
+    SecretKeys(&'a str),
+    /// [`Read::secret_head`].
+    SecretHead {
+        /// Its org.
+        org: &'a str,
+        /// Its app (`None`: the org's own).
+        app: Option<&'a str>,
+        /// The secret.
+        name: &'a str,
+    },
+    /// [`Read::secret_heads`].
+    SecretHeads {
+        /// The org.
+        org: &'a str,
+        /// The app (`None`: the org's own).
+        app: Option<&'a str>,
+    },
+    /// [`Read::secret_stored_bytes`].
+    SecretStoredBytes {
+        /// The org.
+        org: &'a str,
+        /// The app (`None`: the org's own).
+        app: Option<&'a str>,
+    },
+}
+
 /// Read access inside a transaction.
 pub trait Read {
+    /// Names reads the body makes next, before it writes anything, so that a backend
+    /// may send them together: PostgreSQL sends them in one round trip (with whatever
+    /// writes were put off) and answers each named read from it, once, if nothing was
+    /// written or read in between (docs/SCALING.md, "Round trips"). Answers are the
+    /// same with or without it; redb, with no round trips, ignores it.
+    fn read_ahead(&mut self, reads: &[Ahead<'_>]) -> Result<(), StoreError> {
+        let _ = reads;
+        Ok(())
+    }
+
     /// An org.
     fn org(&mut self, name: &str) -> Result<Option<Org>, StoreError>;
     /// Every org, by name.

@@ -1,8 +1,10 @@
 //! The SQL of each read ([`Read`]) on PostgreSQL.
 
 use super::super::rows::{FeedRow, Stored};
-use super::super::{DenyEntry, FeedHead, IdTokenUse, Lease, Read, StoreError, VersionKey};
-use super::tx::{PgTx, limit, scope, token_id};
+use tokio_postgres::Row;
+
+use super::super::{Ahead, DenyEntry, FeedHead, IdTokenUse, Lease, Read, StoreError, VersionKey};
+use super::tx::{Param, PgTx, limit, param, scope, token_id};
 use super::{int, uint};
 use crate::model::{
     App, AuditEvent, FeedEntry, LastUsed, LedgerEntry, OAuthClient, OAuthGrant, OAuthKey, Org,
@@ -11,9 +13,58 @@ use crate::model::{
 };
 use crate::token::KeyId;
 
+/// The SQL and parameters of a read that may be read ahead (one source for both ways).
+fn ahead_sql(a: &Ahead<'_>) -> (&'static str, Vec<Param>) {
+    let s = |v: &str| param(v.to_owned());
+    match *a {
+        Ahead::Org(name) => (
+            "SELECT row FROM macvault_orgs WHERE name = $1",
+            vec![s(name)],
+        ),
+        Ahead::App { org, app } => (
+            "SELECT row FROM macvault_apps WHERE org = $1 AND name = $2",
+            vec![s(org), s(app)],
+        ),
+        Ahead::SecretKeys(org) => (
+            "SELECT row FROM macvault_secret_keys WHERE org = $1",
+            vec![s(org)],
+        ),
+        Ahead::SecretHead { org, app, name } => (
+            "SELECT row FROM macvault_secret_heads WHERE org = $1 AND app = $2 AND name = $3",
+            vec![s(org), s(scope(app)), s(name)],
+        ),
+        Ahead::SecretHeads { org, app } => (
+            "SELECT row FROM macvault_secret_heads WHERE org = $1 AND app = $2 ORDER BY name",
+            vec![s(org), s(scope(app))],
+        ),
+        Ahead::SecretStoredBytes { org, app } => (
+            "SELECT COALESCE(sum(octet_length(row)), 0)::BIGINT FROM macvault_secret_versions \
+             WHERE org = $1 AND app = $2",
+            vec![s(org), s(scope(app))],
+        ),
+    }
+}
+
+impl PgTx<'_> {
+    /// The rows of a read that may have been read ahead.
+    fn ahead(&mut self, a: Ahead<'_>) -> Result<Vec<Row>, StoreError> {
+        let (sql, params) = ahead_sql(&a);
+        self.read(sql, params)
+    }
+
+    fn ahead_one<T: Stored>(&mut self, a: Ahead<'_>) -> Result<Option<T>, StoreError> {
+        let rows = self.ahead(a)?;
+        Ok(self.decoded(rows)?.into_iter().next())
+    }
+}
+
 impl Read for PgTx<'_> {
+    fn read_ahead(&mut self, reads: &[Ahead<'_>]) -> Result<(), StoreError> {
+        self.read_ahead_sql(reads.iter().map(ahead_sql).collect())
+    }
+
     fn org(&mut self, name: &str) -> Result<Option<Org>, StoreError> {
-        self.one("SELECT row FROM macvault_orgs WHERE name = $1", &[&name])
+        self.ahead_one(Ahead::Org(name))
     }
 
     fn orgs(&mut self) -> Result<Vec<Org>, StoreError> {
@@ -185,10 +236,7 @@ impl Read for PgTx<'_> {
     }
 
     fn secret_keys(&mut self, org: &str) -> Result<Option<SecretKeys>, StoreError> {
-        self.one(
-            "SELECT row FROM macvault_secret_keys WHERE org = $1",
-            &[&org],
-        )
+        self.ahead_one(Ahead::SecretKeys(org))
     }
 
     fn secret_head(
@@ -197,10 +245,7 @@ impl Read for PgTx<'_> {
         app: Option<&str>,
         name: &str,
     ) -> Result<Option<SecretHead>, StoreError> {
-        self.one(
-            "SELECT row FROM macvault_secret_heads WHERE org = $1 AND app = $2 AND name = $3",
-            &[&org, &scope(app), &name],
-        )
+        self.ahead_one(Ahead::SecretHead { org, app, name })
     }
 
     fn secret_heads(
@@ -208,10 +253,8 @@ impl Read for PgTx<'_> {
         org: &str,
         app: Option<&str>,
     ) -> Result<Vec<SecretHead>, StoreError> {
-        self.rows(
-            "SELECT row FROM macvault_secret_heads WHERE org = $1 AND app = $2 ORDER BY name",
-            &[&org, &scope(app)],
-        )
+        let rows = self.ahead(Ahead::SecretHeads { org, app })?;
+        self.decoded(rows)
     }
 
     fn secret_apps(&mut self, org: &str) -> Result<Vec<String>, StoreError> {
@@ -237,11 +280,7 @@ impl Read for PgTx<'_> {
     }
 
     fn secret_stored_bytes(&mut self, org: &str, app: Option<&str>) -> Result<u64, StoreError> {
-        let rows = self.query(
-            "SELECT COALESCE(sum(octet_length(row)), 0)::BIGINT FROM macvault_secret_versions \
-             WHERE org = $1 AND app = $2",
-            &[&org, &scope(app)],
-        )?;
+        let rows = self.ahead(Ahead::SecretStoredBytes { org, app })?;
         let n: i64 = match rows.first() {
             Some(r) => r.try_get(0).map_err(|e| self.fail(e))?,
             None => 0,
@@ -397,10 +436,7 @@ impl Read for PgTx<'_> {
     }
 
     fn app(&mut self, org: &str, name: &str) -> Result<Option<App>, StoreError> {
-        self.one(
-            "SELECT row FROM macvault_apps WHERE org = $1 AND name = $2",
-            &[&org, &name],
-        )
+        self.ahead_one(Ahead::App { org, app: name })
     }
 
     fn apps(&mut self, org: &str) -> Result<Vec<App>, StoreError> {

@@ -80,6 +80,9 @@ pub(super) struct PgTx<'r> {
     failed: Option<StoreError>,
     /// Round trips made (a statement's first preparation on the connection included).
     pub(super) round_trips: u64,
+    /// Rows read ahead, by SQL and parameters (as `Debug` shows them), until used or
+    /// until any statement is sent or put off.
+    ahead: Vec<(&'static str, String, Vec<Row>)>,
 }
 
 impl<'r> PgTx<'r> {
@@ -101,6 +104,7 @@ impl<'r> PgTx<'r> {
             later: Vec::new(),
             failed: None,
             round_trips: 0,
+            ahead: Vec::new(),
         }
     }
 
@@ -147,6 +151,8 @@ impl<'r> PgTx<'r> {
     /// Puts off a statement whose answer is not needed: it is sent with the next round
     /// trip, and its failure is that round trip's (or COMMIT's).
     pub(super) fn later(&mut self, sql: impl Into<Cow<'static, str>>, params: Vec<Param>) {
+        // What was read ahead may be what this changes.
+        self.ahead.clear();
         self.later.push(Later {
             sql: sql.into(),
             params,
@@ -162,6 +168,7 @@ impl<'r> PgTx<'r> {
         params: Vec<Param>,
         entry: FeedEntry,
     ) {
+        self.ahead.clear();
         self.changes.push(entry);
         self.later.push(Later {
             sql: sql.into(),
@@ -175,7 +182,7 @@ impl<'r> PgTx<'r> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
-        Ok(self.round_trip(Some((sql, params)), None)?.0)
+        Ok(self.one_trip(sql, params)?.0)
     }
 
     /// The rows the statement changed.
@@ -184,7 +191,55 @@ impl<'r> PgTx<'r> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        Ok(self.round_trip(Some((sql, params)), None)?.1)
+        Ok(self.one_trip(sql, params)?.1)
+    }
+
+    fn one_trip(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<(Vec<Row>, u64), StoreError> {
+        let mut answers = self.round_trip(&[(sql, params)], None)?;
+        Ok(answers.pop().unwrap_or_default())
+    }
+
+    /// Sends `reads` (the SQL of each from `reads.rs`) in one round trip, with what was
+    /// put off, and keeps their rows for [`PgTx::read`].
+    pub(super) fn read_ahead_sql(
+        &mut self,
+        reads: Vec<(&'static str, Vec<Param>)>,
+    ) -> Result<(), StoreError> {
+        let asks: Vec<(&str, Vec<&(dyn ToSql + Sync)>)> =
+            reads.iter().map(|(sql, p)| (*sql, refs(p))).collect();
+        let asks: Vec<(&str, &[&(dyn ToSql + Sync)])> =
+            asks.iter().map(|(sql, p)| (*sql, &p[..])).collect();
+        let answers = self.round_trip(&asks, None)?;
+        self.ahead = reads
+            .iter()
+            .zip(answers)
+            .map(|((sql, p), (rows, _))| (*sql, format!("{p:?}"), rows))
+            .collect();
+        Ok(())
+    }
+
+    /// The rows of a read (the SQL and parameters `reads.rs` gives it): those read
+    /// ahead if they are still the answer, else from a round trip of its own.
+    pub(super) fn read(
+        &mut self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<Vec<Row>, StoreError> {
+        if !self.ahead.is_empty() {
+            let key = format!("{params:?}");
+            if let Some(i) = self
+                .ahead
+                .iter()
+                .position(|(s, k, _)| *s == sql && *k == key)
+            {
+                return Ok(self.ahead.swap_remove(i).2);
+            }
+        }
+        self.query(sql, &refs(&params))
     }
 
     /// Ends the transaction with `end` (`COMMIT`, `NOTIFY …; COMMIT` or `ROLLBACK`),
@@ -202,7 +257,7 @@ impl<'r> PgTx<'r> {
             self.begin = None;
             return Ok(());
         }
-        match self.round_trip(None, Some(end)) {
+        match self.round_trip(&[], Some(end)) {
             Ok(_) => {
                 self.open = false;
                 Ok(())
@@ -248,8 +303,9 @@ impl<'r> PgTx<'r> {
         e
     }
 
-    /// One round trip: BEGIN if not sent yet, the statements put off, then `last` (its
-    /// rows answered) or the batch `end`, pipelined in this order. Each statement has
+    /// One round trip: BEGIN if not sent yet, the statements put off, then `asks` (their
+    /// rows and counts answered, in order), then the batch `end`, pipelined in this
+    /// order. What was read ahead is dropped: any statement may change it. Each statement has
     /// its own sync point, so one that fails does not hide the next (which fails too,
     /// the transaction being aborted): the first failure is the answer.
     ///
@@ -260,37 +316,30 @@ impl<'r> PgTx<'r> {
     /// transaction; if BEGIN fails the connection is dropped all the same.
     fn round_trip(
         &mut self,
-        last: Option<(&str, &[&(dyn ToSql + Sync)])>,
+        asks: &[(&str, &[&(dyn ToSql + Sync)])],
         end: Option<&str>,
-    ) -> Result<(Vec<Row>, u64), StoreError> {
+    ) -> Result<Vec<(Vec<Row>, u64)>, StoreError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
+        self.ahead.clear();
         let later = std::mem::take(&mut self.later);
         let mut statements = Vec::with_capacity(later.len());
         for l in &later {
             statements.push(self.prepare(&l.sql)?);
         }
-        let last = match last {
-            Some((sql, params)) => Some((self.prepare(sql)?, params)),
-            None => None,
-        };
+        let mut asked = Vec::with_capacity(asks.len());
+        for (sql, params) in asks {
+            asked.push((self.prepare(sql)?, *params));
+        }
         let begin = self.begin.take();
         if begin.is_some() {
             self.open = true;
         }
         let txn = self.txn;
-        let params: Vec<Vec<&(dyn ToSql + Sync)>> = later
-            .iter()
-            .map(|l| {
-                l.params
-                    .iter()
-                    .map(|p| &**p as &(dyn ToSql + Sync))
-                    .collect()
-            })
-            .collect();
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = later.iter().map(|l| refs(&l.params)).collect();
         let mut sent: Vec<Pin<Box<dyn Future<Output = Answer> + '_>>> =
-            Vec::with_capacity(later.len() + 3);
+            Vec::with_capacity(later.len() + asked.len() + 2);
         if let Some(b) = begin {
             sent.push(Box::pin(async move {
                 txn.batch_execute(b).await.map(|()| (Vec::new(), 0))
@@ -299,7 +348,7 @@ impl<'r> PgTx<'r> {
         for (st, p) in statements.iter().zip(&params) {
             sent.push(Box::pin(run(txn, st, p)));
         }
-        if let Some((st, p)) = &last {
+        for (st, p) in &asked {
             sent.push(Box::pin(run(txn, st, p)));
         }
         if let Some(end) = end {
@@ -323,7 +372,11 @@ impl<'r> PgTx<'r> {
                         let seq: i64 = match rows.first().map(|r| r.try_get(0)) {
                             Some(Ok(seq)) => seq,
                             Some(Err(e)) => return Err(self.failed(e)),
-                            None => return Err(StoreError::Corrupt("feed head".into())),
+                            None => {
+                                let e = StoreError::Corrupt("feed head".into());
+                                self.failed = Some(e.clone());
+                                return Err(e);
+                            }
                         };
                         if let Some(c) = self.changes.get_mut(i) {
                             c.seq = uint(seq);
@@ -335,20 +388,21 @@ impl<'r> PgTx<'r> {
                 }
             }
         }
-        let answer = match last.is_some().then(|| results.next()).flatten() {
-            Some(Ok(answer)) => answer,
-            Some(Err(e)) => {
-                first.get_or_insert(e);
-                (Vec::new(), 0)
+        let mut answers = Vec::with_capacity(asked.len());
+        for r in results.by_ref().take(asked.len()) {
+            match r {
+                Ok(answer) => answers.push(answer),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
             }
-            None => (Vec::new(), 0),
-        };
+        }
         if let Some(Err(e)) = end.and_then(|_| results.next()) {
             first.get_or_insert(e);
         }
         match first {
             Some(e) => Err(self.failed(e)),
-            None => Ok(answer),
+            None => Ok(answers),
         }
     }
 
@@ -409,8 +463,13 @@ impl<'r> PgTx<'r> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<T>, StoreError> {
-        self.query(sql, params)?
-            .iter()
+        let rows = self.query(sql, params)?;
+        self.decoded(rows)
+    }
+
+    /// Rows of one column, a stored record each.
+    pub(super) fn decoded<T: Stored>(&mut self, rows: Vec<Row>) -> Result<Vec<T>, StoreError> {
+        rows.iter()
             .map(|r| T::decode(r.try_get::<_, &[u8]>(0).map_err(|e| self.fail(e))?))
             .collect()
     }
@@ -463,6 +522,11 @@ impl<'r> PgTx<'r> {
         }
         Ok(out)
     }
+}
+
+/// Parameters as the driver takes them.
+fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect()
 }
 
 /// A statement's rows and the count of rows it changed.
