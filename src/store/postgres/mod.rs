@@ -5,20 +5,22 @@
 //! are numbered per org by a counter row of the org, so writes of one org are ordered
 //! and writes of different orgs share no row (docs/SCALING.md, "Writes"). The SQL
 //! keeps to what CockroachDB and YugabyteDB also take: no server-side functions, no
-//! advisory locks, `INSERT … ON CONFLICT`. Only PostgreSQL 15 is tested here. Tables have real columns for what is filtered or
-//! joined beside the versioned row payload (`row`), which is the record's source of
-//! truth.
+//! advisory locks, `INSERT … ON CONFLICT`. Only PostgreSQL 15 is tested here. Tables
+//! have real columns for what is filtered or joined beside the versioned row payload
+//! (`row`), which is the record's source of truth.
 //!
 //! Bodies are synchronous (see the module above): they run on the blocking pool, and
-//! each statement is driven there with `Handle::block_on`. One file per job:
+//! each round trip is driven there with `Handle::block_on`. One file per job:
 //!
 //! - this file: the store, connecting (the pool and the LISTEN task);
 //! - `tls.rs`: what the URL asks of TLS, and the rustls connector;
 //! - `schema.rs`: the schema steps and migrating to them;
 //! - `session.rs`: a transaction's connection, its retries, and error mapping;
 //! - `listen.rs`: the LISTEN connection that wakes the feed's followers;
-//! - `tx.rs`: a transaction's statements; `reads.rs` and `writes.rs`: the SQL of each
-//!   read and each write.
+//! - `tx.rs`: a transaction's statements, sent in as few round trips as they allow
+//!   (BEGIN with the first statement, writes whose answer is not needed put off, reads
+//!   named ahead; docs/SCALING.md, "Round trips"); `reads.rs` and `writes.rs`: the SQL
+//!   of each read and each write.
 
 mod listen;
 mod reads;

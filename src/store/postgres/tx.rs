@@ -78,6 +78,8 @@ pub(super) struct PgTx<'r> {
     later: Vec<Later>,
     /// The first statement that failed: the transaction is aborted.
     failed: Option<StoreError>,
+    /// BEGIN failed: the connection is closed, whatever else it answers.
+    broken: bool,
     /// Round trips made (a statement's first preparation on the connection included).
     pub(super) round_trips: u64,
     /// Rows read ahead, by SQL and parameters (as `Debug` shows them), until used or
@@ -103,21 +105,23 @@ impl<'r> PgTx<'r> {
             open: false,
             later: Vec::new(),
             failed: None,
+            broken: false,
             round_trips: 0,
             ahead: Vec::new(),
         }
     }
 
-    /// Whether the transaction may still be open on the server (then the connection
-    /// must not go back to the pool as it is).
+    /// Whether the transaction may still be open on the server, or the connection is
+    /// otherwise unfit: then it must not go back to the pool.
     pub(super) fn is_open(&self) -> bool {
-        self.open
+        self.open || self.broken
     }
 
     /// Before this write changes `org`'s rows (its counter rows above all): its place in
-    /// this node's queue of the org's writers. Taken at once if free; if another write of this node holds
-    /// it, this attempt gives up (rolling back frees whatever it took, so nothing
-    /// waits inside a transaction) and the re-run queues for the place first.
+    /// this node's queue of the org's writers. Taken at once if free; if another write
+    /// of this node holds it, this attempt gives up (rolling back frees whatever it
+    /// took, so nothing waits inside a transaction) and the re-run queues for the place
+    /// first.
     pub(super) fn claim(&mut self, org: &str) -> Result<(), StoreError> {
         self.orgs.insert(org.to_owned());
         let Some((lanes, queued)) = &mut self.lanes else {
@@ -305,9 +309,9 @@ impl<'r> PgTx<'r> {
 
     /// One round trip: BEGIN if not sent yet, the statements put off, then `asks` (their
     /// rows and counts answered, in order), then the batch `end`, pipelined in this
-    /// order. What was read ahead is dropped: any statement may change it. Each statement has
-    /// its own sync point, so one that fails does not hide the next (which fails too,
-    /// the transaction being aborted): the first failure is the answer.
+    /// order. What was read ahead is dropped: any statement may change it. Each statement
+    /// has its own sync point, so one that fails does not hide the next (which fails
+    /// too, the transaction being aborted): the first failure is the answer.
     ///
     /// BEGIN is sent with the statement after it rather than before, a round trip
     /// earlier. BEGIN fails only on a connection that cannot run that statement either
@@ -361,7 +365,8 @@ impl<'r> PgTx<'r> {
         if begin.is_some()
             && let Some(Err(e)) = results.next()
         {
-            // The connection goes (see above): the session drops it while `open`.
+            // The connection goes (see above).
+            self.broken = true;
             return Err(self.failed(e));
         }
         let mut first: Option<tokio_postgres::Error> = None;
