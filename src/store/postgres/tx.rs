@@ -373,19 +373,14 @@ impl<'r> PgTx<'r> {
         for (l, r) in later.iter().zip(&mut results) {
             match r {
                 Ok((rows, _)) => {
-                    if let Some(i) = l.numbers {
-                        let seq: i64 = match rows.first().map(|r| r.try_get(0)) {
-                            Some(Ok(seq)) => seq,
-                            Some(Err(e)) => return Err(self.failed(e)),
-                            None => {
-                                let e = StoreError::Corrupt("feed head".into());
-                                self.failed = Some(e.clone());
-                                return Err(e);
-                            }
-                        };
-                        if let Some(c) = self.changes.get_mut(i) {
-                            c.seq = uint(seq);
-                        }
+                    // The statement succeeded (and may have committed with this round
+                    // trip's COMMIT): a position it did not answer stays 0 rather than
+                    // failing a write that is done. It always answers one.
+                    let seq = rows.first().and_then(|r| r.try_get::<_, i64>(0).ok());
+                    if let (Some(i), Some(seq)) = (l.numbers, seq)
+                        && let Some(c) = self.changes.get_mut(i)
+                    {
+                        c.seq = uint(seq);
                     }
                 }
                 Err(e) => {
