@@ -298,7 +298,7 @@ pub struct MintResponse {
 pub struct AddOAuthClientRequest {
     /// Its name, shown on the consent page.
     pub name: String,
-    /// Where codes may be sent: https, or http to 127.0.0.1 or [::1] (any port).
+    /// Where codes may be sent: https, or http to 127.0.0.1 or `[::1]` (any port).
     pub redirect_uris: Vec<String>,
     /// A public client (no secret; PKCE only).
     #[serde(default)]
