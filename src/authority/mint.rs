@@ -7,6 +7,7 @@ use super::{
 use crate::audit::{action, mint_detail};
 use crate::caveats::{Action, Caveat, Condition, Denial, Excerpt, MAX_TIME, Resource};
 use crate::model::{AuditEvent, Org, Outcome, Requirement, ThirdParty, TokenKind, TokenRecord};
+use crate::store::Ahead;
 use crate::token::{Bundle, Macaroon, RootKey, Ticket, TokenId, TokenIdentifier, fingerprint};
 
 /// Longest token name, in characters.
@@ -339,6 +340,12 @@ impl Authority {
         let (minter, presented) = (minter.id, who.token_id());
         self.store
             .write(move |tx| {
+                let mut ahead = vec![Ahead::Token(&minter), Ahead::Token(&presented)];
+                ahead.extend(record.app.as_deref().map(|app| Ahead::App {
+                    org: &record.org,
+                    app,
+                }));
+                tx.read_ahead(&ahead)?;
                 // Inside the transaction: a revocation committed meanwhile (here or on
                 // another node) must not leave a child behind; nor may a token being
                 // rotated out (revoked at the end of an overlap) mint children that the

@@ -1021,7 +1021,8 @@ async fn concurrent_writers_to_one_app_all_land_on_postgres() {
 /// statements, is 4 round trips (docs/SCALING.md, "Round trips"): what it reads before
 /// deciding (with BEGIN), what the size checks read (with the new version and head),
 /// the counter bump (answering the org's counter too), and COMMIT (with the feed entry
-/// and the audit event). The same when the write may create its app.
+/// and the audit event). The same when the write may create its app, and for a write
+/// of many names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_set_takes_four_round_trips_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
@@ -1032,7 +1033,7 @@ async fn a_set_takes_four_round_trips_on_postgres() {
     let org = who(&a, &token).await;
     // Every pooled connection prepares the statements of a set on its first one.
     for i in 0..20 {
-        s.write(&org, WEB, sets(&[("A", &i.to_string())]))
+        s.write(&org, WEB, sets(&[("A", &i.to_string()), ("U", "u")]))
             .await
             .unwrap();
     }
@@ -1051,6 +1052,17 @@ async fn a_set_takes_four_round_trips_on_postgres() {
     }
     let head = s.get(&org, WEB, "A").await.unwrap().head;
     assert_eq!(head.version, 22);
+    let names: Vec<String> = (0..8).map(|i| format!("M{i}")).collect();
+    let pairs: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let many = Write {
+        unset: unset(&["U"]).unset,
+        ..sets(&pairs)
+    };
+    let before = a.store().round_trips().unwrap();
+    let done = s.write(&org, WEB, many).await.unwrap();
+    let trips = a.store().round_trips().unwrap() - before;
+    assert_eq!(done.secrets.len(), 9);
+    assert_eq!(trips, 4, "round trips of a write of 9 names");
 }
 
 #[tokio::test]

@@ -222,10 +222,14 @@ impl Ctx {
     /// the app's, or for a change to the org's own secrets, every app's (and that of
     /// apps without secrets of their own). `grows`: whether the write stores values;
     /// one that only unsets needs no room of its own (but may let an org value show
-    /// through, so environments are checked for it too).
-    fn check_sizes(&self, tx: &mut dyn Tx, grows: bool) -> Result<(), SecretError> {
+    /// through, so environments are checked for it too). `added`: whether it adds
+    /// names, which the org's cap on names counts.
+    fn check_sizes(&self, tx: &mut dyn Tx, grows: bool, added: bool) -> Result<(), SecretError> {
         let (org, app) = (self.org.as_str(), self.app());
         let mut ahead = vec![Ahead::SecretHeads { org, app }];
+        if added {
+            ahead.push(Ahead::SecretCount(org));
+        }
         if grows {
             ahead.push(Ahead::SecretStoredBytes { org, app });
         }
@@ -233,6 +237,12 @@ impl Ctx {
             ahead.push(Ahead::SecretHeads { org, app: None });
         }
         tx.read_ahead(&ahead)?;
+        if added {
+            let count = tx.count_secrets(org)?;
+            if count > MAX_ORG_SECRETS {
+                return Err(SecretError::TooMany(count));
+            }
+        }
         let own = tx.secret_heads(&self.org, self.app())?;
         let full = |limit| SecretError::ScopeFull {
             scope: Scope {
@@ -437,17 +447,25 @@ impl Secrets {
             let org = ctx.org.as_str();
             let mut ahead = vec![Ahead::Org(org), Ahead::SecretKeys(org)];
             ahead.extend(ctx.app().map(|app| Ahead::App { org, app }));
-            let names = w
+            let names: Vec<&str> = w
                 .set
                 .iter()
-                .map(|s| &s.name)
-                .chain(w.unset.iter().map(|u| &u.name));
-            ahead.extend(names.map(|name| Ahead::SecretHead {
+                .map(|s| s.name.as_str())
+                .chain(w.unset.iter().map(|u| u.name.as_str()))
+                .collect();
+            ahead.extend(names.iter().map(|name| Ahead::SecretHead {
                 org,
                 app: ctx.app(),
                 name,
             }));
             tx.read_ahead(&ahead)?;
+            // Every head before anything is written (a name appears once in a write), so
+            // that a write of many names reads them all in that one round trip.
+            let mut heads = Vec::with_capacity(names.len());
+            for name in &names {
+                heads.push(tx.secret_head(org, ctx.app(), name)?);
+            }
+            let unset_heads = heads.split_off(w.set.len());
             match (ctx.app(), creator) {
                 (Some(app), Some(by)) => {
                     require_org(tx, &ctx.org)?;
@@ -464,8 +482,7 @@ impl Secrets {
             }
             let keys = keys.ensure(tx)?;
             let (mut out, mut added, mut changed) = (Vec::new(), false, !w.unset.is_empty());
-            for s in &w.set {
-                let head = tx.secret_head(&ctx.org, ctx.app(), &s.name)?;
+            for (s, head) in w.set.iter().zip(heads) {
                 check_and_set(&s.name, head.as_ref(), s.if_version)?;
                 added |= head.is_none();
                 // The same value, description and expiry as now: nothing to write.
@@ -516,8 +533,7 @@ impl Secrets {
                     would,
                 });
             }
-            for u in &w.unset {
-                let head = tx.secret_head(&ctx.org, ctx.app(), &u.name)?;
+            for (u, head) in w.unset.iter().zip(unset_heads) {
                 check_and_set(&u.name, head.as_ref(), u.if_version)?;
                 let mut head = head
                     .filter(|h| !h.unset)
@@ -532,12 +548,6 @@ impl Secrets {
                     would: None,
                 });
             }
-            if added {
-                let count = tx.count_secrets(&ctx.org)?;
-                if count > MAX_ORG_SECRETS {
-                    return Err(SecretError::TooMany(count));
-                }
-            }
             if !changed {
                 // Every set was unchanged: no version, no bump (watchers stay asleep),
                 // no audit event.
@@ -547,7 +557,8 @@ impl Secrets {
                     versions: versions(tx, &ctx.org, apps)?,
                 });
             }
-            ctx.check_sizes(tx, !w.set.is_empty())?;
+            // (A name added is a change.)
+            ctx.check_sizes(tx, !w.set.is_empty(), added)?;
             let versions = ctx.bump(tx, blind)?;
             if w.dry_run {
                 // Everything checked; the rehearsal rolls the transaction back.
@@ -620,7 +631,7 @@ impl Secrets {
             let version = ctx.put_version(tx, keys, &mut head, &value, Some(to))?;
             head.expires = None;
             tx.put_secret_head(&head)?;
-            ctx.check_sizes(tx, true)?;
+            ctx.check_sizes(tx, true, false)?;
             let versions = ctx.bump(tx, blind)?;
             ctx.audit(
                 tx,

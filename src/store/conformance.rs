@@ -1458,6 +1458,7 @@ async fn a_read_ahead_answers_as_a_read_does(kind: Kind) {
     };
     write(s, move |tx| {
         tx.insert_org(&Org::new("acme", 1))?;
+        tx.put_token(&token(1, "acme", None, 1))?;
         tx.put_secret_head(&head(1))
     })
     .await;
@@ -1489,6 +1490,9 @@ async fn a_read_ahead_answers_as_a_read_does(kind: Kind) {
                 app: "web",
             },
             Ahead::SecretKeys("acme"),
+            Ahead::Token(&TokenId([1; 16])),
+            Ahead::Token(&TokenId([1; 16])),
+            Ahead::SecretCount("acme"),
             Ahead::SecretStoredBytes {
                 org: "acme",
                 app: Some("web"),
@@ -1501,17 +1505,30 @@ async fn a_read_ahead_answers_as_a_read_does(kind: Kind) {
             tx.secret_keys("acme")?.is_some(),
             tx.secret_stored_bytes("acme", Some("web"))?,
             tx.org("acme")?.map(|o| o.name),
+            tx.token(&TokenId([1; 16]))?.map(|t| t.name),
+            tx.token(&TokenId([1; 16]))?.map(|t| t.name),
+            tx.count_secrets("acme")?,
         );
         Ok((after, named))
     })
     .await
     .value;
-    let acme = Some("acme".to_owned());
+    let (acme, t1) = (Some("acme".to_owned()), Some("t1".to_owned()));
     assert_eq!(
         seen,
         (
             (Some(2), vec![2]),
-            (acme.clone(), false, false, false, 0, acme)
+            (
+                acme.clone(),
+                false,
+                false,
+                false,
+                0,
+                acme,
+                t1.clone(),
+                t1,
+                1
+            )
         )
     );
     // In a read, too.

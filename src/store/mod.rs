@@ -183,6 +183,8 @@ pub enum Ahead<'a> {
     },
     /// [`Read::secret_keys`].
     SecretKeys(&'a str),
+    /// [`Read::token`].
+    Token(&'a TokenId),
     /// [`Read::secret_head`].
     SecretHead {
         /// Its org.
@@ -199,6 +201,8 @@ pub enum Ahead<'a> {
         /// The app (`None`: the org's own).
         app: Option<&'a str>,
     },
+    /// [`Read::count_secrets`].
+    SecretCount(&'a str),
     /// [`Read::secret_stored_bytes`].
     SecretStoredBytes {
         /// The org.

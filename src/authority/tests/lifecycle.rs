@@ -114,23 +114,51 @@ async fn a_mint_racing_a_revocation_does_not_survive_it_on_redb() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_mint_racing_a_revocation_does_not_survive_it_on_postgres() {
-    let Some(db) = TestDb::create().await else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+/// An authority on a fresh PostgreSQL database with the org `acme`, and its org token
+/// (`None` without a test database).
+async fn on_postgres(dir: &std::path::Path) -> Option<(TestDb, std::sync::Arc<Authority>, String)> {
+    let db = TestDb::create().await?;
     let setup = Setup {
         store: crate::store::Location::Postgres(db.url.clone()),
-        ..Setup::dir(dir.path())
+        ..Setup::dir(dir)
     };
     let opened = Authority::open_with(&setup).await.unwrap();
     let op = std::fs::read_to_string(opened.operator_token.unwrap()).unwrap();
     let a = opened.authority;
     let org = org_token(&a, op.trim(), "acme").await;
+    Some((db, a, org))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mint_racing_a_revocation_does_not_survive_it_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_db, a, org)) = on_postgres(dir.path()).await else {
+        return;
+    };
     for _ in 0..3 {
         race(&a, &org).await;
     }
+}
+
+/// A mint's write on PostgreSQL, once the connection has prepared its statements, is 2
+/// round trips: its reads (the tokens it checks, the app) with BEGIN, then COMMIT with
+/// the token and its audit event (docs/SCALING.md, "Round trips"). Before it, two read
+/// transactions of 2 each (the presented token: is it a dashboard session? the org).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mint_takes_two_round_trips_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((_db, a, org)) = on_postgres(dir.path()).await else {
+        return;
+    };
+    let minter = who(&a, &org).await;
+    let spec = spec(TokenKind::Deploy, Some("web"), Some(600));
+    // Every pooled connection prepares the statements of a mint on its first one.
+    for _ in 0..20 {
+        a.mint(&minter, "acme", &spec).await.unwrap();
+    }
+    let before = a.store().round_trips().unwrap();
+    a.mint(&minter, "acme", &spec).await.unwrap();
+    assert_eq!(a.store().round_trips().unwrap() - before, 2 + 2 + 2);
 }
 
 #[tokio::test]

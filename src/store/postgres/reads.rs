@@ -25,6 +25,10 @@ fn ahead_sql(a: &Ahead<'_>) -> (&'static str, Vec<Param>) {
             "SELECT row FROM macvault_apps WHERE org = $1 AND name = $2",
             vec![s(org), s(app)],
         ),
+        Ahead::Token(id) => (
+            "SELECT row FROM macvault_tokens WHERE id = $1",
+            vec![param(id.0.to_vec())],
+        ),
         Ahead::SecretKeys(org) => (
             "SELECT row FROM macvault_secret_keys WHERE org = $1",
             vec![s(org)],
@@ -36,6 +40,10 @@ fn ahead_sql(a: &Ahead<'_>) -> (&'static str, Vec<Param>) {
         Ahead::SecretHeads { org, app } => (
             "SELECT row FROM macvault_secret_heads WHERE org = $1 AND app = $2 ORDER BY name",
             vec![s(org), s(scope(app))],
+        ),
+        Ahead::SecretCount(org) => (
+            "SELECT count(*) FROM macvault_secret_heads WHERE org = $1",
+            vec![s(org)],
         ),
         Ahead::SecretStoredBytes { org, app } => (
             "SELECT COALESCE(sum(octet_length(row)), 0)::BIGINT FROM macvault_secret_versions \
@@ -93,10 +101,7 @@ impl Read for PgTx<'_> {
     }
 
     fn token(&mut self, id: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        self.one(
-            "SELECT row FROM macvault_tokens WHERE id = $1",
-            &[&&id.0[..]],
-        )
+        self.ahead_one(Ahead::Token(id))
     }
 
     fn ledger(&mut self, org: &str) -> Result<Vec<LedgerEntry>, StoreError> {
@@ -268,10 +273,7 @@ impl Read for PgTx<'_> {
     }
 
     fn count_secrets(&mut self, org: &str) -> Result<usize, StoreError> {
-        let rows = self.query(
-            "SELECT count(*) FROM macvault_secret_heads WHERE org = $1",
-            &[&org],
-        )?;
+        let rows = self.ahead(Ahead::SecretCount(org))?;
         let n: i64 = match rows.first() {
             Some(r) => r.try_get(0).map_err(|e| self.fail(e))?,
             None => 0,
