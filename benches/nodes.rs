@@ -4,7 +4,11 @@
 //!    alternating rounds (verification reads no database: the medians should agree);
 //! 2. mint and revoke latency, p50 and p99, on both backends (durable commits);
 //! 3. revocation propagation between two nodes on one PostgreSQL: from `revoke`
-//!    returning on one node to the other refusing the token, p50 and p99.
+//!    returning on one node to the other refusing the token, p50 and p99;
+//! 4. writers of one org on two nodes against as many on one node, alternating rounds:
+//!    mints a second (each appends to the org's audit log, so they meet on its
+//!    counter row) and how many failed. On one node an org's writers take turns; on
+//!    two, the nodes' writers meet in the database and one of them retries.
 //!
 //! `benches/nodes.sh` starts a durable throwaway PostgreSQL and runs this; by hand:
 //! `MACVAULT_BENCH_DATABASE_URL=postgres://… cargo bench --bench nodes`.
@@ -29,6 +33,9 @@ const ROUNDS: usize = 9;
 const VERIFIES_PER_ROUND: usize = 20_000;
 const WRITES: usize = 200;
 const REVOCATIONS: usize = 120;
+const CONTENDED_ROUNDS: usize = 3;
+const CONTENDED_FOR: Duration = Duration::from_secs(3);
+const WRITERS_PER_NODE: usize = 4;
 
 struct Node {
     authority: Arc<Authority>,
@@ -207,6 +214,63 @@ async fn propagation(a: &Node, b: &Node) {
     summary("revocation propagation A -> B (postgres)", times, "ms");
 }
 
+/// Mints a second by `per_node` writers on each of `nodes`, all in org acme, for
+/// `CONTENDED_FOR`, and how many failed.
+async fn one_org_writers(nodes: &[&Node], per_node: usize) -> (f64, usize) {
+    let start = Instant::now();
+    let writers = nodes.iter().flat_map(|n| {
+        (0..per_node).map(move |_| async move {
+            let org = n
+                .authority
+                .authenticate(&n.org, Client::default())
+                .await
+                .unwrap();
+            let spec = MintSpec::new(TokenKind::Readonly).expiry_secs(3600);
+            let (mut ok, mut failed) = (0usize, 0usize);
+            while start.elapsed() < CONTENDED_FOR {
+                match n.authority.mint(&org, "acme", &spec).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        if failed == 0 {
+                            println!("  a mint failed: {e}");
+                        }
+                        failed += 1;
+                    }
+                }
+            }
+            (ok, failed)
+        })
+    });
+    let counts = futures_util::future::join_all(writers).await;
+    let ok: usize = counts.iter().map(|c| c.0).sum();
+    let failed = counts.iter().map(|c| c.1).sum();
+    (ok as f64 / start.elapsed().as_secs_f64(), failed)
+}
+
+/// One org's writers all on node A, then split between A and B, alternating rounds.
+async fn contention(a: &Node, b: &Node) {
+    let (mut one, mut two, mut failed) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..CONTENDED_ROUNDS {
+        let (rate, f) = one_org_writers(&[a], 2 * WRITERS_PER_NODE).await;
+        one.push(rate);
+        failed += f;
+        let (rate, f) = one_org_writers(&[a, b], WRITERS_PER_NODE).await;
+        two.push(rate);
+        failed += f;
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|x, y| x.total_cmp(y));
+        v[v.len() / 2]
+    };
+    let (one, two) = (median(one), median(two));
+    println!(
+        "mints/s, {w} writers of one org: on one node {one:>6.0}, on two nodes {two:>6.0} \
+         ({:.2}x); failed: {failed}",
+        two / one,
+        w = 2 * WRITERS_PER_NODE
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken.
     let Ok(url) = std::env::var("MACVAULT_BENCH_DATABASE_URL") else {
@@ -262,5 +326,11 @@ fn main() {
 
         println!("== 3. revocation propagation over {REVOCATIONS} revocations");
         propagation(&pg, &pg_b).await;
+
+        println!(
+            "== 4. writers of one org (postgres), {CONTENDED_ROUNDS} alternating rounds of {}s",
+            CONTENDED_FOR.as_secs()
+        );
+        contention(&pg, &pg_b).await;
     });
 }
