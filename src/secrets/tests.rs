@@ -962,37 +962,12 @@ async fn a_version_1_data_directory_takes_secrets() {
     assert_eq!(s.list(&org, WEB, true).await.unwrap().secrets.len(), 2);
 }
 
-/// An authority on a fresh PostgreSQL database with the org `acme` and its apps, and
-/// acme's org token (`None` without a test database).
-async fn on_postgres(
-    dir: &std::path::Path,
-) -> Option<(crate::store::conformance::TestDb, Arc<Authority>, String)> {
-    let db = crate::store::conformance::TestDb::create().await?;
-    let setup = crate::authority::Setup {
-        store: crate::store::Location::Postgres(db.url.clone()),
-        ..crate::authority::Setup::dir(dir)
-    };
-    let opened = Authority::open_with(&setup).await.unwrap();
-    let a = opened.authority;
-    let op = std::fs::read_to_string(opened.operator_token.unwrap()).unwrap();
-    let op = who(&a, op.trim()).await;
-    let token = a
-        .create_org(&op, "acme", None)
-        .await
-        .unwrap()
-        .token
-        .expose()
-        .to_owned();
-    with_apps(&a, &token, "acme").await;
-    Some((db, a, token))
-}
-
 /// Writers on one app all land (PostgreSQL): they queue on the store's write lock
 /// instead of aborting each other under SERIALIZABLE until the retries run out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_to_one_app_all_land_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((_db, a, token)) = on_postgres(dir.path()).await else {
+    let Some((_db, a, token)) = crate::authority::tests::on_postgres(dir.path()).await else {
         return;
     };
     let s = Arc::new(Secrets::new(a.clone(), Options::default()));
@@ -1026,7 +1001,7 @@ async fn concurrent_writers_to_one_app_all_land_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_set_takes_four_round_trips_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((_db, a, token)) = on_postgres(dir.path()).await else {
+    let Some((_db, a, token)) = crate::authority::tests::on_postgres(dir.path()).await else {
         return;
     };
     let s = Secrets::new(a.clone(), Options::default());

@@ -3,7 +3,6 @@
 //! last live org token.
 
 use super::*;
-use crate::store::conformance::TestDb;
 use crate::token::FailureClass;
 
 #[tokio::test]
@@ -112,21 +111,6 @@ async fn a_mint_racing_a_revocation_does_not_survive_it_on_redb() {
     for _ in 0..3 {
         race(&a, &org).await;
     }
-}
-
-/// An authority on a fresh PostgreSQL database with the org `acme`, and its org token
-/// (`None` without a test database).
-async fn on_postgres(dir: &std::path::Path) -> Option<(TestDb, std::sync::Arc<Authority>, String)> {
-    let db = TestDb::create().await?;
-    let setup = Setup {
-        store: crate::store::Location::Postgres(db.url.clone()),
-        ..Setup::dir(dir)
-    };
-    let opened = Authority::open_with(&setup).await.unwrap();
-    let op = std::fs::read_to_string(opened.operator_token.unwrap()).unwrap();
-    let a = opened.authority;
-    let org = org_token(&a, op.trim(), "acme").await;
-    Some((db, a, org))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,23 @@ pub(super) async fn open() -> (tempfile::TempDir, Arc<Authority>, String) {
     (dir, opened.authority, op)
 }
 
+/// An authority on a fresh PostgreSQL database with the org `acme` and its apps, and
+/// acme's org token (`None` without a test database).
+pub(crate) async fn on_postgres(
+    dir: &std::path::Path,
+) -> Option<(crate::store::conformance::TestDb, Arc<Authority>, String)> {
+    let db = crate::store::conformance::TestDb::create().await?;
+    let setup = Setup {
+        store: crate::store::Location::Postgres(db.url.clone()),
+        ..Setup::dir(dir)
+    };
+    let opened = Authority::open_with(&setup).await.unwrap();
+    let op = std::fs::read_to_string(opened.operator_token.unwrap()).unwrap();
+    let a = opened.authority;
+    let org = org_token(&a, op.trim(), "acme").await;
+    Some((db, a, org))
+}
+
 /// `text` authenticated (test setup: must succeed).
 pub(super) async fn who(a: &Authority, text: &str) -> Principal {
     a.authenticate(text, Client::default()).await.unwrap()
